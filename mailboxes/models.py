@@ -1,0 +1,340 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Account
+from multimail.ids import new_id
+
+
+class OversightMode(models.TextChoices):
+    """The ladder, least to most autonomous (order matters: see oversight.policy)."""
+
+    READ_ONLY = "read_only", "Read only"
+    GATED_ALL = "gated_all", "Gated: all mail"
+    GATED_SEND = "gated_send", "Gated: outbound"
+    MONITORED = "monitored", "Monitored"
+    AUTONOMOUS = "autonomous", "Autonomous"
+
+
+class GateTiming(models.TextChoices):
+    GATE_FIRST = "gate_first", "Approve, then wait for send_at"
+    SCHEDULE_FIRST = "schedule_first", "At send_at, then approval"
+
+
+class Domain(models.Model):
+    """A custom sending/receiving domain (Pro and Scale)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "Active"
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    dkim_verified = models.BooleanField(default=False)
+    spf_verified = models.BooleanField(default=False)
+    mx_verified = models.BooleanField(default=False)
+    return_path_verified = models.BooleanField(default=False)
+    dns_records = models.JSONField(null=True, blank=True)
+    provider_domain_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class Mailbox(models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mailboxes")
+    # Full address, lowercase. Unique forever: a deleted mailbox keeps its address.
+    address = models.EmailField(max_length=320, unique=True)
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes"
+    )
+    display_name = models.CharField(max_length=200, blank=True, default="")
+    oversight_mode = models.CharField(
+        max_length=16, choices=OversightMode.choices, default=OversightMode.GATED_SEND
+    )
+    auto_cc = models.EmailField(max_length=320, null=True, blank=True)
+    auto_bcc = models.EmailField(max_length=320, null=True, blank=True)
+    forward_inbound = models.BooleanField(default=False)
+    webhook_url = models.URLField(max_length=2000, null=True, blank=True)
+    oversight_webhook_url = models.URLField(max_length=2000, null=True, blank=True)
+    signature_block = models.CharField(max_length=200, null=True, blank=True)
+    ai_disclosure = models.BooleanField(default=False)
+    mcp_configured = models.BooleanField(default=False)
+    scheduling_enabled = models.BooleanField(default=True)
+    default_gate_timing = models.CharField(
+        max_length=16, choices=GateTiming.choices, default=GateTiming.GATE_FIRST
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"])]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class EmailStatus(models.TextChoices):
+    # Outbound, before it leaves: stored, waiting for the scan/render task.
+    PENDING_SCAN = "pending_scan", "Pending scan"
+    SCHEDULED = "scheduled", "Scheduled"
+    PENDING_SEND_APPROVAL = "pending_send_approval", "Waiting for send approval"
+    # Approved (or ungated) and queued for the provider: transient, swept if stuck.
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    SEND_FAILED = "send_failed", "Send failed"
+    # Inbound.
+    PENDING_INBOUND_APPROVAL = "pending_inbound_approval", "Waiting for inbound approval"
+    UNREAD = "unread", "Unread"
+    READ = "read", "Read"
+    ARCHIVED = "archived", "Archived"
+    DELETED = "deleted", "Deleted"
+    SPAM_FLAGGED = "spam_flagged", "Flagged as spam"
+    SPAM_QUARANTINED = "spam_quarantined", "Quarantined as spam"
+    # Either direction.
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SpamVerdict(models.TextChoices):
+    CLEAN = "clean", "Clean"
+    FLAGGED = "flagged", "Flagged"
+    QUARANTINED = "quarantined", "Quarantined"
+
+
+class Email(models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="emails")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="emails")
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    status = models.CharField(max_length=32, choices=EmailStatus.choices)
+    from_address = models.CharField(max_length=998)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True, default="")
+    markdown = models.TextField(blank=True, default="")
+    html = models.TextField(blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    # RFC 5322 threading.
+    message_id = models.CharField(max_length=998, blank=True, default="")
+    in_reply_to = models.CharField(max_length=998, blank=True, default="")
+    references = models.TextField(blank=True, default="")
+    thread_id = models.CharField(max_length=26, db_index=True)
+    # Timestamps: received_at is when the email entered this server (either direction).
+    received_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    send_at = models.DateTimeField(null=True, blank=True)
+    gate_timing = models.CharField(
+        max_length=16, choices=GateTiming.choices, default=GateTiming.GATE_FIRST
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=320, null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_type = models.CharField(max_length=16, null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    # Why it was rejected by the content filter, or why sending failed.
+    failure_reason = models.TextField(blank=True, default="")
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    spam_score = models.IntegerField(null=True, blank=True)
+    spam_verdict = models.CharField(
+        max_length=16, choices=SpamVerdict.choices, null=True, blank=True
+    )
+    user_label = models.CharField(max_length=16, null=True, blank=True)
+    has_attachments = models.BooleanField(default=False)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    tags = models.JSONField(default=dict, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    # Outbound dedup: the agent's key (24 h) and a hash of recipients+subject+body (60 s).
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["mailbox", "-id"]),
+            models.Index(fields=["mailbox", "status", "-id"]),
+            models.Index(fields=["mailbox", "thread_id"]),
+            models.Index(fields=["mailbox", "message_id"]),
+            models.Index(fields=["account", "status", "-id"]),
+            models.Index(fields=["mailbox", "content_hash"]),
+            models.Index(fields=["status", "status_changed_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "idempotency_key"],
+                name="email_unique_idempotency_key",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.subject!r} ({self.status})"
+
+
+class Attachment(models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    # Bytes live in the database: one backup covers mail and attachments, and reads need no
+    # second system. Deployments with large volumes can move them behind STORAGES later.
+    content = models.BinaryField()
+    content_id = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["email", "filename"], name="attachment_unique_name"),
+        ]
+
+
+class DeliveryEvent(models.Model):
+    """A provider event on an outbound email (delivered, bounced, complained, ...)."""
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="delivery_events")
+    email = models.ForeignKey(
+        Email, null=True, blank=True, on_delete=models.CASCADE, related_name="delivery_events"
+    )
+    event_type = models.CharField(max_length=32)
+    recipient = models.CharField(max_length=320, blank=True, default="")
+    # The provider's own id for the event: a redelivered webhook is recognised and ignored.
+    provider_event_id = models.CharField(max_length=255, unique=True)
+    payload = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "event_type", "created_at"])]
+
+
+class Suppression(models.Model):
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", "Hard bounce"
+        SOFT_BOUNCE = "soft_bounce", "Soft bounce"
+        COMPLAINT = "complaint", "Spam complaint"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+        MANUAL = "manual", "Added by the operator"
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="suppressions")
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions"
+    )
+    email_address = models.EmailField(max_length=320)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "email_address"], name="suppression_unique_address"
+            ),
+        ]
+
+
+class WebhookEvent(models.TextChoices):
+    MESSAGE_RECEIVED = "message.received"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_DELIVERED = "message.delivered"
+    MESSAGE_BOUNCED = "message.bounced"
+    MESSAGE_COMPLAINED = "message.complained"
+    OVERSIGHT_PENDING = "oversight.pending"
+    OVERSIGHT_APPROVED = "oversight.approved"
+    OVERSIGHT_REJECTED = "oversight.rejected"
+
+
+class WebhookSubscription(models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    mailbox = models.ForeignKey(
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_subscriptions",
+    )
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    signing_secret = models.CharField(max_length=100)
+    # During rotation the old secret also signs, until previous_secret_expires_at.
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class WebhookDelivery(models.Model):
+    """One event for one target URL: a subscription, or a mailbox's own webhook URLs."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    subscription = models.ForeignKey(
+        WebhookSubscription,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event_id = models.CharField(max_length=26, default=new_id)
+    event_type = models.CharField(max_length=32)
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account", "-id"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+        verbose_name_plural = "webhook deliveries"

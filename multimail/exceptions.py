@@ -1,0 +1,210 @@
+"""Rendering of errors in the envelope, for DRF views and for everything else under /v1/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from multimail.errors import ApiError
+
+logger = logging.getLogger("multimail.api")
+
+# DRF field error codes that mean "the field is not there".
+_MISSING_CODES = {"required", "blank", "null", "empty", "missing"}
+
+
+class EarlyResponse(Exception):
+    """Ends a request with a success response from deep inside a service.
+
+    The admin-action approval gate uses it to answer 202 ``pending_approval`` from
+    whichever view asked for the gated action.
+    """
+
+    def __init__(self, status: int, data: Mapping[str, Any]) -> None:
+        self.status = status
+        self.data = dict(data)
+        super().__init__(f"early response {status}")
+
+
+def request_id_of(request: Any) -> str:
+    return str(getattr(request, "request_id", "") or "")
+
+
+def envelope(error: ApiError, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+    }
+    if error.param:
+        body["param"] = error.param
+    body["doc_url"] = f"{settings.PUBLIC_BASE_URL}/docs/errors#{error.code}"
+    body["retryable"] = error.entry.is_retryable
+    if error.errors:
+        body["errors"] = error.errors
+    body.update(error.extra)
+    return {"ok": False, "error": body, "meta": {"request_id": request_id}}
+
+
+def error_response(request: Any, error: ApiError) -> JsonResponse:
+    request_id = request_id_of(request)
+    if error.status >= 500:
+        logger.error(
+            "api_error code=%s status=%s request_id=%s path=%s",
+            error.code,
+            error.status,
+            request_id,
+            getattr(request, "path", ""),
+        )
+    else:
+        logger.info(
+            "api_error code=%s status=%s request_id=%s path=%s",
+            error.code,
+            error.status,
+            request_id,
+            getattr(request, "path", ""),
+        )
+    response = JsonResponse(envelope(error, request_id), status=error.status)
+    headers = dict(error.headers)
+    if error.entry.is_retryable and error.status in (429, 503) and "Retry-After" not in headers:
+        headers["Retry-After"] = "1" if error.status == 429 else "5"
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error detail into the envelope's ``errors`` list (dotted fields)."""
+    issues: list[dict[str, str]] = []
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            field = str(key) if key != "non_field_errors" else ""
+            issues += _flatten(value, f"{prefix}.{field}".strip(".") if field else prefix)
+    elif isinstance(detail, list):
+        if detail and all(isinstance(item, drf.ErrorDetail) for item in detail):
+            for item in detail:
+                issues.append(
+                    {"field": prefix, "code": item.code or "invalid", "message": str(item)}
+                )
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    issues += _flatten(item, f"{prefix}.{index}".strip("."))
+    elif isinstance(detail, drf.ErrorDetail):
+        issues.append({"field": prefix, "code": detail.code or "invalid", "message": str(detail)})
+    elif detail:
+        issues.append({"field": prefix, "code": "invalid", "message": str(detail)})
+    return issues
+
+
+def validation_error_to_api_error(exc: drf.ValidationError) -> ApiError:
+    issues = _flatten(exc.detail)
+    if not issues:
+        return ApiError("invalid_parameter", "Invalid request parameters.")
+    codes = [issue["code"] for issue in issues]
+    if "validation_error" in codes:
+        code = "validation_error"
+    elif issues[0]["code"] in _MISSING_CODES:
+        code = "missing_parameter"
+    else:
+        code = "invalid_parameter"
+    first = issues[0]
+    field = first["field"] or None
+    if len(issues) == 1:
+        message = f"{first['message']}" if not field else f"{field}: {first['message']}"
+        if code == "missing_parameter" and field:
+            message = f"The {field} field is required. Include it in the request body."
+        return ApiError(code, message, param=field)
+    return ApiError(
+        code, "Invalid request parameters; errors lists each one.", errors=issues, param=field
+    )
+
+
+def to_api_error(exc: Exception) -> ApiError | None:
+    """Map any exception to the API error it stands for (None: not ours to map)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, drf.ValidationError):
+        return validation_error_to_api_error(exc)
+    if isinstance(exc, drf.NotAuthenticated):
+        return ApiError(
+            "authentication_required",
+            "No API key was sent. Add Authorization: Bearer mm_live_YOUR_KEY.",
+        )
+    if isinstance(exc, drf.AuthenticationFailed):
+        return ApiError("invalid_api_key")
+    if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):
+        return ApiError("insufficient_permissions", str(exc) or None)
+    if isinstance(exc, drf.NotFound | Http404):
+        return ApiError("not_found", "Nothing exists at this path.")
+    if isinstance(exc, drf.MethodNotAllowed):
+        return ApiError("method_not_allowed", str(exc.detail))
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return ApiError(
+            "unsupported_media_type", "The body must be JSON: send Content-Type: application/json."
+        )
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return ApiError(
+            "payload_too_large",
+            f"The request body is over the {limit}-byte limit. Send less per request.",
+            limit_bytes=limit,
+        )
+    if isinstance(exc, drf.ParseError):
+        return ApiError(
+            "invalid_parameter", "The body is not valid JSON. Send a JSON object.", param="body"
+        )
+    if isinstance(exc, drf.Throttled):
+        wait = int(exc.wait or 1)
+        return ApiError("rate_limit_exceeded", headers={"Retry-After": str(max(wait, 1))})
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ApiError(
+            "service_unavailable",
+            "The database is unreachable; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    return None
+
+
+def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse | None:
+    request = context.get("request")
+    if isinstance(exc, EarlyResponse):
+        return Response(exc.data, status=exc.status)
+    error = to_api_error(exc)
+    if error is None:
+        if isinstance(exc, DatabaseError):
+            logger.exception("database_error request_id=%s", request_id_of(request))
+        else:
+            logger.exception("unhandled request_id=%s", request_id_of(request))
+        error = ApiError(
+            "internal_error",
+            "An unexpected error occurred. Retry; if it persists, contact "
+            "support with the request_id.",
+        )
+    response = error_response(request, error)
+    if isinstance(exc, drf.MethodNotAllowed) and "allowed" not in error.extra:
+        view = context.get("view")
+        allowed = getattr(view, "allowed_methods", None) if view is not None else None
+        if allowed:
+            response = error_response(
+                request,
+                ApiError(
+                    "method_not_allowed",
+                    error.message,
+                    allowed=list(allowed),
+                    headers={"Allow": ", ".join(allowed)},
+                ),
+            )
+    return response
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path.startswith("/v1/") or request.path == "/v1"

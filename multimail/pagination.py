@@ -1,0 +1,81 @@
+"""Cursor pagination: ``limit`` (1-100) and an opaque ``cursor``.
+
+Ids are time-ordered, so every list pages by ``id`` descending (newest first) with a keyset
+condition: the cost of a page does not grow with how deep it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter
+
+from multimail.errors import ApiError
+
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(f"v1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, _, last_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        version, last_id = "", ""
+    if version != "v1" or not last_id or len(last_id) > 64:
+        raise ApiError(
+            "invalid_parameter",
+            "The cursor is not one this API returned. Pass the cursor from the "
+            "previous page unchanged, or omit it for the first page.",
+            param="cursor",
+        )
+    return last_id
+
+
+def parse_limit(raw: str | None, *, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(
+            "invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}.", param="limit"
+        )
+    return limit
+
+
+def cursor_paginate(
+    queryset: QuerySet[Any], params: Any, *, default_limit: int = 20, field: str = "id"
+) -> Page:
+    """One page of ``queryset`` ordered by ``field`` descending; ``params`` is the query dict."""
+    limit = parse_limit(params.get("limit"), default=default_limit)
+    cursor = params.get("cursor")
+    if cursor:
+        queryset = queryset.filter(**{f"{field}__lt": decode_cursor(cursor)})
+    rows = list(queryset.order_by(f"-{field}")[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(getattr(rows[-1], field)) if has_more and rows else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def pagination_parameters(default_limit: int = 20) -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter("limit", int, description=f"1-100, default {default_limit}"),
+        OpenApiParameter("cursor", str, description="Opaque cursor from the previous page"),
+    ]

@@ -1,0 +1,42 @@
+"""Fixed-window counters in the shared cache, for throttles and per-endpoint limits."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    allowed: bool
+    count: int
+    retry_after: int
+
+
+def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
+    """Count one use of ``bucket``; ``allowed`` is False once ``limit`` is passed."""
+    now = int(time.time())
+    window_start = now - now % window_seconds
+    key = f"rl:{bucket}:{window_start}"
+    # add() then incr() is atomic on Redis and good enough in-process for the embedded mode.
+    cache.add(key, 0, window_seconds + 5)
+    try:
+        count = cache.incr(key, cost)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, cost, window_seconds + 5)
+        count = cost
+    return Hit(
+        allowed=count <= limit, count=count, retry_after=max(1, window_start + window_seconds - now)
+    )
+
+
+def peek(bucket: str, *, window_seconds: int) -> int:
+    now = int(time.time())
+    return int(cache.get(f"rl:{bucket}:{now - now % window_seconds}") or 0)
+
+
+def reset(bucket: str, *, window_seconds: int) -> None:
+    now = int(time.time())
+    cache.delete(f"rl:{bucket}:{now - now % window_seconds}")

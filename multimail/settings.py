@@ -1,0 +1,293 @@
+"""Settings, driven by environment variables.
+
+Without any variable set the service runs on embedded defaults: SQLite, tasks executed
+in-process, mail between this server's mailboxes delivered locally and everything else
+written as .eml files under var/outbox/. Every variable is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+# The embedded default needs a key to start; production must set its own (check --deploy
+# flags the insecure prefix).
+SECRET_KEY = env_str("SECRET_KEY", "django-insecure-embedded-default-change-me-in-production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
+
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Agents' mailboxes live on <slug>.<MAIL_DOMAIN> unless a custom domain is used.
+MAIL_DOMAIN = env_str("MAIL_DOMAIN", "multimail.localhost").lower()
+# Sender of operator notifications (codes, approval requests, copies).
+SYSTEM_FROM_EMAIL = env_str("SYSTEM_FROM_EMAIL", f"MultiMail <no-reply@{MAIL_DOMAIN}>")
+DEFAULT_FROM_EMAIL = SYSTEM_FROM_EMAIL
+SERVER_EMAIL = SYSTEM_FROM_EMAIL
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "anymail",
+    "multimail",
+    "accounts",
+    "mailboxes",
+    "oversight",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "multimail.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "multimail.middleware.ApiErrorEnvelopeMiddleware",
+    "multimail.middleware.IdempotencyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "multimail.urls"
+WSGI_APPLICATION = "multimail.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The embedded default serves the web process, the SMTP listener and in-process tasks
+    # from one file; WAL and a busy timeout keep them from tripping over each other's locks.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, broker, tasks -------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mm"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+# No broker configured: run tasks in-process right after the enqueueing transaction
+# commits, which is what the embedded default promises.
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TIMEZONE = "UTC"
+
+# --- Mail -----------------------------------------------------------------------------
+# local: .eml files under MULTIMAIL_OUTBOX_DIR; postmark: Postmark through django-anymail;
+# smtp: any relay (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).
+MULTIMAIL_MAIL_BACKEND = env_str("MULTIMAIL_MAIL_BACKEND", "local")
+MULTIMAIL_OUTBOX_DIR = Path(env_str("MULTIMAIL_OUTBOX_DIR", str(BASE_DIR / "var" / "outbox")))
+MAILERS = {
+    "default": {
+        "local": {
+            "BACKEND": "mailboxes.backends.OutboxFileBackend",
+            "OPTIONS": {"directory": str(MULTIMAIL_OUTBOX_DIR)},
+        },
+        "postmark": {"BACKEND": "anymail.backends.postmark.EmailBackend"},
+        "smtp": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": env_str("EMAIL_HOST", "localhost"),
+                "port": env_int("EMAIL_PORT", 25),
+                "username": env_str("EMAIL_HOST_USER", ""),
+                "password": env_str("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS", False),
+                "timeout": env_int("EMAIL_TIMEOUT", 30),
+            },
+        },
+    }[MULTIMAIL_MAIL_BACKEND]
+}
+ANYMAIL = {
+    "POSTMARK_SERVER_TOKEN": env_str("POSTMARK_SERVER_TOKEN", ""),
+    "POSTMARK_ACCOUNT_TOKEN": env_str("POSTMARK_ACCOUNT_TOKEN", ""),
+    # HTTP Basic credentials Postmark sends on its webhooks, "user:password".
+    "WEBHOOK_SECRET": env_str("POSTMARK_WEBHOOK_SECRET", "") or None,
+}
+POSTMARK_MESSAGE_STREAM = env_str("POSTMARK_MESSAGE_STREAM", "outbound")
+MULTIMAIL_SMTP_HOST = env_str("MULTIMAIL_SMTP_HOST", "127.0.0.1")
+MULTIMAIL_SMTP_PORT = env_int("MULTIMAIL_SMTP_PORT", 2525)
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["multimail.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["multimail.permissions.ScopePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["multimail.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "multimail.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+API_RATE_LIMIT_READ_PER_MINUTE = env_int("API_RATE_LIMIT_READ_PER_MINUTE", 600)
+API_RATE_LIMIT_SEND_PER_MINUTE = env_int("API_RATE_LIMIT_SEND_PER_MINUTE", 600)
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# Request bodies above this answer payload_too_large. Attachments are capped at 10 MB
+# combined; base64 inflates them by a third, plus room for the rest of the JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 15 * 1024 * 1024)
+SIGNUP_POW_MAX_NUMBER = env_int("SIGNUP_POW_MAX_NUMBER", 50_000)
+SIGNUP_POW_TTL_SECONDS = 300
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MultiMail API",
+    "DESCRIPTION": "Email for AI agents with human oversight. "
+    "Errors use the envelope documented at /docs/errors.",
+    "VERSION": "2.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "multimail.openapi.add_error_responses",
+    ],
+}
+
+# Countries refused with region_blocked, read from a header set by a trusted proxy.
+REGION_HEADER = env_str("REGION_HEADER", "")
+BLOCKED_REGIONS = env_list("BLOCKED_REGIONS", "CU,IR,KP,SY,RU,UA-43,UA-14,UA-09")
+# Webhook targets on private/loopback addresses are refused unless this is set (local dev).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+
+# --- Billing --------------------------------------------------------------------------
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")
+
+# --- Auth, sessions, security ---------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+LOGIN_URL = "/console/login"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG and env_bool("STATIC_MANIFEST", False)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "multimail.api": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,65 @@
+"""Health, the error documentation page, and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from multimail.errors import REGISTRY
+
+logger = logging.getLogger("multimail.api")
+
+
+def _check(name: str, probe: Any) -> str:
+    try:
+        probe()
+    except Exception:  # any failure of a dependency means "degraded", whatever its type
+        logger.warning("health_check_failed dependency=%s", name, exc_info=True)
+        return "unavailable"
+    return "ok"
+
+
+def _probe_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _probe_cache() -> None:
+    cache.set("health:probe", "1", 5)
+
+
+def _probe_broker() -> None:
+    from multimail.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _check("database", _probe_database)}
+    if settings.REDIS_URL:
+        checks["cache"] = _check("cache", _probe_cache)
+    if settings.CELERY_BROKER_URL:
+        checks["broker"] = _check("broker", _probe_broker)
+    healthy = all(value == "ok" for value in checks.values())
+    response = JsonResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status=200 if healthy else 503,
+    )
+    if not healthy:
+        response["Retry-After"] = "5"
+    return response
+
+
+@require_GET
+def error_docs(request: HttpRequest) -> HttpResponse:
+    codes = sorted(REGISTRY.values(), key=lambda entry: (entry.status, entry.code))
+    return render(request, "docs/errors.html", {"codes": codes})

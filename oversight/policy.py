@@ -1,0 +1,101 @@
+"""The oversight policy: the one place that decides what a mailbox's mode allows.
+
+Every path asks here: API send and reply, scheduled sends, inbound from the provider
+webhook and from SMTP, console decisions and the hosted approval page. No other module
+compares oversight modes.
+
+| mode         | outbound                          | inbound                              |
+|--------------|-----------------------------------|--------------------------------------|
+| read_only    | refused (mailbox_read_only)       | delivered                            |
+| gated_all    | held: pending_send_approval       | held: pending_inbound_approval       |
+| gated_send   | held: pending_send_approval       | delivered                            |
+| monitored    | sent at once, operator gets a copy| delivered                            |
+| autonomous   | sent at once                      | delivered                            |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailboxes.models import Direction, Email, EmailStatus, OversightMode
+from multimail.errors import ApiError
+
+LADDER: tuple[str, ...] = tuple(OversightMode.values)
+UPGRADE_PATH = ["gated_all", "gated_send", "monitored", "autonomous"]
+
+
+class Outcome(StrEnum):
+    SEND = "send"
+    HOLD = "hold"
+    REFUSE = "refuse"
+    DELIVER = "deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundDecision:
+    outcome: Outcome
+    copy_operator: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.outcome == Outcome.HOLD
+
+
+def rank(mode: str) -> int:
+    return LADDER.index(mode)
+
+
+def is_upgrade(current: str, target: str) -> bool:
+    return rank(target) > rank(current)
+
+
+def outbound_decision(mode: str) -> OutboundDecision:
+    if mode == OversightMode.READ_ONLY:
+        return OutboundDecision(Outcome.REFUSE)
+    if mode in (OversightMode.GATED_ALL, OversightMode.GATED_SEND):
+        return OutboundDecision(Outcome.HOLD)
+    return OutboundDecision(Outcome.SEND, copy_operator=mode == OversightMode.MONITORED)
+
+
+def inbound_decision(mode: str) -> Outcome:
+    return Outcome.HOLD if mode == OversightMode.GATED_ALL else Outcome.DELIVER
+
+
+def ensure_can_send(mode: str) -> None:
+    """Raise the catalog error when the mode refuses outbound mail (checked at accept time
+    and again when the email is processed, since the mode may have changed in between)."""
+    if outbound_decision(mode).outcome == Outcome.REFUSE:
+        raise ApiError(
+            "mailbox_read_only",
+            "This mailbox is read_only, which blocks all outbound email. Request an upgrade "
+            "with POST /v1/mailboxes/{id}/request-upgrade.",
+            upgrade_path=UPGRADE_PATH,
+        )
+
+
+def held_status(direction: str) -> EmailStatus:
+    return (
+        EmailStatus.PENDING_SEND_APPROVAL
+        if direction == Direction.OUTBOUND
+        else EmailStatus.PENDING_INBOUND_APPROVAL
+    )
+
+
+PENDING_STATUSES = (EmailStatus.PENDING_SEND_APPROVAL, EmailStatus.PENDING_INBOUND_APPROVAL)
+
+
+def agent_can_read_content(email: Email) -> bool:
+    """In gated_all a held inbound email's body and attachments stay hidden from the agent
+    until the operator approves it; rejected inbound mail is never shown."""
+    if email.direction != Direction.INBOUND:
+        return True
+    return email.status not in (EmailStatus.PENDING_INBOUND_APPROVAL, EmailStatus.REJECTED)
+
+
+def approved_status(email: Email) -> EmailStatus:
+    """Where an approved email goes next: outbound is sent (or waits for send_at when the
+    operator approved first), inbound becomes unread."""
+    if email.direction == Direction.INBOUND:
+        return EmailStatus.UNREAD
+    return EmailStatus.SENDING

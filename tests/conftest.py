@@ -1,0 +1,114 @@
+"""Personas and factories shared by the whole suite.
+
+``owner`` is an activated account with an operator and a mailbox; ``other`` is a second
+tenant used to prove isolation. ``api`` builds an HTTP client authenticated with a fresh
+key of the given scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import Account, AccountState, ApiKey, Operator
+from accounts.services import api_key_create
+from mailboxes.models import Mailbox
+from multimail.errors import REGISTRY
+
+
+@dataclass
+class Tenant:
+    account: Account
+    operator: Operator
+    mailbox: Mailbox
+
+
+def make_tenant(slug: str, *, plan: str = "starter", mode: str = "autonomous") -> Tenant:
+    account = Account.objects.create(
+        name=f"{slug.title()} Org",
+        slug=slug,
+        oversight_email=f"ops@{slug}.example",
+        plan=plan,
+        state=AccountState.ACTIVE,
+        activated_at=timezone.now(),
+        require_operator_approval=False,
+    )
+    user = get_user_model().objects.create_user(
+        username=f"ops@{slug}.example", email=f"ops@{slug}.example"
+    )
+    operator = Operator.objects.create(
+        account=account, user=user, email=user.email, name="Operator"
+    )
+    mailbox = Mailbox.objects.create(
+        account=account, address=f"agent@{slug}.multimail.localhost", oversight_mode=mode
+    )
+    return Tenant(account=account, operator=operator, mailbox=mailbox)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def owner(db: Any) -> Tenant:
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def other(db: Any) -> Tenant:
+    return make_tenant("globex")
+
+
+def client_for(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+@pytest.fixture
+def api(owner: Tenant) -> Callable[..., APIClient]:
+    """``api("read", "send")``: a client for the owner with a new key of those scopes."""
+
+    def build(*scopes: str, account: Account | None = None) -> APIClient:
+        _, raw = api_key_create(
+            account=account or owner.account, name="test", scopes=list(scopes or ("admin",))
+        )
+        return client_for(raw)
+
+    return build
+
+
+def key_for(account: Account, *scopes: str) -> tuple[ApiKey, str]:
+    return api_key_create(account=account, name="test", scopes=list(scopes))
+
+
+def assert_error(response: Any, code: str, *, param: str | None = None, **extra: Any) -> dict:
+    """Check the whole envelope of an error response and return its ``error`` object."""
+    entry = REGISTRY[code]
+    assert response.status_code == entry.status, (response.status_code, response.content[:500])
+    body = response.json()
+    assert body["ok"] is False
+    error = body["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert error["doc_url"].endswith(f"/docs/errors#{code}")
+    assert error["retryable"] is entry.is_retryable
+    assert body["meta"]["request_id"] == response["X-Request-Id"]
+    if param is not None:
+        assert error.get("param") == param, error
+    for key, value in extra.items():
+        assert error.get(key) == value, (key, error)
+    if entry.status in (429, 503) and entry.is_retryable:
+        assert int(response["Retry-After"]) >= 1
+    return error
