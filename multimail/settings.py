@@ -148,6 +148,22 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
+# Task modules beyond each app's tasks.py.
+CELERY_IMPORTS = ("mailboxes.webhook_tasks",)
+# Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
+# that resumes emails stuck in a transient state, webhook retries, unpaid-account checks.
+CELERY_BEAT_SCHEDULE = {
+    "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
+    "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
+    "retry-webhook-deliveries": {
+        "task": "mailboxes.webhook_tasks.deliver_due_webhooks",
+        "schedule": 30.0,
+    },
+    "enforce-unpaid-accounts": {
+        "task": "billing.tasks.enforce_unpaid_accounts",
+        "schedule": 3600.0,
+    },
+}
 
 # --- Mail -----------------------------------------------------------------------------
 # local: .eml files under MULTIMAIL_OUTBOX_DIR; postmark: Postmark through django-anymail;
