@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
-from accounts.models import AdminActionRequest, AdminActionStatus, CodePurpose
+from accounts.models import AdminActionRequest, AdminActionStatus, CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from multimail.errors import ApiError, not_found
 from multimail.exceptions import EarlyResponse
@@ -193,6 +193,6 @@ def _close(pending: AdminActionRequest, status: AdminActionStatus, actor: Actor)
     pending.decided_by = actor.display
     pending.save(update_fields=["status", "decided_at", "decided_by", "result"])
     if pending.code_id:
-        type(pending.code).objects.filter(pk=pending.code_id, used_at__isnull=True).update(
+        OneTimeCode.objects.filter(pk=pending.code_id, used_at__isnull=True).update(
             used_at=timezone.now()
         )

@@ -163,7 +163,7 @@ def to_api_error(exc: Exception) -> ApiError | None:
             "invalid_parameter", "The body is not valid JSON. Send a JSON object.", param="body"
         )
     if isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         return ApiError("rate_limit_exceeded", headers={"Retry-After": str(max(wait, 1))})
     if isinstance(exc, OperationalError | InterfaceError):
         return ApiError(
