@@ -11,6 +11,9 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -169,6 +172,21 @@ def to_api_error(exc: Exception) -> ApiError | None:
         return ApiError(
             "service_unavailable",
             "The database is unreachable; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    # Redis backs the cache (throttles, idempotency, rate limits) and usually the broker:
+    # while it is down the request cannot be counted or queued safely, so the client is told
+    # to come back rather than getting a 500.
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return ApiError(
+            "service_unavailable",
+            "The cache is unreachable; retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, BrokerUnavailable):
+        return ApiError(
+            "service_unavailable",
+            "The task queue is unreachable; retry shortly.",
             headers={"Retry-After": "5"},
         )
     return None
