@@ -1,0 +1,429 @@
+"""Receiving mail: the one service every inbound path calls.
+
+The Postmark inbound webhook, the SMTP listener and local delivery between this server's
+own mailboxes all hand the exact MIME bytes and the envelope recipients to
+``inbound_receive``. It parses the message once, then for each recipient that is an active
+mailbox: deduplicates by Message-ID, threads it, converts the body to markdown, stores the
+attachments, scores spam, asks the oversight policy, records usage and emits
+``message.received``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses, make_msgid
+
+import html2text
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.services import operator_email_send
+from billing.models import UsageEventType
+from billing.usage import usage_record
+from mailboxes.events import emit_event
+from mailboxes.models import (
+    Attachment,
+    Direction,
+    Email,
+    EmailStatus,
+    Mailbox,
+    SpamVerdict,
+    WebhookEvent,
+)
+from mailboxes.services.spam import SpamSignals, spam_score
+from multimail.ids import new_id
+from oversight.policy import Outcome, inbound_decision
+from oversight.services import email_hold
+
+logger = logging.getLogger("multimail.inbound")
+
+# "Re:", "Fwd:", "FW:", "AW:", "SV:", "Re[2]:" ... repeated: removed for thread matching only.
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# Subject fallback threads only recent conversations, so an old "Re: hello" stays apart.
+SUBJECT_THREAD_WINDOW = timedelta(days=30)
+# Headers kept on the Email row (the raw trace headers are long and of no use to agents).
+_SKIPPED_HEADERS = {"received", "dkim-signature", "arc-seal", "arc-message-signature"}
+MAX_STORED_HEADERS = 100
+
+
+def normalize_subject(subject: str) -> str:
+    """The subject without reply/forward prefixes, for matching a thread."""
+    return _REPLY_PREFIX.sub("", subject or "").strip().lower()
+
+
+def _message_ids(value: str) -> list[str]:
+    return _MESSAGE_ID.findall(value or "")
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""
+
+
+@dataclass
+class ParsedMessage:
+    """Everything the service needs from the MIME message, extracted once."""
+
+    from_address: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    message_id: str
+    in_reply_to: str
+    references: str
+    html: str
+    text: str
+    markdown: str
+    reply_to: str
+    has_date: bool
+    headers: dict[str, str]
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    had_message_id: bool = True
+
+    @property
+    def body_size(self) -> int:
+        return sum(len(part.encode()) for part in (self.markdown, self.html, self.text))
+
+    @property
+    def referenced_ids(self) -> list[str]:
+        ids = _message_ids(self.in_reply_to) + _message_ids(self.references)
+        return list(dict.fromkeys(ids))
+
+
+def _addresses(message: Message, name: str) -> list[str]:
+    values = message.get_all(name) or []
+    return [addr for _, addr in getaddresses([str(v) for v in values]) if addr]
+
+
+def _html_to_markdown(html: str) -> str:
+    converter = html2text.HTML2Text()
+    converter.body_width = 0  # no hard wrapping: agents reflow text themselves
+    converter.ignore_images = False
+    converter.unicode_snob = True
+    return converter.handle(html).strip()
+
+
+def _leaf_parts(part: Message) -> Iterator[Message]:
+    """Leaf MIME parts in order; a forwarded message (message/rfc822) is one leaf, so it is
+    kept whole as an .eml attachment instead of being flattened into ours."""
+    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+        yield part
+        return
+    for sub in part.get_payload():  # type: ignore[union-attr]
+        if isinstance(sub, Message):
+            yield from _leaf_parts(sub)
+
+
+def _part_bytes(part: Message) -> bytes:
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload(0)
+        return inner.as_bytes() if isinstance(inner, Message) else b""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    candidate, counter = name, 2
+    stem, dot, ext = name.rpartition(".")
+    while candidate.lower() in taken:
+        candidate = f"{stem} ({counter}).{ext}" if dot and stem else f"{name} ({counter})"
+        counter += 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _text_of(part: Message | None) -> str:
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+    except (LookupError, UnicodeDecodeError):  # unknown or lying charset: best effort
+        raw = part.get_payload(decode=True)
+        content = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
+    return content if isinstance(content, str) else ""
+
+
+def message_parse(raw: bytes) -> ParsedMessage:
+    message: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
+    html_part = message.get_body(preferencelist=("html",))
+    text_part = message.get_body(preferencelist=("plain",))
+    if html_part is not None and html_part.get_content_type() != "text/html":
+        html_part = None
+    if text_part is not None and text_part.get_content_type() != "text/plain":
+        text_part = None
+    html, text = _text_of(html_part), _text_of(text_part)
+    markdown = _html_to_markdown(html) if html else text.strip()
+
+    attachments: list[ParsedAttachment] = []
+    taken: set[str] = set()
+    for index, part in enumerate(_leaf_parts(message), start=1):
+        if part is html_part or part is text_part:
+            continue
+        content_type = part.get_content_type()
+        filename = part.get_filename()
+        disposition = part.get_content_disposition()
+        if not filename and disposition != "attachment" and content_type.startswith("text/"):
+            continue  # an extra body alternative (e.g. text/calendar without a name)
+        if not filename:
+            extension = ".eml" if content_type == "message/rfc822" else ".bin"
+            filename = f"attachment-{index}{extension}"
+        filename = filename.replace("/", "_").replace("\\", "_").strip()[:200] or "attachment"
+        attachments.append(
+            ParsedAttachment(
+                filename=_unique_name(filename, taken),
+                content_type=content_type,
+                content=_part_bytes(part),
+                content_id=str(part.get("Content-ID", "") or "").strip("<>")[:255],
+            )
+        )
+
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        if name.lower() in _SKIPPED_HEADERS or name in headers:
+            continue
+        if len(headers) >= MAX_STORED_HEADERS:
+            break
+        headers[name] = str(value)[:2000]
+
+    from_list = _addresses(message, "From")
+    raw_message_id = _message_ids(str(message.get("Message-ID", "")))
+    reply_to = _addresses(message, "Reply-To")
+    return ParsedMessage(
+        from_address=from_list[0] if from_list else "",
+        to=_addresses(message, "To"),
+        cc=_addresses(message, "Cc"),
+        subject=str(message.get("Subject", "") or "")[:998],
+        # A message without a Message-ID still gets one, so replies to it can thread.
+        message_id=raw_message_id[0] if raw_message_id else make_msgid(domain=settings.MAIL_DOMAIN),
+        had_message_id=bool(raw_message_id),
+        in_reply_to=str(message.get("In-Reply-To", "") or "")[:998],
+        references=str(message.get("References", "") or ""),
+        html=html,
+        text=text,
+        markdown=markdown,
+        reply_to=reply_to[0] if reply_to else "",
+        has_date=message.get("Date") is not None,
+        headers=headers,
+        attachments=attachments,
+    )
+
+
+def _spam_signals(parsed: ParsedMessage) -> SpamSignals:
+    upstream_score: float | None
+    try:
+        upstream_score = float(parsed.headers.get("X-Spam-Score", ""))
+    except ValueError:
+        upstream_score = None
+    return SpamSignals(
+        subject=parsed.subject,
+        body=parsed.text or parsed.html,
+        from_address=parsed.from_address,
+        reply_to=parsed.reply_to,
+        has_message_id=parsed.had_message_id,
+        has_date=parsed.has_date,
+        html_only=bool(parsed.html) and not parsed.text,
+        attachment_names=tuple(a.filename for a in parsed.attachments),
+        upstream_flag=parsed.headers.get("X-Spam-Status", "").strip().lower().startswith("yes"),
+        upstream_score=upstream_score,
+    )
+
+
+def inbound_mailbox_for(address: str) -> Mailbox | None:
+    """The active mailbox that receives mail for ``address`` (None: reject or ignore it)."""
+    address = address.strip().strip("<>").lower()
+    if not address:
+        return None
+    return Mailbox.objects.select_related("account").filter(address=address, is_active=True).first()
+
+
+def thread_id_for(*, mailbox: Mailbox, parsed: ParsedMessage) -> str:
+    """The thread of the referenced email in this mailbox; else a recent email with the same
+    subject (prefixes stripped) exchanged with the same correspondent; else a new thread."""
+    referenced = parsed.referenced_ids
+    if referenced:
+        thread_id = (
+            Email.objects.filter(mailbox=mailbox, message_id__in=referenced)
+            .order_by("-id")
+            .values_list("thread_id", flat=True)
+            .first()
+        )
+        if thread_id:
+            return thread_id
+    normalized = normalize_subject(parsed.subject)
+    if normalized and normalized != parsed.subject.strip().lower() and parsed.from_address:
+        sender = parsed.from_address.lower()
+        candidates = (
+            Email.objects.filter(
+                mailbox=mailbox,
+                received_at__gte=timezone.now() - SUBJECT_THREAD_WINDOW,
+                subject__icontains=normalized,
+            )
+            .order_by("-id")
+            .only("thread_id", "subject", "from_address", "to", "cc", "direction")[:20]
+        )
+        for candidate in candidates:
+            if normalize_subject(candidate.subject) != normalized:
+                continue
+            correspondents = (
+                [a.lower() for a in [*candidate.to, *candidate.cc]]
+                if candidate.direction == Direction.OUTBOUND
+                else [candidate.from_address.lower()]
+            )
+            if sender in correspondents:
+                return candidate.thread_id
+    return new_id()
+
+
+def _initial_status(*, mailbox: Mailbox, verdict: SpamVerdict) -> tuple[EmailStatus, bool]:
+    """(status, hold): quarantined spam never reaches anyone; otherwise the oversight policy
+    decides, and a held email keeps its spam verdict for the operator to see."""
+    if verdict == SpamVerdict.QUARANTINED:
+        return EmailStatus.SPAM_QUARANTINED, False
+    if inbound_decision(mailbox.oversight_mode) == Outcome.HOLD:
+        return EmailStatus.PENDING_INBOUND_APPROVAL, True
+    if verdict == SpamVerdict.FLAGGED:
+        return EmailStatus.SPAM_FLAGGED, False
+    return EmailStatus.UNREAD, False
+
+
+def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
+    lines = [
+        f"{email.mailbox.address} received an email.",
+        f"From: {email.from_address}",
+        f"To: {', '.join(email.to)}",
+        f"Subject: {email.subject}",
+        "",
+        parsed.text or email.markdown,
+    ]
+    operator_email_send(
+        account=email.account,
+        subject=f"Fwd: {email.subject}" if email.subject else "Fwd: (no subject)",
+        text="\n".join(lines),
+        html=parsed.html or None,
+    )
+
+
+@transaction.atomic
+def _deliver_to_mailbox(*, mailbox: Mailbox, parsed: ParsedMessage, source: str) -> Email:
+    # The mailbox row lock serializes concurrent deliveries of the same message, so the
+    # Message-ID check below cannot race (a retried webhook and the SMTP path alike).
+    mailbox = Mailbox.objects.select_for_update().select_related("account").get(pk=mailbox.pk)
+    existing = Email.objects.filter(
+        mailbox=mailbox, direction=Direction.INBOUND, message_id=parsed.message_id
+    ).first()
+    if existing is not None:
+        logger.info(
+            "inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox.pk, existing.pk
+        )
+        return existing
+
+    spam = spam_score(signals=_spam_signals(parsed))
+    status, hold = _initial_status(mailbox=mailbox, verdict=spam.verdict)
+    email = Email.objects.create(
+        account=mailbox.account,
+        mailbox=mailbox,
+        direction=Direction.INBOUND,
+        status=status,
+        from_address=parsed.from_address[:998],
+        to=parsed.to,
+        cc=parsed.cc,
+        subject=parsed.subject,
+        markdown=parsed.markdown,
+        html=parsed.html,
+        text=parsed.text,
+        message_id=parsed.message_id[:998],
+        in_reply_to=parsed.in_reply_to,
+        references=parsed.references,
+        thread_id=thread_id_for(mailbox=mailbox, parsed=parsed),
+        spam_score=spam.score,
+        spam_verdict=spam.verdict,
+        has_attachments=bool(parsed.attachments),
+        size_bytes=parsed.body_size,
+        headers=parsed.headers,
+    )
+    Attachment.objects.bulk_create(
+        Attachment(
+            email=email,
+            filename=item.filename,
+            content_type=item.content_type,
+            size=len(item.content),
+            content=item.content,
+            content_id=item.content_id,
+        )
+        for item in parsed.attachments
+    )
+    usage_record(account=mailbox.account, event_type=UsageEventType.EMAILS_RECEIVED)
+    if hold:
+        email_hold(email=email)
+    if status != EmailStatus.SPAM_QUARANTINED:
+        emit_event(
+            account=mailbox.account,
+            event_type=WebhookEvent.MESSAGE_RECEIVED,
+            mailbox=mailbox,
+            data={
+                "email_id": email.pk,
+                "mailbox_id": mailbox.pk,
+                "thread_id": email.thread_id,
+                "from": email.from_address,
+                "to": email.to,
+                "subject": email.subject,
+                "status": email.status,
+                "has_attachments": email.has_attachments,
+                "spam_verdict": email.spam_verdict,
+            },
+        )
+    if mailbox.forward_inbound and status == EmailStatus.UNREAD:
+        _forward_to_operator(email=email, parsed=parsed)
+    logger.info(
+        "inbound_received source=%s mailbox=%s email=%s status=%s spam_score=%s",
+        source,
+        mailbox.pk,
+        email.pk,
+        email.status,
+        email.spam_score,
+    )
+    return email
+
+
+def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[Email]:
+    """Deliver one MIME message to every active mailbox among ``recipients``.
+
+    ``source`` names the path ("postmark", "smtp", "local") for the logs. Recipients that
+    are not an active mailbox of this server get nothing (the caller decides whether that
+    is a 550, a logged skip, or an outbound send). The same Message-ID delivered twice to
+    the same mailbox returns the email stored the first time. Each mailbox's delivery is
+    its own transaction, so one failing recipient does not undo the others.
+    """
+    parsed = message_parse(raw)
+    delivered: list[Email] = []
+    seen: set[str] = set()
+    for address in recipients:
+        mailbox = inbound_mailbox_for(address)
+        if mailbox is None or mailbox.pk in seen:
+            continue
+        seen.add(mailbox.pk)
+        delivered.append(_deliver_to_mailbox(mailbox=mailbox, parsed=parsed, source=source))
+    return delivered
+
+
+def recipients_of(raw: bytes) -> list[str]:
+    """To, Cc and Bcc addresses of a message, for callers without an envelope."""
+    message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+    found = [
+        addr
+        for name in ("To", "Cc", "Bcc", "Delivered-To", "X-Original-To")
+        for addr in _addresses(message, name)
+    ]
+    return list(dict.fromkeys(a.lower() for a in found))

@@ -1,0 +1,188 @@
+"""Inbound spam scoring: a small, explainable heuristic, and the user's spam labels.
+
+The score is the sum of the rules below, clamped to 0-100:
+
+| rule                                                         | points |
+|--------------------------------------------------------------|--------|
+| upstream filter said ``X-Spam-Status: Yes``                  | 50     |
+| upstream ``X-Spam-Score`` (SpamAssassin points x 5, max 40)  | 0-40   |
+| executable attachment (.exe, .scr, .js, .bat, ...)           | 40     |
+| each spam phrase in subject or body (max 4 counted)          | 10     |
+| subject shouted in capitals (10+ letters)                    | 15     |
+| no Message-ID, no Date, or no From (each)                    | 10     |
+| more than 10 links                                           | 10     |
+| Reply-To on another domain than From                         | 5      |
+| HTML body without a text alternative                         | 5      |
+
+Verdict: ``quarantined`` at 80 or more, ``flagged`` at 50 or more, else ``clean``.
+Flagged mail lands as ``spam_flagged`` (listed, readable), quarantined mail as
+``spam_quarantined``; ``report-spam`` / ``not-spam`` let the agent correct either way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Account
+from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict
+from multimail.errors import not_found
+
+FLAG_THRESHOLD = 50
+QUARANTINE_THRESHOLD = 80
+
+EXECUTABLE_EXTENSIONS = (
+    ".exe",
+    ".scr",
+    ".bat",
+    ".cmd",
+    ".com",
+    ".pif",
+    ".js",
+    ".jse",
+    ".vbs",
+    ".vbe",
+    ".jar",
+    ".msi",
+    ".ps1",
+    ".hta",
+    ".lnk",
+)
+SPAM_PHRASES = (
+    "viagra",
+    "lottery",
+    "you have won",
+    "claim your prize",
+    "wire transfer",
+    "100% free",
+    "act now",
+    "risk-free",
+    "double your",
+    "crypto giveaway",
+    "verify your account",
+    "your account has been suspended",
+    "urgent response needed",
+    "nigerian prince",
+    "inheritance fund",
+)
+_LINK = re.compile(r"https?://", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SpamSignals:
+    """What the scorer looks at, extracted once from the parsed message."""
+
+    subject: str
+    body: str
+    from_address: str
+    reply_to: str
+    has_message_id: bool
+    has_date: bool
+    html_only: bool
+    attachment_names: tuple[str, ...]
+    upstream_flag: bool
+    upstream_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpamResult:
+    score: int
+    verdict: SpamVerdict
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower().strip(">").strip()
+
+
+def spam_score(*, signals: SpamSignals) -> SpamResult:
+    score = 0.0
+    if signals.upstream_flag:
+        score += 50
+    if signals.upstream_score is not None and signals.upstream_score > 0:
+        score += min(signals.upstream_score * 5, 40)
+    if any(name.lower().endswith(EXECUTABLE_EXTENSIONS) for name in signals.attachment_names):
+        score += 40
+    haystack = f"{signals.subject}\n{signals.body}".lower()
+    score += 10 * min(sum(1 for phrase in SPAM_PHRASES if phrase in haystack), 4)
+    letters = [c for c in signals.subject if c.isalpha()]
+    if len(letters) >= 10 and all(c.isupper() for c in letters):
+        score += 15
+    missing = (signals.has_message_id, signals.has_date, bool(signals.from_address))
+    score += 10 * missing.count(False)
+    if len(_LINK.findall(signals.body)) > 10:
+        score += 10
+    if (
+        signals.reply_to
+        and signals.from_address
+        and _domain(signals.reply_to) != _domain(signals.from_address)
+    ):
+        score += 5
+    if signals.html_only:
+        score += 5
+    final = max(0, min(100, round(score)))
+    if final >= QUARANTINE_THRESHOLD:
+        verdict = SpamVerdict.QUARANTINED
+    elif final >= FLAG_THRESHOLD:
+        verdict = SpamVerdict.FLAGGED
+    else:
+        verdict = SpamVerdict.CLEAN
+    return SpamResult(score=final, verdict=verdict)
+
+
+SPAM_STATUSES = (EmailStatus.SPAM_FLAGGED, EmailStatus.SPAM_QUARANTINED)
+_OPERATOR_OWNED = (
+    EmailStatus.PENDING_INBOUND_APPROVAL,
+    EmailStatus.REJECTED,
+    EmailStatus.CANCELLED,
+)
+
+
+def _inbound_email_for_update(*, account: Account, email_id: str) -> Email:
+    # Spam labels only make sense on received mail; outbound ids answer not_found.
+    email = (
+        Email.objects.select_for_update()
+        .filter(account=account, pk=email_id, direction=Direction.INBOUND)
+        .first()
+    )
+    if email is None:
+        raise not_found("email")
+    return email
+
+
+@transaction.atomic
+def email_report_spam(*, account: Account, email_id: str) -> Email:
+    """The agent says it is spam: quarantine it and remember the label.
+
+    Mail the operator still has to decide on, or already rejected, keeps its status (the
+    agent must not pull an email out of the operator's queue); only the label is recorded.
+    """
+    email = _inbound_email_for_update(account=account, email_id=email_id)
+    email.user_label = "spam"
+    fields = ["user_label"]
+    if email.status not in _OPERATOR_OWNED:
+        email.status = EmailStatus.SPAM_QUARANTINED
+        email.status_changed_at = timezone.now()
+        fields += ["status", "status_changed_at"]
+    email.save(update_fields=fields)
+    return email
+
+
+@transaction.atomic
+def email_mark_not_spam(*, account: Account, email_id: str) -> Email:
+    """The agent says it is not spam: back to the inbox as unread.
+
+    Held or rejected mail stays where the operator put it: the label is recorded but the
+    status only moves when the email is in a spam status (or already in the inbox).
+    """
+    email = _inbound_email_for_update(account=account, email_id=email_id)
+    email.user_label = "not_spam"
+    fields = ["user_label"]
+    if email.status in SPAM_STATUSES:
+        email.status = EmailStatus.UNREAD
+        email.status_changed_at = timezone.now()
+        fields += ["status", "status_changed_at"]
+    email.save(update_fields=fields)
+    return email
