@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from accounts.models import Account
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
+from mailboxes.services.webhooks import delivery_enqueue
 from multimail.ids import new_id
 
 
@@ -61,4 +62,7 @@ def emit_event(
         )
         for subscription, url in targets
     ]
-    return WebhookDelivery.objects.bulk_create(deliveries)
+    created = WebhookDelivery.objects.bulk_create(deliveries)
+    for delivery in created:
+        delivery_enqueue(delivery_id=delivery.pk)
+    return created

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "multimail.middleware.RequestIdMiddleware",
+    "multimail.compliance.RegionBlockMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "multimail.middleware.ApiErrorEnvelopeMiddleware",
@@ -240,6 +241,15 @@ REGION_HEADER = env_str("REGION_HEADER", "")
 BLOCKED_REGIONS = env_list("BLOCKED_REGIONS", "CU,IR,KP,SY,RU,UA-43,UA-14,UA-09")
 # Webhook targets on private/loopback addresses are refused unless this is set (local dev).
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# Header with the ISO 3166-2 subdivision ("43" or "UA-43"), for regions such as Crimea.
+REGION_SUBDIVISION_HEADER = env_str("REGION_SUBDIVISION_HEADER", "")
+# ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.
+MULTIMAIL_SIGNING_KEY_PEM = env_str("MULTIMAIL_SIGNING_KEY_PEM", "").replace("\\n", "\n")
+MULTIMAIL_SIGNING_KEY_FILE = Path(
+    env_str("MULTIMAIL_SIGNING_KEY_FILE", str(BASE_DIR / "var" / "signing-key.pem"))
+)
+# Postmark's account API (domains); a setting so tests can point it at a local fake server.
+POSTMARK_API_BASE = env_str("POSTMARK_API_BASE", "https://api.postmarkapp.com").rstrip("/")
 
 # --- Billing --------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")

@@ -1,0 +1,22 @@
+"""Celery tasks for outgoing webhooks: they take ids and call the delivery service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from mailboxes.services.webhooks import webhook_deliveries_due, webhook_delivery_attempt
+
+
+@shared_task(name="mailboxes.webhook_tasks.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: str) -> None:
+    webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="mailboxes.webhook_tasks.deliver_due_webhooks", ignore_result=True)
+def deliver_due_webhooks() -> int:
+    """Beat: every pending delivery whose time has come, including ones whose task was lost
+    (worker crash, broker restart); the claim in the service keeps this from doubling up."""
+    due = webhook_deliveries_due()
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)
