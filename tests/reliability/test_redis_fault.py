@@ -1,0 +1,89 @@
+"""Redis (cache and broker) crashes and comes back.
+
+While it is down, whatever needs it answers service_unavailable with Retry-After instead
+of a 500; mail accepted before the crash, whose queued tasks died with Redis, is sent by
+the sweep once it is back: nothing lost, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from mailboxes.models import Email, EmailStatus
+from tests.conftest import Tenant, assert_error
+from tests.reliability.conftest import RedisServer, point_celery_at
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _send(client: Any, tenant: Tenant, n: int, **headers: str) -> Any:
+    return client.post(
+        f"/v1/mailboxes/{tenant.mailbox.id}/send",
+        {"to": [f"rcpt{n}@example.com"], "subject": f"Report {n}", "markdown": f"Body {n}"},
+        format="json",
+        **headers,
+    )
+
+
+def test_cache_down_answers_service_unavailable_then_recovers(
+    redis_backed: RedisServer, owner: Tenant, api: Callable[..., Any]
+) -> None:
+    client = api("admin", "send")
+    assert client.get("/v1/account").status_code == 200
+
+    redis_backed.stop()
+    # Throttled read: the per-key budget lives in the cache.
+    assert_error(client.get("/v1/account"), "service_unavailable")
+    # Any POST with Idempotency-Key: the stored response lives in the cache.
+    assert_error(
+        client.post(
+            "/v1/mailboxes", {"address_local": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+        ),
+        "service_unavailable",
+    )
+    # Send: budget and queue both need Redis.
+    assert_error(_send(client, owner, 1), "service_unavailable")
+    assert not Email.objects.exists()
+
+    redis_backed.start()
+    assert client.get("/v1/account").status_code == 200
+
+
+def test_sends_queued_when_redis_crashed_are_swept_after_restart(
+    redis_backed: RedisServer, owner: Tenant, api: Callable[..., Any]
+) -> None:
+    from mailboxes.tasks import sweep_stuck_emails
+
+    client = api("send", "read")
+    accepted = []
+    for n in range(3):
+        response = _send(client, owner, n)
+        assert response.status_code == 202, response.content
+        accepted.append(response.json()["id"])
+    # No worker is running: the three tasks wait in the broker, which now crashes and,
+    # without persistence, forgets them.
+    redis_backed.stop()
+    assert_error(_send(client, owner, 99), "service_unavailable")
+    redis_backed.start()
+    assert mail.outbox == []
+    assert set(Email.objects.values_list("id", flat=True)) == set(accepted)
+
+    # Beat's sweep runs once the emails have been stuck past its threshold; tasks it
+    # enqueues run in-process here, standing in for a worker.
+    Email.objects.filter(id__in=accepted).update(
+        status_changed_at=timezone.now() - timedelta(hours=1)
+    )
+    point_celery_at(None, eager=True)
+    sweep_stuck_emails()
+    sweep_stuck_emails()  # a second pass (or a duplicate beat tick) changes nothing
+
+    statuses = dict(Email.objects.values_list("id", "status"))
+    assert set(statuses.values()) == {EmailStatus.SENT}, statuses
+    recipients = sorted(message.to[0] for message in mail.outbox)
+    assert recipients == ["rcpt0@example.com", "rcpt1@example.com", "rcpt2@example.com"]
