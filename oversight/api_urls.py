@@ -1,5 +1,17 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from oversight import views
+
+urlpatterns = [
+    path("oversight/pending", views.PendingListView.as_view(), name="oversight-pending"),
+    path("oversight/decide", views.DecideView.as_view(), name="oversight-decide"),
+    path(
+        "mailboxes/<str:mailbox_id>/request-upgrade",
+        views.RequestUpgradeView.as_view(),
+        name="mailbox-request-upgrade",
+    ),
+    path("mailboxes/<str:mailbox_id>/upgrade", views.UpgradeView.as_view(), name="mailbox-upgrade"),
+    path("approve/<str:token>", views.approve_page, name="approve-page"),
+]

@@ -11,14 +11,25 @@ compares oversight modes.
 | gated_send   | held: pending_send_approval       | delivered                            |
 | monitored    | sent at once, operator gets a copy| delivered                            |
 | autonomous   | sent at once                      | delivered                            |
+
+Scheduled mail (``send_at`` in the future) in a gated mode follows the email's gate timing:
+``gate_first`` holds it at once and, once approved, waits as ``scheduled`` until send_at;
+``schedule_first`` waits as ``scheduled`` first and is held when send_at arrives. An email
+the operator already approved is never held a second time (``outbound_step``).
+
+Decisions (approve or reject) come from the API (``oversight`` scope), the console and the
+hosted approval link; all go through ``oversight.services.email_decide``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from mailboxes.models import Direction, Email, EmailStatus, OversightMode
+from django.utils import timezone
+
+from mailboxes.models import Direction, Email, EmailStatus, GateTiming, OversightMode
 from multimail.errors import ApiError
 
 LADDER: tuple[str, ...] = tuple(OversightMode.values)
@@ -30,6 +41,8 @@ class Outcome(StrEnum):
     HOLD = "hold"
     REFUSE = "refuse"
     DELIVER = "deliver"
+    # Outbound only: keep (or put) the email in ``scheduled`` until its send_at.
+    WAIT = "wait"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,22 @@ def outbound_decision(mode: str) -> OutboundDecision:
     if mode in (OversightMode.GATED_ALL, OversightMode.GATED_SEND):
         return OutboundDecision(Outcome.HOLD)
     return OutboundDecision(Outcome.SEND, copy_operator=mode == OversightMode.MONITORED)
+
+
+def outbound_step(email: Email, mode: str, *, now: datetime) -> OutboundDecision:
+    """What to do with an outbound email now: after the scan, and again when a scheduled
+    email comes due. Read-only always refuses (the mode may have been lowered since the
+    email was accepted or approved); an approved email is sent without a second hold."""
+    base = outbound_decision(mode)
+    if base.outcome == Outcome.REFUSE:
+        return base
+    approved = email.approved_at is not None
+    if email.send_at is not None and email.send_at > now:
+        hold_now = base.held and not approved and email.gate_timing == GateTiming.GATE_FIRST
+        return OutboundDecision(Outcome.HOLD) if hold_now else OutboundDecision(Outcome.WAIT)
+    if approved:
+        return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator)
+    return base
 
 
 def inbound_decision(mode: str) -> Outcome:
@@ -93,9 +122,16 @@ def agent_can_read_content(email: Email) -> bool:
     return email.status not in (EmailStatus.PENDING_INBOUND_APPROVAL, EmailStatus.REJECTED)
 
 
-def approved_status(email: Email) -> EmailStatus:
-    """Where an approved email goes next: outbound is sent (or waits for send_at when the
-    operator approved first), inbound becomes unread."""
+def approved_status(email: Email, *, now: datetime | None = None) -> EmailStatus:
+    """Where an approved email goes next: outbound is sent, or waits as ``scheduled`` when
+    the operator approved first (gate_first) and send_at is still ahead; inbound becomes
+    unread."""
     if email.direction == Direction.INBOUND:
         return EmailStatus.UNREAD
+    if email.send_at is not None and email.send_at > (now or timezone.now()):
+        return EmailStatus.SCHEDULED
     return EmailStatus.SENDING
+
+
+def is_mode(value: str) -> bool:
+    return value in LADDER

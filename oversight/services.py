@@ -1,30 +1,408 @@
-"""Oversight writes: holding mail for the operator, decisions, upgrades."""
+"""Oversight writes: holding mail for the operator, decisions, hosted links, mode changes.
+
+Every decision, whatever path it comes from (API ``oversight`` key, console, hosted link),
+goes through ``email_decide``: one row lock, one winner, one delivery.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from django.conf import settings
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.actors import Actor
+from accounts.codes import code_issue, code_redeem
+from accounts.models import CodePurpose, OneTimeCode
+from accounts.services import audit_record, operator_email_send
+from billing.models import UsageEventType
+from billing.usage import usage_record
 from mailboxes.events import emit_event
-from mailboxes.models import Email, WebhookEvent
-from oversight.policy import held_status
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEvent
+from multimail import ratelimit
+from multimail.errors import ApiError, not_found
+from oversight import policy
+from oversight.models import ApprovalLink
+from oversight.selectors import approval_link_find, token_hash
+
+APPROVAL_LINK_TTL = timedelta(days=7)
+_DECISION_FIELDS = ("status", "status_changed_at", "approved_at", "approved_by", "decision_reason")
+UPGRADE_CODE_TTL = timedelta(hours=24)
+UPGRADE_REQUESTS_PER_HOUR = 3
+
+
+class Action(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class DecisionStatus(StrEnum):
+    APPROVED = "approved"
+    APPROVED_AND_SENT = "approved_and_sent"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: DecisionStatus
+    email: Email
+    # The provider's id once delivery ran (in-process tasks); None while it is queued.
+    postmark_message_id: str | None
+
+
+def approval_url(token: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/v1/approve/{token}"
+
+
+# --- Holding ------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def email_hold(*, email: Email) -> None:
     """Put an email in front of the operator: called by every path whose policy decision is
-    HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends)."""
-    email.status = held_status(email.direction)
-    email.status_changed_at = timezone.now()
-    email.save(update_fields=["status", "status_changed_at"])
+    HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends).
+
+    Sets the held status, creates the hosted approval link, emails the operator the full
+    content with the link, and emits ``oversight.pending``. Safe to call twice (the sweep
+    resumes stuck emails): an email that already has a live link is not announced again.
+    """
+    locked = Email.objects.select_for_update().get(pk=email.pk)
+    if locked.approved_at is not None or locked.status in (
+        EmailStatus.REJECTED,
+        EmailStatus.CANCELLED,
+    ):
+        return  # decided or withdrawn meanwhile: nothing left to hold
+    now = timezone.now()
+    if ApprovalLink.objects.filter(email=locked, used_at__isnull=True, expires_at__gt=now).exists():
+        return
+    locked.status = policy.held_status(locked.direction)
+    locked.status_changed_at = now
+    locked.save(update_fields=["status", "status_changed_at"])
+    email.status, email.status_changed_at = locked.status, now
+
+    token = secrets.token_urlsafe(32)
+    link = ApprovalLink.objects.create(
+        email=locked,
+        token_hash=token_hash(token),
+        created_at=now,
+        expires_at=now + APPROVAL_LINK_TTL,
+    )
+    _notify_operator_of_hold(email=locked, link=link, token=token)
+    # The agent may receive this event (mailbox oversight_webhook_url, subscriptions), so it
+    # never carries the approval link: only the operator's inbox does.
+    emit_event(
+        account=locked.account,
+        event_type=WebhookEvent.OVERSIGHT_PENDING,
+        mailbox=locked.mailbox,
+        data={
+            "email_id": locked.pk,
+            "mailbox_id": locked.mailbox_id,
+            "direction": locked.direction,
+            "from": locked.from_address,
+            "to": locked.to,
+            "subject": locked.subject,
+            "status": locked.status,
+        },
+    )
+
+
+def _notify_operator_of_hold(*, email: Email, link: ApprovalLink, token: str) -> None:
+    context = {
+        "email": email,
+        "mailbox": email.mailbox,
+        "outbound": email.direction == Direction.OUTBOUND,
+        "body": email.text or email.markdown,
+        "attachments": list(email.attachments.values_list("filename", flat=True)),
+        "approval_url": approval_url(token),
+        "expires_at": link.expires_at,
+    }
+    kind = "Outbound" if email.direction == Direction.OUTBOUND else "Inbound"
+    operator_email_send(
+        account=email.account,
+        subject=f"{kind} email waiting for approval: {email.subject or '(no subject)'}",
+        text=render_to_string("oversight/email/approval_request.txt", context),
+        html=render_to_string("oversight/email/approval_request.html", context),
+    )
+
+
+# --- Decisions ----------------------------------------------------------------------------
+
+
+def email_decide(
+    *, actor: Actor, email_id: str, action: str, reason: str = "", request_id: str = ""
+) -> Decision:
+    """Approve or reject a held email. Of concurrent decisions exactly one wins; the others
+    get ``already_decided``. An approved outbound email is handed to delivery once."""
+    if action not in (Action.APPROVE, Action.REJECT):
+        raise ApiError("invalid_parameter", "action must be approve or reject.", param="action")
+    decision = _decide(
+        actor=actor, email_id=email_id, action=Action(action), reason=reason, request_id=request_id
+    )
+    if decision.status != DecisionStatus.APPROVED_AND_SENT:
+        return decision
+    # With in-process tasks delivery ran when the decision committed: report its message id.
+    email = decision.email
+    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
+    return Decision(decision.status, email, email.provider_message_id or None)
+
+
+@transaction.atomic
+def _decide(
+    *, actor: Actor, email_id: str, action: Action, reason: str, request_id: str
+) -> Decision:
+    email = (
+        Email.objects.select_for_update(of=("self",))
+        .select_related("mailbox", "account")
+        .filter(account=actor.account, pk=email_id)
+        .first()
+    )
+    if email is None:
+        raise not_found("pending_email")
+    if email.status not in policy.PENDING_STATUSES:
+        if email.approved_by is not None:
+            decided = (
+                DecisionStatus.REJECTED
+                if email.status == EmailStatus.REJECTED
+                else DecisionStatus.APPROVED
+            )
+            raise ApiError(
+                "already_decided",
+                f"This email was already {decided} by another decision. No action needed.",
+                status=str(decided),
+            )
+        raise not_found(
+            "pending_email",
+            f"That email is not waiting for a decision (its status is {email.status}). "
+            "List pending emails with GET /v1/oversight/pending.",
+        )
+    now = timezone.now()
+    if action == Action.APPROVE:
+        if email.direction == Direction.OUTBOUND:
+            # The mailbox may have been lowered to read_only since the email was held.
+            policy.ensure_can_send(email.mailbox.oversight_mode)
+        new_status = policy.approved_status(email, now=now)
+        event = WebhookEvent.OVERSIGHT_APPROVED
+        result = (
+            DecisionStatus.APPROVED_AND_SENT
+            if new_status == EmailStatus.SENDING
+            else DecisionStatus.APPROVED
+        )
+    else:
+        new_status = EmailStatus.REJECTED
+        event = WebhookEvent.OVERSIGHT_REJECTED
+        result = DecisionStatus.REJECTED
+
+    email.status = new_status
+    email.status_changed_at = now
+    email.approved_at = now
+    email.approved_by = actor.display
+    email.decision_reason = reason
+    email.save(update_fields=[*_DECISION_FIELDS])
+    # Whatever path decided, the emailed link stops working.
+    ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
     emit_event(
         account=email.account,
-        event_type=WebhookEvent.OVERSIGHT_PENDING,
+        event_type=event,
         mailbox=email.mailbox,
         data={
             "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
             "direction": email.direction,
             "subject": email.subject,
             "status": email.status,
+            "decision": "approved" if action == Action.APPROVE else "rejected",
+            "decided_via": str(actor.kind),
+            "reason": reason,
         },
     )
+    usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
+    audit_record(
+        actor=actor,
+        action="email.approved" if action == Action.APPROVE else "email.rejected",
+        resource_type="email",
+        resource_id=email.pk,
+        metadata={
+            "direction": email.direction,
+            "mailbox_id": email.mailbox_id,
+            "status": email.status,
+            "reason": reason,
+        },
+        request_id=request_id,
+    )
+    if new_status == EmailStatus.SENDING:
+        # Imported here: the outbound pipeline imports this module to hold mail.
+        from mailboxes.services.outbound import delivery_enqueue
+
+        email_pk = email.pk
+        transaction.on_commit(lambda: delivery_enqueue(email_id=email_pk))
+    return Decision(result, email, None)
+
+
+# --- Hosted approval link -------------------------------------------------------------------
+
+
+class LinkUnusable(Exception):
+    """The hosted link cannot decide: unknown, expired, or already spent."""
+
+
+def approval_link_decide(*, token: str, action: str, reason: str = "") -> Decision:
+    """Decide from the hosted page. The token is the authority: it was emailed to the
+    operator only and is bound to one email."""
+    link = approval_link_find(token=token)
+    if link is None or not link.is_usable(now=timezone.now()):
+        raise LinkUnusable
+    account = link.email.account
+    actor = Actor.hosted_link(account, label=f"approval link sent to {account.oversight_email}")
+    return email_decide(actor=actor, email_id=link.email_id, action=action, reason=reason)
+
+
+# --- Oversight modes ----------------------------------------------------------------------
+
+
+def _mailbox_of(actor: Actor, mailbox_id: str, *, lock: bool = False) -> Mailbox:
+    query = Mailbox.objects.filter(account=actor.account, pk=mailbox_id, deleted_at__isnull=True)
+    mailbox = (query.select_for_update() if lock else query).first()
+    if mailbox is None:
+        raise not_found("mailbox")
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_set_mode(*, actor: Actor, mailbox: Mailbox, mode: str, request_id: str = "") -> Mailbox:
+    """Set a mailbox's oversight mode directly: the operator in the console (either
+    direction), downgrades by PATCH, and redeemed upgrade codes."""
+    if not policy.is_mode(mode):
+        raise ApiError(
+            "invalid_parameter",
+            f"{mode!r} is not an oversight mode. Use one of: {', '.join(policy.LADDER)}.",
+            param="oversight_mode",
+        )
+    locked = _mailbox_of(actor, mailbox.pk, lock=True)
+    previous = locked.oversight_mode
+    if previous != mode:
+        locked.oversight_mode = mode
+        locked.save(update_fields=["oversight_mode"])
+        direction = "upgraded" if policy.is_upgrade(previous, mode) else "downgraded"
+        audit_record(
+            actor=actor,
+            action=f"mailbox.{direction}",
+            resource_type="mailbox",
+            resource_id=locked.pk,
+            metadata={"from": previous, "to": mode},
+            request_id=request_id,
+        )
+    mailbox.oversight_mode = mode
+    return locked
+
+
+def _upgrade_subject(mailbox: Mailbox, target_mode: str) -> str:
+    return f"{mailbox.pk}:{target_mode}"
+
+
+def mailbox_upgrade_request(
+    *, actor: Actor, mailbox_id: str, target_mode: str, request_id: str = ""
+) -> OneTimeCode:
+    """An agent asks for more autonomy: the operator gets a one-time code to hand over."""
+    mailbox = _mailbox_of(actor, mailbox_id)
+    current = mailbox.oversight_mode
+    if target_mode == current:
+        raise ApiError(
+            "validation_error",
+            f"The mailbox is already {current}. Ask for a mode above it on the ladder "
+            f"({' > '.join(policy.LADDER)}).",
+            param="target_mode",
+        )
+    if not policy.is_upgrade(current, target_mode):
+        raise ApiError(
+            "validation_error",
+            f"{target_mode} is a downgrade from {current}; downgrades need no approval. Use "
+            "PATCH /v1/mailboxes/{id} with oversight_mode.",
+            param="target_mode",
+        )
+    window = ratelimit.hit(
+        f"upgrade-request:{mailbox.pk}", limit=UPGRADE_REQUESTS_PER_HOUR, window_seconds=3600
+    )
+    if not window.allowed:
+        raise ApiError(
+            "rate_limit_exceeded",
+            f"This mailbox asked for an upgrade {UPGRADE_REQUESTS_PER_HOUR} times this hour. "
+            f"Wait {window.retry_after} seconds (Retry-After), or ask the operator to enter "
+            "the code already emailed.",
+            limit_type="upgrade_request",
+            headers={"Retry-After": str(window.retry_after)},
+        )
+    with transaction.atomic():
+        record, plaintext = code_issue(
+            account=actor.account,
+            purpose=CodePurpose.MODE_UPGRADE,
+            ttl=UPGRADE_CODE_TTL,
+            subject=_upgrade_subject(mailbox, target_mode),
+            payload={"mailbox_id": mailbox.pk, "from": current, "to": target_mode},
+        )
+        audit_record(
+            actor=actor,
+            action="mailbox.upgrade_requested",
+            resource_type="mailbox",
+            resource_id=mailbox.pk,
+            metadata={"from": current, "to": target_mode, "code_id": record.pk},
+            request_id=request_id,
+        )
+        operator_email_send(
+            account=actor.account,
+            subject=f"Upgrade request: {mailbox.address} to {target_mode}",
+            text=render_to_string(
+                "oversight/email/upgrade_request.txt",
+                {
+                    "mailbox": mailbox,
+                    "current": current,
+                    "target": target_mode,
+                    "code": plaintext,
+                    "requested_by": actor.display,
+                    "console_url": f"{settings.PUBLIC_BASE_URL}/console/",
+                },
+            ),
+        )
+    return record
+
+
+@transaction.atomic
+def mailbox_upgrade_redeem(
+    *, actor: Actor, mailbox_id: str, code: str, request_id: str = ""
+) -> Mailbox:
+    """Use an upgrade code: single use, 24 h, only for the mailbox and mode it was issued
+    for, and only while that mode is still above the mailbox's current one."""
+    mailbox = _mailbox_of(actor, mailbox_id, lock=True)
+    current = mailbox.oversight_mode
+    record = None
+    for target in policy.LADDER[policy.rank(current) + 1 :]:
+        record = code_redeem(
+            account=actor.account,
+            purpose=CodePurpose.MODE_UPGRADE,
+            code=code,
+            subject=_upgrade_subject(mailbox, target),
+        )
+        if record is not None:
+            break
+    if record is None:
+        raise ApiError(
+            "validation_error",
+            "The upgrade code is wrong, expired (codes last 24 hours), already used, or was "
+            "issued for another mailbox or mode. Request a new one with "
+            "POST /v1/mailboxes/{id}/request-upgrade.",
+            param="code",
+        )
+    target = record.subject.partition(":")[2]
+    audit_record(
+        actor=actor,
+        action="upgrade_code.used",
+        resource_type="mailbox",
+        resource_id=mailbox.pk,
+        metadata={"code_id": record.pk, "to": target},
+        request_id=request_id,
+    )
+    return mailbox_set_mode(actor=actor, mailbox=mailbox, mode=target, request_id=request_id)

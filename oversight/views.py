@@ -1,0 +1,251 @@
+"""Oversight endpoints: the pending queue, decisions, mode upgrades, the hosted page.
+
+Views parse, call a service, render. Who may decide is settled here by scope: ``oversight``
+keys decide, ``oversight_read`` keys list, and a ``send`` key (the agent) can do neither;
+the hosted page's authority is its emailed token alone, never an API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mailboxes.models import Direction, Email, EmailStatus
+from multimail.errors import ApiError
+from multimail.pagination import cursor_paginate, pagination_parameters
+from oversight import policy, selectors, services
+from oversight.serializers import (
+    DecideRequestSerializer,
+    DecideResponseSerializer,
+    PendingEmailSerializer,
+    PendingListSerializer,
+    UpgradedSerializer,
+    UpgradeRedeemSerializer,
+    UpgradeRequestedSerializer,
+    UpgradeRequestSerializer,
+)
+
+
+def _request_id(request: Request | HttpRequest) -> str:
+    return str(getattr(request, "request_id", ""))
+
+
+class PendingListView(APIView):
+    required_scopes = {"GET": "oversight_read"}
+
+    @extend_schema(
+        operation_id="oversight_pending_list",
+        parameters=pagination_parameters(),
+        responses=PendingListSerializer,
+        summary="Emails waiting for an oversight decision, newest first",
+    )
+    def get(self, request: Request) -> Response:
+        page = cursor_paginate(
+            selectors.pending_emails(account=request.user.account), request.query_params
+        )
+        return Response(
+            {
+                "emails": PendingEmailSerializer(page.items, many=True).data,
+                "cursor": page.next_cursor,
+            }
+        )
+
+
+class DecideView(APIView):
+    required_scopes = {"POST": "oversight"}
+
+    @extend_schema(
+        operation_id="oversight_decide",
+        request=DecideRequestSerializer,
+        responses=DecideResponseSerializer,
+        summary="Approve or reject a pending email",
+    )
+    def post(self, request: Request) -> Response:
+        body = DecideRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decision = services.email_decide(
+            actor=request.user.actor,
+            email_id=body.validated_data["email_id"],
+            action=body.validated_data["action"],
+            reason=body.validated_data["reason"],
+            request_id=_request_id(request),
+        )
+        return Response(
+            {
+                "status": str(decision.status),
+                "postmark_message_id": decision.postmark_message_id,
+            }
+        )
+
+
+class RequestUpgradeView(APIView):
+    required_scopes = {"POST": "send"}
+
+    @extend_schema(
+        operation_id="mailbox_request_upgrade",
+        request=UpgradeRequestSerializer,
+        responses=UpgradeRequestedSerializer,
+        summary="Ask the operator for a higher oversight mode (emails them a code)",
+    )
+    def post(self, request: Request, mailbox_id: str) -> Response:
+        body = UpgradeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        target = body.validated_data["target_mode"]
+        services.mailbox_upgrade_request(
+            actor=request.user.actor,
+            mailbox_id=mailbox_id,
+            target_mode=target,
+            request_id=_request_id(request),
+        )
+        return Response(
+            {
+                "status": "upgrade_requested",
+                "target_mode": target,
+                "message": "A one-time upgrade code was emailed to the operator. Once they give "
+                f'it to you, call POST /v1/mailboxes/{mailbox_id}/upgrade with {{"code": ...}}. '
+                "The code works once, for 24 hours.",
+            }
+        )
+
+
+class UpgradeView(APIView):
+    required_scopes = {"POST": "send"}
+
+    @extend_schema(
+        operation_id="mailbox_upgrade",
+        request=UpgradeRedeemSerializer,
+        responses=UpgradedSerializer,
+        summary="Redeem the operator's upgrade code",
+    )
+    def post(self, request: Request, mailbox_id: str) -> Response:
+        body = UpgradeRedeemSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mailbox = services.mailbox_upgrade_redeem(
+            actor=request.user.actor,
+            mailbox_id=mailbox_id,
+            code=body.validated_data["code"],
+            request_id=_request_id(request),
+        )
+        return Response({"status": "upgraded", "oversight_mode": mailbox.oversight_mode})
+
+
+# --- The hosted approval page -----------------------------------------------------------------
+#
+# HTML under /v1/: the envelope middleware rewrites only 404, 405, 413, 415 and 5xx responses,
+# so this page answers its own errors with statuses it leaves alone (410 for a link that no
+# longer works, 400 for a malformed form, 403 for a refused send) and stays HTML.
+
+
+def _page(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    response = render(request, "oversight/approve.html", context, status=status)
+    # The token is in the URL: keep it out of caches, Referer headers and search indexes.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _review_context(email: Email, expires_at: Any) -> dict[str, Any]:
+    return {
+        "state": "review",
+        "email": email,
+        "mailbox": email.mailbox,
+        "outbound": email.direction == Direction.OUTBOUND,
+        "body": email.text or email.markdown,
+        "attachments": list(email.attachments.values_list("filename", flat=True)),
+        "expires_at": expires_at,
+    }
+
+
+def _gone(request: HttpRequest, email: Email | None = None) -> HttpResponse:
+    if email is not None and email.approved_by is not None:
+        decided = "rejected" if email.status == EmailStatus.REJECTED else "approved"
+        return _page(
+            request,
+            {
+                "state": decided,
+                "heading": f"Already {decided}",
+                "message": f"This email was already {decided}. Nothing more to do.",
+                "email": email,
+            },
+            status=410,
+        )
+    return _page(
+        request,
+        {
+            "state": "gone",
+            "heading": "This link no longer works",
+            "message": "The approval link is invalid, has expired (links last 7 days) or was "
+            "already used, or the email is no longer waiting for a decision. Open the console "
+            "to see the pending emails.",
+        },
+        status=410,
+    )
+
+
+# CSRF: the operator reaches this page from an email, usually without a console session, so
+# there is no CSRF cookie to check. The token in the URL is itself the secret a forged
+# cross-site request would need (256 random bits, emailed to the operator only, bound to one
+# email, single use, expiring), so the usual CSRF check would add no protection here.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def approve_page(request: HttpRequest, token: str) -> HttpResponse:
+    link = selectors.approval_link_find(token=token)
+    if link is None or not link.is_usable(now=timezone.now()):
+        return _gone(request, link.email if link else None)
+    email = link.email
+    if email.status not in policy.PENDING_STATUSES:
+        return _gone(request, email)
+    if request.method == "GET":
+        # GET only shows: mail scanners prefetch links and must not decide anything.
+        return _page(request, _review_context(email, link.expires_at))
+
+    action = request.POST.get("action", "")
+    if action not in (services.Action.APPROVE, services.Action.REJECT):
+        context = _review_context(email, link.expires_at)
+        return _page(request, context, status=400)
+    try:
+        decision = services.approval_link_decide(
+            token=token, action=action, reason=request.POST.get("reason", "").strip()[:2000]
+        )
+    except services.LinkUnusable:
+        return _gone(request)
+    except ApiError as error:
+        email.refresh_from_db()
+        if error.code in ("already_decided", "not_found"):
+            return _gone(request, email)
+        return _page(
+            request,
+            {"state": "error", "heading": "Not approved", "message": error.message, "email": email},
+            status=error.status,
+        )
+    decided = "rejected" if decision.status == services.DecisionStatus.REJECTED else "approved"
+    return _page(
+        request,
+        {
+            "state": decided,
+            "heading": decided.capitalize(),
+            "message": _outcome_message(decision.status, email),
+            "email": email,
+        },
+    )
+
+
+def _outcome_message(status: services.DecisionStatus, email: Email) -> str:
+    inbound = email.direction == Direction.INBOUND
+    if status == services.DecisionStatus.REJECTED:
+        return "Rejected: the agent will never see it." if inbound else "Rejected: never sent."
+    if status == services.DecisionStatus.APPROVED_AND_SENT:
+        return "Approved: the email is on its way."
+    if inbound:
+        return "Approved: the agent can now read it."
+    return "Approved: it will be sent at its scheduled time."

@@ -1,0 +1,80 @@
+"""Oversight fixtures: held emails in either direction, and the approval link's token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import TestCase
+
+from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox
+from multimail.ids import new_id
+from oversight.services import email_hold
+
+TOKEN_IN_LINK = re.compile(r"/v1/approve/([A-Za-z0-9_-]{40,})")
+
+
+def make_email(
+    mailbox: Mailbox,
+    *,
+    direction: str = Direction.OUTBOUND,
+    status: str = EmailStatus.PENDING_SCAN,
+    subject: str = "Quarterly numbers",
+    **fields: Any,
+) -> Email:
+    outbound = direction == Direction.OUTBOUND
+    defaults: dict[str, Any] = {
+        "from_address": mailbox.address if outbound else "client@example.org",
+        "to": ["client@example.org"] if outbound else [mailbox.address],
+        "markdown": "Hello **there**",
+        "text": "Hello there",
+        "thread_id": new_id(),
+    }
+    defaults.update(fields)
+    return Email.objects.create(
+        account=mailbox.account,
+        mailbox=mailbox,
+        direction=direction,
+        status=status,
+        subject=subject,
+        **defaults,
+    )
+
+
+def held(mailbox: Mailbox, **fields: Any) -> Email:
+    """An email put in front of the operator the way every pipeline does it."""
+    email = make_email(mailbox, **fields)
+    # Notifications go out on commit; the test transaction never commits, so run them now.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        email_hold(email=email)
+    email.refresh_from_db()
+    return email
+
+
+def last_token() -> str:
+    """The approval token from the newest operator notification in the test outbox."""
+    for message in reversed(mail.outbox):
+        found = TOKEN_IN_LINK.search(message.body)
+        if found:
+            return found.group(1)
+    raise AssertionError("no approval link was emailed")
+
+
+@pytest.fixture
+def hold(db: Any) -> Callable[..., Email]:
+    return held
+
+
+@pytest.fixture
+def attach() -> Callable[[Email, str], Attachment]:
+    def build(email: Email, filename: str) -> Attachment:
+        email.has_attachments = True
+        email.save(update_fields=["has_attachments"])
+        return Attachment.objects.create(
+            email=email, filename=filename, content_type="text/plain", size=5, content=b"hello"
+        )
+
+    return build
