@@ -1,5 +1,22 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from accounts import views
+
+urlpatterns = [
+    path("account", views.AccountView.as_view(), name="account"),
+    path("account/challenge", views.ChallengeView.as_view(), name="account-challenge"),
+    path(
+        "account/resend-confirmation",
+        views.ResendConfirmationView.as_view(),
+        name="account-resend-confirmation",
+    ),
+    path("slug-check/<str:slug>", views.SlugCheckView.as_view(), name="slug-check"),
+    path("confirm", views.ConfirmView.as_view(), name="confirm"),
+    path("confirm/<str:code>", views.ConfirmCodeRedirectView.as_view(), name="confirm-code"),
+    path("api-keys", views.ApiKeyListView.as_view(), name="api-keys"),
+    path("api-keys/<str:key_id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("audit-log", views.AuditLogView.as_view(), name="audit-log"),
+    path("export", views.ExportView.as_view(), name="export"),
+]

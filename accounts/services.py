@@ -1,20 +1,28 @@
-"""Writes for accounts: API keys, the audit log, operator notifications."""
+"""Writes for accounts: operators, settings, deletion, API keys, the audit log, operator
+notifications."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.models import Account, ApiKey, AuditEntry, Scope
-from multimail.errors import ApiError
+from accounts.models import Account, ApiKey, AuditEntry, Operator, Scope
+from billing.plans import limits_for
+from multimail.errors import ApiError, not_found
+
+logger = logging.getLogger("multimail.accounts")
 
 KEY_PREFIX = "mm_live_"
 # Characters of the key kept in clear as its lookup prefix ("mm_live_" + 8).
@@ -119,3 +127,220 @@ def operator_email_send(
         message.send()
 
     transaction.on_commit(send)
+
+
+# --- Operators ------------------------------------------------------------------------
+
+
+def _username_for(email: str) -> str:
+    # Django usernames hold 150 characters; addresses may hold 320.
+    lowered = email.strip().lower()
+    return lowered if len(lowered) <= 150 else f"op-{hashlib.sha256(lowered.encode()).hexdigest()}"
+
+
+def operator_create(*, account: Account, email: str, name: str = "") -> Operator:
+    """An operator of ``account``. One person may oversee several accounts: the Django user
+    is shared, keyed by the address. Operators sign in by emailed code, never a password."""
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(
+        username=_username_for(email), defaults={"email": email.strip()}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return Operator.objects.create(account=account, user=user, email=email.strip(), name=name)
+
+
+# --- Account settings -----------------------------------------------------------------
+
+ACCOUNT_EDITABLE = ("name", "oversight_email", "physical_address", "require_operator_approval")
+
+
+@transaction.atomic
+def account_update(*, actor: Actor, changes: dict[str, Any], request_id: str = "") -> Account:
+    account = Account.objects.select_for_update().get(pk=actor.account.pk)
+    fields = [name for name in ACCOUNT_EDITABLE if name in changes]
+    before = {name: getattr(account, name) for name in fields}
+    for name in fields:
+        value = changes[name]
+        setattr(account, name, "" if value is None and name == "physical_address" else value)
+    if fields:
+        account.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        action="account.updated",
+        resource_type="account",
+        resource_id=account.pk,
+        metadata={"fields": fields},
+        request_id=request_id,
+    )
+    old_email = before.get("oversight_email")
+    if old_email and old_email != account.oversight_email:
+        # The previous address hears about it: a takeover would otherwise be silent.
+        operator_email_send(
+            account=account,
+            to=[old_email],
+            subject="The oversight email was changed",
+            text=(
+                f"The oversight email of {account.name} ({account.slug}) changed from this "
+                f"address to {account.oversight_email} by {actor.display}. If you did not "
+                "expect this, contact support."
+            ),
+        )
+    return account
+
+
+@transaction.atomic
+def account_delete(*, actor: Actor, request_id: str = "") -> None:
+    """Hard-delete the tenant: every row it owns goes, and its slug is free again."""
+    account = Account.objects.select_for_update().get(pk=actor.account.pk)
+    user_ids = list(account.operators.values_list("user_id", flat=True))
+    recipient, name, slug = account.oversight_email, account.name, account.slug
+    logger.info(
+        "account_deleted account=%s slug=%s actor=%s request_id=%s",
+        account.pk,
+        slug,
+        actor.display,
+        request_id,
+    )
+    # Mailboxes refer to custom domains with PROTECT; removing them first keeps the
+    # cascade from tripping over that order.
+    account.mailboxes.all().delete()
+    account.delete()
+    # Users that oversaw only this account (and are not staff) have nothing left to sign in to.
+    get_user_model().objects.filter(
+        pk__in=user_ids, is_staff=False, operator_roles__isnull=True
+    ).delete()
+
+    def notify() -> None:
+        EmailMultiAlternatives(
+            subject="[MultiMail] Account deleted",
+            body=(
+                f"The MultiMail account {name} ({slug}) and all its data were deleted by "
+                f"{actor.display}. The slug is free again."
+            ),
+            from_email=settings.SYSTEM_FROM_EMAIL,
+            to=[recipient],
+        ).send()
+
+    transaction.on_commit(notify)
+
+
+EXPORT_INTERVAL_SECONDS = 3600
+
+
+def export_claim(*, account: Account) -> None:
+    """One export per account per hour: it reads every row the account owns."""
+    key = f"export:{account.pk}"
+    now = int(time.time())
+    if not cache.add(key, now + EXPORT_INTERVAL_SECONDS, EXPORT_INTERVAL_SECONDS):
+        retry_after = max(1, int(cache.get(key) or now + 1) - now)
+        raise ApiError(
+            "rate_limit_exceeded",
+            f"One export per hour. Wait {retry_after} s (Retry-After) and export again.",
+            limit_type="export",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def export_release(*, account: Account) -> None:
+    """An export that failed does not use up the hour."""
+    cache.delete(f"export:{account.pk}")
+
+
+# --- API keys -------------------------------------------------------------------------
+
+
+def _key_for_update(account: Account, key_id: str) -> ApiKey:
+    key = ApiKey.objects.select_for_update().filter(account=account, pk=key_id).first()
+    if key is None:
+        raise not_found(
+            "api_key",
+            "That API key does not exist in this account. List your keys with GET /v1/api-keys.",
+        )
+    return key
+
+
+def api_key_limit_check(*, account: Account) -> None:
+    limits = limits_for(account.plan)
+    if ApiKey.objects.filter(account=account, is_active=True).count() >= limits.max_api_keys:
+        raise ApiError(
+            "limit_exceeded",
+            f"The {limits.title} plan allows {limits.max_api_keys} active API keys. Revoke an "
+            "unused key with DELETE /v1/api-keys/{id}, or upgrade with POST /v1/billing/checkout.",
+            limit=limits.max_api_keys,
+            plan=account.plan,
+        )
+
+
+@transaction.atomic
+def api_key_issue(
+    *, actor: Actor, name: str, scopes: list[str], request_id: str = ""
+) -> tuple[ApiKey, str]:
+    """Create a key for the actor's account within the plan's key limit, audited."""
+    # The account row lock serialises concurrent creations so the count check holds.
+    account = Account.objects.select_for_update().get(pk=actor.account.pk)
+    api_key_limit_check(account=account)
+    key, raw = api_key_create(account=account, name=name, scopes=scopes)
+    audit_record(
+        actor=actor,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.pk,
+        metadata={"name": key.name, "scopes": key.scopes},
+        request_id=request_id,
+    )
+    return key, raw
+
+
+@transaction.atomic
+def api_key_update(
+    *,
+    actor: Actor,
+    key_id: str,
+    name: str | None = None,
+    scopes: list[str] | None = None,
+    request_id: str = "",
+) -> ApiKey:
+    key = _key_for_update(actor.account, key_id)
+    if not key.is_active:
+        raise ApiError(
+            "conflict", "This API key is revoked and cannot be changed. Create a new key instead."
+        )
+    fields = []
+    if name is not None:
+        key.name = name
+        fields.append("name")
+    if scopes is not None:
+        key.scopes = validate_scopes(scopes)
+        fields.append("scopes")
+    if fields:
+        key.save(update_fields=fields)
+    audit_record(
+        actor=actor,
+        action="api_key.updated",
+        resource_type="api_key",
+        resource_id=key.pk,
+        metadata={"fields": fields, "scopes": key.scopes},
+        request_id=request_id,
+    )
+    return key
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: Actor, key_id: str, request_id: str = "") -> ApiKey:
+    """Revoke a key; revoking a revoked key changes nothing and succeeds."""
+    key = _key_for_update(actor.account, key_id)
+    if key.is_active:
+        key.is_active = False
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["is_active", "revoked_at"])
+        audit_record(
+            actor=actor,
+            action="api_key.revoked",
+            resource_type="api_key",
+            resource_id=key.pk,
+            metadata={"name": key.name},
+            request_id=request_id,
+        )
+    return key

@@ -1,0 +1,133 @@
+"""Reads for accounts: the AccountInfo view, key and audit lists, the full export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Account, ApiKey, AuditEntry
+from billing.plans import limits_for
+from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
+from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
+from multimail.errors import not_found
+
+
+def account_info(*, account: Account) -> dict[str, Any]:
+    """The AccountInfo shape: settings, plan limits and what is used of them."""
+    limits = limits_for(account.plan)
+    sent = emails_sent_this_period(account=account)
+    return {
+        "id": account.pk,
+        "name": account.name,
+        "slug": account.slug,
+        "plan": account.plan,
+        "oversight_email": account.oversight_email,
+        "physical_address": account.physical_address or None,
+        "use_case": account.use_case or None,
+        "state": account.state,
+        "is_active": account.is_active,
+        "sending_disabled": account.sending_disabled,
+        "sending_disabled_reason": account.sending_disabled_reason or None,
+        "require_operator_approval": account.require_operator_approval,
+        "monthly_email_quota": limits.monthly_email_quota,
+        "emails_sent_this_month": sent,
+        "emails_remaining_this_month": max(0, limits.monthly_email_quota - sent),
+        "max_mailboxes": limits.max_mailboxes,
+        "storage_used_bytes": storage_used_bytes(account=account),
+        "max_storage_bytes": limits.max_storage_bytes,
+        "max_api_keys": limits.max_api_keys,
+        "created_at": account.created_at,
+    }
+
+
+def api_key_info(*, key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.pk,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": key.scopes,
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "is_active": key.is_active,
+    }
+
+
+def api_key_get(*, account: Account, key_id: str) -> ApiKey:
+    key = ApiKey.objects.filter(account=account, pk=key_id).first()
+    if key is None:
+        raise not_found(
+            "api_key",
+            "That API key does not exist in this account. List your keys with GET /v1/api-keys.",
+        )
+    return key
+
+
+def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(account=account)
+
+
+def audit_entry_list(*, account: Account) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(account=account)
+
+
+def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.pk,
+        "action": entry.action,
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "actor_key_id": entry.actor_key_id,
+        "actor": entry.actor_label,
+        "actor_kind": entry.actor_kind,
+        "metadata": entry.metadata,
+        "request_id": entry.request_id or None,
+        "created_at": entry.created_at,
+    }
+
+
+def _rows(queryset: QuerySet[Any], fields: list[str]) -> list[dict[str, Any]]:
+    # values() + iterator(): the export can be large; no model instances are built.
+    return list(queryset.order_by("id").values(*fields).iterator(chunk_size=2000))
+
+
+def account_export(*, account: Account) -> dict[str, Any]:
+    """Everything the account owns, as JSON-ready data. Secrets (key hashes, webhook
+    signing secrets) and message bodies are left out; email metadata is included."""
+    return {
+        "exported_at": timezone.now(),
+        "account": account_info(account=account),
+        "operators": _rows(account.operators.all(), ["id", "email", "name", "created_at"]),
+        "mailboxes": _rows(
+            Mailbox.objects.filter(account=account),
+            [
+                "id", "address", "display_name", "oversight_mode", "auto_cc", "auto_bcc",
+                "forward_inbound", "signature_block", "default_gate_timing", "is_active",
+                "created_at", "deleted_at",
+            ],
+        ),
+        "emails": _rows(
+            Email.objects.filter(account=account),
+            [
+                "id", "mailbox_id", "direction", "status", "from_address", "to", "cc",
+                "subject", "thread_id", "message_id", "received_at", "sent_at", "delivered_at",
+                "bounced_at", "bounce_type", "approved_at", "approved_by", "spam_score",
+                "spam_verdict", "has_attachments", "tags",
+            ],
+        ),
+        "contacts": _rows(account.contacts.all(), ["id", "name", "email", "tags", "created_at"]),
+        "api_keys": [api_key_info(key=key) for key in api_key_list(account=account).order_by("id")],
+        "webhooks": _rows(
+            WebhookSubscription.objects.filter(account=account),
+            ["id", "url", "events", "mailbox_id", "is_active", "created_at"],
+        ),
+        "suppressions": _rows(
+            Suppression.objects.filter(account=account),
+            ["id", "email_address", "reason", "mailbox_id", "created_at"],
+        ),
+        "audit_log": [
+            audit_entry_info(entry=entry)
+            for entry in audit_entry_list(account=account).order_by("id").iterator(2000)
+        ],
+    }  # fmt: skip

@@ -1,0 +1,495 @@
+"""Signup: the proof-of-work challenge, slugs, account creation, activation, resend.
+
+The flow: ``challenge_create`` hands out an ALTCHA-style challenge; ``account_signup``
+checks the solution, creates a pending account with one operator and a default mailbox,
+and emails the activation code; ``account_confirm`` redeems the code, activates the
+account and returns its first API key. The signup answer is the same whether or not an
+account was created, so nobody can learn which addresses have accounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.actors import Actor
+from accounts.codes import code_issue, code_redeem
+from accounts.models import Account, AccountState, ApiKey, CodePurpose, OneTimeCode, Scope
+from accounts.services import api_key_create, audit_record, operator_create, operator_email_send
+from mailboxes.models import Mailbox, OversightMode
+from multimail.errors import ApiError
+from multimail.ratelimit import hit, peek
+
+POW_ALGORITHM = "SHA-256"
+ACTIVATION_TTL = timedelta(days=2)
+RESEND_INTERVAL_SECONDS = 5 * 60
+CONFIRM_FAILURES_PER_HOUR = 5
+# The first key an operator gets: it can do everything an agent may do alone. Oversight is
+# left out on purpose (a key must not both send and approve).
+FIRST_KEY_SCOPES = [Scope.READ, Scope.SEND, Scope.ADMIN]
+SIGNUP_MODES = (OversightMode.GATED_ALL, OversightMode.GATED_SEND, OversightMode.MONITORED)
+DEFAULT_SIGNUP_MODE = OversightMode.GATED_SEND
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SLUG_MIN_LENGTH = 2
+RESERVED_SLUGS = frozenset(
+    {
+        "abuse", "account", "accounts", "admin", "administrator", "api", "app", "billing",
+        "blog", "console", "dashboard", "dev", "docs", "help", "hostmaster", "imap", "info",
+        "login", "mail", "mailer-daemon", "mx", "multimail", "noreply", "no-reply", "ops",
+        "pop", "postmaster", "root", "security", "signup", "smtp", "staging", "static",
+        "status", "support", "system", "webmaster", "www",
+    }
+)  # fmt: skip
+
+
+# --- Proof of work ----------------------------------------------------------------------
+
+
+def _sign(challenge: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+
+
+def _pow_hash(salt: str, number: int) -> str:
+    return hashlib.sha256(f"{salt}{number}".encode()).hexdigest()
+
+
+def challenge_create() -> dict[str, Any]:
+    """A challenge the client solves by trying numbers 0..maxnumber (ALTCHA format).
+
+    Nothing is stored: the signature proves we issued it and the expiry rides in the salt,
+    which is part of what the challenge hashes, so it cannot be edited.
+    """
+    max_number = settings.SIGNUP_POW_MAX_NUMBER
+    expires = int(time.time()) + settings.SIGNUP_POW_TTL_SECONDS
+    salt = f"{secrets.token_hex(12)}?expires={expires}"
+    challenge = _pow_hash(salt, secrets.randbelow(max_number + 1))
+    return {
+        "algorithm": POW_ALGORITHM,
+        "challenge": challenge,
+        "maxnumber": max_number,
+        "salt": salt,
+        "signature": _sign(challenge),
+    }
+
+
+def _pow_invalid(message: str) -> ApiError:
+    return ApiError("invalid_parameter", message, param="pow_solution")
+
+
+def pow_verify(*, solution: dict[str, Any]) -> None:
+    """Accept a solved challenge once; raise ``invalid_parameter`` otherwise."""
+    salt = str(solution["salt"])
+    challenge = str(solution["challenge"])
+    if solution["algorithm"] != POW_ALGORITHM:
+        raise _pow_invalid("pow_solution.algorithm must be SHA-256.")
+    if not hmac.compare_digest(_sign(challenge), str(solution["signature"])):
+        raise _pow_invalid(
+            "The proof-of-work signature does not match. Request a new challenge with "
+            "POST /v1/account/challenge and echo its fields unchanged."
+        )
+    try:
+        expires = int(parse_qs(salt.partition("?")[2]).get("expires", ["0"])[0])
+    except ValueError:
+        expires = 0
+    remaining = expires - int(time.time())
+    if remaining <= 0:
+        raise _pow_invalid(
+            "The proof-of-work challenge expired (they last 5 minutes). Request a new one "
+            "with POST /v1/account/challenge."
+        )
+    if not hmac.compare_digest(_pow_hash(salt, int(solution["number"])), challenge):
+        raise _pow_invalid(
+            "pow_solution.number does not solve the challenge. Find N in 0..maxnumber with "
+            "hex(sha256(salt + N)) == challenge."
+        )
+    # Single use: remembered until it would have expired anyway.
+    if not cache.add(f"pow:used:{challenge}", 1, remaining + 1):
+        raise _pow_invalid(
+            "This proof-of-work solution was already used. Request a new challenge with "
+            "POST /v1/account/challenge."
+        )
+
+
+# --- Slugs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SlugStatus:
+    slug: str
+    available: bool
+    reason: str | None  # None, "taken" or "reserved"
+    suggestions: list[str]
+
+    @property
+    def address_preview(self) -> str:
+        return default_mailbox_address(self.slug)
+
+
+def default_mailbox_address(slug: str) -> str:
+    return f"{slug}@{slug}.{settings.MAIL_DOMAIN}"
+
+
+def slug_from_name(name: str) -> str:
+    return slugify(name)[:63].strip("-")
+
+
+def slug_validate(*, slug: str) -> str:
+    clean = slug.strip().lower()
+    if len(clean) < SLUG_MIN_LENGTH or not SLUG_PATTERN.match(clean):
+        raise ApiError(
+            "invalid_parameter",
+            f"The slug {slug!r} is not valid. Use 2 to 63 lowercase letters, digits and "
+            "hyphens, starting and ending with a letter or digit.",
+            param="slug",
+        )
+    return clean
+
+
+def _suggestions(slug: str) -> list[str]:
+    base = slug[:55].rstrip("-")
+    if len(base) < SLUG_MIN_LENGTH:
+        base = f"{base}-team" if base else "team"
+    candidates = [
+        f"{base}-{suffix}" for suffix in ("hq", "mail", "team", "app", "agents", "2", "3", "4")
+    ]
+    candidates = [c for c in candidates if c not in RESERVED_SLUGS]
+    taken = set(Account.objects.filter(slug__in=candidates).values_list("slug", flat=True))
+    return [c for c in candidates if c not in taken][:3]
+
+
+def slug_check(*, slug: str) -> SlugStatus:
+    clean = slug_validate(slug=slug)
+    if clean in RESERVED_SLUGS:
+        return SlugStatus(clean, False, "reserved", _suggestions(clean))
+    if Account.objects.filter(slug=clean).exists():
+        return SlugStatus(clean, False, "taken", _suggestions(clean))
+    return SlugStatus(clean, True, None, [])
+
+
+def slug_claimable(*, slug: str) -> str:
+    """The slug if a new account may take it, else ``slug_reserved``/``slug_taken``."""
+    status = slug_check(slug=slug)
+    if status.reason == "reserved":
+        raise ApiError(
+            "slug_reserved",
+            f"The slug {status.slug!r} is reserved. Use one of suggestions, or choose "
+            "another operator name or slug.",
+            param="slug",
+            suggestions=status.suggestions,
+        )
+    if status.reason == "taken":
+        raise ApiError(
+            "slug_taken",
+            f"The slug {status.slug!r} is taken. Use one of suggestions, or choose another.",
+            param="slug",
+            suggestions=status.suggestions,
+        )
+    return status.slug
+
+
+# --- Signup -----------------------------------------------------------------------------
+
+SIGNUP_MESSAGE = (
+    "If this address can be used, an activation code is on its way to the oversight email. "
+    "Enter it with POST /v1/confirm. No code within 10 minutes? The address may already "
+    "have an account: try POST /v1/account/resend-confirmation."
+)
+
+_ATTRIBUTION_PARAMS = {
+    "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+    "gclid", "fbclid", "msclkid",
+}  # fmt: skip
+
+
+def _clean_visit(visit: Any) -> dict[str, Any] | None:
+    if not isinstance(visit, dict) or set(visit) - {"ts", "landing_path", "params"}:
+        return None
+    clean: dict[str, Any] = {}
+    if "ts" in visit:
+        if not isinstance(visit["ts"], int) or isinstance(visit["ts"], bool):
+            return None
+        clean["ts"] = visit["ts"]
+    if "landing_path" in visit:
+        if not isinstance(visit["landing_path"], str) or len(visit["landing_path"]) > 256:
+            return None
+        clean["landing_path"] = visit["landing_path"]
+    if "params" in visit:
+        params = visit["params"]
+        if not isinstance(params, dict) or set(params) - _ATTRIBUTION_PARAMS:
+            return None
+        if not all(isinstance(v, str) and len(v) <= 256 for v in params.values()):
+            return None
+        clean["params"] = params
+    return clean
+
+
+def attribution_clean(raw: Any) -> dict[str, Any] | None:
+    """The marketing attribution, or None when its shape is wrong: a bad shape is dropped
+    silently, never a reason to refuse a signup."""
+    if not isinstance(raw, dict) or set(raw) - {"first", "last", "visits", "version"}:
+        return None
+    clean: dict[str, Any] = {}
+    for name in ("first", "last"):
+        if name in raw:
+            visit = _clean_visit(raw[name])
+            if visit is None:
+                return None
+            clean[name] = visit
+    if "visits" in raw:
+        visits = raw["visits"]
+        if not isinstance(visits, int) or isinstance(visits, bool) or not 1 <= visits <= 10**6:
+            return None
+        clean["visits"] = visits
+    if "version" in raw:
+        if raw["version"] != 1:
+            return None
+        clean["version"] = 1
+    return clean
+
+
+def _resend_marker(email: str) -> str:
+    return f"confirm:resend:{hashlib.sha256(email.lower().encode()).hexdigest()}"
+
+
+def _activation_email(*, account: Account, code: str) -> None:
+    link = f"{settings.PUBLIC_BASE_URL}/v1/confirm/{code}"
+    operator_email_send(
+        account=account,
+        subject=f"Your activation code: {code}",
+        text=(
+            f"Someone (hopefully you) signed up {account.name} for MultiMail and named this "
+            "address as its human oversight contact.\n\n"
+            f"Activation code: {code}\n\nOr open: {link}\n\n"
+            "The code works once, for 48 hours. Activating gives the agent its first API key. "
+            "If you did not sign up, ignore this email: nothing happens without the code."
+        ),
+    )
+
+
+def _existing_email_notice(*, account: Account) -> None:
+    operator_email_send(
+        account=account,
+        subject="Someone tried to sign up with this address",
+        text=(
+            f"A MultiMail signup named this address, which already oversees {account.name} "
+            f"({account.slug}). No new account was created. If the account is still waiting "
+            "for activation, request a new code with POST /v1/account/resend-confirmation. "
+            "If this was not you, no action is needed."
+        ),
+    )
+
+
+@transaction.atomic
+def account_signup(
+    *,
+    operator_name: str,
+    oversight_email: str,
+    slug: str | None,
+    physical_address: str = "",
+    use_case: str = "",
+    oversight_mode: str = DEFAULT_SIGNUP_MODE,
+    attribution: dict[str, Any] | None = None,
+    request_id: str = "",
+) -> Account | None:
+    """Create a pending account; None when the oversight email already has one (the
+    caller answers the same either way). The proof of work is checked by the caller."""
+    clean_slug = slug_validate(slug=slug) if slug else slug_from_name(operator_name)
+    if not slug:
+        try:
+            clean_slug = slug_validate(slug=clean_slug)
+        except ApiError as error:
+            error.message = (
+                f"No valid slug can be derived from operator_name {operator_name!r}. Send a "
+                "slug: 2 to 63 lowercase letters, digits and hyphens."
+            )
+            raise
+    clean_slug = slug_claimable(slug=clean_slug)
+    email = oversight_email.strip()
+    # Marks "a confirmation just went out" for resend-confirmation, whether or not an
+    # account is created, so that endpoint answers alike for known and unknown addresses.
+    cache.set(
+        _resend_marker(email), int(time.time()) + RESEND_INTERVAL_SECONDS, RESEND_INTERVAL_SECONDS
+    )
+    existing = Account.objects.filter(oversight_email__iexact=email).order_by("-id").first()
+    if existing is not None:
+        _existing_email_notice(account=existing)
+        return None
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            account = Account.objects.create(
+                name=operator_name.strip(),
+                slug=clean_slug,
+                oversight_email=email,
+                physical_address=physical_address,
+                use_case=use_case,
+                default_oversight_mode=oversight_mode,
+                confirmation_sent_at=now,
+            )
+    except IntegrityError:  # a concurrent signup took the slug between check and insert
+        raise ApiError(
+            "slug_taken",
+            f"The slug {clean_slug!r} was just taken. Use one of suggestions.",
+            param="slug",
+            suggestions=_suggestions(clean_slug),
+        ) from None
+    operator_create(account=account, email=email, name=operator_name.strip())
+    Mailbox.objects.create(
+        account=account, address=default_mailbox_address(clean_slug), oversight_mode=oversight_mode
+    )
+    _, code = code_issue(
+        account=account, purpose=CodePurpose.ACTIVATION, ttl=ACTIVATION_TTL, sent_to=email
+    )
+    audit_record(
+        actor=Actor.system(account, "signup"),
+        action="account.created",
+        resource_type="account",
+        resource_id=account.pk,
+        metadata={"oversight_mode": oversight_mode, "attribution": attribution},
+        request_id=request_id,
+    )
+    _activation_email(account=account, code=code)
+    return account
+
+
+# --- Activation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    account: Account
+    api_key: ApiKey
+    raw_key: str
+    mailbox: Mailbox | None
+
+
+def _failure_bucket(client_ip: str) -> str:
+    return f"confirm:fail:{client_ip}"
+
+
+def account_confirm(*, code: str, client_ip: str, request_id: str = "") -> Activation:
+    """Redeem an activation code. More than CONFIRM_FAILURES_PER_HOUR wrong codes from one
+    address in an hour answer ``too_many_attempts`` (the codes are short)."""
+    bucket = _failure_bucket(client_ip)
+    if peek(bucket, window_seconds=3600) >= CONFIRM_FAILURES_PER_HOUR:
+        raise ApiError(
+            "too_many_attempts",
+            "Too many wrong activation codes from this address. Wait an hour and try again "
+            "with the code from the activation email.",
+            headers={"Retry-After": str(3600 - int(time.time()) % 3600)},
+        )
+    activation = _activate(code=code, request_id=request_id)
+    if activation is None:
+        hit(bucket, limit=CONFIRM_FAILURES_PER_HOUR, window_seconds=3600)
+        raise ApiError(
+            "validation_error",
+            "The activation code is wrong, expired or already used. Check the activation "
+            "email, or request a new code with POST /v1/account/resend-confirmation.",
+            param="code",
+        )
+    return activation
+
+
+@transaction.atomic
+def _activate(*, code: str, request_id: str) -> Activation | None:
+    record = code_redeem(account=None, purpose=CodePurpose.ACTIVATION, code=code)
+    if record is None:
+        return None
+    account = Account.objects.select_for_update().get(pk=record.account_id)
+    if account.state != AccountState.PENDING:
+        return None
+    account.state = AccountState.ACTIVE
+    account.activated_at = timezone.now()
+    account.save(update_fields=["state", "activated_at"])
+    key, raw = api_key_create(account=account, name="First key", scopes=list(FIRST_KEY_SCOPES))
+    actor = Actor.system(account, "activation code")
+    audit_record(
+        actor=actor,
+        action="account.activated",
+        resource_type="account",
+        resource_id=account.pk,
+        request_id=request_id,
+    )
+    audit_record(
+        actor=actor,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.pk,
+        metadata={"name": key.name, "scopes": key.scopes},
+        request_id=request_id,
+    )
+    mailbox = Mailbox.objects.filter(account=account).order_by("id").first()
+    return Activation(account=account, api_key=key, raw_key=raw, mailbox=mailbox)
+
+
+# --- Resend -----------------------------------------------------------------------------
+
+
+def confirmation_resend(*, oversight_email: str, request_id: str = "") -> None:
+    """Send a fresh activation code. Unknown addresses get the same answer as known ones;
+    an address that already has an active account is told so (``conflict``)."""
+    email = oversight_email.strip()
+    marker = _resend_marker(email)
+    now = int(time.time())
+    if not cache.add(marker, now + RESEND_INTERVAL_SECONDS, RESEND_INTERVAL_SECONDS):
+        retry_after = max(1, int(cache.get(marker) or now + 1) - now)
+        raise ApiError(
+            "confirmation_recently_sent",
+            "A confirmation email went to this address in the last 5 minutes. Wait "
+            f"{retry_after} s (Retry-After) before asking for another.",
+            headers={"Retry-After": str(retry_after)},
+        )
+    accounts = list(Account.objects.filter(oversight_email__iexact=email).order_by("-id")[:5])
+    pending = next((a for a in accounts if a.state == AccountState.PENDING), None)
+    if pending is None:
+        if any(a.state == AccountState.ACTIVE for a in accounts):
+            cache.delete(marker)
+            raise ApiError(
+                "conflict",
+                "The account for this oversight email is already activated. Use its API key, "
+                "or sign in to the console at /console/ with this address.",
+                param="oversight_email",
+            )
+        return
+    _reissue_activation(account_id=pending.pk, request_id=request_id)
+
+
+@transaction.atomic
+def _reissue_activation(*, account_id: str, request_id: str) -> None:
+    account = Account.objects.select_for_update().get(pk=account_id)
+    if account.state != AccountState.PENDING:
+        return
+    # Only the newest code works: an old email lying around cannot activate the account.
+    OneTimeCode.objects.filter(
+        account=account, purpose=CodePurpose.ACTIVATION, used_at__isnull=True
+    ).update(used_at=timezone.now())
+    _, code = code_issue(
+        account=account,
+        purpose=CodePurpose.ACTIVATION,
+        ttl=ACTIVATION_TTL,
+        sent_to=account.oversight_email,
+    )
+    account.confirmation_sent_at = timezone.now()
+    account.save(update_fields=["confirmation_sent_at"])
+    audit_record(
+        actor=Actor.system(account, "resend-confirmation"),
+        action="account.confirmation_resent",
+        resource_type="account",
+        resource_id=account.pk,
+        request_id=request_id,
+    )
+    _activation_email(account=account, code=code)

@@ -1,0 +1,445 @@
+"""HTTP endpoints for signup, activation, the account, API keys, the audit log and export.
+
+Thin: parse with a serializer, call a service or selector, render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services, signup
+from accounts.approvals import admin_action_gate
+from accounts.models import Scope
+from accounts.serializers import (
+    AccountInfoSerializer,
+    AccountUpdateSerializer,
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeyListSerializer,
+    ApiKeyUpdatedSerializer,
+    ApiKeyUpdateSerializer,
+    ApprovalCodeSerializer,
+    AuditLogSerializer,
+    ChallengeRequestSerializer,
+    ChallengeSerializer,
+    ConfirmRequestSerializer,
+    ConfirmResponseSerializer,
+    PendingApprovalSerializer,
+    ResendRequestSerializer,
+    SignupRequestSerializer,
+    SlugCheckSerializer,
+    StatusMessageSerializer,
+    StatusSerializer,
+    parse,
+)
+from multimail.authentication import ApiPrincipal
+from multimail.conditional import check_if_match, etag_response
+from multimail.errors import ApiError
+from multimail.exceptions import request_id_of
+from multimail.pagination import cursor_paginate, pagination_parameters
+from multimail.ratelimit import hit
+
+PENDING = OpenApiResponse(PendingApprovalSerializer, "Operator approval requested (code emailed)")
+CHALLENGES_PER_MINUTE = 30
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
+    return request.user
+
+
+def _client_ip(request: Request) -> str:
+    return str(request.META.get("REMOTE_ADDR", ""))
+
+
+class PublicView(APIView):
+    """No API key: signup and activation happen before the account has one."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    throttle_classes: list[Any] = []
+
+
+# --- Signup and activation --------------------------------------------------------------
+
+
+class ChallengeView(PublicView):
+    @extend_schema(
+        operation_id="account_challenge",
+        request=ChallengeRequestSerializer,
+        responses=ChallengeSerializer,
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        parse(ChallengeRequestSerializer, request.data or {})
+        limit = hit(
+            f"challenge:{_client_ip(request)}", limit=CHALLENGES_PER_MINUTE, window_seconds=60
+        )
+        if not limit.allowed:
+            raise ApiError(
+                "rate_limit_exceeded",
+                f"At most {CHALLENGES_PER_MINUTE} challenges a minute per address. Wait "
+                f"{limit.retry_after} s (Retry-After).",
+                limit_type="signup",
+                headers={"Retry-After": str(limit.retry_after)},
+            )
+        return Response(signup.challenge_create())
+
+
+class SlugCheckView(PublicView):
+    @extend_schema(operation_id="slug_check", responses=SlugCheckSerializer, auth=[])
+    def get(self, request: Request, slug: str) -> Response:
+        status = signup.slug_check(slug=slug)
+        return Response(
+            {
+                "available": status.available,
+                "slug": status.slug,
+                "reason": status.reason,
+                "suggestions": status.suggestions,
+                "address_preview": status.address_preview,
+            }
+        )
+
+
+def _confirm_page(code: str | None) -> HttpResponseRedirect:
+    # The console's confirmation page (a form that POSTs the code); the link in the
+    # activation email lands here with the code prefilled.
+    query = f"?{urlencode({'code': code})}" if code else ""
+    return HttpResponseRedirect(f"/confirm{query}")
+
+
+class ConfirmCodeRedirectView(PublicView):
+    @extend_schema(
+        operation_id="confirm_code_redirect",
+        responses={302: OpenApiResponse(description="Redirect to /confirm?code=...")},
+        auth=[],
+    )
+    def get(self, request: Request, code: str) -> HttpResponseRedirect:
+        return _confirm_page(code)
+
+
+class ConfirmView(PublicView):
+    @extend_schema(
+        operation_id="confirm_redirect",
+        responses={302: OpenApiResponse(description="Redirect to /confirm")},
+        auth=[],
+    )
+    def get(self, request: Request) -> HttpResponseRedirect:
+        return _confirm_page(None)
+
+    @extend_schema(
+        operation_id="confirm_account",
+        request=ConfirmRequestSerializer,
+        responses=ConfirmResponseSerializer,
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = parse(ConfirmRequestSerializer, request.data)
+        activation = signup.account_confirm(
+            code=data["code"], client_ip=_client_ip(request), request_id=request_id_of(request)
+        )
+        account, mailbox = activation.account, activation.mailbox
+        return Response(
+            {
+                "status": "active",
+                "name": account.name,
+                "slug": account.slug,
+                "oversight_mode": mailbox.oversight_mode
+                if mailbox
+                else account.default_oversight_mode,
+                "api_key": activation.raw_key,
+                "mailbox_id": mailbox.pk if mailbox else None,
+                "mailbox_address": mailbox.address if mailbox else None,
+                "oversight_email": account.oversight_email,
+                "use_case": account.use_case or None,
+            }
+        )
+
+
+class ResendConfirmationView(PublicView):
+    @extend_schema(
+        operation_id="resend_confirmation",
+        request=ResendRequestSerializer,
+        responses=StatusMessageSerializer,
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = parse(ResendRequestSerializer, request.data)
+        signup.confirmation_resend(
+            oversight_email=data["oversight_email"], request_id=request_id_of(request)
+        )
+        return Response(
+            {
+                "status": "confirmation_resent",
+                "message": "If this address has an account waiting for activation, a new code "
+                "is on its way. Older codes no longer work.",
+            }
+        )
+
+
+# --- The account ------------------------------------------------------------------------
+
+
+class AccountView(APIView):
+    """GET the account; POST is signup (public), PATCH/DELETE need admin."""
+
+    required_scopes = {"GET": "read", "PATCH": "admin", "DELETE": "admin"}
+
+    def get_authenticators(self) -> list[Any]:
+        if self.request is not None and self.request.method == "POST":
+            return []
+        return super().get_authenticators()
+
+    def get_throttles(self) -> list[Any]:
+        if self.request.method == "POST":
+            return []
+        return super().get_throttles()
+
+    @extend_schema(operation_id="account_get", responses=AccountInfoSerializer)
+    def get(self, request: Request) -> Response:
+        return etag_response(request, self._info(request))
+
+    @extend_schema(
+        operation_id="account_signup_create",
+        request=SignupRequestSerializer,
+        responses=StatusMessageSerializer,
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = parse(SignupRequestSerializer, request.data)
+        signup.pow_verify(solution=data["pow_solution"])
+        signup.account_signup(
+            operator_name=data["operator_name"],
+            oversight_email=data["oversight_email"],
+            slug=data.get("slug") or None,
+            physical_address=data.get("physical_address") or "",
+            use_case=data.get("use_case") or "",
+            oversight_mode=data.get("oversight_mode") or signup.DEFAULT_SIGNUP_MODE,
+            attribution=signup.attribution_clean(data.get("attribution")),
+            request_id=request_id_of(request),
+        )
+        return Response({"status": "confirmation_sent", "message": signup.SIGNUP_MESSAGE})
+
+    @extend_schema(
+        operation_id="account_update",
+        request=AccountUpdateSerializer,
+        responses={200: AccountInfoSerializer, 202: PENDING},
+    )
+    def patch(self, request: Request) -> Response:
+        principal = _principal(request)
+        data = parse(AccountUpdateSerializer, request.data)
+        approval_code = data.pop("approval_code", None)
+        check_if_match(request, self._info(request))
+        admin_action_gate(
+            actor=principal.actor,
+            action="account.update",
+            params=data,
+            summary=f"change account settings ({', '.join(sorted(data)) or 'nothing'})",
+            approval_code=approval_code,
+            request_id=request_id_of(request),
+        )
+        account = services.account_update(
+            actor=principal.actor, changes=data, request_id=request_id_of(request)
+        )
+        return etag_response(request, selectors.account_info(account=account))
+
+    @extend_schema(
+        operation_id="account_delete",
+        request=ApprovalCodeSerializer,
+        responses={200: StatusSerializer, 202: PENDING},
+    )
+    def delete(self, request: Request) -> Response:
+        principal = _principal(request)
+        data = parse(ApprovalCodeSerializer, request.data or {})
+        check_if_match(request, self._info(request))
+        admin_action_gate(
+            actor=principal.actor,
+            action="account.delete",
+            params={},
+            summary=f"DELETE the account {principal.account.slug} and all its data",
+            approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
+            request_id=request_id_of(request),
+        )
+        services.account_delete(actor=principal.actor, request_id=request_id_of(request))
+        return Response({"status": "deleted"})
+
+    @staticmethod
+    def _info(request: Request) -> dict[str, Any]:
+        data = selectors.account_info(account=_principal(request).account)
+        # The ETag is computed over the wire form, so a client's If-Match matches it.
+        return dict(AccountInfoSerializer(data).data)
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+class ApiKeyListView(APIView):
+    required_scopes = {"GET": "admin", "POST": "admin"}
+
+    @extend_schema(
+        operation_id="api_keys_list",
+        parameters=pagination_parameters(default_limit=50),
+        responses=ApiKeyListSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        page = cursor_paginate(
+            selectors.api_key_list(account=_principal(request).account),
+            request.query_params,
+            default_limit=50,
+        )
+        return Response(
+            {
+                "api_keys": [selectors.api_key_info(key=key) for key in page.items],
+                "cursor": page.next_cursor,
+            }
+        )
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer, 202: PENDING},
+    )
+    def post(self, request: Request) -> Response:
+        principal = _principal(request)
+        data = parse(ApiKeyCreateSerializer, request.data)
+        scopes = services.validate_scopes(data.get("scopes") or [Scope.READ])
+        services.api_key_limit_check(account=principal.account)
+        admin_action_gate(
+            actor=principal.actor,
+            action="api_key.create",
+            params={"name": data["name"], "scopes": scopes},
+            summary=f"create the API key {data['name']!r} with scopes {', '.join(scopes)}",
+            approval_code=data.get("approval_code"),
+            request_id=request_id_of(request),
+        )
+        key, raw = services.api_key_issue(
+            actor=principal.actor,
+            name=data["name"],
+            scopes=scopes,
+            request_id=request_id_of(request),
+        )
+        return Response(
+            {
+                "id": key.pk,
+                "api_key": raw,
+                "prefix": key.prefix,
+                "name": key.name,
+                "scopes": key.scopes,
+            },
+            status=201,
+        )
+
+
+_OVERSIGHT_SCOPES = {Scope.OVERSIGHT, Scope.OVERSIGHT_READ}
+
+
+class ApiKeyDetailView(APIView):
+    required_scopes = {"PATCH": "admin", "DELETE": "admin"}
+
+    @extend_schema(
+        operation_id="api_keys_update",
+        request=ApiKeyUpdateSerializer,
+        responses={200: ApiKeyUpdatedSerializer, 202: PENDING},
+    )
+    def patch(self, request: Request, key_id: str) -> Response:
+        principal = _principal(request)
+        data = parse(ApiKeyUpdateSerializer, request.data)
+        key = selectors.api_key_get(account=principal.account, key_id=key_id)
+        scopes = services.validate_scopes(data["scopes"]) if "scopes" in data else None
+        if scopes is not None and (set(scopes) - set(key.scopes)) & _OVERSIGHT_SCOPES:
+            # Oversight lets a key approve mail: an agent must not grant it to itself.
+            admin_action_gate(
+                actor=principal.actor,
+                action="api_key.update",
+                params={"key_id": key.pk, "name": data.get("name"), "scopes": scopes},
+                summary=f"give the API key {key.name!r} the scopes {', '.join(scopes)}",
+                approval_code=data.get("approval_code"),
+                request_id=request_id_of(request),
+            )
+        key = services.api_key_update(
+            actor=principal.actor,
+            key_id=key.pk,
+            name=data.get("name"),
+            scopes=scopes,
+            request_id=request_id_of(request),
+        )
+        return Response({"status": "updated", **selectors.api_key_info(key=key)})
+
+    @extend_schema(
+        operation_id="api_keys_revoke",
+        request=ApprovalCodeSerializer,
+        responses={200: StatusSerializer, 202: PENDING},
+    )
+    def delete(self, request: Request, key_id: str) -> Response:
+        principal = _principal(request)
+        data = parse(ApprovalCodeSerializer, request.data or {})
+        key = selectors.api_key_get(account=principal.account, key_id=key_id)
+        if key.is_active:
+            admin_action_gate(
+                actor=principal.actor,
+                action="api_key.revoke",
+                params={"key_id": key.pk},
+                summary=f"revoke the API key {key.name!r} ({key.prefix}…)",
+                approval_code=data.get("approval_code")
+                or request.query_params.get("approval_code"),
+                request_id=request_id_of(request),
+            )
+        services.api_key_revoke(
+            actor=principal.actor, key_id=key.pk, request_id=request_id_of(request)
+        )
+        return Response({"status": "revoked"})
+
+
+# --- Audit log and export ---------------------------------------------------------------
+
+
+class AuditLogView(APIView):
+    required_scopes = {"GET": "admin"}
+
+    @extend_schema(
+        operation_id="audit_log",
+        parameters=pagination_parameters(default_limit=50),
+        responses=AuditLogSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        page = cursor_paginate(
+            selectors.audit_entry_list(account=_principal(request).account),
+            request.query_params,
+            default_limit=50,
+        )
+        return Response(
+            {
+                "entries": [selectors.audit_entry_info(entry=entry) for entry in page.items],
+                "cursor": page.next_cursor,
+            }
+        )
+
+
+class ExportView(APIView):
+    required_scopes = {"GET": "admin"}
+
+    @extend_schema(operation_id="account_export", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        principal = _principal(request)
+        services.export_claim(account=principal.account)
+        try:
+            data = selectors.account_export(account=principal.account)
+        except Exception:
+            services.export_release(account=principal.account)
+            raise
+        services.audit_record(
+            actor=principal.actor,
+            action="account.exported",
+            resource_type="account",
+            resource_id=principal.account.pk,
+            request_id=request_id_of(request),
+        )
+        return Response(data)
