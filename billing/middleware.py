@@ -1,0 +1,28 @@
+"""Counts authenticated API calls for GET /v1/usage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from billing.usage import api_call_count
+from multimail.authentication import ApiPrincipal
+from multimail.exceptions import is_api_path
+
+
+class ApiCallUsageMiddleware:
+    """One cheap place for every endpoint: after the view ran, a request that DRF
+    authenticated with an API key (``request.user`` is then the ApiPrincipal) counts one
+    API call. ``type()`` rather than ``isinstance`` so a console request's lazy user is
+    never evaluated (that would cost a session query)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = request.__dict__.get("user")
+        if is_api_path(request) and type(user) is ApiPrincipal:
+            api_call_count(account=user.account)
+        return response

@@ -1,0 +1,70 @@
+"""Billing reads: usage over a period, from the daily counters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import Sum
+
+from accounts.models import Account
+from billing.models import UsageDaily, UsageEventType
+from billing.periods import current_period, previous_period
+from billing.usage import api_calls_flush
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def usage_window(
+    *, account: Account, period: str, start_ms: int | None, end_ms: int | None
+) -> tuple[int, int]:
+    """The [from, to] window in epoch ms: the named period (current by default), with
+    ``from``/``to`` overriding either end."""
+    start, end = previous_period(account) if period == "previous" else current_period(account)
+    return (
+        start_ms if start_ms is not None else epoch_ms(start),
+        end_ms if end_ms is not None else epoch_ms(end),
+    )
+
+
+def _days(account: Account, start_ms: int, end_ms: int) -> Any:
+    # Counters are per UTC day: a day counts when it overlaps the window.
+    api_calls_flush(account=account)  # so the answer includes calls still in the cache
+    return UsageDaily.objects.filter(
+        account=account,
+        date__gte=from_epoch_ms(start_ms).date(),
+        date__lte=from_epoch_ms(end_ms).date(),
+    )
+
+
+def usage_summary(*, account: Account, start_ms: int, end_ms: int) -> dict[str, Any]:
+    totals = dict(
+        _days(account, start_ms, end_ms)
+        .values("event_type")
+        .annotate(total=Sum("count"))
+        .values_list("event_type", "total")
+    )
+    return {
+        "from": start_ms,
+        "to": end_ms,
+        **{event_type: int(totals.get(event_type) or 0) for event_type in UsageEventType.values},
+    }
+
+
+def usage_daily(*, account: Account, start_ms: int, end_ms: int) -> dict[str, Any]:
+    rows = _days(account, start_ms, end_ms).order_by("date", "event_type")
+    return {
+        "from": start_ms,
+        "to": end_ms,
+        "breakdown": "daily",
+        "data": [
+            {"date": row.date.isoformat(), "event_type": row.event_type, "count": row.count}
+            for row in rows
+        ],
+    }
