@@ -70,14 +70,16 @@ def test_connection_dropped_mid_request_answers_503_then_recovers(
     original = ApiKeyAuthentication.authenticate
     dropped: list[bool] = []
 
-    def drop_then_authenticate(self: ApiKeyAuthentication, request: Any) -> Any:
-        # The request has started and passed its health check; the server goes away now.
+    def authenticate_then_drop(self: ApiKeyAuthentication, request: Any) -> Any:
+        result = original(self, request)
+        # The request has used its (health-checked) connection; the server goes away now,
+        # before the view's own queries.
         if not dropped:
             dropped.append(True)
             _terminate_own_backend()
-        return original(self, request)
+        return result
 
-    monkeypatch.setattr(ApiKeyAuthentication, "authenticate", drop_then_authenticate)
+    monkeypatch.setattr(ApiKeyAuthentication, "authenticate", authenticate_then_drop)
     _assert_service_unavailable(wsgi_call("GET", "/v1/account", key=raw_key))
     # Same process, no restart: the broken connection was discarded at the end of the
     # failed request and the next one connects afresh.

@@ -91,6 +91,9 @@ def api_operations() -> list[Operation]:
             ]
         )
         scopes = getattr(view_class, "required_scopes", None) or {}
+        # A view that names scopes for some methods but not this one serves it publicly
+        # (POST /v1/account is signup beside the authenticated GET/PATCH/DELETE).
+        methods = [m for m in methods if not scopes or m in scopes]
         operations += [Operation(m, route, view_class, scopes.get(m)) for m in methods]
     return sorted(operations, key=str)
 
