@@ -255,6 +255,20 @@ POSTMARK_API_BASE = env_str("POSTMARK_API_BASE", "https://api.postmarkapp.com").
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")
+# Stripe price ids per plan and interval (STRIPE_PRICE_BUILDER_MONTHLY ... SCALE_ANNUAL).
+STRIPE_PRICES = {
+    (plan, interval): env_str(f"STRIPE_PRICE_{plan.upper()}_{interval.upper()}", "")
+    for plan in ("builder", "pro", "scale")
+    for interval in ("monthly", "annual")
+}
+# The SDK retries connection errors, 409 and 5xx; every POST carries an idempotency key.
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Days an invoice may stay unpaid before the account is deactivated (reason "unpaid").
+BILLING_UNPAID_GRACE_DAYS = env_int("BILLING_UNPAID_GRACE_DAYS", 7)
+# API calls are counted in the cache and written to the usage table at most this often.
+BILLING_API_CALLS_FLUSH_SECONDS = env_int("BILLING_API_CALLS_FLUSH_SECONDS", 60)
+MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
 
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
