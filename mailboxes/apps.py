@@ -8,7 +8,13 @@ class MailboxesConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.approvals import register_admin_action
+        from mailboxes.services.mailboxes import (
+            mailbox_create_from_approval,
+            mailbox_update_from_approval,
+        )
         from mailboxes.services.webhooks import webhook_create_executor
 
-        # The console's "approve" runs the same create the agent asked for.
+        # What the console runs when the operator approves an agent's pending request.
+        register_admin_action("mailbox.create", mailbox_create_from_approval)
+        register_admin_action("mailbox.update", mailbox_update_from_approval)
         register_admin_action("webhook.create", webhook_create_executor)

@@ -1,0 +1,126 @@
+"""The outbound content filter: what may not leave this server under a customer's name.
+
+It runs on the rendered email (after markdown became HTML) so it sees the links exactly as
+recipients will. A hit rejects the email with ``failure_reason`` "content_rejected: <reason>";
+nothing is sent. The rules are deliberately few and high-precision: a false positive blocks
+an agent's legitimate mail, so each rule targets a pattern with no ordinary use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+# Attachments that run code when opened on common desktops.
+EXECUTABLE_EXTENSIONS = frozenset(
+    {
+        ".exe", ".bat", ".cmd", ".com", ".scr", ".pif", ".cpl", ".msi", ".msp", ".dll",
+        ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".hta", ".ps1", ".psm1", ".jar",
+        ".lnk", ".reg", ".app", ".apk", ".sh", ".iso",
+    }
+)  # fmt: skip
+PROHIBITED_MIME_TYPES = frozenset(
+    {
+        "application/x-msdownload",
+        "application/x-msdos-program",
+        "application/x-dosexec",
+        "application/x-executable",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-ms-installer",
+        "application/x-msi",
+        "application/hta",
+        "application/x-sh",
+        "application/x-bat",
+        "application/javascript",
+        "text/javascript",
+        "application/x-javascript",
+        "application/java-archive",
+        "application/vnd.android.package-archive",
+        "application/x-ms-shortcut",
+    }
+)
+# Wording that asks the recipient to hand over credentials or payment details.
+_CREDENTIAL_HARVEST = re.compile(
+    r"\b(verify|confirm|update|validate|re-?enter|unlock|restore)\s+(your\s+)?"
+    r"(account|password|login|credentials|identity|billing|payment|bank|card)"
+    r"|\b(account|mailbox)\s+(will\s+be|has\s+been)\s+(suspended|locked|closed|disabled)"
+    r"|\benter\s+your\s+(password|pin|credentials|card\s+number)",
+    re.IGNORECASE,
+)
+# Link text that reads like an address: "paypal.com", "https://bank.example/login".
+_HOSTLIKE = re.compile(r"^(?:https?://)?([a-z0-9-]+(?:\.[a-z0-9-]+)+)(?:[/:?#]\S*)?$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    filename: str
+    content_type: str
+
+
+class _LinkCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text).strip()))
+            self._href = None
+
+
+def _registered_host(host: str) -> str:
+    """The last two labels: good enough to tell bank.example from evil.example."""
+    return ".".join(host.lower().rstrip(".").split(".")[-2:])
+
+
+def deceptive_links(html: str) -> list[tuple[str, str]]:
+    """Links whose visible text names one host while the href goes to another."""
+    collector = _LinkCollector()
+    collector.feed(html)
+    found = []
+    for href, text in collector.links:
+        shown = _HOSTLIKE.match(text)
+        target = urlsplit(href).hostname if href.startswith(("http://", "https://")) else None
+        if shown and target and _registered_host(shown.group(1)) != _registered_host(target):
+            found.append((href, text))
+    return found
+
+
+def content_check(
+    *, subject: str, markdown: str, html: str, attachments: Sequence[AttachmentInfo]
+) -> str | None:
+    """The reason the email must not be sent, or None when it may go."""
+    for attachment in attachments:
+        extension = PurePosixPath(attachment.filename.lower()).suffix
+        if extension in EXECUTABLE_EXTENSIONS:
+            return (
+                f"executable attachment {attachment.filename!r} ({extension} files are not allowed)"
+            )
+        if attachment.content_type.split(";")[0].strip().lower() in PROHIBITED_MIME_TYPES:
+            return (
+                f"prohibited attachment type {attachment.content_type!r} on {attachment.filename!r}"
+            )
+    if _CREDENTIAL_HARVEST.search(f"{subject}\n{markdown}"):
+        links = deceptive_links(html)
+        if links:
+            href, text = links[0]
+            return (
+                f"phishing pattern: asks for credentials and the link text {text!r} "
+                f"hides a different destination ({href})"
+            )
+    return None

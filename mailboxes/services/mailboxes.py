@@ -1,0 +1,258 @@
+"""Mailboxes: create, update, configure, soft-delete, and the tenant-scoped lookup."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.actors import Actor
+from accounts.models import Account
+from accounts.services import audit_record
+from billing.plans import limits_for
+from mailboxes.models import Domain, GateTiming, Mailbox, OversightMode
+from multimail.errors import ApiError, not_found
+from oversight.policy import is_upgrade
+
+# The seed's rule: lowercase letters, digits, dots, underscores and hyphens, alphanumeric at
+# both ends.
+_LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+
+# Settings an agent or operator may change with PATCH; oversight_mode is handled apart.
+UPDATABLE_FIELDS = (
+    "display_name",
+    "auto_cc",
+    "auto_bcc",
+    "forward_inbound",
+    "webhook_url",
+    "oversight_webhook_url",
+    "signature_block",
+    "ai_disclosure",
+    "default_gate_timing",
+    "scheduling_enabled",
+    "mcp_configured",
+)
+
+
+def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
+    """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found."""
+    queryset = Mailbox.objects.filter(account=account, pk=mailbox_id, is_active=True)
+    if for_update:
+        queryset = queryset.select_for_update()
+    mailbox = queryset.first()
+    if mailbox is None:
+        raise not_found("mailbox")
+    return mailbox
+
+
+def tenant_domain(*, account: Account) -> str:
+    return f"{account.slug}.{settings.MAIL_DOMAIN}"
+
+
+def mailbox_address_resolve(*, account: Account, address_local: str) -> tuple[str, Domain | None]:
+    """The full address for ``address_local`` (a local part, or a full address on the
+    tenant's subdomain or on one of its verified custom domains) and its custom domain."""
+    local, at, domain_name = address_local.strip().rpartition("@")
+    if not at:
+        local, domain_name = address_local.strip(), ""
+    if not _LOCAL_PART.match(local):
+        raise ApiError(
+            "invalid_parameter",
+            "The local part of the mailbox address contains invalid characters. Use only "
+            "lowercase letters, numbers, dots, underscores, and hyphens (at most 64); it must "
+            "start and end with a letter or number.",
+            param="address_local",
+        )
+    own_domain = tenant_domain(account=account)
+    if not domain_name or domain_name.lower() == own_domain:
+        return f"{local}@{own_domain}", None
+    domain = Domain.objects.filter(account=account, domain=domain_name.lower()).first()
+    if domain is None or domain.status != Domain.Status.ACTIVE:
+        raise ApiError(
+            "invalid_parameter",
+            f"{domain_name} is not a verified custom domain of this account. Use a local part "
+            f"(the mailbox is created on {own_domain}), or add and verify the domain with "
+            "POST /v1/domains first.",
+            param="address_local",
+        )
+    return f"{local}@{domain.domain}", domain
+
+
+def _ensure_address_free(address: str) -> None:
+    # Addresses are unique forever: a deleted mailbox keeps its address, so mail meant for
+    # it can never reach a new owner.
+    if Mailbox.objects.filter(address=address).exists():
+        raise ApiError(
+            "address_taken",
+            f"Another mailbox already uses {address}. Choose a different address_local.",
+            param="address_local",
+        )
+
+
+def _ensure_below_limit(account: Account) -> None:
+    limits = limits_for(account.plan)
+    count = Mailbox.objects.filter(account=account, is_active=True).count()
+    if count >= limits.max_mailboxes:
+        raise ApiError(
+            "limit_exceeded",
+            f"The {limits.title} plan allows {limits.max_mailboxes} mailboxes and this account "
+            "has reached it. Upgrade with POST /v1/billing/checkout or delete an unused "
+            "mailbox.",
+            limit=limits.max_mailboxes,
+            plan=account.plan,
+        )
+
+
+def mailbox_create_check(*, account: Account, address_local: str) -> str:
+    """Every check that can fail, before the approval gate asks the operator for nothing."""
+    address, _ = mailbox_address_resolve(account=account, address_local=address_local)
+    _ensure_address_free(address)
+    _ensure_below_limit(account)
+    return address
+
+
+@transaction.atomic
+def mailbox_create(
+    *,
+    actor: Actor,
+    address_local: str,
+    display_name: str = "",
+    webhook_url: str | None = None,
+    ai_disclosure: bool = False,
+    request_id: str = "",
+) -> Mailbox:
+    # The account row lock makes the count and the insert one step: two concurrent creates
+    # cannot both take the last slot of the plan.
+    account = Account.objects.select_for_update().get(pk=actor.account.pk)
+    address, domain = mailbox_address_resolve(account=account, address_local=address_local)
+    _ensure_address_free(address)
+    _ensure_below_limit(account)
+    try:
+        with transaction.atomic():
+            mailbox = Mailbox.objects.create(
+                account=account,
+                address=address,
+                domain=domain,
+                display_name=display_name or "",
+                webhook_url=webhook_url or None,
+                ai_disclosure=ai_disclosure,
+                # New mailboxes always start gated; more autonomy goes through the upgrade flow.
+                oversight_mode=OversightMode.GATED_SEND,
+            )
+    except IntegrityError:
+        raise ApiError(
+            "address_taken",
+            f"Another mailbox already uses {address}. Choose a different address_local.",
+            param="address_local",
+        ) from None
+    audit_record(
+        actor=actor,
+        action="mailbox.created",
+        resource_type="mailbox",
+        resource_id=mailbox.pk,
+        metadata={"address": address},
+        request_id=request_id,
+    )
+    return mailbox
+
+
+def mailbox_create_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
+    """Executor for an approved "mailbox.create" admin action (console approval)."""
+    mailbox = mailbox_create(
+        actor=actor,
+        address_local=params["address_local"],
+        display_name=params.get("display_name") or "",
+        webhook_url=params.get("webhook_url"),
+        ai_disclosure=bool(params.get("ai_disclosure")),
+    )
+    return {"id": mailbox.pk, "address": mailbox.address}
+
+
+def oversight_mode_check(*, current: str, target: str) -> None:
+    if target not in OversightMode.values:
+        raise ApiError(
+            "invalid_parameter",
+            f"oversight_mode must be one of {', '.join(OversightMode.values)}.",
+            param="oversight_mode",
+        )
+    if is_upgrade(current, target):
+        raise ApiError(
+            "validation_error",
+            f"oversight_mode can only be lowered here ({current} to {target} is an upgrade). "
+            "Ask the operator with POST /v1/mailboxes/{id}/request-upgrade, then redeem the "
+            "code with POST /v1/mailboxes/{id}/upgrade.",
+            param="oversight_mode",
+        )
+
+
+@transaction.atomic
+def mailbox_update(
+    *,
+    actor: Actor,
+    mailbox_id: str,
+    changes: dict[str, Any],
+    action: str = "mailbox.updated",
+    request_id: str = "",
+) -> Mailbox:
+    """Apply settings and a mode downgrade; records what changed, old and new."""
+    mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+    diff: dict[str, Any] = {}
+    if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
+        oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
+        diff["oversight_mode"] = [mailbox.oversight_mode, changes["oversight_mode"]]
+        mailbox.oversight_mode = changes["oversight_mode"]
+    for field in UPDATABLE_FIELDS:
+        if field not in changes:
+            continue
+        value = changes[field]
+        if field == "default_gate_timing" and value not in GateTiming.values:
+            raise ApiError(
+                "invalid_parameter",
+                "default_gate_timing must be gate_first or schedule_first.",
+                param=field,
+            )
+        if field == "display_name":
+            value = value or ""
+        if getattr(mailbox, field) != value:
+            diff[field] = [getattr(mailbox, field), value]
+            setattr(mailbox, field, value)
+    if diff:
+        mailbox.save(update_fields=list(diff))
+        audit_record(
+            actor=actor,
+            action=action,
+            resource_type="mailbox",
+            resource_id=mailbox.pk,
+            metadata={"changes": diff},
+            request_id=request_id,
+        )
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_delete(*, actor: Actor, mailbox_id: str, request_id: str = "") -> None:
+    """Soft delete: the mailbox stops sending and receiving; its mail stays for the operator
+    and its address is never reused."""
+    mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+    mailbox.is_active = False
+    mailbox.deleted_at = timezone.now()
+    mailbox.save(update_fields=["is_active", "deleted_at"])
+    audit_record(
+        actor=actor,
+        action="mailbox.deleted",
+        resource_type="mailbox",
+        resource_id=mailbox.pk,
+        metadata={"address": mailbox.address},
+        request_id=request_id,
+    )
+
+
+def mailbox_update_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
+    """Executor for an approved "mailbox.update" admin action (auto_cc/auto_bcc changes)."""
+    mailbox = mailbox_update(
+        actor=actor, mailbox_id=params["mailbox_id"], changes=params["changes"]
+    )
+    return {"id": mailbox.pk, "status": "updated"}

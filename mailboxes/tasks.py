@@ -1,0 +1,60 @@
+"""Outbound tasks. Each takes an email id and calls a service that is safe to run twice:
+the services re-read the status under a lock and do nothing when the email moved on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+
+from mailboxes.services import outbound
+
+logger = logging.getLogger("multimail.outbound")
+
+MAX_SEND_RETRIES = 5
+
+
+@shared_task(name="mailboxes.tasks.process_email")
+def process_email(email_id: str) -> None:
+    outbound.email_process(email_id=email_id)
+
+
+@shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
+def deliver_email(self: Task[Any, Any], email_id: str) -> None:
+    try:
+        outbound.email_deliver(email_id=email_id)
+    except outbound.PermanentSendError as error:
+        outbound.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
+    except outbound.TransientSendError as error:
+        outbound.email_attempt_count(email_id=email_id)
+        if self.request.retries >= MAX_SEND_RETRIES:
+            outbound.email_send_failed(
+                email_id=email_id,
+                reason=f"provider unavailable after {MAX_SEND_RETRIES + 1} attempts: {error}",
+            )
+            return
+        # 10 s, 20 s, 40 s, ...: a provider outage gets minutes to recover.
+        logger.warning("outbound_retry email=%s error=%s", email_id, error)
+        raise self.retry(countdown=10 * 2**self.request.retries, exc=error) from error
+
+
+@shared_task(name="mailboxes.tasks.send_due_scheduled")
+def send_due_scheduled() -> int:
+    due = outbound.scheduled_due_ids()
+    for email_id in due:
+        outbound.email_release_scheduled(email_id=email_id)
+    return len(due)
+
+
+@shared_task(name="mailboxes.tasks.sweep_stuck_emails")
+def sweep_stuck_emails() -> int:
+    stuck = outbound.stuck_email_ids()
+    for email_id in stuck["pending_scan"]:
+        process_email.delay(email_id)
+    for email_id in stuck["sending"]:
+        deliver_email.delay(email_id)
+    count = sum(len(ids) for ids in stuck.values())
+    if count:
+        logger.warning("outbound_sweep requeued=%d", count)
+    return count
