@@ -370,3 +370,31 @@ def _disable_if_failing_too_long(*, subscription_id: str, now: Any, error: str) 
             "again to resume deliveries."
         ),
     )
+
+
+@transaction.atomic
+def webhook_delivery_retry(*, actor: Actor, delivery_id: str) -> WebhookDelivery:
+    """The operator retries a failed delivery now (console): back to pending, one more
+    attempt queued. A compare-and-set, so two clicks queue one retry."""
+    delivery = WebhookDelivery.objects.filter(account=actor.account, pk=delivery_id).first()
+    if delivery is None:
+        raise not_found("webhook", "That webhook delivery does not exist in this account.")
+    retried = WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.FAILED
+    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
+    if not retried:
+        raise ApiError(
+            "conflict",
+            f"This delivery is {delivery.status}, not failed: only failed deliveries can be "
+            "retried.",
+        )
+    audit_record(
+        actor=actor,
+        action="webhook_delivery.retried",
+        resource_type="webhook",
+        resource_id=delivery.subscription_id or delivery.pk,
+        metadata={"delivery_id": delivery.pk, "event_type": delivery.event_type},
+    )
+    delivery_enqueue(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return delivery
