@@ -1,0 +1,52 @@
+"""Reads only the console needs: per-mailbox send counts for the mailbox list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.models import Account
+from billing.plans import WARMUP_DAILY_CAPS
+from mailboxes.models import Direction, Email, Mailbox
+from mailboxes.quotas import _NOT_COUNTED, warmup_stage
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRow:
+    mailbox: Mailbox
+    sent_today: int
+    # None once the mailbox is warmed up: only the monthly quota applies then.
+    daily_cap: int | None
+
+
+def mailbox_rows(*, account: Account, now: datetime | None = None) -> list[MailboxRow]:
+    """Active mailboxes with today's sends against their warm-up cap: two queries for any
+    number of mailboxes. Counts the way the send check does (mailboxes.quotas)."""
+    now = now or timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mailboxes = list(
+        Mailbox.objects.filter(account=account, is_active=True).select_related("domain")
+    )
+    counts = dict(
+        Email.objects.filter(
+            account=account, direction=Direction.OUTBOUND, received_at__gte=midnight
+        )
+        .exclude(status__in=_NOT_COUNTED)
+        .values_list("mailbox_id")
+        .annotate(total=Count("id"))
+        .order_by()
+    )
+    rows = []
+    for mailbox in mailboxes:
+        stage = warmup_stage(mailbox=mailbox, now=now)
+        rows.append(
+            MailboxRow(
+                mailbox=mailbox,
+                sent_today=counts.get(mailbox.pk, 0),
+                daily_cap=WARMUP_DAILY_CAPS[stage - 1] if stage else None,
+            )
+        )
+    return rows

@@ -1,0 +1,247 @@
+"""Console sign-in by emailed code, operator invitations and account switching.
+
+No passwords: an operator types their email, receives a one-time code (and a link carrying
+it), and enters it. The same flow serves the API's operator-session endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from accounts.actors import Actor
+from accounts.codes import code_issue, code_redeem
+from accounts.models import Account, AccountState, CodePurpose, Operator
+from accounts.services import audit_record, operator_email_send
+from multimail import ratelimit
+from multimail.errors import REGISTRY, ApiError
+
+LOGIN_CODE_TTL = timedelta(minutes=15)
+# Codes requested per email address per window; more look like someone mail-bombing a victim.
+CODES_PER_EMAIL = 5
+CODES_WINDOW_SECONDS = 15 * 60
+# Wrong codes per client address per window; more look like guessing.
+FAILURES_PER_IP = 5
+FAILURES_WINDOW_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStarted:
+    """What the caller may tell the user: the same for known and unknown addresses."""
+
+    email: str
+    masked_email: str
+
+
+def normalize_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    shown = local[:1] if len(local) > 1 else ""
+    return f"{shown}{'*' * max(1, len(local) - len(shown))}@{domain}"
+
+
+def _usable_accounts() -> QuerySet[Account]:
+    # A deactivated account's operators cannot sign in; pending accounts can, so the
+    # operator may still find the activation step from the console.
+    return Account.objects.exclude(state=AccountState.DEACTIVATED)
+
+
+def operators_for_email(*, email: str) -> QuerySet[Operator]:
+    return Operator.objects.filter(
+        email__iexact=email, account__in=_usable_accounts()
+    ).select_related("account")
+
+
+def _accounts_for_email(email: str) -> list[Account]:
+    """Accounts this address may operate: as an invited operator, or as the account's
+    oversight email (whose operator row is created on first sign-in)."""
+    return list(
+        _usable_accounts()
+        .filter(Q(oversight_email__iexact=email) | Q(operators__email__iexact=email))
+        .distinct()
+        .order_by("id")
+    )
+
+
+def _too_many_attempts() -> ApiError:
+    entry = REGISTRY["too_many_attempts"]
+    return ApiError(
+        "too_many_attempts",
+        "More than 5 wrong codes were entered from this address in the last hour. "
+        "Wait an hour, then enter the newest code you received.",
+        headers={"Retry-After": str(FAILURES_WINDOW_SECONDS)} if entry.is_retryable else None,
+    )
+
+
+def console_login_start(*, email: str, next_url: str = "") -> LoginStarted:
+    """Email a sign-in code to ``email`` if it may operate an account.
+
+    Unknown addresses get the same answer as known ones (no enumeration), and count
+    against the same per-address limit.
+    """
+    email = normalize_email(email)
+    limit = ratelimit.hit(
+        f"console-login-code:{email}", limit=CODES_PER_EMAIL, window_seconds=CODES_WINDOW_SECONDS
+    )
+    if not limit.allowed:
+        raise ApiError(
+            "rate_limit_exceeded",
+            f"Too many sign-in codes were requested for this address. Wait "
+            f"{max(1, limit.retry_after // 60)} minutes, then use the newest code you received.",
+            limit_type="console_login",
+            headers={"Retry-After": str(limit.retry_after)},
+        )
+    accounts = _accounts_for_email(email)
+    if accounts:
+        _send_login_code(account=accounts[0], email=email, next_url=next_url)
+    return LoginStarted(email=email, masked_email=mask_email(email))
+
+
+@transaction.atomic
+def _send_login_code(*, account: Account, email: str, next_url: str) -> None:
+    # The code is bound to the address (subject), not to one account: a person operating
+    # several accounts signs in once and switches.
+    _, plaintext = code_issue(
+        account=account,
+        purpose=CodePurpose.CONSOLE_LOGIN,
+        ttl=LOGIN_CODE_TTL,
+        subject=email,
+        sent_to=email,
+    )
+    query = {"email": email, "code": plaintext}
+    if next_url:
+        query["next"] = next_url
+    link = f"{settings.PUBLIC_BASE_URL}/console/login/verify?{urlencode(query)}"
+    minutes = int(LOGIN_CODE_TTL.total_seconds() // 60)
+    operator_email_send(
+        account=account,
+        to=[email],
+        subject="Your console sign-in code",
+        text=(
+            f"Your MultiMail console sign-in code is:\n\n    {plaintext}\n\n"
+            f"Enter it on the sign-in page, or open this link and confirm:\n{link}\n\n"
+            f"The code works once, for {minutes} minutes. If you did not ask to sign in, "
+            "ignore this email."
+        ),
+    )
+
+
+def _check_failures(client_ip: str) -> None:
+    if (
+        ratelimit.peek(f"console-login-fail:{client_ip}", window_seconds=FAILURES_WINDOW_SECONDS)
+        >= FAILURES_PER_IP
+    ):
+        raise _too_many_attempts()
+
+
+def _record_failure(client_ip: str) -> None:
+    ratelimit.hit(
+        f"console-login-fail:{client_ip}",
+        limit=FAILURES_PER_IP,
+        window_seconds=FAILURES_WINDOW_SECONDS,
+    )
+
+
+def _wrong_code() -> ApiError:
+    return ApiError(
+        "validation_error",
+        "The code is wrong, expired or already used. Check the newest email, or ask for a "
+        "new code.",
+        param="code",
+    )
+
+
+@transaction.atomic
+def console_login_verify(*, email: str, code: str, client_ip: str) -> list[Operator]:
+    """Redeem a sign-in code: returns the operator roles of the person, oldest first.
+
+    The account's oversight address becomes an operator on its first sign-in.
+    """
+    email = normalize_email(email)
+    _check_failures(client_ip)
+    record = code_redeem(account=None, purpose=CodePurpose.CONSOLE_LOGIN, code=code, subject=email)
+    if record is None:
+        _record_failure(client_ip)
+        raise _wrong_code()
+    user = _user_for_email(email)
+    for account in _accounts_for_email(email):
+        if account.oversight_email.lower() == email:
+            Operator.objects.get_or_create(
+                account=account, email=email, defaults={"user": user, "name": ""}
+            )
+    operators = list(operators_for_email(email=email).order_by("created_at", "id"))
+    for operator in operators:
+        audit_record(
+            actor=Actor.for_operator(operator),
+            action="console.signed_in",
+            resource_type="operator",
+            resource_id=operator.pk,
+        )
+    return operators
+
+
+def _user_for_email(email: str) -> AbstractBaseUser:
+    existing = Operator.objects.filter(email__iexact=email).select_related("user").first()
+    if existing is not None:
+        return existing.user
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(username=email, defaults={"email": email})
+    return user
+
+
+@transaction.atomic
+def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
+    """An operator adds a colleague to the account; the colleague signs in by code."""
+    email = normalize_email(email)
+    user = _user_for_email(email)
+    try:
+        with transaction.atomic():
+            operator = Operator.objects.create(
+                account=actor.account,
+                user=user,
+                email=email,
+                name=name,
+                invited_by=actor.operator,
+            )
+    except IntegrityError:
+        raise ApiError("conflict", f"{email} is already an operator of this account.") from None
+    audit_record(
+        actor=actor,
+        action="operator.invited",
+        resource_type="operator",
+        resource_id=operator.pk,
+        metadata={"email": email},
+    )
+    operator_email_send(
+        account=actor.account,
+        to=[email],
+        subject=f"You were invited to operate {actor.account.name}",
+        text=(
+            f"{actor.display} added you as an operator of the MultiMail account "
+            f"{actor.account.name} ({actor.account.slug}).\n\nSign in with this email address "
+            f"at {settings.PUBLIC_BASE_URL}/console/login: you will receive a one-time code."
+        ),
+    )
+    return operator
+
+
+def operator_for_user(*, user: AbstractBaseUser, account_id: str | None) -> Operator | None:
+    """The role the signed-in person acts in: the chosen account, else their first."""
+    roles = Operator.objects.filter(user=user, account__in=_usable_accounts()).select_related(
+        "account"
+    )
+    if account_id:
+        chosen = roles.filter(account_id=account_id).first()
+        if chosen is not None:
+            return chosen
+    return roles.order_by("created_at", "id").first()

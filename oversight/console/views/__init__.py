@@ -1,0 +1,1 @@
+"""Console views, one module per section. Each view parses input, calls a service, renders."""

@@ -1,0 +1,149 @@
+"""Activation, admin actions awaiting approval, API keys, the audit log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.approvals import admin_action_approve, admin_action_deny
+from accounts.models import AdminActionRequest, AdminActionStatus
+from accounts.selectors import api_key_list, audit_entry_list
+from accounts.services import api_key_issue, api_key_revoke
+from accounts.signup import account_confirm
+from multimail.errors import ApiError
+from multimail.exceptions import request_id_of
+from multimail.pagination import cursor_paginate
+from oversight.console.access import error_message, operator_required
+from oversight.console.forms import ApiKeyForm, ConfirmForm
+from oversight.console.htmx import client_ip, render_page
+
+AUDIT_PAGE_SIZE = 50
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest) -> HttpResponse:
+    """Account activation by the code from the activation email. The first API key is
+    shown on this response only (never stored in clear, never cached)."""
+    if request.method == "POST":
+        form = ConfirmForm(request.POST)
+        if form.is_valid():
+            try:
+                activation = account_confirm(
+                    code=form.cleaned_data["code"],
+                    client_ip=client_ip(request),
+                    request_id=request_id_of(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                return render_page(request, "console/confirm_done.html", {"activation": activation})
+    else:
+        form = ConfirmForm(initial={"code": request.GET.get("code", "")})
+    return render_page(request, "console/confirm.html", {"form": form})
+
+
+@require_http_methods(["GET"])
+@operator_required
+def approvals(request: HttpRequest) -> HttpResponse:
+    pending = (
+        AdminActionRequest.objects.filter(
+            account=request.account,  # type: ignore[attr-defined]
+            status=AdminActionStatus.PENDING,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("requested_by")
+        .order_by("-id")
+    )
+    return render_page(
+        request, "console/approvals.html", {"pending": pending, "section": "approvals"}
+    )
+
+
+@require_POST
+@operator_required
+def approval_decide(request: HttpRequest, request_pk: str) -> HttpResponse:
+    approve = request.POST.get("action") == "approve"
+    try:
+        done = (admin_action_approve if approve else admin_action_deny)(
+            actor=request.actor,  # type: ignore[attr-defined]
+            request_id=request_pk,
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(request, f"{done.action}: {'approved and done' if approve else 'denied'}.")
+    return redirect("console-approvals")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@operator_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = api_key_issue(
+                actor=request.actor,  # type: ignore[attr-defined]
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                request_id=request_id_of(request),
+            )
+        except ApiError as error:
+            error_message(request, error)
+        else:
+            messages.success(request, f"Key {created[0].name} created. Copy it now.")
+            form = ApiKeyForm()
+    keys = api_key_list(account=request.account)  # type: ignore[attr-defined]
+    return render_page(
+        request,
+        "console/keys.html",
+        {
+            "form": form,
+            "keys": keys,
+            "created_key": created[0] if created else None,
+            "raw_key": created[1] if created else None,
+            "section": "keys",
+        },
+    )
+
+
+@require_POST
+@operator_required
+def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    try:
+        key = api_key_revoke(
+            actor=request.actor,  # type: ignore[attr-defined]
+            key_id=key_id,
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(request, f"Key {key.name} ({key.prefix}…) is revoked.")
+    return redirect("console-keys")
+
+
+@require_http_methods(["GET"])
+@operator_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    try:
+        page = cursor_paginate(
+            audit_entry_list(account=request.account),  # type: ignore[attr-defined]
+            request.GET,
+            default_limit=AUDIT_PAGE_SIZE,
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-audit")
+    return render_page(
+        request,
+        "console/audit.html",
+        {"entries": page.items, "next_cursor": page.next_cursor, "section": "audit"},
+        partial="audit-rows",
+    )

@@ -1,0 +1,166 @@
+"""Mailboxes: list with today's sends, per-mailbox emails (the API's filter), threads,
+oversight mode and settings."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from mailboxes.models import Attachment, Mailbox, OversightMode
+from mailboxes.selectors import EmailFilter, email_get, email_list, thread_get
+from mailboxes.services.mailboxes import mailbox_get, mailbox_update
+from multimail.errors import ApiError
+from multimail.exceptions import request_id_of
+from oversight.console.access import error_message, operator_required
+from oversight.console.forms import EmailFilterForm, MailboxSettingsForm, ModeForm
+from oversight.console.htmx import render_page
+from oversight.console.rendering import email_body_render
+from oversight.console.selectors import mailbox_rows
+from oversight.console.views.queue import EMAIL_PAGE_CSP
+from oversight.services import mailbox_set_mode
+
+
+def _mailbox_or_redirect(request: HttpRequest, mailbox_id: str) -> Mailbox | None:
+    try:
+        return mailbox_get(
+            account=request.account,  # type: ignore[attr-defined]
+            mailbox_id=mailbox_id,
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return None
+
+
+@require_GET
+@operator_required
+def mailbox_list(request: HttpRequest) -> HttpResponse:
+    rows = mailbox_rows(account=request.account)  # type: ignore[attr-defined]
+    return render_page(request, "console/mailboxes.html", {"rows": rows, "section": "mailboxes"})
+
+
+@require_GET
+@operator_required
+def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    filter_form = EmailFilterForm(request.GET or None)
+    page = None
+    try:
+        # The same validation and meaning as GET /v1/mailboxes/{id}/emails.
+        EmailFilter.from_params(request.GET)
+        page = email_list(mailbox=mailbox, params=request.GET)
+    except ApiError as error:
+        error_message(request, error)
+    context = {
+        "mailbox": mailbox,
+        "page": page,
+        "filter_form": filter_form,
+        "mode_form": ModeForm(initial={"mode": mailbox.oversight_mode}),
+        "settings_form": MailboxSettingsForm(instance_values=mailbox),
+        "section": "mailboxes",
+        "query": request.GET.copy(),
+    }
+    return render_page(request, "console/mailbox.html", context, partial="email-rows")
+
+
+@require_POST
+@operator_required
+def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    form = ModeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the oversight modes.")
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    try:
+        # The operator may move either way at once: upgrades need no code in the console.
+        updated = mailbox_set_mode(
+            actor=request.actor,  # type: ignore[attr-defined]
+            mailbox=mailbox,
+            mode=form.cleaned_data["mode"],
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(
+            request,
+            f"{updated.address} is now {OversightMode(updated.oversight_mode).label}.",
+        )
+    return redirect("console-mailbox", mailbox_id=mailbox_id)
+
+
+@require_http_methods(["POST"])
+@operator_required
+def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    form = MailboxSettingsForm(request.POST, instance_values=mailbox)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    try:
+        mailbox_update(
+            actor=request.actor,  # type: ignore[attr-defined]
+            mailbox_id=mailbox.pk,
+            changes=form.changes(),
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(request, "Settings saved.")
+    return redirect("console-mailbox", mailbox_id=mailbox_id)
+
+
+@require_GET
+@operator_required
+@csp_override(EMAIL_PAGE_CSP)
+def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    # The operator sees everything the mailbox holds, including mail the agent may not read.
+    attachments = Attachment.objects.filter(email=email).defer("content")
+    rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
+    return render_page(
+        request,
+        "console/email.html",
+        {
+            "mailbox": mailbox,
+            "email": email,
+            "rendered": rendered,
+            "attachments": attachments,
+            "section": "mailboxes",
+        },
+    )
+
+
+@require_GET
+@operator_required
+def thread_detail(request: HttpRequest, mailbox_id: str, thread_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        thread = thread_get(mailbox=mailbox, thread_id=thread_id)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    return render_page(
+        request,
+        "console/thread.html",
+        {"mailbox": mailbox, "thread": thread, "section": "mailboxes"},
+    )

@@ -1,0 +1,61 @@
+"""Console fixtures: a browser-like client signed in as the owner's operator, held mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from accounts.models import Account
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from multimail.ids import new_id
+from oversight.console.access import SESSION_ACCOUNT_KEY
+from tests.conftest import Tenant
+
+
+def signed_in(tenant: Tenant) -> Client:
+    client = Client()
+    client.force_login(tenant.operator.user)
+    session = client.session
+    session[SESSION_ACCOUNT_KEY] = tenant.account.pk
+    session.save()
+    return client
+
+
+@pytest.fixture
+def console(owner: Tenant) -> Client:
+    return signed_in(owner)
+
+
+def held_email(
+    mailbox: Mailbox,
+    *,
+    direction: str = Direction.OUTBOUND,
+    subject: str = "Quarterly numbers",
+    html: str = "<p>Hello <b>there</b></p>",
+    **fields: Any,
+) -> Email:
+    account: Account = mailbox.account
+    status = (
+        EmailStatus.PENDING_SEND_APPROVAL
+        if direction == Direction.OUTBOUND
+        else EmailStatus.PENDING_INBOUND_APPROVAL
+    )
+    values: dict[str, Any] = {
+        "account": account,
+        "mailbox": mailbox,
+        "direction": direction,
+        "status": status,
+        "from_address": mailbox.address
+        if direction == Direction.OUTBOUND
+        else "someone@outside.example",
+        "to": ["client@outside.example"] if direction == Direction.OUTBOUND else [mailbox.address],
+        "subject": subject,
+        "markdown": "Hello **there**",
+        "html": html,
+        "text": "Hello there",
+        "thread_id": new_id(),
+    }
+    values.update(fields)
+    return Email.objects.create(**values)
