@@ -1,0 +1,14 @@
+"""Settings for the worker subprocess of the real-worker tests: the project's settings with
+a mailer that can be made slow, so a test can kill the worker while a send is under way."""
+
+from __future__ import annotations
+
+from multimail.settings import *  # noqa: F403
+from multimail.settings import MULTIMAIL_OUTBOX_DIR
+
+MAILERS = {
+    "default": {
+        "BACKEND": "tests.outbound.slow_backend.SlowOutboxBackend",
+        "OPTIONS": {"directory": str(MULTIMAIL_OUTBOX_DIR)},
+    }
+}
