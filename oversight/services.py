@@ -235,11 +235,13 @@ def _decide(
         request_id=request_id,
     )
     if new_status == EmailStatus.SENDING:
-        # Imported here: the outbound pipeline imports this module to hold mail.
-        from mailboxes.services.outbound import delivery_enqueue
+        # Imported here: the tasks import the outbound pipeline, which imports this module.
+        # The deliver task re-reads ``sending`` under a row lock, so even a redelivered task
+        # message sends the email once.
+        from mailboxes.tasks import deliver_email
 
         email_pk = email.pk
-        transaction.on_commit(lambda: delivery_enqueue(email_id=email_pk))
+        transaction.on_commit(lambda: deliver_email.delay(email_pk))
     return Decision(result, email, None)
 
 
