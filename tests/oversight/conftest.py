@@ -78,3 +78,21 @@ def attach() -> Callable[[Email, str], Attachment]:
         )
 
     return build
+
+
+def mime(*, to: str, subject: str = "Hello agent", attachment: bool = False) -> bytes:
+    """A raw inbound message, as the provider webhook, SMTP or a local send hands it over."""
+    from email.message import EmailMessage as MimeMessage
+    from email.utils import make_msgid
+
+    message = MimeMessage()
+    message["From"] = "Client <client@example.org>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="example.org")
+    message.set_content("Secret body the agent must not see early.")
+    if attachment:
+        message.add_attachment(
+            b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="secret.pdf"
+        )
+    return message.as_bytes()
