@@ -271,6 +271,10 @@ BILLING_UNPAID_GRACE_DAYS = env_int("BILLING_UNPAID_GRACE_DAYS", 7)
 # API calls are counted in the cache and written to the usage table at most this often.
 BILLING_API_CALLS_FLUSH_SECONDS = env_int("BILLING_API_CALLS_FLUSH_SECONDS", 60)
 MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
+# The paid plans (checkout) are a different choice set from every plan (AccountInfo).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaidPlanEnum"] = (
+    "billing.serializers.PAID_PLAN_CHOICES"
+)
 
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
