@@ -39,9 +39,7 @@ def test_sign_in_with_emailed_code(owner):
     page = client.get(f"/console/login/verify?email={owner.operator.email}&code={code}")
     assert page.status_code == 200
     assert code in page.content.decode()
-    response = client.post(
-        "/console/login/verify", {"email": owner.operator.email, "code": code}
-    )
+    response = client.post("/console/login/verify", {"email": owner.operator.email, "code": code})
     assert response.status_code == 302
     assert response["Location"] == "/console/"
     assert client.session[SESSION_ACCOUNT_KEY] == owner.account.pk

@@ -1,0 +1,424 @@
+"""Activation, approvals, API keys, mailboxes, audit log and the settings pages."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.actors import Actor
+from accounts.approvals import register_admin_action
+from accounts.codes import code_issue
+from accounts.models import (
+    AccountState,
+    AdminActionRequest,
+    AdminActionStatus,
+    ApiKey,
+    AuditEntry,
+    CodePurpose,
+)
+from accounts.services import audit_record
+from accounts.signup import account_signup
+from billing.models import UsageDaily, UsageEventType
+from mailboxes.models import (
+    Direction,
+    Domain,
+    Email,
+    EmailStatus,
+    Mailbox,
+    Suppression,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from multimail.ids import new_id
+from tests.console.conftest import held_email
+
+CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")
+
+
+# --- Activation -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirm_shows_first_key_once():
+    mail.outbox.clear()
+    account = account_signup(
+        operator_name="Newco", oversight_email="ops@newco.example", slug="newco"
+    )
+    assert account is not None
+    code = CODE.search(mail.outbox[-1].body).group(1)
+    client = Client()
+    form = client.get(f"/confirm?code={code}")
+    assert form.status_code == 200 and code in form.content.decode()
+    done = client.post("/confirm", {"code": code})
+    body = done.content.decode()
+    assert done.status_code == 200
+    assert "no-cache" in done["Cache-Control"] or "no-store" in done["Cache-Control"]
+    raw = re.search(r'id="first-key">(mm_live_[^<]+)<', body).group(1)
+    assert 'data-copy-target="first-key"' in body
+    assert "/console/login" in body
+    account.refresh_from_db()
+    assert account.state == AccountState.ACTIVE
+    assert ApiKey.objects.get(account=account).prefix == raw[:16]
+    again = client.post("/confirm", {"code": code})
+    assert "code-validation_error" in again.content.decode()
+    assert "mm_live_" not in again.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirm_too_many_wrong_codes():
+    client = Client()
+    for _ in range(5):
+        client.post("/confirm", {"code": "AAA-BBB-CCC"})
+    blocked = client.post("/confirm", {"code": "AAA-BBB-CCC"})
+    assert "code-too_many_attempts" in blocked.content.decode()
+
+
+def test_confirm_requires_a_code(db):
+    response = Client().post("/confirm", {"code": ""})
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+
+
+# --- Admin actions awaiting approval ----------------------------------------------------
+
+
+def _pending_request(account, action="console.test_action"):
+    code, _ = code_issue(
+        account=account, purpose=CodePurpose.ADMIN_ACTION, ttl=timedelta(hours=1), subject="d"
+    )
+    return AdminActionRequest.objects.create(
+        account=account,
+        action=action,
+        params={"name": "ci"},
+        digest="d",
+        code=code,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+
+
+def test_approvals_approve_and_deny(owner, other, console):
+    ran = []
+    register_admin_action("console.test_action", lambda actor, params: ran.append(params) or {})
+    first = _pending_request(owner.account)
+    second = _pending_request(owner.account)
+    foreign = _pending_request(other.account)
+    page = console.get("/console/approvals").content.decode()
+    assert first.pk in page and second.pk in page and foreign.pk not in page
+    console.post(f"/console/approvals/{first.pk}", {"action": "approve"})
+    assert ran == [{"name": "ci"}]
+    first.refresh_from_db()
+    assert first.status == AdminActionStatus.COMPLETED
+    response = console.post(f"/console/approvals/{second.pk}", {"action": "deny"}, follow=True)
+    assert "denied" in response.content.decode()
+    second.refresh_from_db()
+    assert second.status == AdminActionStatus.DENIED
+    again = console.post(f"/console/approvals/{second.pk}", {"action": "approve"}, follow=True)
+    assert "code-conflict" in again.content.decode()
+    stranger = console.post(f"/console/approvals/{foreign.pk}", {"action": "approve"}, follow=True)
+    assert "code-not_found" in stranger.content.decode()
+
+
+# --- API keys ---------------------------------------------------------------------------
+
+
+def test_create_key_shows_it_once_and_revoke(owner, other, console):
+    response = console.post("/console/keys", {"name": "agent", "scopes": ["read", "send"]})
+    body = response.content.decode()
+    raw = re.search(r'id="new-key">(mm_live_[^<]+)<', body).group(1)
+    key = ApiKey.objects.get(account=owner.account, name="agent")
+    assert key.scopes == ["read", "send"] and raw.startswith(key.prefix)
+    listing = console.get("/console/keys").content.decode()
+    assert raw not in listing and key.prefix in listing and key.key_hash not in listing
+    console.post(f"/console/keys/{key.pk}/revoke")
+    key.refresh_from_db()
+    assert not key.is_active
+    foreign, _ = (
+        ApiKey.objects.create(
+            account=other.account, name="x", prefix="mm_live_zzzzzzzz", key_hash="h"
+        ),
+        None,
+    )
+    refused = console.post(f"/console/keys/{foreign.pk}/revoke", follow=True)
+    assert "code-not_found" in refused.content.decode()
+    foreign.refresh_from_db()
+    assert foreign.is_active
+
+
+def test_key_with_send_and_oversight_is_refused(console):
+    response = console.post("/console/keys", {"name": "bad", "scopes": ["send", "oversight"]})
+    assert "code-validation_error" in response.content.decode()
+    assert "mm_live_" not in response.content.decode()
+
+
+# --- Mailboxes --------------------------------------------------------------------------
+
+
+def test_mailbox_list_shows_mode_and_sends_today(owner, console):
+    Email.objects.create(
+        account=owner.account,
+        mailbox=owner.mailbox,
+        direction=Direction.OUTBOUND,
+        status=EmailStatus.SENT,
+        from_address=owner.mailbox.address,
+        to=["x@y.example"],
+        thread_id=new_id(),
+    )
+    body = console.get("/console/mailboxes").content.decode()
+    assert owner.mailbox.address in body
+    assert "Autonomous" in body
+    assert "1 / 20" in body  # day one of warm-up
+
+
+def test_mailbox_list_query_count(owner, console):
+    def count(n: int) -> int:
+        for index in range(n):
+            Mailbox.objects.create(
+                account=owner.account, address=f"m{n}-{index}@acme.multimail.localhost"
+            )
+        with CaptureQueriesContext(connection) as queries:
+            console.get("/console/mailboxes")
+        return len(queries)
+
+    assert count(1) == count(10)
+
+
+def test_mailbox_emails_filtered_with_the_api_filter(owner, other, console):
+    held_email(owner.mailbox, subject="Alpha report")
+    held_email(owner.mailbox, direction=Direction.INBOUND, subject="Beta question")
+    url = f"/console/mailboxes/{owner.mailbox.pk}"
+    body = console.get(url).content.decode()
+    assert "Alpha report" in body and "Beta question" in body
+    filtered = console.get(url, {"direction": "inbound"}).content.decode()
+    assert "Beta question" in filtered and "Alpha report" not in filtered
+    partial = console.get(url, {"subject_contains": "alpha"}, headers={"HX-Request": "true"})
+    assert "<html" not in partial.content.decode() and "Alpha report" in partial.content.decode()
+    bad = console.get(url, {"status": "nope"})
+    assert "code-invalid_parameter" in bad.content.decode()
+    foreign = console.get(f"/console/mailboxes/{other.mailbox.pk}", follow=True)
+    assert "code-not_found" in foreign.content.decode()
+
+
+def test_email_list_query_count(owner, console):
+    def count(n: int) -> int:
+        for _ in range(n):
+            held_email(owner.mailbox)
+        with CaptureQueriesContext(connection) as queries:
+            console.get(f"/console/mailboxes/{owner.mailbox.pk}")
+        return len(queries)
+
+    assert count(1) == count(12)
+
+
+def test_email_detail_and_thread(owner, console):
+    first = held_email(owner.mailbox, direction=Direction.INBOUND, subject="Question")
+    reply = held_email(owner.mailbox, subject="Re: Question", thread_id=first.thread_id)
+    detail = console.get(f"/console/mailboxes/{owner.mailbox.pk}/emails/{first.pk}")
+    assert "Question" in detail.content.decode()
+    thread = console.get(f"/console/mailboxes/{owner.mailbox.pk}/threads/{first.thread_id}")
+    body = thread.content.decode()
+    assert "Re: Question" in body and reply.pk in body
+    missing = console.get(f"/console/mailboxes/{owner.mailbox.pk}/threads/nothing", follow=True)
+    assert "code-not_found" in missing.content.decode()
+
+
+def test_mode_change_down_and_up(owner, console):
+    url = f"/console/mailboxes/{owner.mailbox.pk}/mode"
+    console.post(url, {"mode": "gated_all"})
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.oversight_mode == "gated_all"
+    response = console.post(url, {"mode": "autonomous"}, follow=True)
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.oversight_mode == "autonomous"
+    assert "is now Autonomous" in response.content.decode()
+    assert AuditEntry.objects.filter(action="mailbox.upgraded").exists()
+    bad = console.post(url, {"mode": "reckless"}, follow=True)
+    assert "Choose one of the oversight modes." in bad.content.decode()
+
+
+def test_mailbox_settings(owner, console):
+    url = f"/console/mailboxes/{owner.mailbox.pk}/settings"
+    response = console.post(
+        url,
+        {
+            "display_name": "Sales bot",
+            "auto_bcc": "archive@acme.example",
+            "default_gate_timing": "gate_first",
+            "scheduling_enabled": "on",
+        },
+        follow=True,
+    )
+    assert "Settings saved." in response.content.decode()
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.display_name == "Sales bot"
+    assert owner.mailbox.auto_bcc == "archive@acme.example"
+    bad = console.post(url, {"auto_cc": "not-an-address", "default_gate_timing": "gate_first"})
+    assert bad.status_code == 302
+
+
+# --- Audit log --------------------------------------------------------------------------
+
+
+def test_audit_log_pages_and_query_count(owner, other, console):
+    actor = Actor.for_operator(owner.operator)
+    audit_record(
+        actor=Actor.for_operator(other.operator), action="foreign.thing", resource_type="x"
+    )
+
+    def count(n: int) -> int:
+        for index in range(n):
+            audit_record(actor=actor, action=f"thing.{index}", resource_type="x")
+        with CaptureQueriesContext(connection) as queries:
+            body = console.get("/console/audit").content.decode()
+        assert "foreign.thing" not in body
+        return len(queries)
+
+    assert count(2) == count(60)
+    first = console.get("/console/audit").content.decode()
+    cursor = first.split("?cursor=")[1].split('"')[0]
+    more = console.get(f"/console/audit?cursor={cursor}", headers={"HX-Request": "true"})
+    assert "<html" not in more.content.decode() and "<tr" in more.content.decode()
+
+
+# --- Domains, webhooks, suppression, usage, billing --------------------------------------
+
+
+def test_domains_need_a_plan_with_domains(console):
+    response = console.post("/console/domains", {"domain": "mail.acme-corp.example"})
+    assert "code-plan_feature_unavailable" in response.content.decode()
+
+
+def test_domain_add_and_verify(owner, console, monkeypatch):
+    owner.account.plan = "pro"
+    owner.account.save()
+    response = console.post("/console/domains", {"domain": "mail.acme-corp.example"}, follow=True)
+    body = response.content.decode()
+    assert "set the DNS records below" in body
+    domain = Domain.objects.get(account=owner.account)
+    assert domain.dns_records["mx"]["type"] in body
+    from mailboxes.services import domains as domain_services
+
+    monkeypatch.setattr(domain_services, "_record_verified", lambda kind, record: True)
+    verified = console.post(f"/console/domains/{domain.pk}/verify", headers={"HX-Request": "true"})
+    assert 'id="domain-status"' in verified.content.decode()
+    assert "<html" not in verified.content.decode()
+    domain.refresh_from_db()
+    assert domain.status == Domain.Status.ACTIVE
+
+
+def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
+    from mailboxes.services import webhooks as webhook_services
+
+    queued = []
+    monkeypatch.setattr(webhook_services, "delivery_enqueue", lambda delivery_id: queued.append(1))
+    response = console.post(
+        "/console/webhooks",
+        {"url": "https://93.184.215.14/mm", "events": ["message.received"]},
+        follow=True,
+    )
+    hook = WebhookSubscription.objects.get(account=owner.account)
+    assert hook.signing_secret in response.content.decode()
+    failed = WebhookDelivery.objects.create(
+        account=owner.account,
+        subscription=hook,
+        event_type="message.received",
+        url=hook.url,
+        status=WebhookDelivery.Status.FAILED,
+        attempts=8,
+        last_error="HTTP 500",
+    )
+    page = console.get(f"/console/webhooks/{hook.pk}").content.decode()
+    assert "HTTP 500" in page and f"/deliveries/{failed.pk}/retry" in page
+    retried = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
+    assert "Retry queued." in retried.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == WebhookDelivery.Status.PENDING and queued == [1]
+    twice = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
+    assert "code-conflict" in twice.content.decode()
+    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "rotate"})
+    hook.refresh_from_db()
+    assert hook.previous_secret
+    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "delete"})
+    assert not WebhookSubscription.objects.filter(pk=hook.pk).exists()
+
+
+def test_webhook_needs_https(console):
+    response = console.post(
+        "/console/webhooks", {"url": "http://hooks.acme.example/mm", "events": ["message.sent"]}
+    )
+    assert "code-invalid_parameter" in response.content.decode()
+
+
+def test_suppression_remove_except_hard_bounce(owner, console):
+    Suppression.objects.create(account=owner.account, email_address="a@x.example", reason="manual")
+    Suppression.objects.create(
+        account=owner.account, email_address="b@x.example", reason="hard_bounce"
+    )
+    page = console.get("/console/suppression").content.decode()
+    assert "a@x.example" in page and "permanent" in page
+    console.post("/console/suppression/remove", {"address": "a@x.example"})
+    assert not Suppression.objects.filter(email_address="a@x.example").exists()
+    refused = console.post("/console/suppression/remove", {"address": "b@x.example"}, follow=True)
+    assert "code-suppression_permanent" in refused.content.decode()
+
+
+def test_usage_chart(owner, console):
+    UsageDaily.objects.create(
+        account=owner.account,
+        date=timezone.now().date(),
+        event_type=UsageEventType.EMAILS_SENT,
+        count=7,
+    )
+    body = console.get("/console/usage").content.decode()
+    assert "<svg" in body and 'class="bar"' in body
+    assert f"{timezone.now().date().isoformat()}: 7" in body
+    previous = console.get("/console/usage?period=previous&event_type=bogus")
+    assert previous.status_code == 200
+
+
+def test_billing_page_and_misconfigured_checkout(console, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    page = console.get("/console/billing").content.decode()
+    assert "Plan: Starter" in page
+    response = console.post(
+        "/console/billing/action", {"action": "checkout", "plan": "pro"}, follow=True
+    )
+    assert "code-server_misconfigured" in response.content.decode()
+    cancel = console.post("/console/billing/action", {"action": "cancel"}, follow=True)
+    assert "code-conflict" in cancel.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/",
+        "/console/approvals",
+        "/console/mailboxes",
+        "/console/keys",
+        "/console/domains",
+        "/console/webhooks",
+        "/console/suppression",
+        "/console/usage",
+        "/console/billing",
+        "/console/audit",
+        "/console/operators",
+    ],
+)
+def test_every_page_has_the_layout_and_accessibility_basics(console, path):
+    response = console.get(path)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="skip-link" href="#main"' in body
+    assert '<main id="main"' in body and "<nav" in body and "<header" in body
+    assert 'hx-headers=\'{"X-CSRFToken"' in body
+    assert 'name="viewport"' in body
+    assert "<script>" not in body and "style=" not in body
+    # Every visible input has a label.
+    for input_id in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', body):
+        assert f'for="{input_id}"' in body, (path, input_id)
