@@ -269,6 +269,8 @@ class AccountView(APIView):
             request_id=request_id_of(request),
         )
         services.account_delete(actor=principal.actor, request_id=request_id_of(request))
+        # The account is gone: nothing after the view (usage counting) may write for it.
+        request.user = None
         return Response({"status": "deleted"})
 
     @staticmethod

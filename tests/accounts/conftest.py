@@ -76,3 +76,13 @@ def signed_up(
         return client, last_code()
 
     return run
+
+
+@pytest.fixture
+def time_machine_cache() -> Callable[[], None]:
+    """Forget the resend-confirmation marker, as if five minutes had passed."""
+    from django.core.cache import cache
+
+    from accounts.signup import _resend_marker
+
+    return lambda: cache.delete(_resend_marker("boss@initech.example"))

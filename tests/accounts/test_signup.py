@@ -225,9 +225,12 @@ def test_bad_pow_is_invalid_parameter(client: APIClient, change: dict, hint: str
 
 def test_pow_solution_is_single_use(client: APIClient) -> None:
     pow_solution = fresh_pow(client)
-    assert client.post(
-        "/v1/account", signup_body(client, pow_solution=pow_solution), format="json"
-    ).status_code == 200
+    assert (
+        client.post(
+            "/v1/account", signup_body(client, pow_solution=pow_solution), format="json"
+        ).status_code
+        == 200
+    )
     response = client.post(
         "/v1/account",
         signup_body(client, pow_solution=pow_solution, oversight_email="two@x.example", slug="two"),
