@@ -55,7 +55,7 @@ def test_list_query_count_does_not_grow(
 ) -> None:
     client = api("admin")
     client.get("/v1/api-keys")  # warm: last_used_at is written on first use
-    for index in range(9):
+    for _ in range(9):
         key_for(owner.account, "read")
     with django_assert_max_num_queries(2):
         small = client.get("/v1/api-keys?limit=2")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from accounts.actors import Actor
 from accounts.models import AuditEntry
 from accounts.services import audit_record
-from accounts.actors import Actor
 from mailboxes.models import WebhookSubscription
 from tests.conftest import assert_error, key_for
 
