@@ -55,7 +55,8 @@ def test_confirm_shows_first_key_once():
     code = CODE.search(mail.outbox[-1].body).group(1)
     client = Client()
     form = client.get(f"/confirm?code={code}")
-    assert form.status_code == 200 and code in form.content.decode()
+    assert form.status_code == 200
+    assert code in form.content.decode()
     done = client.post("/confirm", {"code": code})
     body = done.content.decode()
     assert done.status_code == 200
@@ -110,7 +111,9 @@ def test_approvals_approve_and_deny(owner, other, console):
     second = _pending_request(owner.account)
     foreign = _pending_request(other.account)
     page = console.get("/console/approvals").content.decode()
-    assert first.pk in page and second.pk in page and foreign.pk not in page
+    assert first.pk in page
+    assert second.pk in page
+    assert foreign.pk not in page
     console.post(f"/console/approvals/{first.pk}", {"action": "approve"})
     assert ran == [{"name": "ci"}]
     first.refresh_from_db()
@@ -133,9 +136,12 @@ def test_create_key_shows_it_once_and_revoke(owner, other, console):
     body = response.content.decode()
     raw = re.search(r'id="new-key">(mm_live_[^<]+)<', body).group(1)
     key = ApiKey.objects.get(account=owner.account, name="agent")
-    assert key.scopes == ["read", "send"] and raw.startswith(key.prefix)
+    assert key.scopes == ["read", "send"]
+    assert raw.startswith(key.prefix)
     listing = console.get("/console/keys").content.decode()
-    assert raw not in listing and key.prefix in listing and key.key_hash not in listing
+    assert raw not in listing
+    assert key.prefix in listing
+    assert key.key_hash not in listing
     console.post(f"/console/keys/{key.pk}/revoke")
     key.refresh_from_db()
     assert not key.is_active
@@ -194,11 +200,14 @@ def test_mailbox_emails_filtered_with_the_api_filter(owner, other, console):
     held_email(owner.mailbox, direction=Direction.INBOUND, subject="Beta question")
     url = f"/console/mailboxes/{owner.mailbox.pk}"
     body = console.get(url).content.decode()
-    assert "Alpha report" in body and "Beta question" in body
+    assert "Alpha report" in body
+    assert "Beta question" in body
     filtered = console.get(url, {"direction": "inbound"}).content.decode()
-    assert "Beta question" in filtered and "Alpha report" not in filtered
+    assert "Beta question" in filtered
+    assert "Alpha report" not in filtered
     partial = console.get(url, {"subject_contains": "alpha"}, headers={"HX-Request": "true"})
-    assert "<html" not in partial.content.decode() and "Alpha report" in partial.content.decode()
+    assert "<html" not in partial.content.decode()
+    assert "Alpha report" in partial.content.decode()
     bad = console.get(url, {"status": "nope"})
     assert "code-invalid_parameter" in bad.content.decode()
     foreign = console.get(f"/console/mailboxes/{other.mailbox.pk}", follow=True)
@@ -223,7 +232,8 @@ def test_email_detail_and_thread(owner, console):
     assert "Question" in detail.content.decode()
     thread = console.get(f"/console/mailboxes/{owner.mailbox.pk}/threads/{first.thread_id}")
     body = thread.content.decode()
-    assert "Re: Question" in body and reply.pk in body
+    assert "Re: Question" in body
+    assert reply.pk in body
     missing = console.get(f"/console/mailboxes/{owner.mailbox.pk}/threads/nothing", follow=True)
     assert "code-not_found" in missing.content.decode()
 
@@ -283,7 +293,8 @@ def test_audit_log_pages_and_query_count(owner, other, console):
     first = console.get("/console/audit").content.decode()
     cursor = first.split("?cursor=")[1].split('"')[0]
     more = console.get(f"/console/audit?cursor={cursor}", headers={"HX-Request": "true"})
-    assert "<html" not in more.content.decode() and "<tr" in more.content.decode()
+    assert "<html" not in more.content.decode()
+    assert "<tr" in more.content.decode()
 
 
 # --- Domains, webhooks, suppression, usage, billing --------------------------------------
@@ -334,11 +345,13 @@ def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
         last_error="HTTP 500",
     )
     page = console.get(f"/console/webhooks/{hook.pk}").content.decode()
-    assert "HTTP 500" in page and f"/deliveries/{failed.pk}/retry" in page
+    assert "HTTP 500" in page
+    assert f"/deliveries/{failed.pk}/retry" in page
     retried = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
     assert "Retry queued." in retried.content.decode()
     failed.refresh_from_db()
-    assert failed.status == WebhookDelivery.Status.PENDING and queued == [1]
+    assert failed.status == WebhookDelivery.Status.PENDING
+    assert queued == [1]
     twice = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
     assert "code-conflict" in twice.content.decode()
     console.post(f"/console/webhooks/{hook.pk}/action", {"action": "rotate"})
@@ -361,7 +374,8 @@ def test_suppression_remove_except_hard_bounce(owner, console):
         account=owner.account, email_address="b@x.example", reason="hard_bounce"
     )
     page = console.get("/console/suppression").content.decode()
-    assert "a@x.example" in page and "permanent" in page
+    assert "a@x.example" in page
+    assert "permanent" in page
     console.post("/console/suppression/remove", {"address": "a@x.example"})
     assert not Suppression.objects.filter(email_address="a@x.example").exists()
     refused = console.post("/console/suppression/remove", {"address": "b@x.example"}, follow=True)
@@ -376,7 +390,8 @@ def test_usage_chart(owner, console):
         count=7,
     )
     body = console.get("/console/usage").content.decode()
-    assert "<svg" in body and 'class="bar"' in body
+    assert "<svg" in body
+    assert 'class="bar"' in body
     assert f"{timezone.now().date().isoformat()}: 7" in body
     previous = console.get("/console/usage?period=previous&event_type=bogus")
     assert previous.status_code == 200
@@ -415,10 +430,13 @@ def test_every_page_has_the_layout_and_accessibility_basics(console, path):
     body = response.content.decode()
     assert response.status_code == 200
     assert 'class="skip-link" href="#main"' in body
-    assert '<main id="main"' in body and "<nav" in body and "<header" in body
+    assert '<main id="main"' in body
+    assert "<nav" in body
+    assert "<header" in body
     assert 'hx-headers=\'{"X-CSRFToken"' in body
     assert 'name="viewport"' in body
-    assert "<script>" not in body and "style=" not in body
+    assert "<script>" not in body
+    assert "style=" not in body
     # Every visible input has a label.
     for input_id in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', body):
         assert f'for="{input_id}"' in body, (path, input_id)
