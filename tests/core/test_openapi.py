@@ -1,0 +1,25 @@
+"""The OpenAPI schema generates, validates, and is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+
+def test_schema_validates_without_warnings(tmp_path: Path) -> None:
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    assert "/v1/account" in target.read_text()
+
+
+@pytest.mark.django_db
+def test_schema_is_served(client: Client) -> None:
+    response = client.get("/v1/openapi.json")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    paths = response.json()["paths"]
+    for path in ("/v1/account", "/v1/api-keys", "/v1/audit-log", "/v1/confirm"):
+        assert path in paths
