@@ -49,13 +49,12 @@ class CancelResponseSerializer(serializers.Serializer):
     access_until = serializers.DateTimeField(allow_null=True)
 
 
-def _must_be_true(value: bool) -> bool:
+def _must_be_true(value: bool) -> None:
     if value is not True:
         raise serializers.ValidationError(
             "Must be true: read and accept the policy to create an account.",
             code="validation_error",
         )
-    return value
 
 
 class PricingCheckoutRequestSerializer(serializers.Serializer):
@@ -154,9 +153,10 @@ class UsageDayEntrySerializer(serializers.Serializer):
 class UsageDailySerializer(serializers.Serializer):
     to = serializers.IntegerField()
     breakdown = serializers.ChoiceField(choices=["daily"])
-    data = UsageDayEntrySerializer(many=True)
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
         fields["from"] = serializers.IntegerField()
+        # "data" would shadow Serializer.data as a class attribute.
+        fields["data"] = UsageDayEntrySerializer(many=True)
         return fields
