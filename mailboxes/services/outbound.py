@@ -55,7 +55,13 @@ from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.rendering import markdown_render
 from multimail.errors import ApiError, not_found
 from multimail.ids import new_id
-from oversight.policy import Outcome, agent_can_read_content, ensure_can_send, outbound_decision
+from oversight.policy import (
+    Outcome,
+    agent_can_read_content,
+    ensure_can_send,
+    outbound_decision,
+    outbound_step,
+)
 from oversight.services import email_hold
 
 logger = logging.getLogger("multimail.outbound")
@@ -312,9 +318,9 @@ def _transition(email: Email, old: str, new: EmailStatus, **fields: Any) -> bool
 def _route(email: Email, now: datetime) -> None:
     """Ask the policy where an email (scanned, or scheduled and due) goes next. The caller
     holds the email's row lock."""
-    decision = outbound_decision(email.mailbox.oversight_mode)
+    step = outbound_step(email, email.mailbox.oversight_mode, now=now)
     old = email.status
-    if decision.outcome == Outcome.REFUSE:
+    if step.outcome == Outcome.REFUSE:
         _transition(
             email,
             old,
@@ -322,20 +328,11 @@ def _route(email: Email, now: datetime) -> None:
             failure_reason="mailbox_read_only: the mailbox became read_only before the email "
             "was sent",
         )
-        return
-    needs_approval = decision.held and email.approved_at is None
-    if email.send_at is not None and email.send_at > now:
-        # gate_first: the operator decides now and the approved email waits for send_at
-        # (the decision service moves it to scheduled). schedule_first: it waits first.
-        if needs_approval and email.gate_timing == GateTiming.GATE_FIRST:
-            email_hold(email=email)
-        else:
-            _transition(email, old, EmailStatus.SCHEDULED)
-        return
-    if needs_approval:
+    elif step.outcome == Outcome.HOLD:
         email_hold(email=email)
-        return
-    if _transition(email, old, EmailStatus.SENDING):
+    elif step.outcome == Outcome.WAIT:
+        _transition(email, old, EmailStatus.SCHEDULED)
+    elif _transition(email, old, EmailStatus.SENDING):
         _enqueue_deliver(email.pk)
 
 
