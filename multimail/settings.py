@@ -231,6 +231,9 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/v1",
     "ENUM_NAME_OVERRIDES": {
         "EmailStatusEnum": "mailboxes.models.EmailStatus",
+        "WebhookDeliveryStatusEnum": "mailboxes.models.WebhookDelivery.Status",
+        "DomainStatusEnum": "mailboxes.models.Domain.Status",
+        "WebhookEventEnum": "mailboxes.models.WebhookEvent",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -252,10 +255,6 @@ MULTIMAIL_SIGNING_KEY_FILE = Path(
 )
 # Postmark's account API (domains); a setting so tests can point it at a local fake server.
 POSTMARK_API_BASE = env_str("POSTMARK_API_BASE", "https://api.postmarkapp.com").rstrip("/")
-_ENUM_NAMES = SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
-_ENUM_NAMES["WebhookDeliveryStatusEnum"] = "mailboxes.models.WebhookDelivery.Status"
-_ENUM_NAMES["DomainStatusEnum"] = "mailboxes.models.Domain.Status"
-_ENUM_NAMES["WebhookEventEnum"] = "mailboxes.models.WebhookEvent"
 
 # --- Billing --------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")

@@ -132,7 +132,7 @@ def _postmark_register(name: str) -> tuple[str, dict[str, dict[str, Any]]]:
             json={"Name": name, "ReturnPathDomain": f"pm-bounces.{name}"},
             headers={
                 "Accept": "application/json",
-                "X-Postmark-Account-Token": settings.ANYMAIL["POSTMARK_ACCOUNT_TOKEN"],
+                "X-Postmark-Account-Token": str(settings.ANYMAIL["POSTMARK_ACCOUNT_TOKEN"]),
             },
             timeout=POSTMARK_TIMEOUT_SECONDS,
             allow_redirects=False,
@@ -174,7 +174,7 @@ def _postmark_delete(provider_domain_id: str) -> None:
             f"{settings.POSTMARK_API_BASE}/domains/{provider_domain_id}",
             headers={
                 "Accept": "application/json",
-                "X-Postmark-Account-Token": settings.ANYMAIL["POSTMARK_ACCOUNT_TOKEN"],
+                "X-Postmark-Account-Token": str(settings.ANYMAIL["POSTMARK_ACCOUNT_TOKEN"]),
             },
             timeout=POSTMARK_TIMEOUT_SECONDS,
             allow_redirects=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -20,10 +20,17 @@ from mailboxes.services.webhooks import (
     subscription_test,
     subscription_validate,
 )
+from multimail.authentication import ApiPrincipal
 from multimail.conditional import etag_response
+from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
 
 LIST_DEFAULT_LIMIT = 50
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    # ScopePermission has already required an API key on every method of these views.
+    return cast(ApiPrincipal, request.user)
 
 
 class WebhookCreateSerializer(serializers.Serializer):
@@ -108,7 +115,7 @@ class WebhookListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookSubscription.objects.filter(account=request.user.account),
+            WebhookSubscription.objects.filter(account=_principal(request).account),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
@@ -128,7 +135,7 @@ class WebhookListCreateView(APIView):
         body = WebhookCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        actor = request.user.actor
+        actor = _principal(request).actor
         params = subscription_validate(
             account=actor.account,
             url=data["url"],
@@ -141,14 +148,14 @@ class WebhookListCreateView(APIView):
             params=params,
             summary=f"send {', '.join(params['events'])} events to {params['url']}",
             approval_code=data.get("approval_code") or None,
-            request_id=request.request_id,
+            request_id=request_id_of(request),
         )
         subscription = subscription_create(
             actor=actor,
             url=params["url"],
             events=params["events"],
             mailbox_id=params["mailbox_id"],
-            request_id=request.request_id,
+            request_id=request_id_of(request),
         )
         return Response(WebhookSubscriptionSerializer(subscription).data, status=201)
 
@@ -158,13 +165,17 @@ class WebhookDetailView(APIView):
 
     @extend_schema(operation_id="webhooks_retrieve", responses={200: WebhookSubscriptionSerializer})
     def get(self, request: Request, webhook_id: str) -> Response:
-        subscription = subscription_get(account=request.user.account, subscription_id=webhook_id)
+        subscription = subscription_get(
+            account=_principal(request).account, subscription_id=webhook_id
+        )
         return etag_response(request, WebhookSubscriptionSerializer(subscription).data)
 
     @extend_schema(operation_id="webhooks_destroy", responses={200: DELETED})
     def delete(self, request: Request, webhook_id: str) -> Response:
         subscription_delete(
-            actor=request.user.actor, subscription_id=webhook_id, request_id=request.request_id
+            actor=_principal(request).actor,
+            subscription_id=webhook_id,
+            request_id=request_id_of(request),
         )
         return Response({"status": "deleted"})
 
@@ -179,7 +190,9 @@ class WebhookRotateSecretView(APIView):
     )
     def post(self, request: Request, webhook_id: str) -> Response:
         subscription = subscription_rotate_secret(
-            actor=request.user.actor, subscription_id=webhook_id, request_id=request.request_id
+            actor=_principal(request).actor,
+            subscription_id=webhook_id,
+            request_id=request_id_of(request),
         )
         return Response(WebhookSubscriptionSerializer(subscription).data)
 
@@ -189,7 +202,7 @@ class WebhookTestView(APIView):
 
     @extend_schema(operation_id="webhooks_test", request=None, responses={202: DeliverySerializer})
     def post(self, request: Request, webhook_id: str) -> Response:
-        delivery = subscription_test(actor=request.user.actor, subscription_id=webhook_id)
+        delivery = subscription_test(actor=_principal(request).actor, subscription_id=webhook_id)
         return Response(DeliverySerializer(delivery).data, status=202)
 
 
@@ -203,7 +216,7 @@ class WebhookDeliveryListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookDelivery.objects.filter(account=request.user.account).defer("payload"),
+            WebhookDelivery.objects.filter(account=_principal(request).account).defer("payload"),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
