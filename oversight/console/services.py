@@ -15,13 +15,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
-from accounts.models import Account, AccountState, CodePurpose, Operator
+from accounts.models import Account, AccountState, CodePurpose, OneTimeCode, Operator
 from accounts.services import audit_record, operator_email_send
 from multimail import ratelimit
-from multimail.errors import REGISTRY, ApiError
+from multimail.errors import REGISTRY, ApiError, not_found
 
 LOGIN_CODE_TTL = timedelta(minutes=15)
 # Codes requested per email address per window; more look like someone mail-bombing a victim.
@@ -245,3 +246,40 @@ def operator_for_user(*, user: AbstractBaseUser, account_id: str | None) -> Oper
         if chosen is not None:
             return chosen
     return roles.order_by("created_at", "id").first()
+
+
+# --- Operator sessions started through the API ------------------------------------------
+
+
+def operator_session_start(*, account: Account) -> LoginStarted:
+    """``POST /v1/operator/start-session``: the same emailed code as the console sign-in,
+    always to the account's oversight address."""
+    return console_login_start(email=account.oversight_email)
+
+
+def operator_session_verify(*, account: Account, code: str, client_ip: str) -> Operator:
+    """Redeem the code for the oversight operator of ``account``.
+
+    ``not_found`` when no code is waiting (none asked for, or all used or expired), so the
+    client knows to call start-session rather than to retype the code.
+    """
+    email = normalize_email(account.oversight_email)
+    pending = OneTimeCode.objects.filter(
+        purpose=CodePurpose.CONSOLE_LOGIN,
+        subject=email,
+        used_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).exists()
+    if not pending:
+        raise not_found(
+            "account",
+            "No sign-in code is waiting for this account's oversight email. Call "
+            "POST /v1/operator/start-session to email one, then verify it within 15 minutes.",
+        )
+    roles = console_login_verify(email=email, code=code, client_ip=client_ip)
+    for role in roles:
+        if role.account_id == account.pk:
+            return role
+    # The code was right but the oversight address no longer operates this account (it
+    # changed between start and verify): treat it as the wrong code for this account.
+    raise _wrong_code()
