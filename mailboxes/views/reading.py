@@ -3,7 +3,7 @@ the suppression list. Thin views: parse, call a selector or service, render."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import content_disposition_header
@@ -17,11 +17,11 @@ from mailboxes import selectors
 from mailboxes.models import Attachment, EmailStatus, Mailbox
 from mailboxes.serializers_reading import (
     AttachmentUrlSerializer,
-    EmailCancelResponseSerializer,
     ContactCreateSerializer,
     ContactListResponseSerializer,
     ContactSerializer,
     DeletedSerializer,
+    EmailCancelResponseSerializer,
     EmailListResponseSerializer,
     EmailResponseSerializer,
     EmailSummarySerializer,
@@ -45,6 +45,7 @@ from mailboxes.services.reading import (
 )
 from mailboxes.services.spam import email_mark_not_spam, email_report_spam
 from mailboxes.services.suppression import suppression_remove
+from multimail.authentication import ApiPrincipal
 from multimail.conditional import etag_response
 from multimail.errors import ApiError
 from multimail.exceptions import error_response, request_id_of
@@ -63,8 +64,13 @@ EMAIL_FILTER_PARAMETERS = [
 ]
 
 
+def _principal(request: Request) -> ApiPrincipal:
+    # Every view here requires a scope, so authentication has produced an ApiPrincipal.
+    return cast(ApiPrincipal, request.user)
+
+
 def _mailbox(request: Request, mailbox_id: str) -> Mailbox:
-    return mailbox_get(account=request.user.account, mailbox_id=mailbox_id)
+    return mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
 
 
 def _attachment_response(attachment: Attachment) -> HttpResponse:
@@ -227,7 +233,7 @@ class SpamListView(APIView):
         responses=EmailListResponseSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = selectors.spam_list(account=request.user.account, params=request.query_params)
+        page = selectors.spam_list(account=_principal(request).account, params=request.query_params)
         return Response(
             {
                 "emails": EmailSummarySerializer(page.items, many=True).data,
@@ -245,7 +251,9 @@ class ReportSpamView(APIView):
 
     @extend_schema(operation_id="spam_report", request=None, responses=SpamActionResponseSerializer)
     def post(self, request: Request, email_id: str) -> Response:
-        return _spam_action(email_report_spam(account=request.user.account, email_id=email_id))
+        return _spam_action(
+            email_report_spam(account=_principal(request).account, email_id=email_id)
+        )
 
 
 class NotSpamView(APIView):
@@ -255,7 +263,9 @@ class NotSpamView(APIView):
         operation_id="spam_not_spam", request=None, responses=SpamActionResponseSerializer
     )
     def post(self, request: Request, email_id: str) -> Response:
-        return _spam_action(email_mark_not_spam(account=request.user.account, email_id=email_id))
+        return _spam_action(
+            email_mark_not_spam(account=_principal(request).account, email_id=email_id)
+        )
 
 
 class ContactsView(APIView):
@@ -270,7 +280,9 @@ class ContactsView(APIView):
         responses=ContactListResponseSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = selectors.contact_list(account=request.user.account, params=request.query_params)
+        page = selectors.contact_list(
+            account=_principal(request).account, params=request.query_params
+        )
         return Response(
             {"contacts": ContactSerializer(page.items, many=True).data, "cursor": page.next_cursor}
         )
@@ -283,7 +295,7 @@ class ContactsView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ContactCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        contact = contact_create(account=request.user.account, **serializer.validated_data)
+        contact = contact_create(account=_principal(request).account, **serializer.validated_data)
         return Response(ContactSerializer(contact).data, status=201)
 
 
@@ -293,7 +305,9 @@ class ContactDetailView(APIView):
     @extend_schema(operation_id="contacts_delete", responses=DeletedSerializer)
     def delete(self, request: Request, contact_id: str) -> Response:
         deleted = contact_delete(
-            actor=request.user.actor, contact_id=contact_id, request_id=request_id_of(request)
+            actor=_principal(request).actor,
+            contact_id=contact_id,
+            request_id=request_id_of(request),
         )
         return Response({"deleted": deleted})
 
@@ -307,7 +321,9 @@ class SuppressionListView(APIView):
         responses=SuppressionListResponseSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = selectors.suppression_list(account=request.user.account, params=request.query_params)
+        page = selectors.suppression_list(
+            account=_principal(request).account, params=request.query_params
+        )
         return Response(
             {
                 "suppressions": SuppressionSerializer(page.items, many=True).data,
@@ -322,6 +338,6 @@ class SuppressionDetailView(APIView):
     @extend_schema(operation_id="suppression_remove", responses=SuppressionRemovedSerializer)
     def delete(self, request: Request, address: str) -> Response:
         suppression_remove(
-            actor=request.user.actor, address=address, request_id=request_id_of(request)
+            actor=_principal(request).actor, address=address, request_id=request_id_of(request)
         )
         return Response({"deleted": True, "email_address": address.strip().lower()})
