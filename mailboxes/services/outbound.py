@@ -345,40 +345,40 @@ def _locked(email_id: str, status: str) -> Email | None:
     )
 
 
-def email_process(*, email_id: str) -> None:
-    """Render, scan and route a ``pending_scan`` email (the process_email task)."""
-    email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
-    if email is None:
-        return
-    # Rendering and scanning need no lock: they only read the content, which cannot change
-    # while the email is pending_scan (schedule edits go through the same status).
+def _scan(email: Email) -> str | None:
+    """Render the email's markdown into its html and text parts (on the instance, not yet
+    saved) and run the content filter; returns the rejection reason, if any."""
     rendered = markdown_render(markdown=email.markdown)
+    email.html, email.text = rendered.html, rendered.text
+    email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
     attachments = [
         AttachmentInfo(filename=name, content_type=content_type)
         for name, content_type in email.attachments.values_list("filename", "content_type")
     ]
-    reason = content_check(
-        subject=email.subject, markdown=email.markdown, html=rendered.html, attachments=attachments
+    return content_check(
+        subject=email.subject, markdown=email.markdown, html=email.html, attachments=attachments
     )
+
+
+def _reject_content(email: Email, reason: str) -> None:
+    _transition(
+        email, email.status, EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
+    )
+    logger.info("outbound_rejected email=%s reason=%s", email.pk, reason)
+
+
+def email_process(*, email_id: str) -> None:
+    """Render, scan and route a ``pending_scan`` email (the process_email task)."""
     with transaction.atomic():
-        locked = _locked(email_id, EmailStatus.PENDING_SCAN)
-        if locked is None:
+        email = _locked(email_id, EmailStatus.PENDING_SCAN)
+        if email is None:
             return
-        locked.html, locked.text = rendered.html, rendered.text
-        locked.size_bytes = sum(
-            len(part.encode()) for part in (locked.markdown, locked.html, locked.text)
-        )
-        locked.save(update_fields=["html", "text", "size_bytes"])
+        reason = _scan(email)
+        email.save(update_fields=["html", "text", "size_bytes"])
         if reason is not None:
-            _transition(
-                locked,
-                EmailStatus.PENDING_SCAN,
-                EmailStatus.REJECTED,
-                failure_reason=f"content_rejected: {reason}",
-            )
-            logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
+            _reject_content(email, reason)
             return
-        _route(locked, timezone.now())
+        _route(email, timezone.now())
 
 
 def email_release_scheduled(*, email_id: str) -> None:
@@ -684,7 +684,6 @@ def email_schedule_update(
                 suppressed=suppressed,
             )
         fields.update(content)
-        fields["html"] = fields["text"] = ""
         fields["content_hash"] = content_hash(
             to=recipients["to"],
             cc=recipients["cc"],
@@ -692,11 +691,22 @@ def email_schedule_update(
             subject=content.get("subject", email.subject),
             markdown=content.get("markdown", email.markdown),
         )
-        fields["size_bytes"] = len(content.get("markdown", email.markdown).encode())
-        # Back through the scan: it re-renders, re-checks and asks the policy again.
-        _transition(email, email.status, EmailStatus.PENDING_SCAN, **fields)
-        _enqueue_process(email.pk)
-    elif fields:
+        for name, value in fields.items():
+            setattr(email, name, value)
+        # Scanned again now: refused content leaves the scheduled email as it was, and the
+        # agent can correct it. The status stays: a held email stays in front of the
+        # operator, who sees (and approves) the current content on the approval page.
+        reason = _scan(email)
+        if reason is not None:
+            raise ApiError(
+                "content_rejected",
+                f"The new content was refused by the content filter: {reason}. The scheduled "
+                "email is unchanged; correct the content and try again.",
+                reason=reason,
+            )
+        email.save(update_fields=[*fields, "html", "text", "size_bytes"])
+        return email
+    if fields:
         Email.objects.filter(pk=email.pk).update(**fields)
         for name, value in fields.items():
             setattr(email, name, value)
