@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -9,6 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from billing.usage import api_call_count
 from multimail.authentication import ApiPrincipal
 from multimail.exceptions import is_api_path
+
+logger = logging.getLogger("multimail.billing")
 
 
 class ApiCallUsageMiddleware:
@@ -24,5 +27,10 @@ class ApiCallUsageMiddleware:
         response = self.get_response(request)
         user = request.__dict__.get("user")
         if is_api_path(request) and type(user) is ApiPrincipal:
-            api_call_count(account=user.account)
+            try:
+                api_call_count(account=user.account)
+            except Exception:  # cache backends raise their own errors; counting is best effort
+                logger.warning(
+                    "api_call_count_failed request_id=%s", getattr(request, "request_id", "")
+                )
         return response

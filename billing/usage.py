@@ -47,12 +47,13 @@ def api_call_count(*, account: Account) -> None:
     never costs a database write per request."""
     key = _api_calls_key(account.pk, timezone.now().date())
     try:
-        cache.incr(key)
+        pending = cache.incr(key)
     except ValueError:  # first call of the day (or evicted): create, or lose the race and incr
-        if not cache.add(key, 1, _API_CALLS_TTL_SECONDS):
-            cache.incr(key)
+        pending = 1 if cache.add(key, 1, _API_CALLS_TTL_SECONDS) else cache.incr(key)
     flush_marker = f"usage:api_calls:flushed:{account.pk}"
-    if cache.add(flush_marker, 1, settings.BILLING_API_CALLS_FLUSH_SECONDS):
+    # A new minute starts: write what accumulated. A lone call (pending == 1) waits for the
+    # next flush or usage read, so an account's first call costs no database write.
+    if cache.add(flush_marker, 1, settings.BILLING_API_CALLS_FLUSH_SECONDS) and pending > 1:
         api_calls_flush(account=account)
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -120,12 +121,18 @@ def test_api_calls_are_counted(owner: Any) -> None:
 def test_api_call_counter_writes_at_most_once_a_minute(owner: Any) -> None:
     for _ in range(3):
         api_call_count(account=owner.account)
-    # The first call of the minute flushed; the other two wait in the cache.
-    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 1
+    # The first call opened the minute (a lone call is not worth a write); the rest wait.
+    assert not UsageDaily.objects.filter(account=owner.account).exists()
+    cache.delete(f"usage:api_calls:flushed:{owner.account.pk}")  # a minute later
+    api_call_count(account=owner.account)
+    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 4
+    api_call_count(account=owner.account)
+    api_call_count(account=owner.account)
+    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 4
     api_calls_flush(account=owner.account)
-    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 3
+    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 6
     api_calls_flush(account=owner.account)  # nothing pending: nothing added
-    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 3
+    assert UsageDaily.objects.get(account=owner.account, event_type="api_calls").count == 6
 
 
 def test_starter_period_advances_lazily_by_whole_months(owner: Any) -> None:
