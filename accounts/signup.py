@@ -493,3 +493,47 @@ def _reissue_activation(*, account_id: str, request_id: str) -> None:
         request_id=request_id,
     )
     _activation_email(account=account, code=code)
+
+
+# --- Provisioning without signup (management commands) ----------------------------------
+
+
+@transaction.atomic
+def account_provision(
+    *,
+    name: str,
+    oversight_email: str,
+    plan: str = "starter",
+    slug: str | None = None,
+    key_name: str = "First key",
+) -> Activation:
+    """An activated account with one operator, a default mailbox and an admin key, for
+    operators of this server (``create_account``, ``seed_demo``): no proof of work, no code."""
+    clean_slug = slug_claimable(slug=slug_validate(slug=slug or slug_from_name(name)))
+    account = Account.objects.create(
+        name=name,
+        slug=clean_slug,
+        oversight_email=oversight_email,
+        plan=plan,
+        state=AccountState.ACTIVE,
+        activated_at=timezone.now(),
+    )
+    operator_create(account=account, email=oversight_email, name=name)
+    mailbox = Mailbox.objects.create(
+        account=account,
+        address=default_mailbox_address(clean_slug),
+        oversight_mode=account.default_oversight_mode,
+    )
+    key, raw = api_key_create(account=account, name=key_name, scopes=list(FIRST_KEY_SCOPES))
+    actor = Actor.system(account, "provisioning")
+    audit_record(
+        actor=actor, action="account.created", resource_type="account", resource_id=account.pk
+    )
+    audit_record(
+        actor=actor,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.pk,
+        metadata={"name": key.name, "scopes": key.scopes},
+    )
+    return Activation(account=account, api_key=key, raw_key=raw, mailbox=mailbox)
