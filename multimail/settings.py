@@ -340,3 +340,9 @@ LOGGING = {
         "multimail.api": {"level": "INFO"},
     },
 }
+
+# --- Benchmark mode (bench/run.py only) ---------------------------------------------------
+# Adds a plain comparison view and an X-Query-Count header; never set in production.
+if env_bool("MULTIMAIL_BENCH", False):
+    ROOT_URLCONF = "bench.urls"
+    MIDDLEWARE = ["bench.middleware.QueryCountMiddleware", *MIDDLEWARE]

@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""Throughput and latency of API endpoints against a plain Django view, on loopback.
+
+Starts the service under gunicorn (2 workers x 4 threads) in bench mode on a free
+127.0.0.1 port, against PostgreSQL (DATABASE_URL, default mm_bench) and Redis (REDIS_URL),
+creates its own account, then drives each scenario for a fixed time from a separate
+process (wrk when installed, else the built-in threaded generator) and prints one table.
+
+Add a scenario: write a function ``(Context) -> Target`` and append it to SCENARIOS with a
+label. ``Context`` carries the account, key and mailbox the script created; ``prepare``
+hooks (optional) create more data first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+DEFAULT_DATABASE_URL = "postgres://postgres@localhost:5432/mm_bench"
+DEFAULT_REDIS_URL = "redis://localhost:6379/14"
+PLAIN_TABLE = "bench_plain_hits"
+
+
+# --- Scenarios ------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    base_url: str
+    api_key: str
+    account_id: str
+    slug: str
+    mailbox_id: str
+    mailbox_address: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class Target:
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    expect_status: int = 200
+
+
+@dataclass
+class Scenario:
+    label: str
+    build: Callable[[Context], Target]
+    prepare: Callable[[Context], None] | None = None
+
+
+def plain_view(ctx: Context) -> Target:
+    return Target("GET", "/bench/plain")
+
+
+def account_get(ctx: Context) -> Target:
+    return Target("GET", "/v1/account", ctx.auth)
+
+
+BASELINE = "plain view (1 INSERT)"
+SCENARIOS: list[Scenario] = [
+    Scenario(BASELINE, plain_view),
+    Scenario("GET /v1/account", account_get),
+]
+
+
+# --- Setup ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_database(database_url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    admin_url = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {PLAIN_TABLE} "
+            "(id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)"
+        )
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            GUNICORN,
+            "multimail.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"gunicorn exited:\n{server.stderr.read().decode()[-3000:]}")
+        try:
+            status, _, _ = request(f"http://127.0.0.1:{port}", Target("GET", "/health"))
+            if status in (200, 503):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    sys.exit("gunicorn did not answer within 30 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def request(base_url: str, target: Target) -> tuple[int, dict[str, str], bytes]:
+    parsed = urlparse(base_url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    try:
+        headers = dict(target.headers)
+        if target.body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        conn.request(target.method, target.path, body=target.body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+# --- Load -----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _wrk_script(target: Target) -> str:
+    lines = [f'wrk.method = "{target.method}"']
+    for name, value in target.headers.items():
+        lines.append(f'wrk.headers["{name}"] = [==[{value}]==]')
+    if target.body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = [==[{target.body.decode()}]==]")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(text: str) -> float:
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+    for unit in ("us", "ms", "s", "m"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * units[unit]
+    return float(text)
+
+
+def run_wrk(base_url: str, target: Target, seconds: int, connections: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_wrk_script(target))
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "--latency",
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                script.name,
+                f"{base_url}{target.path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    percentiles: dict[str, float] = {}
+    rps, errors, in_distribution = 0.0, 0, False
+    for line in output.splitlines():
+        words = line.split()
+        if line.strip().startswith("Latency Distribution"):
+            in_distribution = True
+        elif in_distribution and len(words) == 2 and words[0].endswith("%"):
+            percentiles[words[0]] = _ms(words[1])
+        elif line.startswith("Requests/sec:"):
+            rps = float(words[1])
+        elif "Non-2xx or 3xx responses:" in line:
+            errors += int(words[-1])
+        elif line.strip().startswith("Socket errors:"):
+            errors += sum(int(part.strip(",")) for part in words[3::2])
+    return Result(rps, percentiles.get("50%", 0.0), percentiles.get("99%", 0.0), errors)
+
+
+def run_threads(base_url: str, target: Target, seconds: int, connections: int) -> Result:
+    """Fallback generator: one keep-alive connection per thread, for ``seconds``."""
+    parsed = urlparse(base_url)
+    stop_at = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    headers = dict(target.headers)
+    if target.body is not None:
+        headers["Content-Type"] = "application/json"
+
+    def worker(index: int) -> None:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            try:
+                conn.request(target.method, target.path, body=target.body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != target.expect_status:
+                    errors[index] += 1
+            except (OSError, http.client.HTTPException):
+                errors[index] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+            latencies[index].append((time.perf_counter() - started) * 1000)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    begin = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - begin
+    flat = sorted(value for chunk in latencies for value in chunk)
+    if not flat:
+        return Result(0.0, 0.0, 0.0, sum(errors))
+    return Result(
+        len(flat) / elapsed,
+        flat[len(flat) // 2],
+        flat[min(len(flat) - 1, int(len(flat) * 0.99))],
+        sum(errors),
+    )
+
+
+def load_in_subprocess(
+    base_url: str, target: Target, seconds: int, connections: int, use_wrk: bool
+) -> Result:
+    """The generator runs in its own process so it does not share the GIL with anything."""
+    if use_wrk:
+        return run_wrk(base_url, target, seconds, connections)
+    payload = json.dumps(
+        {
+            "base_url": base_url,
+            "target": {
+                "method": target.method,
+                "path": target.path,
+                "headers": target.headers,
+                "body": target.body.decode() if target.body is not None else None,
+                "expect_status": target.expect_status,
+            },
+            "seconds": seconds,
+            "connections": connections,
+        }
+    )
+    output = subprocess.run(
+        [sys.executable, __file__, "--generate"],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    return Result(**json.loads(output))
+
+
+def _generate_from_stdin() -> None:
+    spec = json.load(sys.stdin)
+    raw = spec["target"]
+    target = Target(
+        raw["method"],
+        raw["path"],
+        raw["headers"],
+        raw["body"].encode() if raw["body"] is not None else None,
+        raw["expect_status"],
+    )
+    result = run_threads(spec["base_url"], target, spec["seconds"], spec["connections"])
+    print(json.dumps(result.__dict__))
+
+
+# --- Main -----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="measured time per scenario")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured time per scenario")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--generator", choices=["auto", "wrk", "threads"], default="auto")
+    parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate:
+        _generate_from_stdin()
+        return
+
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MULTIMAIL_BENCH": "1",
+        "LOG_LEVEL": "WARNING",
+        # The bench measures the request path, not the per-key budgets.
+        "API_RATE_LIMIT_READ_PER_MINUTE": str(10**9),
+        "API_RATE_LIMIT_SEND_PER_MINUTE": str(10**9),
+        "DJANGO_SETTINGS_MODULE": "multimail.settings",
+    }
+    ensure_database(database_url)
+    manage(env, "migrate", "--noinput", "-v", "0")
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    created = json.loads(
+        manage(
+            env,
+            "create_account",
+            "--name",
+            f"Bench {stamp}",
+            "--email",
+            f"bench-{stamp}@bench.example",
+            "--plan",
+            "scale",
+            "--json",
+        )
+    )
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    ctx = Context(
+        base_url=base_url,
+        api_key=created["api_key"],
+        account_id=created["account_id"],
+        slug=created["slug"],
+        mailbox_id=created["mailbox_id"],
+        mailbox_address=created["mailbox_address"],
+    )
+    server = start_server(env, port, args.workers, args.threads)
+    rows: list[tuple[str, Result, str]] = []
+    try:
+        for scenario in SCENARIOS:
+            if scenario.prepare is not None:
+                scenario.prepare(ctx)
+            target = scenario.build(ctx)
+            status, headers, body = request(base_url, target)
+            if status != target.expect_status:
+                sys.exit(
+                    f"{scenario.label}: expected {target.expect_status}, got {status}: {body[:300]!r}"
+                )
+            queries = headers.get("X-Query-Count", "?")
+            load_in_subprocess(base_url, target, args.warmup, args.connections, bool(use_wrk))
+            result = load_in_subprocess(
+                base_url, target, args.seconds, args.connections, bool(use_wrk)
+            )
+            rows.append((scenario.label, result, queries))
+    finally:
+        stop_server(server)
+
+    baseline = next((r.requests_per_second for label, r, _ in rows if label == BASELINE), 0.0)
+    print(
+        f"\n{args.workers} gunicorn workers x {args.threads} threads, {args.connections} "
+        f"connections, {args.seconds} s per scenario, generator: {'wrk' if use_wrk else 'threads'}\n"
+    )
+    header = f"{'scenario':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'queries':>8} {'vs plain':>9} {'errors':>7}"
+    print(header)
+    print("-" * len(header))
+    for label, result, queries in rows:
+        ratio = f"{result.requests_per_second / baseline:.0%}" if baseline else "-"
+        print(
+            f"{label:<28} {result.requests_per_second:>9.0f} {result.p50_ms:>8.2f} "
+            f"{result.p99_ms:>8.2f} {queries:>8} {ratio:>9} {result.errors:>7}"
+        )
+
+
+if __name__ == "__main__":
+    main()
