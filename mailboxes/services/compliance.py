@@ -130,3 +130,13 @@ def unsubscribe_apply(*, request: UnsubscribeRequest) -> list[str]:
         metadata={"addresses": request.addresses},
     )
     return request.addresses
+
+
+def unsubscribe_by_mail(*, subject: str) -> list[str]:
+    """The List-Unsubscribe mailto path: mail to unsubscribe@MAIL_DOMAIN whose subject is
+    "unsubscribe <token>". Inbound handling calls this for that address; returns the
+    addresses suppressed (none when the token is missing or forged)."""
+    words = subject.split()
+    token = words[-1] if len(words) >= 2 and words[-2].lower().endswith("unsubscribe") else ""
+    request = unsubscribe_read(token=token) if token else None
+    return unsubscribe_apply(request=request) if request else []

@@ -230,3 +230,17 @@ def test_health_exempt(regions: None) -> None:
 def test_header_ignored_when_feature_off(api: Any, settings: Any) -> None:
     settings.REGION_HEADER = ""
     assert api("admin").get("/v1/webhooks", HTTP_CF_IPCOUNTRY="IR").status_code == 200
+
+
+def test_mailto_unsubscribe(owner: Any) -> None:
+    from urllib.parse import parse_qs, unquote
+
+    from mailboxes.services.compliance import unsubscribe_by_mail
+
+    headers = outbound_headers(email=outbound_email(owner))
+    mailto = headers["List-Unsubscribe"].split(", ")[1].strip("<>")
+    subject = parse_qs(urlsplit(mailto).query)["subject"][0]
+    assert unsubscribe_by_mail(subject=f"Re: {unquote(subject)}") == ["bob@example.net"]
+    assert Suppression.objects.get().reason == Suppression.Reason.UNSUBSCRIBE
+    assert unsubscribe_by_mail(subject="unsubscribe forged-token") == []
+    assert unsubscribe_by_mail(subject="hello") == []
