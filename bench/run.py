@@ -115,7 +115,7 @@ def ensure_database(database_url: str) -> None:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 (fixed argv, no shell)
         [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     if result.returncode != 0:
@@ -124,7 +124,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def start_server(env: dict[str, str], port: int, workers: int, threads: int) -> subprocess.Popen:
-    server = subprocess.Popen(
+    server = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
         [
             GUNICORN,
             "multimail.wsgi:application",
@@ -213,9 +213,9 @@ def run_wrk(base_url: str, target: Target, seconds: int, connections: int) -> Re
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_wrk_script(target))
     try:
-        output = subprocess.run(
+        output = subprocess.run(  # noqa: S603 (fixed argv, no shell)
             [
-                "wrk",
+                shutil.which("wrk") or "wrk",
                 "--latency",
                 "-t2",
                 f"-c{connections}",
@@ -314,7 +314,7 @@ def load_in_subprocess(
             "connections": connections,
         }
     )
-    output = subprocess.run(
+    output = subprocess.run(  # noqa: S603 (fixed argv, no shell)
         [sys.executable, __file__, "--generate"],
         input=payload,
         capture_output=True,
@@ -406,7 +406,7 @@ def main() -> None:
             status, headers, body = request(base_url, target)
             if status != target.expect_status:
                 sys.exit(
-                    f"{scenario.label}: expected {target.expect_status}, got {status}: {body[:300]!r}"
+                    f"{scenario.label}: got {status}, not {target.expect_status}: {body[:300]!r}"
                 )
             queries = headers.get("X-Query-Count", "?")
             load_in_subprocess(base_url, target, args.warmup, args.connections, bool(use_wrk))
@@ -418,11 +418,15 @@ def main() -> None:
         stop_server(server)
 
     baseline = next((r.requests_per_second for label, r, _ in rows if label == BASELINE), 0.0)
+    generator = "wrk" if use_wrk else "threads"
     print(
         f"\n{args.workers} gunicorn workers x {args.threads} threads, {args.connections} "
-        f"connections, {args.seconds} s per scenario, generator: {'wrk' if use_wrk else 'threads'}\n"
+        f"connections, {args.seconds} s per scenario, generator: {generator}\n"
     )
-    header = f"{'scenario':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'queries':>8} {'vs plain':>9} {'errors':>7}"
+    header = (
+        f"{'scenario':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'queries':>8} "
+        f"{'vs plain':>9} {'errors':>7}"
+    )
     print(header)
     print("-" * len(header))
     for label, result, queries in rows:
