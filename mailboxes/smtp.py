@@ -14,7 +14,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from mailboxes.services.inbound import inbound_mailbox_for, inbound_receive
 
@@ -24,12 +24,14 @@ logger = logging.getLogger("multimail.smtp")
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 
 
+# The work runs on whichever executor thread is free, and an idle thread would otherwise
+# keep its database connection open indefinitely: each call opens and closes its own.
 def _accepts(address: str) -> bool:
     close_old_connections()
     try:
         return inbound_mailbox_for(address) is not None
     finally:
-        close_old_connections()
+        connection.close()
 
 
 def _deliver(raw: bytes, recipients: list[str]) -> int:
@@ -37,7 +39,7 @@ def _deliver(raw: bytes, recipients: list[str]) -> int:
     try:
         return len(inbound_receive(raw=raw, recipients=recipients, source="smtp"))
     finally:
-        close_old_connections()
+        connection.close()
 
 
 class InboundSMTPHandler:
