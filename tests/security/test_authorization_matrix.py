@@ -12,12 +12,12 @@ touching this file. For each authenticated operation:
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import get_resolver
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Contact
@@ -39,41 +39,42 @@ pytestmark = pytest.mark.django_db
 
 SCOPES = ("read", "send", "admin", "oversight", "oversight_read", "none")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-_PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>[^>]+)>")
 
 
 @dataclass(frozen=True)
 class Operation:
     method: str
-    route: str  # "v1/mailboxes/<str:mailbox_id>/send"
-    view_class: type
+    route: str  # "v1/mailboxes/%(mailbox_id)s/send"
+    params: tuple[str, ...]
     required_scope: str | None
 
     @property
     def has_ids(self) -> bool:
-        return bool(_PARAM.search(self.route))
+        return bool(self.params)
+
+    def path(self, value_for: Callable[[str, str], str]) -> str:
+        """The route with each parameter filled in from the literal segment before it."""
+        values = {}
+        for name in self.params:
+            before = self.route.split(f"%({name})s")[0].rstrip("/").rsplit("/", 1)[-1]
+            values[name] = value_for(before, name)
+        return "/" + self.route % values
 
     def __str__(self) -> str:
         return f"{self.method} /{self.route}"
 
 
-def _walk(patterns: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
-    for pattern in patterns:
-        route = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
-        if isinstance(pattern, URLResolver):
-            found += _walk(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern):
-            found.append((route, pattern.callback))
-    return found
-
-
 def api_operations() -> list[Operation]:
-    """Authenticated DRF operations under /v1/ (public views opt out of authentication)."""
-    operations = []
-    for route, callback in _walk(get_resolver().url_patterns):
+    """Authenticated DRF operations under /v1/ (public views opt out of authentication).
+
+    Read from the resolver's reverse table, which has every route (path() and re_path(),
+    through every include()) as a format string with its parameter names.
+    """
+    resolver = get_resolver()
+    operations = set()
+    for callback in list(resolver.reverse_dict):
         view_class = getattr(callback, "cls", None)
-        if not route.startswith("v1/") or view_class is None:
+        if view_class is None:
             continue
         initkwargs = getattr(callback, "initkwargs", {})
         authentication = initkwargs.get("authentication_classes", view_class.authentication_classes)
@@ -94,7 +95,12 @@ def api_operations() -> list[Operation]:
         # A view that names scopes for some methods but not this one serves it publicly
         # (POST /v1/account is signup beside the authenticated GET/PATCH/DELETE).
         methods = [m for m in methods if not scopes or m in scopes]
-        operations += [Operation(m, route, view_class, scopes.get(m)) for m in methods]
+        for possibilities, *_ in resolver.reverse_dict.getlist(callback):
+            for route, params in possibilities:
+                if route.startswith("v1/"):
+                    operations |= {
+                        Operation(m, route, tuple(params), scopes.get(m)) for m in methods
+                    }
     return sorted(operations, key=str)
 
 
@@ -214,19 +220,6 @@ def clients(owner: Tenant) -> dict[str, APIClient]:
     return result
 
 
-def _path(operation: Operation, values: Any) -> str:
-    segments = operation.route.split("/")
-    out = []
-    for index, segment in enumerate(segments):
-        match = _PARAM.fullmatch(segment)
-        if match:
-            previous = segments[index - 1] if index else ""
-            out.append(str(values(previous, match["name"])))
-        else:
-            out.append(segment)
-    return "/" + "/".join(out)
-
-
 def _call(client: APIClient, method: str, path: str) -> Any:
     return client.generic(method, path, data="{}", content_type="application/json")
 
@@ -249,7 +242,7 @@ def test_the_matrix_sees_the_api() -> None:
 def test_every_operation_needs_a_key(foreign: Foreign) -> None:
     anonymous = APIClient()
     for operation in api_operations():
-        response = _call(anonymous, operation.method, _path(operation, foreign.value_for))
+        response = _call(anonymous, operation.method, operation.path(foreign.value_for))
         assert response.status_code == 401, (str(operation), response.content[:300])
         assert_error(response, "authentication_required")
 
@@ -261,7 +254,7 @@ def test_every_scoped_operation_refuses_keys_without_its_scope(
     for operation in api_operations():
         if operation.required_scope is None:
             continue
-        path = _path(operation, foreign.value_for)
+        path = operation.path(foreign.value_for)
         for scope, client in clients.items():
             granted = [] if scope == "none" else [scope]
             if has_scope(granted, operation.required_scope):
@@ -292,8 +285,8 @@ def test_another_tenants_ids_are_not_found(clients: dict[str, APIClient], foreig
         if not operation.has_ids:
             continue
         client = _client_with(clients, operation.required_scope)
-        theirs = _call(client, operation.method, _path(operation, foreign.value_for))
-        missing = _call(client, operation.method, _path(operation, lambda _s, _n: new_id()))
+        theirs = _call(client, operation.method, operation.path(foreign.value_for))
+        missing = _call(client, operation.method, operation.path(lambda _s, _n: new_id()))
         label = (str(operation), theirs.content[:300])
         assert theirs.status_code != 403, label
         assert not 200 <= theirs.status_code < 300, label
@@ -355,6 +348,6 @@ def test_lists_never_show_another_tenants_rows(
         if operation.method != "GET" or operation.has_ids:
             continue
         client = _client_with(clients, operation.required_scope)
-        body = client.get("/" + operation.route).content.decode(errors="replace")
+        body = client.get(operation.path(foreign.value_for)).content.decode(errors="replace")
         for secret in secrets:
             assert secret not in body, (str(operation), secret)
