@@ -1,0 +1,190 @@
+"""The console in a real browser (system Chromium through Playwright) against live_server.
+
+One browser for the whole session; each test gets a fresh context (cookies) and leaves a
+screenshot under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from accounts.models import ApiKey
+from accounts.signup import account_signup
+from mailboxes.models import Direction, EmailStatus
+from tests.conftest import Tenant, client_for, key_for
+from tests.console.conftest import held_email, signed_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
+# itself (fixtures, assertions) are still plain synchronous code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    page = context.new_page()
+    # A CSP violation or a script error shows up here: the console must have none.
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "response",
+        lambda response: errors.append(f"{response.status} {response.url}")
+        if response.status >= 400
+        else None,
+    )
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+    assert errors == []
+
+
+def sign_in_cookie(page: Any, live_server: Any, tenant: Tenant) -> None:
+    client = signed_in(tenant)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
+
+
+def test_sign_in_by_emailed_code(page, owner):
+    mail.outbox.clear()
+    page.goto("/console/mailboxes")
+    page.get_by_label("Email address").fill(owner.operator.email)
+    page.get_by_role("button", name="Email me a code").click()
+    page.wait_for_url(re.compile(r"/console/login/verify"))
+    code = CODE.search(mail.outbox[-1].body).group(1)
+    page.get_by_label("Sign-in code").fill(code)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/console/mailboxes$"))
+    assert page.get_by_text(owner.mailbox.address).is_visible()
+    shot(page, "signed-in")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/console/login"))
+
+
+def test_activate_account_and_copy_key(page):
+    mail.outbox.clear()
+    account = account_signup(
+        operator_name="Browserco", oversight_email="ops@browserco.example", slug="browserco"
+    )
+    assert account is not None
+    code = CODE.search(mail.outbox[-1].body).group(1)
+    page.goto(f"/confirm?code={code}")
+    page.get_by_role("button", name="Activate").click()
+    key_text = page.locator("#first-key").inner_text()
+    assert key_text.startswith("mm_live_")
+    assert ApiKey.objects.get(account=account).prefix == key_text[:16]
+    shot(page, "activated")
+
+
+def test_approve_and_reject_from_the_queue(page, live_server, owner):
+    owner.mailbox.oversight_mode = "gated_all"
+    owner.mailbox.save()
+    inbound = held_email(owner.mailbox, direction=Direction.INBOUND, subject="Please approve me")
+    outbound = held_email(owner.mailbox, subject="Please reject me")
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    assert page.locator("#pending-badge").inner_text() == "2"
+    shot(page, "queue")
+    # Keyboard: newest first, so j selects the outbound one; k goes back up; a approves.
+    item_out = page.locator(f"#email-{outbound.pk}")
+    item_in = page.locator(f"#email-{inbound.pk}")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    assert "selected" in (item_in.get_attribute("class") or "")
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#email-{inbound.pk}[data-pending='0']")
+    assert page.locator("#pending-badge").inner_text() == "1"
+    # r focuses the reason; Enter rejects.
+    page.keyboard.press("k")
+    page.keyboard.press("r")
+    page.keyboard.type("Not to this client")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#email-{outbound.pk}[data-pending='0']")
+    assert "Rejected" in item_out.inner_text()
+    assert page.locator("#pending-badge").inner_text() == "0"
+    shot(page, "queue-decided")
+    # The agent's API sees the decisions.
+    _, raw = key_for(owner.account, "read")
+    agent = client_for(raw)
+    base = f"/v1/mailboxes/{owner.mailbox.pk}/emails"
+    # Approved inbound mail became readable (reading it marks it read).
+    assert agent.get(f"{base}/{inbound.pk}").json()["status"] == EmailStatus.READ
+    assert agent.get(f"{base}/{outbound.pk}").json()["status"] == EmailStatus.REJECTED
+
+
+def test_queue_refreshes_when_mail_is_held(page, live_server, owner):
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    assert page.get_by_text("Nothing is waiting").is_visible()
+    held_email(owner.mailbox, subject="Arrived while watching")
+    page.wait_for_selector("text=Arrived while watching", timeout=15_000)
+    assert page.locator("#pending-badge").inner_text() == "1"
+
+
+def test_create_and_revoke_a_key(page, live_server, owner):
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/keys")
+    page.get_by_label("Name").fill("browser agent")
+    page.get_by_label("send", exact=True).check()
+    page.get_by_role("button", name="Create key").click()
+    raw = page.locator("#new-key").inner_text()
+    assert raw.startswith("mm_live_")
+    shot(page, "key-created")
+    key = ApiKey.objects.get(account=owner.account, name="browser agent")
+    page.get_by_role("button", name="Revoke key browser agent").click()
+    page.wait_for_selector("text=is revoked")
+    key.refresh_from_db()
+    assert not key.is_active
+    shot(page, "key-revoked")
+
+
+def test_change_mailbox_mode(page, live_server, owner):
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/mailboxes")
+    page.get_by_role("link", name=owner.mailbox.address).click()
+    page.get_by_label("New mode").select_option("gated_send")
+    page.get_by_role("button", name="Change mode").click()
+    page.wait_for_selector("text=is now Gated: outbound")
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.oversight_mode == "gated_send"
+    shot(page, "mode-changed")
