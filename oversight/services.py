@@ -31,7 +31,6 @@ from oversight.models import ApprovalLink
 from oversight.selectors import approval_link_find, token_hash
 
 APPROVAL_LINK_TTL = timedelta(days=7)
-_DECISION_FIELDS = ("status", "status_changed_at", "approved_at", "approved_by", "decision_reason")
 UPGRADE_CODE_TTL = timedelta(hours=24)
 UPGRADE_REQUESTS_PER_HOUR = 3
 
@@ -137,7 +136,10 @@ def email_decide(
     *, actor: Actor, email_id: str, action: str, reason: str = "", request_id: str = ""
 ) -> Decision:
     """Approve or reject a held email. Of concurrent decisions exactly one wins; the others
-    get ``already_decided``. An approved outbound email is handed to delivery once."""
+    get ``already_decided``. An approved outbound email is handed to delivery once.
+
+    Signature used by the console and the hosted page; ``action`` is "approve" or "reject".
+    """
     if action not in (Action.APPROVE, Action.REJECT):
         raise ApiError("invalid_parameter", "action must be approve or reject.", param="action")
     decision = _decide(
@@ -151,35 +153,41 @@ def email_decide(
     return Decision(decision.status, email, email.provider_message_id or None)
 
 
+def _not_pending(email: Email) -> ApiError:
+    if email.approved_by is not None:
+        decided = (
+            DecisionStatus.REJECTED
+            if email.status == EmailStatus.REJECTED
+            else DecisionStatus.APPROVED
+        )
+        return ApiError(
+            "already_decided",
+            f"This email was already {decided} by another decision. No action needed.",
+            status=str(decided),
+        )
+    return not_found(
+        "pending_email",
+        f"That email is not waiting for a decision (its status is {email.status}). "
+        "List pending emails with GET /v1/oversight/pending.",
+    )
+
+
 @transaction.atomic
 def _decide(
     *, actor: Actor, email_id: str, action: Action, reason: str, request_id: str
 ) -> Decision:
     email = (
-        Email.objects.select_for_update(of=("self",))
-        .select_related("mailbox", "account")
-        .filter(account=actor.account, pk=email_id)
-        .first()
+        Email.objects.select_related("account").filter(account=actor.account, pk=email_id).first()
     )
     if email is None:
         raise not_found("pending_email")
+    # Decisions queue on the mailbox's row, not the email's: a losing decision waits here,
+    # then reads the winner's committed result, and never holds the email row, so the
+    # delivery the winner hands off on commit (which skips locked rows) finds it free.
+    email.mailbox = Mailbox.objects.select_for_update().get(pk=email.mailbox_id)
+    email.refresh_from_db(fields=["status", "approved_by", "send_at", "gate_timing"])
     if email.status not in policy.PENDING_STATUSES:
-        if email.approved_by is not None:
-            decided = (
-                DecisionStatus.REJECTED
-                if email.status == EmailStatus.REJECTED
-                else DecisionStatus.APPROVED
-            )
-            raise ApiError(
-                "already_decided",
-                f"This email was already {decided} by another decision. No action needed.",
-                status=str(decided),
-            )
-        raise not_found(
-            "pending_email",
-            f"That email is not waiting for a decision (its status is {email.status}). "
-            "List pending emails with GET /v1/oversight/pending.",
-        )
+        raise _not_pending(email)
     now = timezone.now()
     if action == Action.APPROVE:
         if email.direction == Direction.OUTBOUND:
@@ -197,12 +205,20 @@ def _decide(
         event = WebhookEvent.OVERSIGHT_REJECTED
         result = DecisionStatus.REJECTED
 
-    email.status = new_status
-    email.status_changed_at = now
-    email.approved_at = now
-    email.approved_by = actor.display
-    email.decision_reason = reason
-    email.save(update_fields=[*_DECISION_FIELDS])
+    # Compare-and-set on the pending status as well: a cancel by the agent does not take the
+    # mailbox lock, and must not be overwritten by a decision.
+    won = Email.objects.filter(pk=email.pk, status=email.status).update(
+        status=new_status,
+        status_changed_at=now,
+        approved_at=now,
+        approved_by=actor.display,
+        decision_reason=reason,
+    )
+    if not won:
+        email.refresh_from_db()
+        raise _not_pending(email)
+    email.status, email.status_changed_at, email.approved_at = new_status, now, now
+    email.approved_by, email.decision_reason = actor.display, reason
     # Whatever path decided, the emailed link stops working.
     ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
     emit_event(
