@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Plan, Scope
-from accounts.signup import SIGNUP_MODES
+from accounts.signup import SIGNUP_MODE_CHOICES
 
 
 def _must_be_true(value: bool, field: str) -> bool:
@@ -55,7 +55,7 @@ class SignupRequestSerializer(serializers.Serializer):
     use_case = serializers.CharField(
         max_length=2000, required=False, allow_blank=True, allow_null=True
     )
-    oversight_mode = serializers.ChoiceField(choices=list(SIGNUP_MODES), required=False)
+    oversight_mode = serializers.ChoiceField(choices=SIGNUP_MODE_CHOICES, required=False)
     payment_method = serializers.ChoiceField(choices=["stripe", "crypto"], required=False)
     email_use_type = serializers.ChoiceField(choices=["transactional", "marketing"], required=False)
     cf_challenge_response = serializers.CharField(max_length=4096, required=False)

@@ -41,6 +41,7 @@ CONFIRM_FAILURES_PER_HOUR = 5
 # left out on purpose (a key must not both send and approve).
 FIRST_KEY_SCOPES = [Scope.READ, Scope.SEND, Scope.ADMIN]
 SIGNUP_MODES = (OversightMode.GATED_ALL, OversightMode.GATED_SEND, OversightMode.MONITORED)
+SIGNUP_MODE_CHOICES = [mode.value for mode in SIGNUP_MODES]
 DEFAULT_SIGNUP_MODE = OversightMode.GATED_SEND
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -234,6 +234,7 @@ SPECTACULAR_SETTINGS = {
         "WebhookDeliveryStatusEnum": "mailboxes.models.WebhookDelivery.Status",
         "DomainStatusEnum": "mailboxes.models.Domain.Status",
         "WebhookEventEnum": "mailboxes.models.WebhookEvent",
+        "SignupOversightModeEnum": "accounts.signup.SIGNUP_MODE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
