@@ -110,7 +110,8 @@ def pinned_post(
     followed: a 3xx could point anywhere, including inside the network.
     """
     address = target.addresses[0]
-    host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
+    name = f"[{target.host}]" if ":" in target.host else target.host  # IPv6 literal
+    host_header = name if target.port in (80, 443) else f"{name}:{target.port}"
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
