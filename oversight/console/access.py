@@ -46,7 +46,8 @@ def operator_required(view: View) -> View:
                 # An expired session during polling: send the whole page to the login form.
                 return HttpResponseClientRedirect("/console/login")
             return redirect_to_login(request.get_full_path(), "/console/login", REDIRECT_FIELD_NAME)
-        request.session[SESSION_ACCOUNT_KEY] = operator.account_id
+        if request.session.get(SESSION_ACCOUNT_KEY) != operator.account_id:
+            request.session[SESSION_ACCOUNT_KEY] = operator.account_id
         request.operator = operator  # type: ignore[attr-defined]
         request.account = operator.account  # type: ignore[attr-defined]
         request.actor = Actor.for_operator(operator)  # type: ignore[attr-defined]

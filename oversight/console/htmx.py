@@ -30,7 +30,8 @@ def render_page(
     if account is not None:
         context.setdefault("account", account)
         context.setdefault("operator", request.operator)  # type: ignore[attr-defined]
-        context.setdefault("pending_count", pending_count(account=account))
+        if "pending_count" not in context:
+            context["pending_count"] = pending_count(account=account)
         if name == template:
             context.setdefault(
                 "roles",
