@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -270,7 +271,7 @@ class AccountView(APIView):
         )
         services.account_delete(actor=principal.actor, request_id=request_id_of(request))
         # The account is gone: nothing after the view (usage counting) may write for it.
-        request.user = None
+        request.user = AnonymousUser()
         return Response({"status": "deleted"})
 
     @staticmethod
