@@ -53,17 +53,17 @@ def _invalid(param: str, message: str) -> ApiError:
 def parse_instant(value: str, *, param: str) -> datetime:
     """ISO 8601 date or date-time (naive means UTC), or epoch milliseconds."""
     value = value.strip()
-    parsed: datetime | None = None
-    if value.isdigit():
-        parsed = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-    else:
-        try:
+    parsed: datetime | None
+    try:
+        if value.isdigit():
+            parsed = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+        else:
             parsed = parse_datetime(value)
             if parsed is None:
                 day = parse_date(value)
                 parsed = datetime(day.year, day.month, day.day) if day else None
-        except ValueError:
-            parsed = None
+    except (ValueError, OverflowError, OSError):  # out-of-range dates and epochs
+        parsed = None
     if parsed is None:
         raise _invalid(
             param,
