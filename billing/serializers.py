@@ -109,17 +109,21 @@ class StripeWebhookResponseSerializer(serializers.Serializer):
 
 
 USAGE_PERIODS = ["current", "previous", "summary", "daily"]
+# 9999-12-31T23:59:59.999Z: the last instant a date can hold.
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 class UsageQuerySerializer(serializers.Serializer):
     # ``from`` is a keyword: declared through the fields mapping below.
-    to = serializers.IntegerField(required=False, min_value=0)
+    to = serializers.IntegerField(required=False, min_value=0, max_value=MAX_EPOCH_MS)
     breakdown = serializers.ChoiceField(required=False, choices=["daily"])
     period = serializers.ChoiceField(required=False, choices=USAGE_PERIODS)
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
-        fields["from"] = serializers.IntegerField(required=False, min_value=0)
+        fields["from"] = serializers.IntegerField(
+            required=False, min_value=0, max_value=MAX_EPOCH_MS
+        )
         return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -212,7 +212,11 @@ def checkout_start(
         reference=account.pk,
         metadata=metadata,
     )
-    options = {"idempotency_key": idempotency_key("checkout", request_key)} if request_key else {}
+    options = (
+        {"idempotency_key": idempotency_key("checkout", account.pk, request_key)}
+        if request_key
+        else {}
+    )
     with stripe_errors("create the checkout session"):
         session = client.v1.checkout.sessions.create(params=params, options=options)  # type: ignore[arg-type]
     return {"checkout_url": session.url, "session_id": session.id}
@@ -241,7 +245,11 @@ def _plan_change(
     with stripe_errors("read the subscription"):
         current = client.v1.subscriptions.retrieve(subscription.stripe_subscription_id)
     item_id = current["items"]["data"][0]["id"]
-    options = {"idempotency_key": idempotency_key("plan", request_key)} if request_key else {}
+    options = (
+        {"idempotency_key": idempotency_key("plan", subscription.account_id, request_key)}
+        if request_key
+        else {}
+    )
     with stripe_errors("change the subscription's plan"):
         updated = client.v1.subscriptions.update(
             subscription.stripe_subscription_id,
@@ -640,7 +648,13 @@ def _subscription_apply(*, subscription: Subscription, obj: dict[str, Any], dele
     subscription.current_period_start = _ts(start) or subscription.current_period_start
     subscription.current_period_end = _ts(end) or subscription.current_period_end
     subscription.cancel_at_period_end = bool(obj.get("cancel_at_period_end")) and not deleted
-    if status == SubscriptionStatus.ACTIVE:
+    # Paid again, or over: a subscription Stripe ended for non-payment drops the account to
+    # Starter rather than leaving it to the unpaid sweep.
+    if status in (
+        SubscriptionStatus.ACTIVE,
+        SubscriptionStatus.CANCELED,
+        SubscriptionStatus.INCOMPLETE_EXPIRED,
+    ):
         subscription.past_due_since = None
     subscription.updated_at = timezone.now()
     subscription.save()
@@ -857,7 +871,8 @@ _HANDLERS = {
 
 
 def unpaid_accounts_enforce(*, now: datetime | None = None) -> int:
-    """Deactivate accounts whose invoice stayed unpaid past the grace period, and drop
+    """Deactivate accounts whose invoice stayed unpaid past the grace period, delete
+    pricing-checkout accounts whose checkout expired unpaid (freeing their slugs), and drop
     session keys nobody picked up. Returns how many accounts were deactivated."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.BILLING_UNPAID_GRACE_DAYS)
@@ -867,7 +882,12 @@ def unpaid_accounts_enforce(*, now: datetime | None = None) -> int:
         ).values_list("account_id", flat=True)
     )
     deactivated = sum(account_deactivate_unpaid(account_id=pk) for pk in account_ids)
-    PendingSessionKey.objects.filter(expires_at__lte=now).delete()
+    expired = PendingSessionKey.objects.filter(expires_at__lte=now)
+    abandoned = list(
+        expired.filter(status=SessionKeyStatus.PAYMENT_PENDING).values_list("account_id", flat=True)
+    )
+    Account.objects.filter(pk__in=abandoned, state=AccountState.PENDING).delete()
+    expired.delete()
     return deactivated
 
 

@@ -143,6 +143,16 @@ def test_session_key_expires_after_an_hour(stripe_fake: Any, deliver: Any) -> No
     assert not PendingSessionKey.objects.filter(pk=session_id).exists()
 
 
+def test_abandoned_pricing_checkout_frees_the_slug(stripe_fake: Any) -> None:
+    session_id = _pricing_checkout().json()["session_id"]
+    PendingSessionKey.objects.filter(pk=session_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    unpaid_accounts_enforce()
+    assert not Account.objects.filter(slug="initech-ops").exists()
+    assert _pricing_checkout(key="signup-2").status_code == 200
+
+
 def _subscribe(owner: Any, stripe_fake: Any, deliver: Any, plan: str = "pro") -> dict[str, Any]:
     _, raw = key_for(owner.account, "admin")
     response = client_for(raw).post("/v1/billing/checkout", {"plan": plan}, format="json")

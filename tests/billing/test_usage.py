@@ -92,6 +92,7 @@ def test_previous_period(owner: Any) -> None:
     [
         ({"from": "yesterday"}, "from"),
         ({"to": "-5"}, "to"),
+        ({"to": "31847952537258319872"}, "to"),
         ({"from": "2000", "to": "1000"}, "from"),
         ({"breakdown": "weekly"}, "breakdown"),
         ({"period": "forever"}, "period"),
