@@ -297,6 +297,7 @@ def _existing_email_notice(*, account: Account) -> None:
 @transaction.atomic
 def account_signup(
     *,
+    pow_solution: dict[str, Any],
     operator_name: str,
     oversight_email: str,
     slug: str | None,
@@ -307,7 +308,8 @@ def account_signup(
     request_id: str = "",
 ) -> Account | None:
     """Create a pending account; None when the oversight email already has one (the
-    caller answers the same either way). The proof of work is checked by the caller."""
+    caller answers the same either way). The proof of work is checked after the slug, so a
+    taken slug does not use up the solution."""
     clean_slug = slug_validate(slug=slug) if slug else slug_from_name(operator_name)
     if not slug:
         try:
@@ -319,6 +321,7 @@ def account_signup(
             )
             raise
     clean_slug = slug_claimable(slug=clean_slug)
+    pow_verify(solution=pow_solution)
     email = oversight_email.strip()
     # Marks "a confirmation just went out" for resend-confirmation, whether or not an
     # account is created, so that endpoint answers alike for known and unknown addresses.

@@ -167,3 +167,19 @@ def test_deactivated_account_is_refused(owner: Any) -> None:
     owner.account.save()
     response = client_for(raw).get("/v1/account")
     assert_error(response, "account_deactivated", reason="unpaid subscription")
+
+
+def test_patch_etag_matches_the_next_get(api: Any) -> None:
+    client = api("admin")
+    patched = client.patch("/v1/account", {"name": "Acme Three"}, format="json")
+    assert patched["ETag"] == client.get("/v1/account")["ETag"]
+    again = client.patch(
+        "/v1/account", {"name": "Acme Four"}, format="json", HTTP_IF_MATCH=patched["ETag"]
+    )
+    assert again.status_code == 200
+
+
+def test_empty_patch_asks_for_no_approval(gated: Any, api: Any) -> None:
+    response = api("admin").patch("/v1/account", {}, format="json")
+    assert response.status_code == 200
+    assert response.json()["name"] == "Acme Org"

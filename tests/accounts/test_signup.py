@@ -275,3 +275,12 @@ def test_slug_check_taken_and_reserved(signed_up: Any, client: APIClient) -> Non
 
 def test_slug_check_invalid_format(client: APIClient) -> None:
     assert_error(client.get("/v1/slug-check/-bad-"), "invalid_parameter", param="slug")
+
+
+def test_taken_slug_does_not_use_up_the_pow(signed_up: Any, client: APIClient) -> None:
+    signed_up()
+    pow_solution = fresh_pow(client)
+    body = signup_body(client, pow_solution=pow_solution, oversight_email="x@other.example")
+    assert_error(client.post("/v1/account", body, format="json"), "slug_taken")
+    retry = client.post("/v1/account", body | {"slug": "initech-two"}, format="json")
+    assert retry.status_code == 200
