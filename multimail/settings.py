@@ -235,6 +235,7 @@ SPECTACULAR_SETTINGS = {
         "DomainStatusEnum": "mailboxes.models.Domain.Status",
         "WebhookEventEnum": "mailboxes.models.WebhookEvent",
         "SignupOversightModeEnum": "accounts.signup.SIGNUP_MODE_CHOICES",
+        "PaidPlanEnum": "billing.serializers.PAID_PLAN_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -275,10 +276,6 @@ BILLING_UNPAID_GRACE_DAYS = env_int("BILLING_UNPAID_GRACE_DAYS", 7)
 # API calls are counted in the cache and written to the usage table at most this often.
 BILLING_API_CALLS_FLUSH_SECONDS = env_int("BILLING_API_CALLS_FLUSH_SECONDS", 60)
 MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
-# The paid plans (checkout) are a different choice set from every plan (AccountInfo).
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["PaidPlanEnum"] = (
-    "billing.serializers.PAID_PLAN_CHOICES"
-)
 
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
