@@ -1,13 +1,11 @@
-"""Fixtures for the inbound and reading tests: MIME builders and stored emails."""
+"""Builders for the inbound and reading tests: MIME messages and stored emails."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-import pytest
 from django.utils import timezone
 
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
@@ -51,11 +49,6 @@ def build_mime(
     return message.as_bytes()
 
 
-@pytest.fixture
-def mime() -> Callable[..., bytes]:
-    return build_mime
-
-
 def make_email(mailbox: Mailbox, **fields: Any) -> Email:
     values: dict[str, Any] = {
         "account": mailbox.account,
@@ -71,8 +64,3 @@ def make_email(mailbox: Mailbox, **fields: Any) -> Email:
     }
     values.update(fields)
     return Email.objects.create(**values)
-
-
-@pytest.fixture
-def email_factory() -> Callable[..., Email]:
-    return make_email
