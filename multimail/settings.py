@@ -236,6 +236,8 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventEnum": "mailboxes.models.WebhookEvent",
         "SignupOversightModeEnum": "accounts.signup.SIGNUP_MODE_CHOICES",
         "PaidPlanEnum": "billing.serializers.PAID_PLAN_CHOICES",
+        "OversightModeEnum": "mailboxes.models.OversightMode.values",
+        "GateTimingEnum": "mailboxes.models.GateTiming.values",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

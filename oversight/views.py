@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailboxes.models import Direction, Email, EmailStatus
+from multimail.authentication import ApiPrincipal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import policy, selectors, services
@@ -33,6 +34,11 @@ from oversight.serializers import (
     UpgradeRequestedSerializer,
     UpgradeRequestSerializer,
 )
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
+    return request.user
 
 
 def _request_id(request: Request | HttpRequest) -> str:
@@ -50,7 +56,7 @@ class PendingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.pending_emails(account=request.user.account), request.query_params
+            selectors.pending_emails(account=_principal(request).account), request.query_params
         )
         return Response(
             {
@@ -73,7 +79,7 @@ class DecideView(APIView):
         body = DecideRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         decision = services.email_decide(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             email_id=body.validated_data["email_id"],
             action=body.validated_data["action"],
             reason=body.validated_data["reason"],
@@ -101,7 +107,7 @@ class RequestUpgradeView(APIView):
         body.is_valid(raise_exception=True)
         target = body.validated_data["target_mode"]
         services.mailbox_upgrade_request(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             mailbox_id=mailbox_id,
             target_mode=target,
             request_id=_request_id(request),
@@ -130,7 +136,7 @@ class UpgradeView(APIView):
         body = UpgradeRedeemSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mailbox = services.mailbox_upgrade_redeem(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             mailbox_id=mailbox_id,
             code=body.validated_data["code"],
             request_id=_request_id(request),
