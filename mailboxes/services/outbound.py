@@ -285,16 +285,18 @@ def email_accept(
     return Accepted(email=email, replayed=False)
 
 
+# robust: the email is committed already; if the broker is unreachable the error is logged
+# and the sweep enqueues the task again, instead of failing a request whose email exists.
 def _enqueue_process(email_id: str) -> None:
     from mailboxes.tasks import process_email  # the tasks module imports this one
 
-    transaction.on_commit(lambda: process_email.delay(email_id))
+    transaction.on_commit(lambda: process_email.delay(email_id), robust=True)
 
 
 def _enqueue_deliver(email_id: str) -> None:
     from mailboxes.tasks import deliver_email
 
-    transaction.on_commit(lambda: deliver_email.delay(email_id))
+    transaction.on_commit(lambda: deliver_email.delay(email_id), robust=True)
 
 
 # --- pipeline --------------------------------------------------------------------------

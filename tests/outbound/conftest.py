@@ -154,6 +154,7 @@ def celery_worker_process(
     previous = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url = broker
     app.conf.task_always_eager = False
+    _reset_pool(app)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     outbox = tmp_path / "outbox"
     env = {
@@ -164,6 +165,7 @@ def celery_worker_process(
         "MULTIMAIL_OUTBOX_DIR": str(outbox),
         "DJANGO_SETTINGS_MODULE": "tests.outbound.worker_settings",
         "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
     }
     worker = WorkerProcess(env=env, log_path=tmp_path / "worker.log")
     try:
@@ -172,7 +174,17 @@ def celery_worker_process(
         worker.stop()
         app.conf.broker_url, app.conf.task_always_eager = previous
         _purge(broker)
-        app.pool.force_close_all()
+        _reset_pool(app)
+
+
+def _reset_pool(app: Any) -> None:
+    # Connections and producers are pooled for the broker URL of their time: drop both
+    # pools so the next enqueue connects to the current one.
+    from kombu import pools
+
+    app.amqp._producer_pool = None
+    app._pool = None
+    pools.reset()
 
 
 def _purge(broker: str) -> None:
