@@ -369,6 +369,7 @@ def pricing_checkout_start(
     slug: str | None = None,
     success_url: str | None = None,
     cancel_url: str | None = None,
+    attribution: dict[str, Any] | None = None,
     request_key: str | None = None,
     request_id: str = "",
 ) -> dict[str, Any]:
@@ -434,6 +435,7 @@ def pricing_checkout_start(
         interval=interval,
         customer_id=customer.id,
         session_id=session.id,
+        attribution=attribution,
         request_id=request_id,
     )
     return {"checkout_url": session.url, "session_id": session.id}
@@ -450,6 +452,7 @@ def _pending_account_create(
     interval: str,
     customer_id: str,
     session_id: str,
+    attribution: dict[str, Any] | None,
     request_id: str,
 ) -> Account:
     try:
@@ -480,7 +483,11 @@ def _pending_account_create(
         action="account.created",
         resource_type="account",
         resource_id=account.pk,
-        metadata={"oversight_mode": oversight_mode, "checkout_session_id": session_id},
+        metadata={
+            "oversight_mode": oversight_mode,
+            "checkout_session_id": session_id,
+            "attribution": attribution,
+        },
         request_id=request_id,
     )
     return account
@@ -746,6 +753,17 @@ def _pricing_account_activate(*, pending: PendingSessionKey) -> None:
         audit_record(
             actor=actor, action="account.activated", resource_type="account", resource_id=account.pk
         )
+        operator_email_send(
+            account=account,
+            subject="Your MultiMail account is active",
+            text=(
+                f"Thank you: the payment for {account.name} went through and the account is "
+                f"active on the {limits_for(account.plan).title} plan.\n\n"
+                "The agent's first API key is shown once on the page the checkout returned to "
+                "(it can be picked up for one hour). You oversee this account: sign in to the "
+                f"console at {settings.PUBLIC_BASE_URL}/console/ with this address."
+            ),
+        )
     audit_record(
         actor=actor,
         action="api_key.created",
@@ -793,6 +811,9 @@ def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
         return None, "unknown_account"
     if created < subscription.last_payment_event_created:
         return subscription.account_id, "stale"
+    if subscription.status not in (*LIVE_STATUSES, SubscriptionStatus.UNPAID):
+        # The subscription already ended (the account is on Starter): nothing to enforce.
+        return subscription.account_id, "ignored_inactive"
     subscription.last_payment_event_created = created
     first_failure = subscription.past_due_since is None
     if first_failure:

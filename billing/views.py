@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.approvals import admin_action_gate
 from accounts.serializers import PendingApprovalSerializer
+from accounts.signup import attribution_clean
 from billing import selectors, services
 from billing.serializers import (
     CancelRequestSerializer,
@@ -169,6 +170,7 @@ class PricingCheckoutView(PublicView):
             slug=data.get("slug"),
             success_url=data.get("success_url"),
             cancel_url=data.get("cancel_url"),
+            attribution=attribution_clean(data.get("attribution")),
             request_key=request.headers.get("Idempotency-Key"),
             request_id=request_id_of(request),
         )

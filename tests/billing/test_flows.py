@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -108,6 +109,11 @@ def test_pricing_checkout_pay_and_pick_up_the_key_once(
     assert data["org_name"] == "Initech Ops"
     assert data["oversight_email"] == "ops@initech.example"
     assert PendingSessionKey.objects.get(pk=session_id).key_ciphertext == ""
+
+    welcome = [m for m in mail.outbox if "is active" in m.subject]
+    assert len(welcome) == 1
+    assert welcome[0].to == ["ops@initech.example"]
+    assert data["api_key"] not in welcome[0].body  # the key is never emailed
 
     # The key works, and only once is it handed out.
     usage = client_for(data["api_key"]).get("/v1/usage")
@@ -375,3 +381,30 @@ def test_session_key_api_key_has_first_key_scopes(stripe_fake: Any, deliver: Any
     raw = _session_key(session_id).json()["api_key"]
     key = ApiKey.objects.get(prefix=raw[:16])
     assert key.scopes == ["read", "send", "admin"]
+
+
+def test_payment_failure_after_the_subscription_ended_is_ignored(
+    owner: Any, stripe_fake: Any, deliver: Any
+) -> None:
+    stripe_sub = _subscribe(owner, stripe_fake, deliver)
+    now = int(time.time())
+    ended = {**stripe_sub, "status": "canceled"}
+    deliver(make_event("customer.subscription.deleted", ended, created=now + 5))
+    invoice = {"id": "in_9", "customer": stripe_sub["customer"], "subscription": stripe_sub["id"]}
+    late = deliver(make_event("invoice.payment_failed", invoice, created=now + 10))
+    assert late.json()["outcome"] == "ignored_inactive"
+    assert Subscription.objects.get(account=owner.account).past_due_since is None
+    assert unpaid_accounts_enforce(now=timezone.now() + timedelta(days=30)) == 0
+
+
+def test_pricing_checkout_keeps_clean_attribution(stripe_fake: Any) -> None:
+    from accounts.models import AuditEntry
+
+    attribution = {"first": {"ts": 1, "landing_path": "/pricing"}, "visits": 2, "version": 1}
+    assert _pricing_checkout(attribution=attribution).status_code == 200
+    entry = AuditEntry.objects.get(action="account.created")
+    assert entry.metadata["attribution"] == attribution
+    # A bad shape is dropped, never a reason to refuse.
+    response = _pricing_checkout(key="k-bad", slug="initech-two", attribution={"nope": 1})
+    assert response.status_code == 200
+    assert AuditEntry.objects.filter(action="account.created").count() == 2
