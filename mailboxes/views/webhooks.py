@@ -35,8 +35,11 @@ def _principal(request: Request) -> ApiPrincipal:
 
 class WebhookCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=2000, help_text="HTTPS URL to receive events")
+    # Plain strings so an unknown event gets the service's message listing the valid ones.
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=WebhookEvent.choices), allow_empty=False
+        child=serializers.CharField(),
+        allow_empty=False,
+        help_text=f"Any of: {', '.join(WebhookEvent.values)}",
     )
     mailbox_id = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     approval_code = serializers.CharField(required=False, allow_blank=True)

@@ -264,3 +264,17 @@ def test_list_and_query_count(api: Any, pro: Any, django_assert_num_queries: Any
 
 def test_read_key_cannot_manage_domains(api: Any, pro: Any) -> None:
     assert_error(create(api("read")), "insufficient_permissions", required_scope="admin")
+
+
+def test_postmark_delete_failure_keeps_domain(
+    api: Any, pro: Any, start_receiver: Any, settings: Any
+) -> None:
+    receiver = start_receiver(statuses=[200, 500])
+    receiver.reply_body = {"ID": 7, "DKIMHost": f"pm._domainkey.{NAME}", "DKIMTextValue": "k"}
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_ACCOUNT_TOKEN": "pm-account-token"}
+    settings.POSTMARK_API_BASE = f"http://127.0.0.1:{receiver.port}"
+    client = api("admin")
+    created = create(client).json()
+    response = client.delete(f"/v1/domains/{created['id']}")
+    assert_error(response, "upstream_error", provider="postmark")
+    assert Domain.objects.filter(pk=created["id"]).exists()

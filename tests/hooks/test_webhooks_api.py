@@ -65,7 +65,9 @@ def test_missing_url_and_events(api: Any) -> None:
 
 
 def test_unknown_event(api: Any) -> None:
-    assert_error(create(api("admin"), events=["message.exploded"]), "invalid_parameter")
+    assert_error(
+        create(api("admin"), events=["message.exploded"]), "invalid_parameter", param="events"
+    )
 
 
 def test_plain_http_refused(api: Any) -> None:
