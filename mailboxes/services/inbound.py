@@ -38,6 +38,7 @@ from mailboxes.models import (
     SpamVerdict,
     WebhookEvent,
 )
+from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
 from multimail.ids import new_id
 from oversight.policy import Outcome, inbound_decision
@@ -311,7 +312,8 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
         account=email.account,
         subject=f"Fwd: {email.subject}" if email.subject else "Fwd: (no subject)",
         text="\n".join(lines),
-        html=parsed.html or None,
+        # The sender's HTML is untrusted: scripts, forms and tracking attributes are removed.
+        html=html_sanitize(parsed.html) if parsed.html else None,
     )
 
 

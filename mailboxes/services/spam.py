@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict
+from mailboxes.selectors import SPAM_STATUSES
 from multimail.errors import not_found
 
 FLAG_THRESHOLD = 50
@@ -132,7 +133,6 @@ def spam_score(*, signals: SpamSignals) -> SpamResult:
     return SpamResult(score=final, verdict=verdict)
 
 
-SPAM_STATUSES = (EmailStatus.SPAM_FLAGGED, EmailStatus.SPAM_QUARANTINED)
 _OPERATOR_OWNED = (
     EmailStatus.PENDING_INBOUND_APPROVAL,
     EmailStatus.REJECTED,

@@ -198,10 +198,18 @@ def test_forward_inbound_sends_the_operator_a_copy(
     owner.mailbox.forward_inbound = True
     owner.mailbox.save()
     with django_capture_on_commit_callbacks(execute=True):
-        receive(owner, subject="Invoice 42", text="Please pay.\n")
+        receive(
+            owner,
+            subject="Invoice 42",
+            text="Please pay.\n",
+            html="<p>Please pay.</p><script>alert(1)</script>",
+        )
     [copy] = [m for m in mail.outbox if "Invoice 42" in m.subject]
     assert copy.to == [owner.account.oversight_email]
     assert "Please pay." in copy.body
+    [(html, _)] = copy.alternatives
+    assert "<p>Please pay.</p>" in html
+    assert "script" not in html
 
 
 def test_spam_is_flagged_or_quarantined(owner: Tenant) -> None:
