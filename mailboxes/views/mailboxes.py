@@ -3,7 +3,7 @@ configure and soft-delete. Thin views: parse, call the mailbox services, render.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -28,9 +28,16 @@ from mailboxes.services.mailboxes import (
     mailbox_get,
     mailbox_update,
 )
+from multimail.authentication import ApiPrincipal
 from multimail.conditional import check_if_match, etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    # The scope permission has authenticated the key before any handler runs.
+    return cast(ApiPrincipal, request.user)
+
 
 # Copies of every email to a new address would let an agent exfiltrate mail quietly: an
 # agent key changing them needs the operator's approval code.
@@ -45,7 +52,7 @@ def _gate_copy_changes(
     ):
         return
     admin_action_gate(
-        actor=request.user.actor,
+        actor=_principal(request).actor,
         action="mailbox.update",
         params={"mailbox_id": mailbox.pk, "changes": changes},
         summary=f"change the automatic copies of {mailbox.address}",
@@ -64,7 +71,7 @@ class MailboxListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            Mailbox.objects.filter(account=request.user.account, is_active=True),
+            Mailbox.objects.filter(account=_principal(request).account, is_active=True),
             request.query_params,
             default_limit=50,
         )
@@ -95,10 +102,10 @@ class MailboxListCreateView(APIView):
         }
         # Refuse what cannot succeed before the operator is asked to approve it.
         address = mailbox_create_check(
-            account=request.user.account, address_local=params["address_local"]
+            account=_principal(request).account, address_local=params["address_local"]
         )
         admin_action_gate(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             action="mailbox.create",
             params=params,
             summary=f"create the mailbox {address}",
@@ -106,7 +113,7 @@ class MailboxListCreateView(APIView):
             request_id=request_id_of(request),
         )
         mailbox = mailbox_create(
-            actor=request.user.actor, request_id=request_id_of(request), **params
+            actor=_principal(request).actor, request_id=request_id_of(request), **params
         )
         return Response(mailbox_representation(mailbox), status=201)
 
@@ -116,7 +123,7 @@ class MailboxDetailView(APIView):
 
     @extend_schema(operation_id="mailboxes_retrieve", responses=MailboxSerializer)
     def get(self, request: Request, mailbox_id: str) -> Response:
-        mailbox = mailbox_get(account=request.user.account, mailbox_id=mailbox_id)
+        mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
         return etag_response(request, mailbox_representation(mailbox))
 
     @extend_schema(
@@ -130,10 +137,12 @@ class MailboxDetailView(APIView):
 
     @extend_schema(operation_id="mailboxes_destroy", request=None, responses=StatusSerializer)
     def delete(self, request: Request, mailbox_id: str) -> Response:
-        mailbox = mailbox_get(account=request.user.account, mailbox_id=mailbox_id)
+        mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
         check_if_match(request, mailbox_representation(mailbox))
         mailbox_delete(
-            actor=request.user.actor, mailbox_id=mailbox_id, request_id=request_id_of(request)
+            actor=_principal(request).actor,
+            mailbox_id=mailbox_id,
+            request_id=request_id_of(request),
         )
         return Response({"status": "deleted"})
 
@@ -152,7 +161,7 @@ class MailboxConfigureView(APIView):
 
 
 def _update(request: Request, mailbox_id: str, serializer_class: type, action: str) -> Mailbox:
-    mailbox = mailbox_get(account=request.user.account, mailbox_id=mailbox_id)
+    mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
     check_if_match(request, mailbox_representation(mailbox))
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -160,7 +169,7 @@ def _update(request: Request, mailbox_id: str, serializer_class: type, action: s
     approval_code = request.data.get("approval_code") if isinstance(request.data, dict) else None
     _gate_copy_changes(request, mailbox, changes, approval_code or None)
     return mailbox_update(
-        actor=request.user.actor,
+        actor=_principal(request).actor,
         mailbox_id=mailbox_id,
         changes=changes,
         action=action,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -23,7 +23,13 @@ from mailboxes.services.outbound import (
     email_accept,
     email_schedule_update,
 )
+from multimail.authentication import ApiPrincipal
 from oversight.policy import outbound_decision
+
+
+def _principal(request: Request) -> ApiPrincipal:
+    # The scope permission has authenticated the key before any handler runs.
+    return cast(ApiPrincipal, request.user)
 
 
 def _attachments(data: dict[str, Any]) -> list[OutgoingAttachment]:
@@ -83,7 +89,7 @@ class SendView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         accepted = email_accept(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             mailbox_id=mailbox_id,
             to=data["to"],
             cc=data.get("cc", []),
@@ -109,7 +115,7 @@ class ReplyView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         accepted = email_accept(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             mailbox_id=mailbox_id,
             reply_to_email_id=email_id,
             cc=data.get("cc", []),
@@ -133,7 +139,7 @@ class ScheduleView(APIView):
         serializer = ScheduleUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         email = email_schedule_update(
-            actor=request.user.actor,
+            actor=_principal(request).actor,
             mailbox_id=mailbox_id,
             email_id=email_id,
             changes=dict(serializer.validated_data),
