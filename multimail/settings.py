@@ -233,7 +233,6 @@ SPECTACULAR_SETTINGS = {
         "EmailStatusEnum": "mailboxes.models.EmailStatus",
         "WebhookDeliveryStatusEnum": "mailboxes.models.WebhookDelivery.Status",
         "DomainStatusEnum": "mailboxes.models.Domain.Status",
-        "WebhookEventEnum": "mailboxes.models.WebhookEvent",
         "SignupOversightModeEnum": "accounts.signup.SIGNUP_MODE_CHOICES",
         "PaidPlanEnum": "billing.serializers.PAID_PLAN_CHOICES",
         "OversightModeEnum": "mailboxes.models.OversightMode.values",
