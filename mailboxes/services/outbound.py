@@ -535,7 +535,7 @@ def _send_remote(built: BuiltMessage, remote: list[str]) -> str:
     provider_id = getattr(status, "message_id", None)
     if isinstance(provider_id, set):
         provider_id = ",".join(sorted(str(item) for item in provider_id if item))
-    return str(provider_id or "")
+    return "" if provider_id is None else str(provider_id)
 
 
 def email_deliver(*, email_id: str) -> None:
@@ -557,6 +557,14 @@ def email_deliver(*, email_id: str) -> None:
         if email is None:
             return
         account = email.account
+        if not email.mailbox.is_active:
+            _transition(
+                email,
+                EmailStatus.SENDING,
+                EmailStatus.SEND_FAILED,
+                failure_reason="mailbox deleted: a deleted mailbox sends nothing",
+            )
+            return
         if account.sending_disabled:
             _transition(
                 email,

@@ -319,3 +319,53 @@ def test_sending_disabled_after_accept(send: Callable[..., Any], owner: Tenant) 
     email.refresh_from_db()
     assert email.status == EmailStatus.SEND_FAILED
     assert email.failure_reason == "sending_disabled: complaints"
+
+
+def test_anymail_backend_gets_the_stream_and_stores_the_provider_id(
+    send: Callable[..., Any], settings: Any, other: Tenant
+) -> None:
+    settings.MAILERS = {"default": {"BACKEND": "anymail.backends.test.EmailBackend"}}
+    settings.POSTMARK_MESSAGE_STREAM = "agents"
+    email = _email(send(to=["remote@example.org", other.mailbox.address]))
+    assert email.status == EmailStatus.SENT
+    [message] = mail.outbox
+    assert message.anymail_test_params["MessageStream"] == "agents"
+    # The ESP sends to its header recipients: the local mailbox got its copy already.
+    assert message.to == ["remote@example.org"]
+    assert email.provider_message_id == str(message.anymail_status.message_id)
+    assert Email.objects.filter(mailbox=other.mailbox, direction=Direction.INBOUND).exists()
+
+
+def test_provider_client_error_is_permanent(send: Callable[..., Any], flaky: type[_Flaky]) -> None:
+    flaky.failures = [_provider_error(422)]
+    email = _email(send())
+    assert email.status == EmailStatus.SEND_FAILED
+    assert email.failure_reason.startswith("provider refused")
+    assert email.send_attempts == 0
+
+
+def test_footer_and_signature(send: Callable[..., Any], owner: Tenant) -> None:
+    owner.mailbox.signature_block = "Ada, Acme support"
+    owner.mailbox.save()
+    _email(send())
+    [message] = mail.outbox
+    assert "Ada, Acme support" in message.body
+    assert "Ada, Acme support" in message.alternatives[0].content
+
+
+def test_deleting_the_mailbox_stops_its_mail(
+    send: Callable[..., Any], owner: Tenant, api: Callable[..., Any]
+) -> None:
+    queued = _email(send(send_at=_later(hours=1)))
+    assert queued.status == EmailStatus.SCHEDULED
+    in_flight = _email(send(subject="other"))
+    Email.objects.filter(pk=in_flight.pk).update(status=EmailStatus.SENDING, sent_at=None)
+    mail.outbox.clear()
+    assert api("admin").delete(f"/v1/mailboxes/{owner.mailbox.pk}").status_code == 200
+    queued.refresh_from_db()
+    assert queued.status == EmailStatus.CANCELLED
+    tasks.deliver_email(in_flight.pk)
+    in_flight.refresh_from_db()
+    assert in_flight.status == EmailStatus.SEND_FAILED
+    assert in_flight.failure_reason.startswith("mailbox deleted")
+    assert mail.outbox == []

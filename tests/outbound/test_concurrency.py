@@ -1,0 +1,84 @@
+"""Limits hold under concurrent requests: the counts and the insert happen under row locks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from multimail.ids import new_id
+from tests.conftest import Tenant
+from tests.outbound.conftest import body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 6
+
+
+def _race(requests: list[Callable[[], Any]]) -> list[int]:
+    barrier = threading.Barrier(len(requests))
+    statuses: list[int] = []
+
+    def run(request: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            statuses.append(request().status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
+def test_concurrent_sends_do_not_overshoot_the_warmup_cap(
+    owner: Tenant, api: Callable[..., APIClient]
+) -> None:
+    Email.objects.bulk_create(
+        Email(
+            account=owner.account,
+            mailbox=owner.mailbox,
+            direction=Direction.OUTBOUND,
+            status=EmailStatus.SENT,
+            from_address=owner.mailbox.address,
+            to=["x@example.org"],
+            thread_id=new_id(),
+        )
+        for _ in range(18)
+    )  # day 1 allows 20: two slots left
+    url = f"/v1/mailboxes/{owner.mailbox.pk}/send"
+    clients = [api("send") for _ in range(THREADS)]
+    statuses = _race(
+        [
+            lambda client=client, index=index: client.post(
+                url, body(subject=f"race {index}"), format="json"
+            )
+            for index, client in enumerate(clients)
+        ]
+    )
+    assert sorted(statuses) == [202, 202] + [429] * (THREADS - 2)
+    assert Email.objects.filter(mailbox=owner.mailbox).count() == 20
+
+
+def test_concurrent_creates_do_not_overshoot_the_plan(
+    owner: Tenant, api: Callable[..., APIClient]
+) -> None:
+    clients = [api("admin") for _ in range(THREADS)]
+    statuses = _race(
+        [
+            lambda client=client, index=index: client.post(
+                "/v1/mailboxes", {"address_local": f"race{index}"}, format="json"
+            )
+            for index, client in enumerate(clients)
+        ]
+    )
+    assert sorted(statuses) == [201] + [409] * (THREADS - 1)  # Starter: 2 mailboxes
+    assert Mailbox.objects.filter(account=owner.account, is_active=True).count() == 2
