@@ -57,7 +57,8 @@ class EmailAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Email]:
         # The list does not load bodies; the detail page does.
         queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+        url_name = request.resolver_match.url_name if request.resolver_match else None
+        if url_name and url_name.endswith("changelist"):
             return queryset.defer("markdown", "html", "text", "headers")
         return queryset
 

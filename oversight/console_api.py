@@ -20,7 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Operator
+from accounts.models import Account, Operator
+from multimail.authentication import ApiPrincipal
 from oversight.console.access import SESSION_ACCOUNT_KEY
 from oversight.console.htmx import client_ip
 from oversight.console.services import operator_session_start, operator_session_verify
@@ -53,6 +54,12 @@ SessionSerializer = inline_serializer(
 EmptyRequest = inline_serializer("OperatorSessionEmpty", {})
 
 
+def _account(request: Request) -> Account:
+    principal = request.user
+    assert isinstance(principal, ApiPrincipal)  # ScopePermission let only keys through
+    return principal.account
+
+
 def _expires_ms(request: Request) -> int:
     return int(request._request.session.get_expiry_date().timestamp() * 1000)
 
@@ -67,7 +74,7 @@ class StartSessionView(APIView):
         summary="Email a one-time console sign-in code to the oversight email",
     )
     def post(self, request: Request) -> Response:
-        started = operator_session_start(account=request.user.account)
+        started = operator_session_start(account=_account(request))
         return Response({"status": "code_sent", "masked_email": started.masked_email}, status=202)
 
 
@@ -83,7 +90,7 @@ class VerifySessionView(APIView):
     def post(self, request: Request) -> Response:
         body = VerifySessionRequest(data=request.data)
         body.is_valid(raise_exception=True)
-        account = request.user.account
+        account = _account(request)
         operator = operator_session_verify(
             account=account, code=body.validated_data["code"], client_ip=client_ip(request)
         )
@@ -121,7 +128,7 @@ class SessionView(APIView):
         user = get_user(request._request)
         active = bool(
             user.is_authenticated
-            and Operator.objects.filter(user=user, account=request.user.account).exists()
+            and Operator.objects.filter(user_id=user.pk, account=_account(request)).exists()
         )
         return Response(
             {

@@ -39,7 +39,7 @@ def operator_required(view: View) -> View:
         operator = None
         if request.user.is_authenticated:
             operator = operator_for_user(
-                user=request.user, account_id=request.session.get(SESSION_ACCOUNT_KEY)
+                user_id=request.user.pk, account_id=request.session.get(SESSION_ACCOUNT_KEY)
             )
         if operator is None:
             if getattr(request, "htmx", False):

@@ -36,7 +36,7 @@ def render_page(
             context.setdefault(
                 "roles",
                 list(
-                    Operator.objects.filter(user=request.user)
+                    Operator.objects.filter(user_id=request.operator.user_id)  # type: ignore[attr-defined]
                     .select_related("account")
                     .order_by("account__name")
                 ),

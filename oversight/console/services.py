@@ -11,8 +11,6 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -20,7 +18,7 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
 from accounts.models import Account, AccountState, CodePurpose, OneTimeCode, Operator
-from accounts.services import audit_record, operator_email_send
+from accounts.services import audit_record, operator_create, operator_email_send
 from multimail import ratelimit
 from multimail.errors import REGISTRY, ApiError, not_found
 
@@ -174,12 +172,9 @@ def console_login_verify(*, email: str, code: str, client_ip: str) -> list[Opera
     if record is None:
         _record_failure(client_ip)
         raise _wrong_code()
-    user = _user_for_email(email)
     for account in _accounts_for_email(email):
         if account.oversight_email.lower() == email:
-            Operator.objects.get_or_create(
-                account=account, email=email, defaults={"user": user, "name": ""}
-            )
+            _operator_ensure(account=account, email=email)
     operators = list(operators_for_email(email=email).order_by("created_at", "id"))
     for operator in operators:
         audit_record(
@@ -191,31 +186,31 @@ def console_login_verify(*, email: str, code: str, client_ip: str) -> list[Opera
     return operators
 
 
-def _user_for_email(email: str) -> AbstractBaseUser:
-    existing = Operator.objects.filter(email__iexact=email).select_related("user").first()
+def _operator_ensure(*, account: Account, email: str) -> Operator:
+    existing = Operator.objects.filter(account=account, email__iexact=email).first()
     if existing is not None:
-        return existing.user
-    user_model = get_user_model()
-    user, _ = user_model.objects.get_or_create(username=email, defaults={"email": email})
-    return user
+        return existing
+    try:
+        # A savepoint: a concurrent sign-in may create the same operator first.
+        with transaction.atomic():
+            return operator_create(account=account, email=email)
+    except IntegrityError:
+        return Operator.objects.get(account=account, email__iexact=email)
 
 
 @transaction.atomic
 def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
     """An operator adds a colleague to the account; the colleague signs in by code."""
     email = normalize_email(email)
-    user = _user_for_email(email)
+    if Operator.objects.filter(account=actor.account, email__iexact=email).exists():
+        raise ApiError("conflict", f"{email} is already an operator of this account.")
     try:
         with transaction.atomic():
-            operator = Operator.objects.create(
-                account=actor.account,
-                user=user,
-                email=email,
-                name=name,
-                invited_by=actor.operator,
-            )
+            operator = operator_create(account=actor.account, email=email, name=name)
     except IntegrityError:
         raise ApiError("conflict", f"{email} is already an operator of this account.") from None
+    operator.invited_by = actor.operator
+    operator.save(update_fields=["invited_by"])
     audit_record(
         actor=actor,
         action="operator.invited",
@@ -236,9 +231,9 @@ def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
     return operator
 
 
-def operator_for_user(*, user: AbstractBaseUser, account_id: str | None) -> Operator | None:
+def operator_for_user(*, user_id: int, account_id: str | None) -> Operator | None:
     """The role the signed-in person acts in: the chosen account, else their first."""
-    roles = Operator.objects.filter(user=user, account__in=_usable_accounts()).select_related(
+    roles = Operator.objects.filter(user_id=user_id, account__in=_usable_accounts()).select_related(
         "account"
     )
     if account_id:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 
-from accounts.models import Account
+from accounts.codes import code_issue
+from accounts.models import Account, AccountState, CodePurpose
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
 from oversight.console.access import SESSION_ACCOUNT_KEY
@@ -59,3 +61,18 @@ def held_email(
     }
     values.update(fields)
     return Email.objects.create(**values)
+
+
+def pending_account(slug: str) -> tuple[Account, str]:
+    """An account waiting for its activation code, and that code."""
+    account = Account.objects.create(
+        name=f"{slug.title()} Org",
+        slug=slug,
+        oversight_email=f"ops@{slug}.example",
+        state=AccountState.PENDING,
+    )
+    Mailbox.objects.create(
+        account=account, address=f"agent@{slug}.multimail.localhost", oversight_mode="gated_send"
+    )
+    _, code = code_issue(account=account, purpose=CodePurpose.ACTIVATION, ttl=timedelta(hours=1))
+    return account, code

@@ -16,10 +16,9 @@ import pytest
 from django.core import mail
 
 from accounts.models import ApiKey
-from accounts.signup import account_signup
 from mailboxes.models import Direction, EmailStatus
 from tests.conftest import Tenant, client_for, key_for
-from tests.console.conftest import held_email, signed_in
+from tests.console.conftest import held_email, pending_account, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -64,9 +63,9 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "response",
-        lambda response: errors.append(f"{response.status} {response.url}")
-        if response.status >= 400
-        else None,
+        lambda response: (
+            errors.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
     )
     page.set_default_timeout(10_000)
     yield page
@@ -102,12 +101,7 @@ def test_sign_in_by_emailed_code(page, owner):
 
 
 def test_activate_account_and_copy_key(page):
-    mail.outbox.clear()
-    account = account_signup(
-        operator_name="Browserco", oversight_email="ops@browserco.example", slug="browserco"
-    )
-    assert account is not None
-    code = CODE.search(mail.outbox[-1].body).group(1)
+    account, code = pending_account("browserco")
     page.goto(f"/confirm?code={code}")
     page.get_by_role("button", name="Activate").click()
     key_text = page.locator("#first-key").inner_text()

@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -24,7 +23,6 @@ from accounts.models import (
     CodePurpose,
 )
 from accounts.services import audit_record
-from accounts.signup import account_signup
 from billing.models import UsageDaily, UsageEventType
 from mailboxes.models import (
     Direction,
@@ -37,7 +35,7 @@ from mailboxes.models import (
     WebhookSubscription,
 )
 from multimail.ids import new_id
-from tests.console.conftest import held_email
+from tests.console.conftest import held_email, pending_account
 
 CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")
 
@@ -47,12 +45,7 @@ CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")
 
 @pytest.mark.django_db(transaction=True)
 def test_confirm_shows_first_key_once():
-    mail.outbox.clear()
-    account = account_signup(
-        operator_name="Newco", oversight_email="ops@newco.example", slug="newco"
-    )
-    assert account is not None
-    code = CODE.search(mail.outbox[-1].body).group(1)
+    account, code = pending_account("newco")
     client = Client()
     form = client.get(f"/confirm?code={code}")
     assert form.status_code == 200

@@ -98,7 +98,10 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 @operator_required
 def switch_account(request: HttpRequest) -> HttpResponse:
     role = (
-        Operator.objects.filter(user=request.user, account_id=request.POST.get("account_id", ""))
+        Operator.objects.filter(
+            user_id=request.operator.user_id,  # type: ignore[attr-defined]
+            account_id=request.POST.get("account_id", ""),
+        )
         .select_related("account")
         .first()
     )

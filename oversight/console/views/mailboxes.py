@@ -104,7 +104,9 @@ def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
     form = MailboxSettingsForm(request.POST, instance_values=mailbox)
     if not form.is_valid():
         for field, errors in form.errors.items():
-            messages.error(request, f"{form.fields[field].label}: {' '.join(errors)}")
+            messages.error(
+                request, f"{form.fields[field].label}: {' '.join(str(error) for error in errors)}"
+            )
         return redirect("console-mailbox", mailbox_id=mailbox_id)
     try:
         mailbox_update(

@@ -25,7 +25,7 @@ from oversight.services import DecisionStatus, email_decide
 QUEUE_PAGE_SIZE = 20
 # Remote images stay placeholders until the operator asks for them (rendering.py); then the
 # page must be allowed to load them.
-EMAIL_PAGE_CSP = {
+EMAIL_PAGE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
