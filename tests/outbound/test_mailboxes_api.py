@@ -12,7 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from accounts.approvals import _EXECUTORS
+from accounts.actors import Actor
+from accounts.approvals import _EXECUTORS, admin_action_approve
 from accounts.models import AuditEntry
 from mailboxes.models import Domain, Mailbox
 from tests.conftest import Tenant, assert_error
@@ -286,3 +287,21 @@ def test_delete_is_soft(admin: APIClient, owner: Tenant) -> None:
     assert AuditEntry.objects.filter(action="mailbox.deleted").exists()
     assert_error(admin.get(_url(owner.mailbox)), "not_found", resource="mailbox")
     assert admin.get("/v1/mailboxes").json()["mailboxes"] == []
+
+
+def test_operator_approves_pending_requests_in_the_console(
+    admin: APIClient, owner: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner.account.require_operator_approval = True
+    owner.account.save(update_fields=["require_operator_approval"])
+    with django_capture_on_commit_callbacks(execute=True):
+        created = admin.post("/v1/mailboxes", {"address_local": "later"}, format="json").json()
+        changed = admin.patch(
+            _url(owner.mailbox), {"auto_bcc": "copy@example.org"}, format="json"
+        ).json()
+    operator = Actor.for_operator(owner.operator)
+    result = admin_action_approve(actor=operator, request_id=created["approval_id"]).result
+    assert result["address"] == "later@acme.multimail.localhost"
+    admin_action_approve(actor=operator, request_id=changed["approval_id"])
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.auto_bcc == "copy@example.org"
