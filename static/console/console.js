@@ -60,10 +60,14 @@
     if (event.key === "j") { move(1); event.preventDefault(); }
     else if (event.key === "k") { move(-1); event.preventDefault(); }
     else if (event.key === "a" || event.key === "r") {
-      var item = current() || items()[0];
-      if (!item) { return; }
-      select(item);
+      var item = current();
       event.preventDefault();
+      if (!item) {
+        // Nothing chosen yet: the first key press only selects, so a stray "a" never
+        // approves an email the operator has not looked at.
+        select(items()[0]);
+        return;
+      }
       if (event.key === "a") {
         var approve = item.querySelector("button[value='approve']");
         if (approve) { approve.click(); }

@@ -167,3 +167,15 @@ def test_queue_query_count_does_not_grow(owner, console):
     small = count(2)
     large = count(15)
     assert small == large
+
+
+@pytest.mark.django_db(transaction=True)
+def test_approve_outbound_sends_it(owner, console):
+    email = held_email(owner.mailbox)
+    response = console.post(
+        f"/console/queue/{email.pk}/decide", {"action": "approve"}, headers={"HX-Request": "true"}
+    )
+    assert "Approved: the email is on its way." in response.content.decode()
+    email.refresh_from_db()
+    assert email.status in (EmailStatus.SENDING, EmailStatus.SENT)
+    assert email.approved_by == f"operator:{owner.operator.email}"
