@@ -133,3 +133,25 @@ def test_gated_all_holds_inbound_until_approved_and_hides_it_from_the_agent(
     assert "Secret body" in body["markdown"]
     assert [a["name"] for a in body["attachments"]] == ["secret.pdf"]
     assert reader.get(f"{detail}/attachments/secret.pdf").status_code == 200
+
+
+def test_approving_from_the_hosted_page_sends_it(
+    owner: Tenant, other: Tenant, api, django_capture_on_commit_callbacks
+) -> None:
+    _set_mode(owner, "gated_send")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api("send").post(
+            f"/v1/mailboxes/{owner.mailbox.pk}/send",
+            {"to": [other.mailbox.address], "subject": "From the page", "markdown": "Yes"},
+            format="json",
+        )
+    email = Email.objects.get(pk=response.json()["id"])
+    token = TOKEN_IN_LINK.search(mail.outbox[-1].body).group(1)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = Client().post(f"/v1/approve/{token}", {"action": "approve"})
+    assert page.status_code == 200
+    assert "on its way" in page.content.decode()
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT
+    assert email.approved_by.startswith("hosted_link:")
+    assert [copy.subject for copy in _received(other)] == ["From the page"]
