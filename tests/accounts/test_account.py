@@ -183,3 +183,32 @@ def test_empty_patch_asks_for_no_approval(gated: Any, api: Any) -> None:
     response = api("admin").patch("/v1/account", {}, format="json")
     assert response.status_code == 200
     assert response.json()["name"] == "Acme Org"
+
+
+def test_delete_handles_a_full_tenant(api: Any, owner: Any) -> None:
+    from mailboxes.models import Attachment, Domain, Email, Suppression, WebhookSubscription
+
+    domain = Domain.objects.create(account=owner.account, domain="mail.acme.example")
+    custom = Mailbox.objects.create(
+        account=owner.account, address="bot@mail.acme.example", domain=domain
+    )
+    email = Email.objects.create(
+        account=owner.account,
+        mailbox=custom,
+        direction="outbound",
+        status="pending_send_approval",
+        from_address=custom.address,
+        to=["x@y.example"],
+        thread_id="t1",
+    )
+    Attachment.objects.create(
+        email=email, filename="a.txt", content_type="text/plain", size=1, content=b"a"
+    )
+    Suppression.objects.create(account=owner.account, email_address="x@y.example", reason="manual")
+    WebhookSubscription.objects.create(
+        account=owner.account, url="https://h.example", events=[], signing_secret="whsec_x"
+    )
+    response = api("admin").delete("/v1/account")
+    assert response.status_code == 200
+    assert not Domain.objects.filter(domain="mail.acme.example").exists()
+    assert not Email.objects.filter(pk=email.pk).exists()

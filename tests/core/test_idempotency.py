@@ -79,3 +79,16 @@ def test_overlong_key_is_invalid(api: Any) -> None:
         "/v1/api-keys", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="x" * 256
     )
     assert_error(response, "invalid_parameter", param="Idempotency-Key")
+
+
+def test_unreachable_store_is_service_unavailable(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = api("admin")
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "add", down)
+    response = client.post("/v1/api-keys", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="x")
+    assert_error(response, "service_unavailable")
