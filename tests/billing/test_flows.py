@@ -19,7 +19,7 @@ from billing.models import PendingSessionKey, StripeEvent, Subscription, Subscri
 from billing.services import unpaid_accounts_enforce
 from mailboxes.models import Mailbox
 from tests.billing.conftest import MONTH, make_event
-from tests.conftest import assert_error, client_for, key_for
+from tests.conftest import assert_error, client_for, key_for, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -408,3 +408,23 @@ def test_pricing_checkout_keeps_clean_attribution(stripe_fake: Any) -> None:
     response = _pricing_checkout(key="k-bad", slug="initech-two", attribution={"nope": 1})
     assert response.status_code == 200
     assert AuditEntry.objects.filter(action="account.created").count() == 2
+
+
+def test_checkout_forwards_the_idempotency_key(owner: Any, stripe_fake: Any) -> None:
+    _, raw = key_for(owner.account, "admin")
+    client = client_for(raw)
+    first = client.post(
+        "/v1/billing/checkout", {"plan": "pro"}, format="json", HTTP_IDEMPOTENCY_KEY="up-1"
+    )
+    assert first.status_code == 200, first.content
+    [session_call] = stripe_fake.calls("POST", "/v1/checkout/sessions")
+    assert session_call.idempotency_key
+    assert session_call.idempotency_key.startswith("mm-")
+    # Another account using the same client key gets its own Stripe key.
+    other_account = make_tenant("hooli").account
+    _, other_raw = key_for(other_account, "admin")
+    client_for(other_raw).post(
+        "/v1/billing/checkout", {"plan": "pro"}, format="json", HTTP_IDEMPOTENCY_KEY="up-1"
+    )
+    keys = {call.idempotency_key for call in stripe_fake.calls("POST", "/v1/checkout/sessions")}
+    assert len(keys) == 2
