@@ -105,11 +105,25 @@ def subscription_get(*, account: Account, subscription_id: str) -> WebhookSubscr
     return subscription
 
 
+def _check_webhook_limit(account: Account) -> None:
+    limits = limits_for(account.plan)
+    if WebhookSubscription.objects.filter(account=account).count() >= limits.max_webhooks:
+        raise ApiError(
+            "limit_exceeded",
+            f"The {limits.title} plan allows {limits.max_webhooks} webhooks. Delete one with "
+            "DELETE /v1/webhooks/{id} or upgrade with POST /v1/billing/checkout.",
+            limit=limits.max_webhooks,
+            plan=account.plan,
+        )
+
+
 def subscription_validate(
     *, account: Account, url: str, events: list[str], mailbox_id: str | None
 ) -> dict[str, Any]:
     """Check a create request before the approval gate, so an agent is told about a bad URL
-    at once rather than after the operator approved it. Returns the normalised params."""
+    or a full plan at once rather than after the operator approved it. Returns the
+    normalised params; ``subscription_create`` checks the limit again under the lock."""
+    _check_webhook_limit(account)
     if (
         mailbox_id
         and not Mailbox.objects.filter(
@@ -138,15 +152,7 @@ def subscription_create(
     )
     # Lock the account row so two concurrent creates cannot both pass the count check.
     account = Account.objects.select_for_update().get(pk=actor.account.pk)
-    limits = limits_for(account.plan)
-    if WebhookSubscription.objects.filter(account=account).count() >= limits.max_webhooks:
-        raise ApiError(
-            "limit_exceeded",
-            f"The {limits.title} plan allows {limits.max_webhooks} webhooks. Delete one with "
-            "DELETE /v1/webhooks/{id} or upgrade with POST /v1/billing/checkout.",
-            limit=limits.max_webhooks,
-            plan=account.plan,
-        )
+    _check_webhook_limit(account)
     subscription = WebhookSubscription.objects.create(
         account=account,
         mailbox_id=params["mailbox_id"],

@@ -265,3 +265,14 @@ def _queries(client: Any, path: str) -> int:
     with CaptureQueriesContext(connection) as captured:
         assert client.get(path).status_code == 200
     return len(captured)
+
+
+def test_full_plan_is_reported_before_asking_the_operator(owner: Any) -> None:
+    WebhookSubscription.objects.bulk_create(
+        WebhookSubscription(account=owner.account, url=URL, events=["message.sent"])
+        for _ in range(2)
+    )
+    Account.objects.filter(pk=owner.account.pk).update(require_operator_approval=True)
+    _, raw = key_for(owner.account, "admin")
+    assert_error(create(client_for(raw)), "limit_exceeded", limit=2, plan="starter")
+    assert not mail.outbox
