@@ -12,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
@@ -168,6 +169,17 @@ def to_api_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, drf.Throttled):
         wait = int(getattr(exc, "wait", None) or 1)
         return ApiError("rate_limit_exceeded", headers={"Retry-After": str(max(wait, 1))})
+    if isinstance(exc, OperationalError) and isinstance(
+        exc.__cause__, DeadlockDetected | SerializationFailure
+    ):
+        # A deadlock or serialization failure: the database is up, this request's transaction
+        # lost a race with a concurrent one and was rolled back.
+        return ApiError(
+            "service_unavailable",
+            "The request collided with a concurrent one (database deadlock or serialization "
+            "failure) and was rolled back; retry it.",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, OperationalError | InterfaceError):
         return ApiError(
             "service_unavailable",
