@@ -182,3 +182,44 @@ def test_change_mailbox_mode(page, live_server, owner):
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.oversight_mode == "gated_send"
     shot(page, "mode-changed")
+
+
+PAGES = [
+    "/console/",
+    "/console/approvals",
+    "/console/mailboxes",
+    "/console/keys",
+    "/console/domains",
+    "/console/webhooks",
+    "/console/suppression",
+    "/console/usage",
+    "/console/billing",
+    "/console/audit",
+    "/console/operators",
+]
+
+# Runs in the page: what an accessibility checker looks at first.
+A11Y_PROBE = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!el.labels.length && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.name);
+  }
+  if (!document.querySelector('main#main')) problems.push('no main landmark');
+  if (!document.querySelector('nav')) problems.push('no nav landmark');
+  if (document.querySelectorAll('h1').length !== 1) problems.push('h1 count');
+  if (document.scrollingElement.scrollWidth > window.innerWidth + 1) problems.push('horizontal scroll');
+  return problems;
+}"""
+
+
+def test_pages_are_accessible_on_a_phone(page, live_server, owner):
+    held_email(owner.mailbox, subject="A long subject line that must wrap on a narrow phone screen")
+    sign_in_cookie(page, live_server, owner)
+    mailbox_page = f"/console/mailboxes/{owner.mailbox.pk}"
+    for path in [*PAGES, mailbox_page]:
+        page.goto(path)
+        assert page.evaluate(A11Y_PROBE) == [], path
+        # The skip link is the first stop of the keyboard and moves focus to the content.
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip-link", path
+    shot(page, "mailbox-phone")
