@@ -207,7 +207,8 @@ A11Y_PROBE = """() => {
   if (!document.querySelector('main#main')) problems.push('no main landmark');
   if (!document.querySelector('nav')) problems.push('no nav landmark');
   if (document.querySelectorAll('h1').length !== 1) problems.push('h1 count');
-  if (document.scrollingElement.scrollWidth > window.innerWidth + 1) problems.push('horizontal scroll');
+  const wide = document.scrollingElement.scrollWidth > window.innerWidth + 1;
+  if (wide) problems.push('horizontal scroll');
   return problems;
 }"""
 
