@@ -29,7 +29,14 @@ from enum import StrEnum
 
 from django.utils import timezone
 
-from mailboxes.models import Direction, Email, EmailStatus, GateTiming, OversightMode
+from mailboxes.models import (
+    Direction,
+    Email,
+    EmailStatus,
+    GateTiming,
+    OversightMode,
+    SpamVerdict,
+)
 from multimail.errors import ApiError
 
 LADDER: tuple[str, ...] = tuple(OversightMode.values)
@@ -125,9 +132,11 @@ def agent_can_read_content(email: Email) -> bool:
 def approved_status(email: Email, *, now: datetime | None = None) -> EmailStatus:
     """Where an approved email goes next: outbound is sent, or waits as ``scheduled`` when
     the operator approved first (gate_first) and send_at is still ahead; inbound becomes
-    unread."""
+    unread (or stays flagged as spam)."""
     if email.direction == Direction.INBOUND:
-        return EmailStatus.UNREAD
+        # Holding took precedence over the spam filter's flag; approval does not clear it.
+        flagged = email.spam_verdict == SpamVerdict.FLAGGED
+        return EmailStatus.SPAM_FLAGGED if flagged else EmailStatus.UNREAD
     if email.send_at is not None and email.send_at > (now or timezone.now()):
         return EmailStatus.SCHEDULED
     return EmailStatus.SENDING

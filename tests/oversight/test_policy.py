@@ -83,6 +83,8 @@ def test_monitored_copy_survives_the_scheduled_step() -> None:
 
 def test_approved_status() -> None:
     assert policy.approved_status(_email(direction="inbound"), now=NOW) == EmailStatus.UNREAD
+    flagged = _email(direction="inbound", spam_verdict="flagged")
+    assert policy.approved_status(flagged, now=NOW) == EmailStatus.SPAM_FLAGGED
     assert policy.approved_status(_email(), now=NOW) == EmailStatus.SENDING
     assert policy.approved_status(_email(send_at=LATER), now=NOW) == EmailStatus.SCHEDULED
     assert policy.approved_status(_email(send_at=EARLIER), now=NOW) == EmailStatus.SENDING
