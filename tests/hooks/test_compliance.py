@@ -244,3 +244,33 @@ def test_mailto_unsubscribe(owner: Any) -> None:
     assert Suppression.objects.get().reason == Suppression.Reason.UNSUBSCRIBE
     assert unsubscribe_by_mail(subject="unsubscribe forged-token") == []
     assert unsubscribe_by_mail(subject="hello") == []
+
+
+def test_built_outbound_message_carries_compliance_headers_and_footer(owner: Any) -> None:
+    """The outbound pipeline's MIME message: the headers survive serialisation and the
+    identity header still verifies with the published key."""
+    from email import message_from_bytes, policy
+
+    from mailboxes.services.outbound import message_build
+
+    Account.objects.filter(pk=owner.account.pk).update(physical_address="1 Main St, Springfield")
+    owner.mailbox.ai_disclosure = True
+    owner.mailbox.save(update_fields=["ai_disclosure"])
+    email = outbound_email(owner)
+    email.text = "Hello Bob"
+    email.message_id = f"<{email.pk}@example.test>"
+    email.save(update_fields=["text", "message_id"])
+    email = Email.objects.select_related("mailbox__account", "account").get(pk=email.pk)
+    raw = message_build(email=email, copy_operator=False).message.message().as_bytes()
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["X-AI-Generated"] == "true"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/v1/unsubscribe/" in str(parsed["List-Unsubscribe"])
+    body = parsed.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "1 Main St, Springfield" in body.get_content()
+    document = Client().get("/.well-known/multimail-signing-key").json()
+    public_key = serialization.load_pem_public_key(document["public_key_pem"].encode())
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    payload, signature = str(parsed["X-MultiMail-Identity"]).split(".")
+    public_key.verify(b64url(signature), payload.encode(), ec.ECDSA(hashes.SHA256()))
