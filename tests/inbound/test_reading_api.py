@@ -250,6 +250,14 @@ def test_attachment_download_and_signed_url(owner: Tenant, api: Api) -> None:
     assert signing  # the link is a django.core.signing token
 
 
+def test_link_stops_working_once_the_content_is_hidden(owner: Tenant, api: Api) -> None:
+    email = _with_attachment(owner)
+    url = api("read").get(f"{email_url(owner, email)}/attachments/notes v1.txt/url").json()["url"]
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+    Email.objects.filter(pk=email.pk).update(status=EmailStatus.REJECTED)
+    assert_error(Client().get(path), "not_found", resource="attachment")
+
+
 def test_missing_attachment_is_not_found(owner: Tenant, api: Api) -> None:
     email = _with_attachment(owner)
     url = f"{email_url(owner, email)}/attachments/other.txt"
