@@ -250,6 +250,7 @@ def subscription_test(*, actor: Actor, subscription_id: str) -> WebhookDelivery:
 
 def delivery_enqueue(*, delivery_id: str) -> None:
     """Send after the current transaction commits (the row must be visible to the worker)."""
+    # Imported here: the task module imports this one.
     from mailboxes.webhook_tasks import deliver_webhook
 
     transaction.on_commit(lambda: deliver_webhook.delay(delivery_id))
