@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import urllib3
@@ -358,7 +358,7 @@ def delivery_record_attempt(*, delivery_id: str, response_status: int | None, er
     _disable_if_failing_too_long(subscription_id=delivery.subscription_id, now=now, error=error)
 
 
-def _disable_if_failing_too_long(*, subscription_id: str, now: Any, error: str) -> None:
+def _disable_if_failing_too_long(*, subscription_id: str, now: datetime, error: str) -> None:
     reason = f"Every delivery failed for {DISABLE_AFTER.days} days; last error: {error}"[:200]
     disabled = WebhookSubscription.objects.filter(
         pk=subscription_id, is_active=True, failing_since__lte=now - DISABLE_AFTER
