@@ -142,3 +142,16 @@ def test_sign_out(console):
     response = console.post("/console/logout")
     assert response.status_code == 302
     assert console.get("/console/").status_code == 302
+
+
+def test_login_page_sends_a_signed_in_operator_on(console):
+    response = console.get("/console/login?next=/console/keys")
+    assert response.status_code == 302
+    assert response["Location"] == "/console/keys"
+    offsite = console.get("/console/login?next=https://evil.example/")
+    assert offsite["Location"] == "/console/"
+
+
+def test_console_root_aliases(console):
+    assert console.get("/console")["Location"] == "/console/"
+    assert console.get("/console/queue").status_code == 200

@@ -33,6 +33,12 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
 @require_http_methods(["GET", "POST"])
 def login_start(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next", "")
+    if request.method == "GET" and request.user.is_authenticated:
+        # Already signed in (the console checks the role itself and sends back here if
+        # the person no longer operates any account).
+        has_role = Operator.objects.filter(user_id=request.user.pk).exists()
+        if has_role:
+            return redirect(_safe_next(request, next_url))
     form = LoginEmailForm(request.POST or None, initial={"next": next_url})
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
