@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import shutil
@@ -71,6 +72,19 @@ class Scenario:
     label: str
     build: Callable[[Context], Target]
     prepare: Callable[[Context], None] | None = None
+    # A line printed under the table once the load has run (the server still up).
+    report: Callable[[Context], str] | None = None
+
+
+# "{n}" in a body is replaced by a per-request number, unique over the whole run: the
+# check request uses 0, the warm-up counts from 1,000,000, the measured run from 2,000,000
+# (zero-padded to 12 digits). Scenarios whose requests must differ (dedup, one-shot ids)
+# use it.
+PHASE_STARTS = {"check": 0, "warmup": 1_000_000, "measure": 2_000_000}
+
+
+def fill(body: bytes | None, n: int) -> bytes | None:
+    return body.replace(b"{n}", b"%012d" % n) if body is not None else None
 
 
 def plain_view(ctx: Context) -> Target:
@@ -173,7 +187,8 @@ def request(base_url: str, target: Target) -> tuple[int, dict[str, str], bytes]:
         headers = dict(target.headers)
         if target.body is not None:
             headers.setdefault("Content-Type", "application/json")
-        conn.request(target.method, target.path, body=target.body, headers=headers)
+        body = fill(target.body, PHASE_STARTS["check"])
+        conn.request(target.method, target.path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -191,13 +206,26 @@ class Result:
     errors: int
 
 
-def _wrk_script(target: Target) -> str:
+def _wrk_script(target: Target, start: int = 0) -> str:
     lines = [f'wrk.method = "{target.method}"']
     for name, value in target.headers.items():
         lines.append(f'wrk.headers["{name}"] = [==[{value}]==]')
     if target.body is not None:
         lines.append('wrk.headers["Content-Type"] = "application/json"')
         lines.append(f"wrk.body = [==[{target.body.decode()}]==]")
+    if target.body is not None and b"{n}" in target.body:
+        # Per-request numbers: wrk's two threads interleave (even/odd) from ``start``.
+        lines += [
+            "local threads = 0",
+            "function setup(thread) thread:set('tid', threads); threads = threads + 1 end",
+            "local count = 0",
+            "function request()",
+            f"  local n = {start} + count * 2 + tid",
+            "  count = count + 1",
+            '  local body = string.gsub(wrk.body, "{n}", string.format("%012d", n))',
+            "  return wrk.format(nil, nil, nil, body)",
+            "end",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -209,9 +237,11 @@ def _ms(text: str) -> float:
     return float(text)
 
 
-def run_wrk(base_url: str, target: Target, seconds: int, connections: int) -> Result:
+def run_wrk(
+    base_url: str, target: Target, seconds: int, connections: int, start: int = 0
+) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_wrk_script(target))
+        script.write(_wrk_script(target, start))
     try:
         output = subprocess.run(  # noqa: S603 (fixed argv, no shell)
             [
@@ -249,8 +279,11 @@ def run_wrk(base_url: str, target: Target, seconds: int, connections: int) -> Re
     return Result(rps, percentiles.get("50%", 0.0), percentiles.get("99%", 0.0), errors)
 
 
-def run_threads(base_url: str, target: Target, seconds: int, connections: int) -> Result:
+def run_threads(
+    base_url: str, target: Target, seconds: int, connections: int, start: int = 0
+) -> Result:
     """Fallback generator: one keep-alive connection per thread, for ``seconds``."""
+    numbers = itertools.count(start)  # next() on it is atomic under the GIL
     parsed = urlparse(base_url)
     stop_at = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(connections)]
@@ -264,7 +297,8 @@ def run_threads(base_url: str, target: Target, seconds: int, connections: int) -
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             try:
-                conn.request(target.method, target.path, body=target.body, headers=headers)
+                body = fill(target.body, next(numbers))
+                conn.request(target.method, target.path, body=body, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 if response.status != target.expect_status:
@@ -295,11 +329,11 @@ def run_threads(base_url: str, target: Target, seconds: int, connections: int) -
 
 
 def load_in_subprocess(
-    base_url: str, target: Target, seconds: int, connections: int, use_wrk: bool
+    base_url: str, target: Target, seconds: int, connections: int, use_wrk: bool, start: int = 0
 ) -> Result:
     """The generator runs in its own process so it does not share the GIL with anything."""
     if use_wrk:
-        return run_wrk(base_url, target, seconds, connections)
+        return run_wrk(base_url, target, seconds, connections, start)
     payload = json.dumps(
         {
             "base_url": base_url,
@@ -312,6 +346,7 @@ def load_in_subprocess(
             },
             "seconds": seconds,
             "connections": connections,
+            "start": start,
         }
     )
     output = subprocess.run(  # noqa: S603 (fixed argv, no shell)
@@ -335,7 +370,9 @@ def _generate_from_stdin() -> None:
         raw["body"].encode() if raw["body"] is not None else None,
         raw["expect_status"],
     )
-    result = run_threads(spec["base_url"], target, spec["seconds"], spec["connections"])
+    result = run_threads(
+        spec["base_url"], target, spec["seconds"], spec["connections"], spec.get("start", 0)
+    )
     print(json.dumps(result.__dict__))
 
 
@@ -355,6 +392,9 @@ def main() -> None:
     if args.generate:
         _generate_from_stdin()
         return
+    import scenarios  # the reliability scenarios; sets the environment they need
+
+    SCENARIOS.extend(scenarios.register())
 
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
@@ -398,6 +438,7 @@ def main() -> None:
     )
     server = start_server(env, port, args.workers, args.threads)
     rows: list[tuple[str, Result, str]] = []
+    notes: list[str] = []
     try:
         for scenario in SCENARIOS:
             if scenario.prepare is not None:
@@ -408,12 +449,28 @@ def main() -> None:
                 sys.exit(
                     f"{scenario.label}: got {status}, not {target.expect_status}: {body[:300]!r}"
                 )
-            queries = headers.get("X-Query-Count", "?")
-            load_in_subprocess(base_url, target, args.warmup, args.connections, bool(use_wrk))
+            load_in_subprocess(
+                base_url,
+                target,
+                args.warmup,
+                args.connections,
+                bool(use_wrk),
+                PHASE_STARTS["warmup"],
+            )
+            # Sampled after the warm-up: first-use writes (the key's last_used_at, the
+            # usage counter flush) are periodic, not per request.
+            queries = request(base_url, target)[1].get("X-Query-Count", "?")
             result = load_in_subprocess(
-                base_url, target, args.seconds, args.connections, bool(use_wrk)
+                base_url,
+                target,
+                args.seconds,
+                args.connections,
+                bool(use_wrk),
+                PHASE_STARTS["measure"],
             )
             rows.append((scenario.label, result, queries))
+            if scenario.report is not None:
+                notes.append(scenario.report(ctx))
     finally:
         stop_server(server)
 
@@ -435,6 +492,8 @@ def main() -> None:
             f"{label:<28} {result.requests_per_second:>9.0f} {result.p50_ms:>8.2f} "
             f"{result.p99_ms:>8.2f} {queries:>8} {ratio:>9} {result.errors:>7}"
         )
+    for note in notes:
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":
