@@ -444,7 +444,7 @@ def main() -> None:
             if scenario.prepare is not None:
                 scenario.prepare(ctx)
             target = scenario.build(ctx)
-            status, headers, body = request(base_url, target)
+            status, _, body = request(base_url, target)
             if status != target.expect_status:
                 sys.exit(
                     f"{scenario.label}: got {status}, not {target.expect_status}: {body[:300]!r}"
