@@ -12,7 +12,7 @@ from accounts.models import AuditEntry
 from mailboxes.models import Direction, EmailStatus
 from oversight.models import ApprovalLink
 from oversight.services import email_decide
-from tests.conftest import Tenant, key_for
+from tests.conftest import Tenant, assert_error, key_for
 from tests.oversight.conftest import held, last_token
 
 
@@ -147,6 +147,17 @@ def test_post_needs_no_csrf_token_or_session(owner: Tenant) -> None:
 
 def test_other_methods_answer_the_api_envelope(owner: Tenant, client: Client) -> None:
     held(owner.mailbox)
-    response = client.put(_url(last_token()))
-    assert response.status_code == 405
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert_error(client.put(_url(last_token())), "method_not_allowed")
+
+
+def test_refused_approval_is_an_html_page(owner: Tenant, client: Client) -> None:
+    email = held(owner.mailbox)
+    token = last_token()
+    owner.mailbox.oversight_mode = "read_only"
+    owner.mailbox.save()
+    response = _post(client, token, action="approve")
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert "read_only" in response.content.decode()
+    email.refresh_from_db()
+    assert email.status == EmailStatus.PENDING_SEND_APPROVAL
