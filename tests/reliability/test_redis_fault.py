@@ -50,9 +50,18 @@ def test_cache_down_answers_service_unavailable_then_recovers(
     # Send: budget and queue both need Redis.
     assert_error(_send(client, owner, 1), "service_unavailable")
     assert not Email.objects.exists()
+    # The load balancer's view: degraded, naming what is down.
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "degraded"
+    assert health.json()["checks"]["cache"] == "unavailable"
+    assert health.json()["checks"]["broker"] == "unavailable"
+    assert health.json()["checks"]["database"] == "ok"
+    assert health["Retry-After"] == "5"
 
     redis_backed.start()
     assert client.get("/v1/account").status_code == 200
+    assert client.get("/health").json()["status"] == "ok"
 
 
 def test_sends_queued_when_redis_crashed_are_swept_after_restart(
