@@ -212,3 +212,9 @@ def test_delete_handles_a_full_tenant(api: Any, owner: Any) -> None:
     assert response.status_code == 200
     assert not Domain.objects.filter(domain="mail.acme.example").exists()
     assert not Email.objects.filter(pk=email.pk).exists()
+
+
+def test_delete_with_stale_if_match_is_conflict(api: Any, owner: Any) -> None:
+    response = api("admin").delete("/v1/account", HTTP_IF_MATCH='"stale"')
+    assert_error(response, "conflict", param="If-Match")
+    assert Account.objects.filter(pk=owner.account.pk).exists()
