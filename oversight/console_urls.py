@@ -48,6 +48,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="console-email",
     ),
     path(
+        "console/mailboxes/<str:mailbox_id>/emails/<str:email_id>/attachments/<path:filename>",
+        mailboxes.attachment_download,
+        name="console-attachment",
+    ),
+    path(
         "console/mailboxes/<str:mailbox_id>/threads/<str:thread_id>",
         mailboxes.thread_detail,
         name="console-thread",

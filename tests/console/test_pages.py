@@ -433,3 +433,34 @@ def test_every_page_has_the_layout_and_accessibility_basics(console, path):
     # Every visible input has a label.
     for input_id in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', body):
         assert f'for="{input_id}"' in body, (path, input_id)
+
+
+def test_operator_downloads_attachments_as_files(owner, other, console):
+    from mailboxes.models import Attachment
+
+    email = held_email(owner.mailbox, direction=Direction.INBOUND)
+    Attachment.objects.create(
+        email=email, filename="page.html", content_type="text/html", size=20, content=b"<script>"
+    )
+    base = f"/console/mailboxes/{owner.mailbox.pk}/emails/{email.pk}"
+    assert f"{base}/attachments/page.html" in console.get("/console/").content.decode()
+    response = console.get(f"{base}/attachments/page.html")
+    assert response.status_code == 200
+    assert response.content == b"<script>"
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    missing = console.get(f"{base}/attachments/nope.txt", follow=True)
+    assert "does not exist" in missing.content.decode()
+    foreign = held_email(other.mailbox)
+    stranger = console.get(
+        f"/console/mailboxes/{owner.mailbox.pk}/emails/{foreign.pk}/attachments/x", follow=True
+    )
+    assert "code-not_found" in stranger.content.decode()
+
+
+def test_load_images_for_a_decided_email_redirects_the_page(owner, console):
+    email = held_email(owner.mailbox)
+    email.status = EmailStatus.REJECTED
+    email.save()
+    response = console.get(f"/console/queue/{email.pk}?images=1", headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == "/console/"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.http import content_disposition_header
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailboxes.models import Attachment, Mailbox, OversightMode
-from mailboxes.selectors import EmailFilter, email_get, email_list, thread_get
+from mailboxes.selectors import email_get, email_list, thread_get
 from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
@@ -50,8 +51,7 @@ def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
     filter_form = EmailFilterForm(request.GET or None)
     page = None
     try:
-        # The same validation and meaning as GET /v1/mailboxes/{id}/emails.
-        EmailFilter.from_params(request.GET)
+        # The same filter, validation and meaning as GET /v1/mailboxes/{id}/emails.
         page = email_list(mailbox=mailbox, params=request.GET)
     except ApiError as error:
         error_message(request, error)
@@ -166,3 +166,30 @@ def thread_detail(request: HttpRequest, mailbox_id: str, thread_id: str) -> Http
         "console/thread.html",
         {"mailbox": mailbox, "thread": thread, "section": "mailboxes"},
     )
+
+
+@require_GET
+@operator_required
+def attachment_download(
+    request: HttpRequest, mailbox_id: str, email_id: str, filename: str
+) -> HttpResponse:
+    """The operator downloads an attachment (also of mail the agent may not read yet).
+    Always as a download with a neutral type: an HTML or SVG file must never render as a
+    page of this site."""
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    attachment = Attachment.objects.filter(email=email, filename=filename).first()
+    if attachment is None:
+        messages.error(request, "That attachment does not exist on this email.")
+        return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    response = HttpResponse(bytes(attachment.content), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=attachment.filename
+    )
+    return response

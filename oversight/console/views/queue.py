@@ -8,9 +8,11 @@ from django.contrib import messages
 from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from mailboxes.models import Attachment, Email
 from multimail.errors import ApiError
@@ -107,6 +109,9 @@ def queue_item(request: HttpRequest, email_id: str) -> HttpResponse:
     )
     if email is None:
         messages.info(request, "That email is no longer waiting for a decision.")
+        if getattr(request, "htmx", False):
+            # A fragment swap would nest the whole queue page inside the item.
+            return HttpResponseClientRedirect(reverse("console-queue"))
         return redirect("console-queue")
     email.rendered = email_body_render(  # type: ignore[attr-defined]
         email=email, load_images=request.GET.get("images") == "1"
