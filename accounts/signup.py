@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -294,6 +294,17 @@ def _existing_email_notice(*, account: Account) -> None:
     )
 
 
+def _lock_email(email: str) -> None:
+    """Serialise signups for one address until the transaction ends, so two concurrent
+    ones cannot both find no account and create two. (SQLite already runs one writing
+    transaction at a time.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"signup:{email.lower()}"]
+            )
+
+
 @transaction.atomic
 def account_signup(
     *,
@@ -328,6 +339,7 @@ def account_signup(
     cache.set(
         _resend_marker(email), int(time.time()) + RESEND_INTERVAL_SECONDS, RESEND_INTERVAL_SECONDS
     )
+    _lock_email(email)
     existing = Account.objects.filter(oversight_email__iexact=email).order_by("-id").first()
     if existing is not None:
         _existing_email_notice(account=existing)
