@@ -1,4 +1,4 @@
-"""Reads only the console needs: per-mailbox send counts for the mailbox list."""
+"""Reads only the console needs: per-mailbox send counts, deleted mailboxes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from accounts.models import Account
 from billing.plans import WARMUP_DAILY_CAPS
 from mailboxes.models import Direction, Email, Mailbox
 from mailboxes.quotas import _NOT_COUNTED, warmup_stage
+from multimail.errors import not_found
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +51,19 @@ def mailbox_rows(*, account: Account, now: datetime | None = None) -> list[Mailb
             )
         )
     return rows
+
+
+def deleted_mailboxes(*, account: Account) -> list[Mailbox]:
+    return list(
+        Mailbox.objects.filter(account=account, deleted_at__isnull=False).order_by("-deleted_at")
+    )
+
+
+def operator_mailbox_get(*, account: Account, mailbox_id: str) -> Mailbox:
+    """A mailbox of ``account`` for reading in the console, deleted ones included: a soft
+    deleted mailbox stops sending and receiving, but its mail stays readable by the
+    operator (changes still go through ``mailbox_get``, which refuses deleted ones)."""
+    mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
+    if mailbox is None:
+        raise not_found("mailbox")
+    return mailbox

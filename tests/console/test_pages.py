@@ -464,3 +464,21 @@ def test_load_images_for_a_decided_email_redirects_the_page(owner, console):
     email.save()
     response = console.get(f"/console/queue/{email.pk}?images=1", headers={"HX-Request": "true"})
     assert response["HX-Redirect"] == "/console/"
+
+
+def test_deleted_mailbox_mail_stays_readable(owner, console):
+    email = held_email(owner.mailbox, direction=Direction.INBOUND, subject="Kept after delete")
+    owner.mailbox.is_active = False
+    owner.mailbox.deleted_at = timezone.now()
+    owner.mailbox.save()
+    listing = console.get("/console/mailboxes").content.decode()
+    assert "Deleted mailboxes" in listing
+    page = console.get(f"/console/mailboxes/{owner.mailbox.pk}").content.decode()
+    assert "Kept after delete" in page
+    assert "Change mode" not in page
+    detail = console.get(f"/console/mailboxes/{owner.mailbox.pk}/emails/{email.pk}")
+    assert detail.status_code == 200
+    refused = console.post(
+        f"/console/mailboxes/{owner.mailbox.pk}/mode", {"mode": "read_only"}, follow=True
+    )
+    assert "code-not_found" in refused.content.decode()

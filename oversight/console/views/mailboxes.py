@@ -19,17 +19,20 @@ from oversight.console.access import error_message, operator_required
 from oversight.console.forms import EmailFilterForm, MailboxSettingsForm, ModeForm
 from oversight.console.htmx import render_page
 from oversight.console.rendering import email_body_render
-from oversight.console.selectors import mailbox_rows
+from oversight.console.selectors import deleted_mailboxes, mailbox_rows, operator_mailbox_get
 from oversight.console.views.queue import EMAIL_PAGE_CSP
 from oversight.services import mailbox_set_mode
 
 
-def _mailbox_or_redirect(request: HttpRequest, mailbox_id: str) -> Mailbox | None:
+def _mailbox_or_redirect(
+    request: HttpRequest, mailbox_id: str, *, for_change: bool = False
+) -> Mailbox | None:
+    """Reading includes soft-deleted mailboxes; changes only active ones."""
+    account = request.account  # type: ignore[attr-defined]
     try:
-        return mailbox_get(
-            account=request.account,  # type: ignore[attr-defined]
-            mailbox_id=mailbox_id,
-        )
+        if for_change:
+            return mailbox_get(account=account, mailbox_id=mailbox_id)
+        return operator_mailbox_get(account=account, mailbox_id=mailbox_id)
     except ApiError as error:
         error_message(request, error)
         return None
@@ -38,8 +41,16 @@ def _mailbox_or_redirect(request: HttpRequest, mailbox_id: str) -> Mailbox | Non
 @require_GET
 @operator_required
 def mailbox_list(request: HttpRequest) -> HttpResponse:
-    rows = mailbox_rows(account=request.account)  # type: ignore[attr-defined]
-    return render_page(request, "console/mailboxes.html", {"rows": rows, "section": "mailboxes"})
+    account = request.account  # type: ignore[attr-defined]
+    return render_page(
+        request,
+        "console/mailboxes.html",
+        {
+            "rows": mailbox_rows(account=account),
+            "deleted": deleted_mailboxes(account=account),
+            "section": "mailboxes",
+        },
+    )
 
 
 @require_GET
@@ -70,7 +81,7 @@ def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
 @require_POST
 @operator_required
 def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
-    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
     if mailbox is None:
         return redirect("console-mailboxes")
     form = ModeForm(request.POST)
@@ -98,7 +109,7 @@ def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
 @require_http_methods(["POST"])
 @operator_required
 def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
-    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
     if mailbox is None:
         return redirect("console-mailboxes")
     form = MailboxSettingsForm(request.POST, instance_values=mailbox)
