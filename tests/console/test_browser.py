@@ -107,6 +107,8 @@ def test_activate_account_and_copy_key(page):
     key_text = page.locator("#first-key").inner_text()
     assert key_text.startswith("mm_live_")
     assert ApiKey.objects.get(account=account).prefix == key_text[:16]
+    problems = [p for p in page.evaluate(A11Y_PROBE) if p != "no nav landmark"]
+    assert problems == []
     shot(page, "activated")
 
 
