@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 
 from accounts.models import Scope
+from billing.models import BillingInterval
+from billing.plans import PAID_PLANS
 from mailboxes.models import Direction, EmailStatus, GateTiming, Mailbox, OversightMode
 
 
@@ -140,3 +142,8 @@ class MailboxSettingsForm(forms.Form):
         for name in ("auto_cc", "auto_bcc", "webhook_url", "signature_block"):
             data[name] = data[name] or None
         return data
+
+
+class CheckoutForm(forms.Form):
+    plan = forms.ChoiceField(label="Plan", choices=[(plan, plan) for plan in PAID_PLANS])
+    interval = forms.ChoiceField(label="Billing interval", choices=BillingInterval.choices)

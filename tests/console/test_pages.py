@@ -395,9 +395,15 @@ def test_billing_page_and_misconfigured_checkout(console, settings):
     page = console.get("/console/billing").content.decode()
     assert "Plan: Starter" in page
     response = console.post(
-        "/console/billing/action", {"action": "checkout", "plan": "pro"}, follow=True
+        "/console/billing/action",
+        {"action": "checkout", "plan": "pro", "interval": "monthly"},
+        follow=True,
     )
     assert "code-server_misconfigured" in response.content.decode()
+    bogus = console.post(
+        "/console/billing/action", {"action": "checkout", "plan": "platinum"}, follow=True
+    )
+    assert "Choose one of the paid plans" in bogus.content.decode()
     cancel = console.post("/console/billing/action", {"action": "cancel"}, follow=True)
     assert "code-conflict" in cancel.content.decode()
 
@@ -482,3 +488,21 @@ def test_deleted_mailbox_mail_stays_readable(owner, console):
         f"/console/mailboxes/{owner.mailbox.pk}/mode", {"mode": "read_only"}, follow=True
     )
     assert "code-not_found" in refused.content.decode()
+
+
+def test_billing_redirects_to_stripe(console, monkeypatch):
+    from oversight.console.views import settings as views
+
+    monkeypatch.setattr(
+        views, "checkout_start", lambda **kw: {"checkout_url": "https://checkout.stripe.test/s"}
+    )
+    monkeypatch.setattr(
+        views, "portal_session_create", lambda **kw: "https://billing.stripe.test/p"
+    )
+    checkout = console.post(
+        "/console/billing/action", {"action": "checkout", "plan": "pro", "interval": "annual"}
+    )
+    assert checkout.status_code == 302
+    assert checkout["Location"] == "https://checkout.stripe.test/s"
+    portal = console.post("/console/billing/action", {"action": "portal"})
+    assert portal["Location"] == "https://billing.stripe.test/p"

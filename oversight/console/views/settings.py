@@ -35,7 +35,7 @@ from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
 from oversight.console.access import error_message, operator_required
 from oversight.console.charts import bar_chart
-from oversight.console.forms import DomainForm, WebhookForm
+from oversight.console.forms import CheckoutForm, DomainForm, WebhookForm
 from oversight.console.htmx import render_page
 
 EVENT_CHOICES = [(event.value, event.value) for event in WebhookEvent]
@@ -305,10 +305,14 @@ def billing_action(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     try:
         if action == "checkout":
+            form = CheckoutForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "Choose one of the paid plans and an interval.")
+                return redirect("console-billing")
             result = checkout_start(
                 account=account,
-                plan=request.POST.get("plan", ""),
-                interval=request.POST.get("interval", "monthly"),
+                plan=form.cleaned_data["plan"],
+                interval=form.cleaned_data["interval"],
             )
             if result.get("checkout_url"):
                 return HttpResponseRedirect(result["checkout_url"])
