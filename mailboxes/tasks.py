@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from django.db import OperationalError
+from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from mailboxes.services import outbound
 
@@ -15,15 +17,30 @@ logger = logging.getLogger("multimail.outbound")
 MAX_SEND_RETRIES = 5
 
 
-@shared_task(name="mailboxes.tasks.process_email")
-def process_email(email_id: str) -> None:
-    outbound.email_process(email_id=email_id)
+def _collided(error: OperationalError) -> bool:
+    """A deadlock or serialization failure: the transaction lost a race and was rolled
+    back whole, so running the task again is safe and will most likely succeed."""
+    return isinstance(error.__cause__, DeadlockDetected | SerializationFailure)
+
+
+@shared_task(bind=True, name="mailboxes.tasks.process_email", max_retries=MAX_SEND_RETRIES)
+def process_email(self: Task[Any, Any], email_id: str) -> None:
+    try:
+        outbound.email_process(email_id=email_id)
+    except OperationalError as error:
+        if not _collided(error):
+            raise
+        raise self.retry(countdown=1, exc=error) from error
 
 
 @shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
 def deliver_email(self: Task[Any, Any], email_id: str) -> None:
     try:
         outbound.email_deliver(email_id=email_id)
+    except OperationalError as error:
+        if not _collided(error):
+            raise
+        raise self.retry(countdown=1, exc=error) from error
     except outbound.PermanentSendError as error:
         outbound.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
     except outbound.TransientSendError as error:

@@ -53,10 +53,14 @@ UPDATABLE_FIELDS = (
 
 
 def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
-    """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found."""
+    """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found.
+    ``for_update`` locks the mailbox row and its account row."""
     queryset = Mailbox.objects.filter(account=account, pk=mailbox_id, is_active=True)
     if for_update:
-        queryset = queryset.select_for_update()
+        # The mailbox and its account in one statement, in the order every writer uses.
+        # NO KEY UPDATE: it serializes writers of the mailbox, yet does not block the
+        # foreign-key checks of rows that merely reference it (those would deadlock).
+        queryset = queryset.select_for_update(no_key=True).select_related("account")
     mailbox = queryset.first()
     if mailbox is None:
         raise not_found("mailbox")
@@ -73,7 +77,7 @@ def mailbox_address_resolve(*, account: Account, address_local: str) -> tuple[st
     local, at, domain_name = address_local.strip().rpartition("@")
     if not at:
         local, domain_name = address_local.strip(), ""
-    if not _LOCAL_PART.match(local):
+    if not _LOCAL_PART.fullmatch(local):
         raise ApiError(
             "invalid_parameter",
             "The local part of the mailbox address contains invalid characters. Use only "
@@ -141,7 +145,7 @@ def mailbox_create(
 ) -> Mailbox:
     # The account row lock makes the count and the insert one step: two concurrent creates
     # cannot both take the last slot of the plan.
-    account = Account.objects.select_for_update().get(pk=actor.account.pk)
+    account = Account.objects.select_for_update(no_key=True).get(pk=actor.account.pk)
     address, domain = mailbox_address_resolve(account=account, address_local=address_local)
     _ensure_address_free(address)
     _ensure_below_limit(account)

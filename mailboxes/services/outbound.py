@@ -100,8 +100,10 @@ class PermanentSendError(Exception):
 # --- accept ----------------------------------------------------------------------------
 
 
-def content_hash(*, to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], subject: str,
-                 markdown: str) -> str:  # fmt: skip
+def content_hash(
+    *, to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], subject: str, markdown: str
+) -> str:
+    """What the 60-second duplicate check compares: recipients (any order), subject, body."""
     canonical = json.dumps(
         {
             "to": sorted(a.lower() for a in to),
@@ -168,10 +170,10 @@ def email_accept(
             limit_bytes=MAX_ATTACHMENTS_BYTES,
         )
     with transaction.atomic():
-        # Account then mailbox, always in this order: the quota counts and the insert below
-        # happen under these locks, so concurrent sends cannot overshoot a limit.
-        account = Account.objects.select_for_update().get(pk=actor.account.pk)
-        mailbox = mailbox_get(account=account, mailbox_id=mailbox_id, for_update=True)
+        # The mailbox and account rows stay locked until commit: the quota counts and the
+        # insert below are one step, so concurrent sends cannot overshoot a limit.
+        mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+        account = mailbox.account
         now = timezone.now()
 
         if idempotency_key:
@@ -338,13 +340,41 @@ def _route(email: Email, now: datetime) -> None:
         _enqueue_deliver(email.pk)
 
 
-def _locked(email_id: str, status: str) -> Email | None:
+def _lock_sender(mailbox_id: str) -> Mailbox:
+    """Lock the sending mailbox and its account (FOR NO KEY UPDATE, one statement), before
+    the email row. Every writer on a mailbox takes these two locks first and in this order,
+    and the foreign-key checks PostgreSQL runs at commit (rows referencing the mailbox or
+    account) are then covered by locks this transaction already holds, so they cannot wait
+    in a cycle with another writer."""
     return (
+        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox_id)
+    )
+
+
+def _lock_mailboxes(mailbox_ids: set[str]) -> None:
+    list(
+        Mailbox.objects.select_for_update(no_key=True)
+        .select_related("account")
+        .filter(pk__in=mailbox_ids)
+        .order_by("pk")
+    )
+
+
+def _locked(email_id: str, status: str, **filters: Any) -> Email | None:
+    """The email row, locked, if it is still in ``status`` (after its mailbox is locked)."""
+    mailbox_id = Email.objects.filter(pk=email_id).values_list("mailbox_id", flat=True).first()
+    if mailbox_id is None:
+        return None
+    mailbox = _lock_sender(mailbox_id)
+    email = (
         Email.objects.select_for_update(of=("self",))
-        .select_related("mailbox", "account")
-        .filter(pk=email_id, status=status, direction=Direction.OUTBOUND)
+        .filter(pk=email_id, status=status, direction=Direction.OUTBOUND, **filters)
         .first()
     )
+    if email is not None:
+        email.mailbox = mailbox
+        email.account = mailbox.account
+    return email
 
 
 def _scan(email: Email) -> str | None:
@@ -362,36 +392,35 @@ def _scan(email: Email) -> str | None:
     )
 
 
-def _reject_content(email: Email, reason: str) -> None:
-    _transition(
-        email, email.status, EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
-    )
-    logger.info("outbound_rejected email=%s reason=%s", email.pk, reason)
-
-
 def email_process(*, email_id: str) -> None:
     """Render, scan and route a ``pending_scan`` email (the process_email task)."""
+    email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
+    if email is None:
+        return
+    # Rendering needs no lock: the content of a pending_scan email does not change.
+    reason = _scan(email)
     with transaction.atomic():
-        email = _locked(email_id, EmailStatus.PENDING_SCAN)
-        if email is None:
+        locked = _locked(email_id, EmailStatus.PENDING_SCAN)
+        if locked is None:
             return
-        reason = _scan(email)
-        email.save(update_fields=["html", "text", "size_bytes"])
+        locked.html, locked.text, locked.size_bytes = email.html, email.text, email.size_bytes
+        locked.save(update_fields=["html", "text", "size_bytes"])
         if reason is not None:
-            _reject_content(email, reason)
+            _transition(
+                locked,
+                EmailStatus.PENDING_SCAN,
+                EmailStatus.REJECTED,
+                failure_reason=f"content_rejected: {reason}",
+            )
+            logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
             return
-        _route(email, timezone.now())
+        _route(locked, timezone.now())
 
 
 def email_release_scheduled(*, email_id: str) -> None:
     """A scheduled email whose send_at has come: approved ones go, others ask the policy."""
     with transaction.atomic():
-        email = (
-            Email.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("mailbox", "account")
-            .filter(pk=email_id, status=EmailStatus.SCHEDULED, send_at__lte=timezone.now())
-            .first()
-        )
+        email = _locked(email_id, EmailStatus.SCHEDULED, send_at__lte=timezone.now())
         if email is not None:
             _route(email, timezone.now())
 
@@ -545,7 +574,8 @@ def email_deliver(*, email_id: str) -> None:
     the same email (sweep, redelivered message) skips it while this one works, and finds
     it ``sent`` afterwards. Local recipients get their copy in the same transaction, so a
     worker killed mid-way leaves the email ``sending`` with nothing delivered; the sweep
-    then sends it again, once. Raises TransientSendError for the task to retry.
+    then sends it again, once. The one window left is between the provider accepting the
+    message and this commit. Raises TransientSendError for the task to retry.
     """
     with transaction.atomic():
         email = (
@@ -576,18 +606,22 @@ def email_deliver(*, email_id: str) -> None:
         copy_operator = outbound_decision(email.mailbox.oversight_mode).copy_operator
         built = message_build(email=email, copy_operator=copy_operator)
         recipients = built.recipients
-        local_addresses = set(
+        local_mailboxes = dict(
             Mailbox.objects.filter(
                 address__in=[a.lower() for a in recipients], is_active=True
-            ).values_list("address", flat=True)
+            ).values_list("address", "pk")
         )
-        local = [a for a in recipients if a.lower() in local_addresses]
-        remote = [a for a in recipients if a.lower() not in local_addresses]
-        if local:
-            inbound_receive(
-                raw=built.message.message().as_bytes(), recipients=local, source="local"
-            )
+        local = [a for a in recipients if a.lower() in local_mailboxes]
+        remote = [a for a in recipients if a.lower() not in local_mailboxes]
+        raw = built.message.message().as_bytes()  # before _send_remote narrows the copy
         provider_id = _send_remote(built, remote) if remote else ""
+        # Locks taken only after the provider call (a slow provider holds up nobody): the
+        # sender's and the local recipients' mailboxes, in id order, so two deliveries
+        # between the same mailboxes cannot wait on each other in a cycle. They also cover
+        # the foreign-key checks PostgreSQL runs at commit.
+        _lock_mailboxes({email.mailbox_id, *local_mailboxes.values()})
+        if local:
+            inbound_receive(raw=raw, recipients=local, source="local")
         now = timezone.now()
         _transition(
             email,
@@ -649,7 +683,7 @@ def email_schedule_update(
 ) -> Email:
     """Edit a scheduled email (or a gate_first one still waiting for approval). New content
     is scanned again; approved content is frozen, only its send_at may move."""
-    mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id)
+    mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
     email = (
         Email.objects.select_for_update(of=("self",))
         .select_related("mailbox", "account")

@@ -82,3 +82,33 @@ def test_concurrent_creates_do_not_overshoot_the_plan(
     )
     assert sorted(statuses) == [201] + [409] * (THREADS - 1)  # Starter: 2 mailboxes
     assert Mailbox.objects.filter(account=owner.account, is_active=True).count() == 2
+
+
+def test_crossing_local_deliveries_do_not_deadlock(
+    owner: Tenant, other: Tenant, api: Callable[..., APIClient]
+) -> None:
+    from accounts.services import api_key_create
+    from tests.conftest import client_for
+
+    _, other_key = api_key_create(account=other.account, name="x", scopes=["send"])
+    requests: list[Callable[[], Any]] = []
+    for index in range(THREADS // 2):
+        mine, theirs = api("send"), client_for(other_key)
+        requests.append(
+            lambda client=mine, index=index: client.post(
+                f"/v1/mailboxes/{owner.mailbox.pk}/send",
+                body(to=[other.mailbox.address, "r@example.org"], subject=f"a{index}"),
+                format="json",
+            )
+        )
+        requests.append(
+            lambda client=theirs, index=index: client.post(
+                f"/v1/mailboxes/{other.mailbox.pk}/send",
+                body(to=[owner.mailbox.address, "r@example.org"], subject=f"b{index}"),
+                format="json",
+            )
+        )
+    assert _race(requests) == [202] * len(requests)
+    outbound = Email.objects.filter(direction=Direction.OUTBOUND)
+    assert set(outbound.values_list("status", flat=True)) == {EmailStatus.SENT}
+    assert Email.objects.filter(direction=Direction.INBOUND).count() == len(requests)
