@@ -392,7 +392,9 @@ def test_usage_chart(owner, console):
 
 def test_billing_page_and_misconfigured_checkout(console, settings):
     settings.STRIPE_SECRET_KEY = ""
-    page = console.get("/console/billing").content.decode()
+    response = console.get("/console/billing")
+    assert "https://checkout.stripe.com" in response["Content-Security-Policy"]
+    page = response.content.decode()
     assert "Plan: Starter" in page
     response = console.post(
         "/console/billing/action",

@@ -16,11 +16,11 @@ from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from oversight.console.access import error_message, operator_required
+from oversight.console.csp import EMAIL_PAGE_CSP
 from oversight.console.forms import EmailFilterForm, MailboxSettingsForm, ModeForm
 from oversight.console.htmx import render_page
 from oversight.console.rendering import email_body_render
 from oversight.console.selectors import deleted_mailboxes, mailbox_rows, operator_mailbox_get
-from oversight.console.views.queue import EMAIL_PAGE_CSP
 from oversight.services import mailbox_set_mode
 
 

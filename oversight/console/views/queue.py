@@ -9,7 +9,6 @@ from django.db.models import Count, Max, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.csp import CSP
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -19,24 +18,13 @@ from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
 from oversight.console.access import error_message, operator_required
+from oversight.console.csp import EMAIL_PAGE_CSP
 from oversight.console.htmx import pending_count, render_page
 from oversight.console.rendering import email_body_render
 from oversight.selectors import pending_emails
 from oversight.services import DecisionStatus, email_decide
 
 QUEUE_PAGE_SIZE = 20
-# Remote images stay placeholders until the operator asks for them (rendering.py); then the
-# page must be allowed to load them.
-EMAIL_PAGE_CSP: dict[str, list[str]] = {
-    "default-src": [CSP.SELF],
-    "script-src": [CSP.SELF],
-    "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:", "https:", "http:"],
-    "frame-ancestors": [CSP.NONE],
-    "form-action": [CSP.SELF],
-    "base-uri": [CSP.NONE],
-    "object-src": [CSP.NONE],
-}
 
 
 def queue_version(account_pending: dict[str, object]) -> str:

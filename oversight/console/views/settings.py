@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import UsageEventType
@@ -35,6 +36,7 @@ from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
 from oversight.console.access import error_message, operator_required
 from oversight.console.charts import bar_chart
+from oversight.console.csp import BILLING_PAGE_CSP
 from oversight.console.forms import CheckoutForm, DomainForm, WebhookForm
 from oversight.console.htmx import render_page
 
@@ -287,6 +289,7 @@ def usage(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @operator_required
+@csp_override(BILLING_PAGE_CSP)
 def billing(request: HttpRequest) -> HttpResponse:
     checkout = request.GET.get("checkout")
     if checkout == "success":
