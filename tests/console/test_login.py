@@ -155,3 +155,12 @@ def test_login_page_sends_a_signed_in_operator_on(console):
 def test_console_root_aliases(console):
     assert console.get("/console")["Location"] == "/console/"
     assert console.get("/console/queue").status_code == 200
+
+
+def test_deactivated_account_sends_its_operator_to_the_login_form(owner, console):
+    owner.account.state = "deactivated"
+    owner.account.save()
+    response = console.get("/console/")
+    assert response["Location"].startswith("/console/login")
+    page = console.get(response["Location"])
+    assert page.status_code == 200  # the form, not a redirect loop

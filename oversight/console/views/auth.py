@@ -18,6 +18,7 @@ from oversight.console.htmx import client_ip, render_page
 from oversight.console.services import (
     console_login_start,
     console_login_verify,
+    operator_for_user,
     operator_invite,
 )
 
@@ -36,8 +37,8 @@ def login_start(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and request.user.is_authenticated:
         # Already signed in (the console checks the role itself and sends back here if
         # the person no longer operates any account).
-        has_role = Operator.objects.filter(user_id=request.user.pk).exists()
-        if has_role:
+        role = operator_for_user(user_id=int(request.user.pk), account_id=None)
+        if role is not None:
             return redirect(_safe_next(request, next_url))
     form = LoginEmailForm(request.POST or None, initial={"next": next_url})
     if request.method == "POST" and form.is_valid():
