@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import statistics
@@ -32,6 +33,7 @@ from run import (
     Context,
     Scenario,
     Target,
+    free_port,
 )
 
 BROKER_DB = 13
@@ -362,6 +364,7 @@ class _Sink:
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command log
         self.arrivals: dict[str, float] = {}
         self.lock = threading.Lock()
         sink = self
@@ -373,9 +376,9 @@ class _Sink:
                     sink.arrivals.setdefault(message_id, time.time())
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
-        self.port = self.controller.server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
         self.controller.stop()
@@ -443,12 +446,22 @@ def e2e_report(ctx: Context) -> str:
     sink: _Sink = e2e["sink"]
     worker: subprocess.Popen[bytes] = e2e["worker"]
     try:
-        accepted = dict(
-            Email.objects.filter(mailbox_id=e2e["mailbox"]).values_list("message_id", "received_at")
-        )
+        # Requests still queued in the server may be accepted after the load stopped: done
+        # once every accepted email reached the sink and no new one came for 2 s.
         deadline = time.monotonic() + E2E_DRAIN_TIMEOUT
-        while time.monotonic() < deadline and len(sink.arrivals) < len(accepted):
+        accepted: dict[str, Any] = {}
+        settled = 0
+        while time.monotonic() < deadline and settled < 4:
             time.sleep(0.5)
+            now_accepted = dict(
+                Email.objects.filter(mailbox_id=e2e["mailbox"]).values_list(
+                    "message_id", "received_at"
+                )
+            )
+            with sink.lock:
+                drained = all(mid in sink.arrivals for mid in now_accepted)
+            settled = settled + 1 if drained and len(now_accepted) == len(accepted) else 0
+            accepted = now_accepted
         statuses = dict(
             Email.objects.filter(mailbox_id=e2e["mailbox"])
             .values_list("status")
