@@ -92,7 +92,7 @@ def test_approve_inbound_without_javascript(owner, console):
     email.refresh_from_db()
     assert email.status == EmailStatus.UNREAD
     page = console.get("/console/")
-    assert "Approved." in page.content.decode()
+    assert "Approved: the agent can read it now." in page.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

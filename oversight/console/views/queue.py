@@ -13,7 +13,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from mailboxes.models import Attachment, Email
+from mailboxes.models import Attachment, Direction, Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
@@ -112,12 +112,23 @@ def queue_item(request: HttpRequest, email_id: str) -> HttpResponse:
     )
 
 
+def _outcome_text(status: DecisionStatus, email: Email) -> str:
+    if status == DecisionStatus.REJECTED:
+        return "Rejected: the email will never be sent or shown."
+    if status == DecisionStatus.APPROVED_AND_SENT:
+        return "Approved: the email is on its way."
+    if email.direction == Direction.INBOUND:
+        return "Approved: the agent can read it now."
+    return "Approved: it will be sent at its scheduled time."
+
+
 @require_POST
 @operator_required
 def decide(request: HttpRequest, email_id: str) -> HttpResponse:
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "").strip()[:1000]
     decided = None
+    outcome = ""
     try:
         decision = email_decide(
             actor=request.actor,  # type: ignore[attr-defined]
@@ -130,12 +141,8 @@ def decide(request: HttpRequest, email_id: str) -> HttpResponse:
         error_message(request, error)
     else:
         decided = decision.email
-        text = {
-            DecisionStatus.APPROVED_AND_SENT: "Approved: the email is on its way.",
-            DecisionStatus.APPROVED: "Approved.",
-            DecisionStatus.REJECTED: "Rejected: the email will never be sent or shown.",
-        }[decision.status]
-        messages.success(request, f"{text} ({decided.subject or 'no subject'})")
+        outcome = _outcome_text(decision.status, decided)
+        messages.success(request, f"{outcome} ({decided.subject or 'no subject'})")
     if not getattr(request, "htmx", False):
         return redirect("console-queue")
     return render_page(
@@ -143,6 +150,7 @@ def decide(request: HttpRequest, email_id: str) -> HttpResponse:
         "console/queue.html",
         {
             "decided": decided,
+            "outcome": outcome,
             "decided_id": email_id,
             "oob": True,
             "pending_count": pending_count(account=request.account),  # type: ignore[attr-defined]
