@@ -209,6 +209,13 @@ def email_accept(
             if original is None or not agent_can_read_content(original):
                 raise not_found("email")
             to = _reply_recipients(original)
+            if not to:
+                raise ApiError(
+                    "validation_error",
+                    "The email you reply to has no sender address to answer. Use "
+                    "POST /v1/mailboxes/{id}/send with an explicit to instead.",
+                    param="email_id",
+                )
             subject = _reply_subject(original.subject)
             in_reply_to = original.message_id
             references = " ".join(filter(None, [original.references, original.message_id]))

@@ -278,3 +278,9 @@ def test_reply_to_held_inbound_is_not_found(send: Callable[..., Any], owner: Ten
     held = _inbound(owner, status=EmailStatus.PENDING_INBOUND_APPROVAL)
     url = f"/v1/mailboxes/{owner.mailbox.pk}/reply/{held.pk}"
     assert_error(send(url, payload={"markdown": "x"}), "not_found", resource="email")
+
+
+def test_reply_without_a_sender_address(send: Callable[..., Any], owner: Tenant) -> None:
+    original = _inbound(owner, from_address="undisclosed-recipients:;")
+    url = f"/v1/mailboxes/{owner.mailbox.pk}/reply/{original.pk}"
+    assert_error(send(url, payload={"markdown": "x"}), "validation_error", param="email_id")
