@@ -180,14 +180,16 @@ def stop_server(server: subprocess.Popen) -> None:
             os.killpg(server.pid, signal.SIGKILL)
 
 
-def request(base_url: str, target: Target) -> tuple[int, dict[str, str], bytes]:
+def request(
+    base_url: str, target: Target, n: int = PHASE_STARTS["check"]
+) -> tuple[int, dict[str, str], bytes]:
     parsed = urlparse(base_url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
     try:
         headers = dict(target.headers)
         if target.body is not None:
             headers.setdefault("Content-Type", "application/json")
-        body = fill(target.body, PHASE_STARTS["check"])
+        body = fill(target.body, n)
         conn.request(target.method, target.path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
@@ -459,7 +461,10 @@ def main() -> None:
             )
             # Sampled after the warm-up: first-use writes (the key's last_used_at, the
             # usage counter flush) are periodic, not per request.
-            queries = request(base_url, target)[1].get("X-Query-Count", "?")
+            # A fresh {n}: repeating the check's body would measure a duplicate's path.
+            queries = request(base_url, target, PHASE_STARTS["check"] + 1)[1].get(
+                "X-Query-Count", "?"
+            )
             result = load_in_subprocess(
                 base_url,
                 target,

@@ -330,7 +330,7 @@ def decide_prepare(ctx: Context) -> None:
     prefix = f"0DC{stamp}0"
     assert len(prefix) == 14
     for start, size in (
-        (PHASE_STARTS["check"], 1),
+        (PHASE_STARTS["check"], 2),  # the check request and the query-count sample
         (PHASE_STARTS["warmup"], DECIDE_POOL_PER_PHASE),
         (PHASE_STARTS["measure"], DECIDE_POOL_PER_PHASE),
     ):
@@ -342,7 +342,7 @@ def decide_prepare(ctx: Context) -> None:
             direction="outbound",
             status="pending_send_approval",
         )
-    assert Email.objects.filter(mailbox=mailbox).count() == 1 + 2 * DECIDE_POOL_PER_PHASE
+    assert Email.objects.filter(mailbox=mailbox).count() == 2 + 2 * DECIDE_POOL_PER_PHASE
     ctx.extra["decide"] = {"key": _key(account, "oversight"), "prefix": prefix}
     _done_with_db()
 

@@ -76,11 +76,11 @@ def main() -> None:
                 _measure(client, target.method, target.path, headers, target.body, args),
             )
         )
-    floor = rows[0][1]
+    floor = rows[0][1][0]
     print(f"\nCPU per request in-process (best of 3 x {args.requests}):\n")
-    print(f"{'scenario':<28} {'CPU ms':>8} {'x plain':>8}")
-    for label, cpu in rows:
-        print(f"{label:<28} {cpu:>8.2f} {cpu / floor:>8.1f}")
+    print(f"{'scenario':<28} {'CPU ms':>8} {'x plain':>8} {'queries':>8}")
+    for label, (cpu, queries) in rows:
+        print(f"{label:<28} {cpu:>8.2f} {cpu / floor:>8.1f} {queries:>8}")
 
 
 # Request numbers from the warm-up range: the decide pool of a fresh prepare covers them.
@@ -94,7 +94,11 @@ def _measure(
     headers: dict[str, str],
     body: bytes | None,
     args: argparse.Namespace,
-) -> float:
+) -> tuple[float, int]:
+    """(best CPU ms per request, SQL queries of one more request)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     global _counter
     best = float("inf")
     for _ in range(3):
@@ -110,7 +114,12 @@ def _measure(
                     f"{method} {path}: {response.status_code} {response.content[:200]!r}"
                 )
         best = min(best, (time.process_time() - started) * 1000 / args.requests)
-    return best
+    _counter += 1
+    with CaptureQueriesContext(connection) as queries:
+        client.generic(  # type: ignore[attr-defined]
+            method, path, fill(body, _counter) or b"", content_type="application/json", **headers
+        )
+    return best, len(queries)
 
 
 if __name__ == "__main__":
