@@ -15,7 +15,12 @@ from multimail.ids import new_id
 from tests.conftest import Tenant
 from tests.outbound.conftest import body
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="row locks need PostgreSQL (the test setup)"
+    ),
+]
 
 THREADS = 6
 
