@@ -39,23 +39,24 @@ def _principal(request: Request) -> ApiPrincipal:
     return cast(ApiPrincipal, request.user)
 
 
-# Copies of every email to a new address would let an agent exfiltrate mail quietly: an
-# agent key changing them needs the operator's approval code.
-_COPY_FIELDS = ("auto_cc", "auto_bcc")
+# Where copies of the mailbox's mail and its events go: changed with an agent's key they
+# would let it send mail elsewhere quietly, so they need the operator's approval code (as
+# creating a webhook does).
+_GATED_FIELDS = ("auto_cc", "auto_bcc", "webhook_url", "oversight_webhook_url")
 
 
-def _gate_copy_changes(
+def _gate_routing_changes(
     request: Request, mailbox: Mailbox, changes: dict[str, Any], approval_code: str | None
 ) -> None:
     if not any(
-        field in changes and changes[field] != getattr(mailbox, field) for field in _COPY_FIELDS
+        field in changes and changes[field] != getattr(mailbox, field) for field in _GATED_FIELDS
     ):
         return
     admin_action_gate(
         actor=_principal(request).actor,
         action="mailbox.update",
         params={"mailbox_id": mailbox.pk, "changes": changes},
-        summary=f"change the automatic copies of {mailbox.address}",
+        summary=f"change where copies and events of {mailbox.address} go",
         approval_code=approval_code,
         request_id=request_id_of(request),
     )
@@ -167,7 +168,7 @@ def _update(request: Request, mailbox_id: str, serializer_class: type, action: s
     serializer.is_valid(raise_exception=True)
     changes = dict(serializer.validated_data)
     approval_code = request.data.get("approval_code") if isinstance(request.data, dict) else None
-    _gate_copy_changes(request, mailbox, changes, approval_code or None)
+    _gate_routing_changes(request, mailbox, changes, approval_code or None)
     return mailbox_update(
         actor=_principal(request).actor,
         mailbox_id=mailbox_id,

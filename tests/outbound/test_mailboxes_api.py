@@ -305,3 +305,17 @@ def test_operator_approves_pending_requests_in_the_console(
     admin_action_approve(actor=operator, request_id=changed["approval_id"])
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.auto_bcc == "copy@example.org"
+
+
+def test_webhook_url_change_needs_operator_code_for_agent_keys(
+    admin: APIClient, owner: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner.account.require_operator_approval = True
+    owner.account.save(update_fields=["require_operator_approval"])
+    with django_capture_on_commit_callbacks(execute=True):
+        pending = admin.patch(
+            _url(owner.mailbox), {"webhook_url": "https://agent.example/hook"}, format="json"
+        )
+    assert pending.status_code == 202
+    plain = admin.patch(_url(owner.mailbox), {"display_name": "No approval"}, format="json")
+    assert plain.status_code == 200
