@@ -21,7 +21,7 @@ from accounts.models import Account, Contact
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, Suppression
 from multimail.errors import ApiError, not_found
 from multimail.pagination import Page, cursor_paginate
-from oversight.policy import agent_can_read_content
+from oversight.policy import agent_can_read_content, agent_hidden
 
 # Columns a list row needs: bodies and headers stay in the database.
 SUMMARY_FIELDS = (
@@ -149,16 +149,23 @@ class EmailFilter:
         return queryset
 
 
-def email_list(*, mailbox: Mailbox, params: Mapping[str, Any]) -> Page:
+def _visible(mailbox: Mailbox, *, agent: bool) -> QuerySet[Email]:
+    """A mailbox's emails as the viewer may see them: the operator sees everything, the
+    agent not what the oversight policy hides from it."""
+    queryset = Email.objects.filter(mailbox=mailbox)
+    return queryset.exclude(agent_hidden()) if agent else queryset
+
+
+def email_list(*, mailbox: Mailbox, params: Mapping[str, Any], agent: bool = True) -> Page:
     """One page of a mailbox's emails, newest first, filtered by ``EmailFilter``."""
     queryset = EmailFilter.from_params(params).apply(
-        Email.objects.filter(mailbox=mailbox).only(*SUMMARY_FIELDS)
+        _visible(mailbox, agent=agent).only(*SUMMARY_FIELDS)
     )
     return cursor_paginate(queryset, params, default_limit=20)
 
 
-def email_get(*, mailbox: Mailbox, email_id: str) -> Email:
-    email = Email.objects.filter(mailbox=mailbox, pk=email_id).first()
+def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:
+    email = _visible(mailbox, agent=agent).filter(pk=email_id).first()
     if email is None:
         raise not_found("email")
     return email
@@ -210,9 +217,10 @@ class Thread:
 MAX_THREAD_EMAILS = 500
 
 
-def thread_get(*, mailbox: Mailbox, thread_id: str) -> Thread:
+def thread_get(*, mailbox: Mailbox, thread_id: str, agent: bool = True) -> Thread:
     emails = list(
-        Email.objects.filter(mailbox=mailbox, thread_id=thread_id)
+        _visible(mailbox, agent=agent)
+        .filter(thread_id=thread_id)
         .only(*SUMMARY_FIELDS)
         .order_by("id")[:MAX_THREAD_EMAILS]
     )

@@ -1,18 +1,34 @@
 """Time-ordered identifiers (ULID layout: 48-bit milliseconds + 80 random bits, Crockford).
 
-Sorting ids sorts by creation time, so list endpoints page by id alone.
+Sorting ids sorts by creation time, so list endpoints page by id alone. Within one
+millisecond a process increments the random part instead of drawing a new one (the ULID
+spec's monotonic mode), so ids made one after the other by a process always sort in order.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last_ms = -1
+_last_random = 0
 
 
 def new_id() -> str:
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    global _last_ms, _last_random
+    with _lock:
+        now_ms = int(time.time() * 1000)
+        if now_ms <= _last_ms and _last_random + 1 < (1 << _RANDOM_BITS):
+            now_ms = _last_ms  # the clock stepped back or stood still: stay ordered
+            _last_random += 1
+        else:
+            _last_random = secrets.randbits(_RANDOM_BITS - 1)  # headroom for increments
+        _last_ms = now_ms
+        value = (now_ms << _RANDOM_BITS) | _last_random
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from django.db.models import Q
 from django.utils import timezone
 
 from mailboxes.models import (
@@ -119,6 +120,11 @@ def held_status(direction: str) -> EmailStatus:
 
 
 PENDING_STATUSES = (EmailStatus.PENDING_SEND_APPROVAL, EmailStatus.PENDING_INBOUND_APPROVAL)
+
+
+def agent_hidden() -> Q:
+    """Emails an agent never sees, not even listed: inbound mail the operator rejected."""
+    return Q(direction=Direction.INBOUND, status=EmailStatus.REJECTED)
 
 
 def agent_can_read_content(email: Email) -> bool:

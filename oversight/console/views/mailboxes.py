@@ -63,7 +63,7 @@ def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
     page = None
     try:
         # The same filter, validation and meaning as GET /v1/mailboxes/{id}/emails.
-        page = email_list(mailbox=mailbox, params=request.GET)
+        page = email_list(mailbox=mailbox, params=request.GET, agent=False)
     except ApiError as error:
         error_message(request, error)
     context = {
@@ -141,7 +141,7 @@ def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpRe
     if mailbox is None:
         return redirect("console-mailboxes")
     try:
-        email = email_get(mailbox=mailbox, email_id=email_id)
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
@@ -168,7 +168,7 @@ def thread_detail(request: HttpRequest, mailbox_id: str, thread_id: str) -> Http
     if mailbox is None:
         return redirect("console-mailboxes")
     try:
-        thread = thread_get(mailbox=mailbox, thread_id=thread_id)
+        thread = thread_get(mailbox=mailbox, thread_id=thread_id, agent=False)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
@@ -191,7 +191,7 @@ def attachment_download(
     if mailbox is None:
         return redirect("console-mailboxes")
     try:
-        email = email_get(mailbox=mailbox, email_id=email_id)
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
