@@ -77,12 +77,15 @@ def email_hold(*, email: Email) -> None:
     ):
         return  # decided or withdrawn meanwhile: nothing left to hold
     now = timezone.now()
+    held = policy.held_status(locked.direction)
+    if locked.status != held:
+        locked.status = held
+        locked.status_changed_at = now
+        locked.save(update_fields=["status", "status_changed_at"])
+    email.status, email.status_changed_at = locked.status, locked.status_changed_at
+    # Held again (a re-scan, the sweep): the operator already has a working link for it.
     if ApprovalLink.objects.filter(email=locked, used_at__isnull=True, expires_at__gt=now).exists():
         return
-    locked.status = policy.held_status(locked.direction)
-    locked.status_changed_at = now
-    locked.save(update_fields=["status", "status_changed_at"])
-    email.status, email.status_changed_at = locked.status, now
 
     token = secrets.token_urlsafe(32)
     link = ApprovalLink.objects.create(

@@ -321,7 +321,9 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
 def _deliver_to_mailbox(*, mailbox: Mailbox, parsed: ParsedMessage, source: str) -> Email:
     # The mailbox row lock serializes concurrent deliveries of the same message, so the
     # Message-ID check below cannot race (a retried webhook and the SMTP path alike).
-    mailbox = Mailbox.objects.select_for_update().select_related("account").get(pk=mailbox.pk)
+    mailbox = (
+        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox.pk)
+    )
     existing = Email.objects.filter(
         mailbox=mailbox, direction=Direction.INBOUND, message_id=parsed.message_id
     ).first()
