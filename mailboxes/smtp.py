@@ -16,7 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from mailboxes.services.inbound import inbound_mailbox_for, inbound_receive
+from mailboxes.services.inbound import inbound_accepts, inbound_receive
 
 logger = logging.getLogger("multimail.smtp")
 
@@ -29,7 +29,7 @@ MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 def _accepts(address: str) -> bool:
     close_old_connections()
     try:
-        return inbound_mailbox_for(address) is not None
+        return inbound_accepts(address)
     finally:
         connection.close()
 

@@ -38,6 +38,7 @@ from mailboxes.models import (
     SpamVerdict,
     WebhookEvent,
 )
+from mailboxes.services.compliance import unsubscribe_by_mail
 from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
 from multimail.ids import new_id
@@ -241,12 +242,29 @@ def _spam_signals(parsed: ParsedMessage) -> SpamSignals:
     )
 
 
+def _normalize_address(address: str) -> str:
+    return address.strip().strip("<>").lower()
+
+
+def unsubscribe_address() -> str:
+    """Where the mailto form of List-Unsubscribe points (see services.compliance)."""
+    return f"unsubscribe@{settings.MAIL_DOMAIN}"
+
+
 def inbound_mailbox_for(address: str) -> Mailbox | None:
     """The active mailbox that receives mail for ``address`` (None: reject or ignore it)."""
-    address = address.strip().strip("<>").lower()
+    address = _normalize_address(address)
     if not address:
         return None
     return Mailbox.objects.select_related("account").filter(address=address, is_active=True).first()
+
+
+def inbound_accepts(address: str) -> bool:
+    """Whether this server takes mail for ``address``: a mailbox, or the unsubscribe address."""
+    return (
+        _normalize_address(address) == unsubscribe_address()
+        or inbound_mailbox_for(address) is not None
+    )
 
 
 def thread_id_for(*, mailbox: Mailbox, parsed: ParsedMessage) -> str:
@@ -411,6 +429,8 @@ def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[E
     its own transaction, so one failing recipient does not undo the others.
     """
     parsed = message_parse(raw)
+    if unsubscribe_address() in {_normalize_address(address) for address in recipients}:
+        unsubscribe_by_mail(subject=parsed.subject)
     delivered: list[Email] = []
     seen: set[str] = set()
     for address in recipients:

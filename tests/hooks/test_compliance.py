@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -16,6 +16,7 @@ from django.test import Client
 from accounts.models import Account
 from mailboxes.models import Direction, Email, EmailStatus, Suppression
 from mailboxes.services.compliance import footer_text, outbound_headers
+from mailboxes.services.inbound import inbound_accepts, inbound_receive
 from multimail.ids import new_id
 from tests.conftest import assert_error
 
@@ -274,3 +275,31 @@ def test_built_outbound_message_carries_compliance_headers_and_footer(owner: Any
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
     payload, signature = str(parsed["X-MultiMail-Identity"]).split(".")
     public_key.verify(b64url(signature), payload.encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_mailto_unsubscribe_reaches_the_suppression_list(owner: Any, settings: Any) -> None:
+    headers = outbound_headers(email=outbound_email(owner))
+    mailto = headers["List-Unsubscribe"].split(", ")[1].strip("<>")
+    address, _, query = mailto.removeprefix("mailto:").partition("?")
+    subject = parse_qs(query)["subject"][0]
+    assert inbound_accepts(address)  # the SMTP listener takes it at RCPT time
+    raw = (
+        f"From: bob@example.net\r\nTo: {address}\r\nSubject: {subject}\r\n"
+        "Message-ID: <u1@example.net>\r\n\r\nunsubscribe\r\n"
+    ).encode()
+    assert inbound_receive(raw=raw, recipients=[address], source="smtp") == []
+    suppression = Suppression.objects.get()
+    assert suppression.email_address == "bob@example.net"
+    assert suppression.reason == Suppression.Reason.UNSUBSCRIBE
+
+
+def test_mail_to_the_unsubscribe_address_with_a_forged_token_changes_nothing(
+    owner: Any, settings: Any
+) -> None:
+    address = f"unsubscribe@{settings.MAIL_DOMAIN}"
+    raw = (
+        f"From: eve@example.net\r\nTo: {address}\r\nSubject: unsubscribe forged\r\n"
+        "Message-ID: <u2@example.net>\r\n\r\nx\r\n"
+    ).encode()
+    inbound_receive(raw=raw, recipients=[address], source="smtp")
+    assert not Suppression.objects.exists()
