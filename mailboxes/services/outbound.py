@@ -526,6 +526,9 @@ def message_build(*, email: Email, copy_operator: bool) -> BuiltMessage:
         message.attach_alternative(html, "text/html")
     for attachment in email.attachments.all():
         message.attach(attachment.filename, bytes(attachment.content), attachment.content_type)
+    # ESPs echo metadata on their delivery events: that is how bounces find this email
+    # (services.delivery_events), sturdier than matching provider message ids.
+    message.metadata = {"email_id": email.pk}  # type: ignore[attr-defined]
     return BuiltMessage(message=message, to=to, cc=cc, bcc=bcc)
 
 

@@ -330,6 +330,7 @@ def test_anymail_backend_gets_the_stream_and_stores_the_provider_id(
     assert email.status == EmailStatus.SENT
     [message] = mail.outbox
     assert message.anymail_test_params["MessageStream"] == "agents"
+    assert message.anymail_test_params["metadata"] == {"email_id": email.pk}
     # The ESP sends to its header recipients: the local mailbox got its copy already.
     assert message.to == ["remote@example.org"]
     assert email.provider_message_id == str(message.anymail_status.message_id)
