@@ -8,8 +8,9 @@ second waits for the first to commit and then counts its email.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
@@ -23,16 +24,16 @@ from multimail.errors import ApiError
 _NOT_COUNTED = (EmailStatus.REJECTED, EmailStatus.CANCELLED)
 
 
-def emails_sent_this_period(*, account: Account) -> int:
-    return (
-        Email.objects.filter(
-            account=account,
-            direction=Direction.OUTBOUND,
-            received_at__gte=current_period(account)[0],
-        )
-        .exclude(status__in=_NOT_COUNTED)
-        .count()
+def counted_sends(**filters: Any) -> QuerySet[Email]:
+    """Outbound emails that count against the monthly quota and warm-up caps (``filters``
+    narrow them): the send check and the console's counts must agree."""
+    return Email.objects.filter(direction=Direction.OUTBOUND, **filters).exclude(
+        status__in=_NOT_COUNTED
     )
+
+
+def emails_sent_this_period(*, account: Account) -> int:
+    return counted_sends(account=account, received_at__gte=current_period(account)[0]).count()
 
 
 def storage_used_bytes(*, account: Account) -> int:
@@ -75,13 +76,7 @@ def send_limits_check(*, account: Account, mailbox: Mailbox, adding_bytes: int) 
     if stage is not None:
         daily_limit = WARMUP_DAILY_CAPS[stage - 1]
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        daily_sent = (
-            Email.objects.filter(
-                mailbox=mailbox, direction=Direction.OUTBOUND, received_at__gte=midnight
-            )
-            .exclude(status__in=_NOT_COUNTED)
-            .count()
-        )
+        daily_sent = counted_sends(mailbox=mailbox, received_at__gte=midnight).count()
         if daily_sent >= daily_limit:
             tomorrow = midnight + timedelta(days=1)
             raise ApiError(

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from billing.plans import WARMUP_DAILY_CAPS
-from mailboxes.models import Direction, Email, Mailbox
-from mailboxes.quotas import _NOT_COUNTED, warmup_stage
+from mailboxes.models import Mailbox
+from mailboxes.quotas import counted_sends, warmup_stage
 from multimail.errors import not_found
 
 
@@ -32,10 +32,7 @@ def mailbox_rows(*, account: Account, now: datetime | None = None) -> list[Mailb
         Mailbox.objects.filter(account=account, is_active=True).select_related("domain")
     )
     counts = dict(
-        Email.objects.filter(
-            account=account, direction=Direction.OUTBOUND, received_at__gte=midnight
-        )
-        .exclude(status__in=_NOT_COUNTED)
+        counted_sends(account=account, received_at__gte=midnight)
         .values_list("mailbox_id")
         .annotate(total=Count("id"))
         .order_by()
