@@ -20,6 +20,7 @@ setup: $(VENV)/.synced
 
 # Embedded defaults: SQLite in var/, tasks in-process, local mail to var/outbox/,
 # the SMTP listener on 127.0.0.1:$$MULTIMAIL_SMTP_PORT (2525).
+run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: setup
 	@mkdir -p var
 	$(VENV)/bin/python manage.py migrate --noinput -v 0
