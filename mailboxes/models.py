@@ -179,6 +179,19 @@ class Email(models.Model):
             models.Index(fields=["mailbox", "thread_id"]),
             models.Index(fields=["mailbox", "message_id"]),
             models.Index(fields=["account", "status", "-id"]),
+            # The oversight queue, an account's held mail newest first: the index above
+            # cannot give one ordered stream for two statuses, and without this one the
+            # planner walks the primary key back through every tenant's newer mail.
+            models.Index(
+                fields=["account", "-id"],
+                name="email_pending_by_account",
+                condition=models.Q(
+                    status__in=[
+                        EmailStatus.PENDING_SEND_APPROVAL,
+                        EmailStatus.PENDING_INBOUND_APPROVAL,
+                    ]
+                ),
+            ),
             models.Index(fields=["mailbox", "content_hash"]),
             models.Index(fields=["status", "status_changed_at"]),
         ]
