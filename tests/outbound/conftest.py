@@ -27,7 +27,9 @@ from rest_framework.test import APIClient
 from tests.conftest import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKER_REDIS_DB = os.environ.get("OUTBOUND_WORKER_REDIS_DB", "2")
+# Next to make test's cache index (15), never the same: the suite flushes its cache index
+# between tests, which would drop the worker's queued tasks.
+WORKER_REDIS_DB = os.environ.get("OUTBOUND_WORKER_REDIS_DB", "14")
 
 
 def body(**overrides: Any) -> dict[str, Any]:
