@@ -232,3 +232,23 @@ def wsgi_call(
     finally:
         result.close()  # fires request_finished, as a real server does
     return WsgiResponse(captured["status"], captured["headers"], content)
+
+
+@pytest.fixture
+def broker_only(settings: Any, private_redis: RedisServer) -> Iterator[RedisServer]:
+    """The broker alone on the private Redis; the cache stays where the suite has it."""
+    settings.CELERY_BROKER_URL = private_redis.url(0)
+    previous = (celery_app.conf.broker_url, celery_app.conf.task_always_eager)
+    retry_policy = celery_app.conf.task_publish_retry_policy
+    celery_app.conf.task_publish_retry_policy = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.1,
+    }
+    point_celery_at(private_redis.url(0), eager=False)
+    try:
+        yield private_redis
+    finally:
+        celery_app.conf.task_publish_retry_policy = retry_policy
+        point_celery_at(previous[0], eager=previous[1])

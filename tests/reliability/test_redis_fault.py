@@ -96,3 +96,31 @@ def test_sends_queued_when_redis_crashed_are_swept_after_restart(
     assert set(statuses.values()) == {EmailStatus.SENT}, statuses
     recipients = sorted(message.to[0] for message in mail.outbox)
     assert recipients == ["rcpt0@example.com", "rcpt1@example.com", "rcpt2@example.com"]
+
+
+def test_broker_down_alone_accepts_and_the_sweep_sends_later(
+    broker_only: RedisServer, owner: Tenant, api: Callable[..., Any]
+) -> None:
+    """With the cache up, a send is still accepted while the broker is down: the email is
+    stored before the enqueue is attempted, and the enqueue failing after commit leaves it
+    for the sweep rather than failing a request whose work is already saved."""
+    from mailboxes.tasks import sweep_stuck_emails
+
+    client = api("send")
+    broker_only.stop()
+    body = {"to": ["a@example.org"], "subject": "Quote", "markdown": "m", "idempotency_key": "q1"}
+    accepted = client.post(f"/v1/mailboxes/{owner.mailbox.id}/send", body, format="json")
+    assert accepted.status_code == 202, accepted.content
+    email_id = accepted.json()["id"]
+    assert Email.objects.get(pk=email_id).status == EmailStatus.PENDING_SCAN
+    # The agent's retry with the same idempotency_key finds the stored email.
+    again = client.post(f"/v1/mailboxes/{owner.mailbox.id}/send", body, format="json")
+    assert again.status_code == 200
+    assert again.json()["id"] == email_id
+
+    broker_only.start()
+    Email.objects.filter(pk=email_id).update(status_changed_at=timezone.now() - timedelta(hours=1))
+    point_celery_at(None, eager=True)
+    sweep_stuck_emails()
+    assert Email.objects.get(pk=email_id).status == EmailStatus.SENT
+    assert [message.to for message in mail.outbox] == [["a@example.org"]]
