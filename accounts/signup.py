@@ -305,6 +305,23 @@ def _lock_email(email: str) -> None:
             )
 
 
+def signup_slug(*, slug: str | None, operator_name: str) -> str:
+    """The slug a signup asks for, or one derived from the operator name; valid, not
+    reserved and not taken (the errors carry suggestions)."""
+    if slug:
+        clean_slug = slug_validate(slug=slug)
+    else:
+        try:
+            clean_slug = slug_validate(slug=slug_from_name(operator_name))
+        except ApiError as error:
+            error.message = (
+                f"No valid slug can be derived from operator_name {operator_name!r}. Send a "
+                "slug: 2 to 63 lowercase letters, digits and hyphens."
+            )
+            raise
+    return slug_claimable(slug=clean_slug)
+
+
 @transaction.atomic
 def account_signup(
     *,
@@ -321,17 +338,7 @@ def account_signup(
     """Create a pending account; None when the oversight email already has one (the
     caller answers the same either way). The proof of work is checked after the slug, so a
     taken slug does not use up the solution."""
-    clean_slug = slug_validate(slug=slug) if slug else slug_from_name(operator_name)
-    if not slug:
-        try:
-            clean_slug = slug_validate(slug=clean_slug)
-        except ApiError as error:
-            error.message = (
-                f"No valid slug can be derived from operator_name {operator_name!r}. Send a "
-                "slug: 2 to 63 lowercase letters, digits and hyphens."
-            )
-            raise
-    clean_slug = slug_claimable(slug=clean_slug)
+    clean_slug = signup_slug(slug=slug, operator_name=operator_name)
     pow_verify(solution=pow_solution)
     email = oversight_email.strip()
     # Marks "a confirmation just went out" for resend-confirmation, whether or not an

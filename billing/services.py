@@ -26,9 +26,8 @@ from accounts.services import api_key_create, audit_record, operator_create, ope
 from accounts.signup import (
     FIRST_KEY_SCOPES,
     default_mailbox_address,
+    signup_slug,
     slug_claimable,
-    slug_from_name,
-    slug_validate,
 )
 from billing.gateway import (
     idempotency_key,
@@ -382,18 +381,7 @@ def pricing_checkout_start(
     """
     price_id(plan=plan, interval=interval)
     client = stripe_client()
-    if slug:
-        clean_slug = slug_validate(slug=slug)
-    else:
-        try:
-            clean_slug = slug_validate(slug=slug_from_name(operator_name))
-        except ApiError as error:
-            error.message = (
-                f"No valid slug can be derived from operator_name {operator_name!r}. Send a "
-                "slug: 2 to 63 lowercase letters, digits and hyphens."
-            )
-            raise
-    clean_slug = slug_claimable(slug=clean_slug)
+    clean_slug = signup_slug(slug=slug, operator_name=operator_name)
     email = oversight_email.strip()
     # Derived from the client's key and the body, so two clients that pick the same key for
     # different signups never share a Stripe idempotency key.
