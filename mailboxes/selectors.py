@@ -149,19 +149,23 @@ class EmailFilter:
         return queryset
 
 
-def _visible(mailbox: Mailbox, *, agent: bool) -> QuerySet[Email]:
-    """A mailbox's emails as the viewer may see them: the operator sees everything, the
-    agent not what the oversight policy hides from it."""
-    queryset = Email.objects.filter(mailbox=mailbox)
+def _as_seen_by(queryset: QuerySet[Email], *, agent: bool) -> QuerySet[Email]:
+    """Emails as the viewer may see them: the operator sees everything, the agent not what
+    the oversight policy hides from it."""
     return queryset.exclude(agent_hidden()) if agent else queryset
 
 
+def _visible(mailbox: Mailbox, *, agent: bool) -> QuerySet[Email]:
+    return _as_seen_by(Email.objects.filter(mailbox=mailbox), agent=agent)
+
+
 def email_list(*, mailbox: Mailbox, params: Mapping[str, Any], agent: bool = True) -> Page:
-    """One page of a mailbox's emails, newest first, filtered by ``EmailFilter``."""
+    """One page of a mailbox's emails, newest first, filtered by ``EmailFilter``. The
+    mailbox is a pagination scope, which keeps the page on the (mailbox, id) index."""
     queryset = EmailFilter.from_params(params).apply(
-        _visible(mailbox, agent=agent).only(*SUMMARY_FIELDS)
+        _as_seen_by(Email.objects.all(), agent=agent).only(*SUMMARY_FIELDS)
     )
-    return cursor_paginate(queryset, params, default_limit=20)
+    return cursor_paginate(queryset, params, default_limit=20, scope=("mailbox_id", mailbox.pk))
 
 
 def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:

@@ -60,14 +60,29 @@ def parse_limit(raw: str | None, *, default: int) -> int:
 
 
 def cursor_paginate(
-    queryset: QuerySet[Any], params: Any, *, default_limit: int = 20, field: str = "id"
+    queryset: QuerySet[Any],
+    params: Any,
+    *,
+    default_limit: int = 20,
+    field: str = "id",
+    scope: tuple[str, str] | None = None,
 ) -> Page:
-    """One page of ``queryset`` ordered by ``field`` descending; ``params`` is the query dict."""
+    """One page of ``queryset`` ordered by ``field`` descending; ``params`` is the query dict.
+
+    ``scope=(column, value)`` restricts the page to rows whose ``column`` is ``value`` in a
+    way that keeps PostgreSQL on the (column, id) index however skewed the data is (see
+    multimail.lookups); the queryset must not filter that column itself.
+    """
     limit = parse_limit(params.get("limit"), default=default_limit)
     cursor = params.get("cursor")
     if cursor:
         queryset = queryset.filter(**{f"{field}__lt": decode_cursor(cursor)})
-    rows = list(queryset.order_by(f"-{field}")[: limit + 1])
+    ordering = [f"-{field}"]
+    if scope is not None:
+        column, value = scope
+        queryset = queryset.filter(**{f"{column}__any_of": [value]})
+        ordering.insert(0, column)
+    rows = list(queryset.order_by(*ordering)[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(getattr(rows[-1], field)) if has_more and rows else None
