@@ -405,7 +405,7 @@ def pricing_checkout_start(
         plan=plan,
         interval=interval,
         success_url=success_url or _default_url("/welcome?session_id={CHECKOUT_SESSION_ID}"),
-        cancel_url=cancel_url or _default_url("/pricing"),
+        cancel_url=cancel_url or _default_url("/welcome?checkout=cancelled"),
         reference=clean_slug,
         metadata=metadata,
     )

@@ -9,6 +9,7 @@ from oversight.console.views import account, auth, mailboxes, queue, settings
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("confirm", account.confirm, name="console-confirm"),
+    path("welcome", account.welcome, name="console-welcome"),
     path("console", RedirectView.as_view(pattern_name="console-queue", permanent=False)),
     path("console/", queue.queue, name="console-queue"),
     path("console/queue", queue.queue),

@@ -44,6 +44,10 @@ class InviteForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200, required=False)
 
 
+class WelcomeForm(forms.Form):
+    session_id = forms.CharField(max_length=255, widget=forms.HiddenInput)
+
+
 class ConfirmForm(forms.Form):
     code = forms.CharField(
         label="Activation code",

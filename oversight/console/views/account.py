@@ -14,11 +14,12 @@ from accounts.models import AdminActionRequest, AdminActionStatus
 from accounts.selectors import api_key_list, audit_entry_list
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
+from billing.services import session_key_claim
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
 from oversight.console.access import error_message, operator_required
-from oversight.console.forms import ApiKeyForm, ConfirmForm
+from oversight.console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
 from oversight.console.htmx import client_ip, render_page
 
 AUDIT_PAGE_SIZE = 50
@@ -45,6 +46,25 @@ def confirm(request: HttpRequest) -> HttpResponse:
     else:
         form = ConfirmForm(initial={"code": request.GET.get("code", "")})
     return render_page(request, "console/confirm.html", {"form": form})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def welcome(request: HttpRequest) -> HttpResponse:
+    """Where Stripe sends the browser after pricing-checkout. The key is handed out by a
+    POST (a button), never on the GET: link scanners and prefetchers must not use up a
+    key that can be claimed only once."""
+    if request.GET.get("checkout") == "cancelled":
+        return render_page(request, "console/welcome.html", {"cancelled": True})
+    form = WelcomeForm(request.POST or None, initial={"session_id": request.GET.get("session_id")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            claimed = session_key_claim(session_id=form.cleaned_data["session_id"])
+        except ApiError as error:
+            error_message(request, error)
+        else:
+            return render_page(request, "console/welcome_done.html", {"claimed": claimed})
+    return render_page(request, "console/welcome.html", {"form": form})
 
 
 @require_http_methods(["GET"])
