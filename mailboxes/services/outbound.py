@@ -555,7 +555,7 @@ def _send_remote(built: BuiltMessage, remote: list[str]) -> str:
         message.cc = [a for a in built.cc if a.lower() in remote_set]
         message.bcc = [a for a in built.bcc if a.lower() in remote_set]
     try:
-        connection.send_messages([message])
+        accepted = connection.send_messages([message])
     except AnymailRequestsAPIError as error:
         if error.status_code is None or error.status_code >= 500 or error.status_code == 429:
             raise TransientSendError(str(error)) from error
@@ -570,6 +570,10 @@ def _send_remote(built: BuiltMessage, remote: list[str]) -> str:
         raise PermanentSendError(f"recipients refused: {sorted(error.recipients)}") from error
     except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as error:
         raise TransientSendError(f"{type(error).__name__}: {error}") from error
+    if not accepted:
+        # A mailer that sent nothing without raising (fail-silent backends) must not let the
+        # email be marked sent: retry it like any other transient failure.
+        raise TransientSendError("the mailer reported that it sent nothing")
     status = getattr(message, "anymail_status", None)
     provider_id = getattr(status, "message_id", None)
     if isinstance(provider_id, set):

@@ -282,6 +282,27 @@ def flaky(settings: Any) -> type[_Flaky]:
     return _Flaky
 
 
+class _SilentlyDropping(EmailBackend):
+    """Sends the first message nowhere and says so only through its return value."""
+
+    dropped = 0
+
+    def send_messages(self, messages: Any) -> int:
+        if not _SilentlyDropping.dropped:
+            _SilentlyDropping.dropped += 1
+            return 0
+        return super().send_messages(messages)
+
+
+def test_a_mailer_that_sent_nothing_is_retried(send: Callable[..., Any], settings: Any) -> None:
+    settings.MAILERS = {"default": {"BACKEND": f"{__name__}._SilentlyDropping"}}
+    _SilentlyDropping.dropped = 0
+    email = _email(send())
+    assert email.status == EmailStatus.SENT
+    assert email.send_attempts == 2
+    assert len(mail.outbox) == 1
+
+
 def test_transient_errors_are_retried(send: Callable[..., Any], flaky: type[_Flaky]) -> None:
     flaky.failures = [
         smtplib.SMTPServerDisconnected("gone"),
