@@ -371,7 +371,9 @@ class _Sink:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                message_id = str(message_from_bytes(envelope.content)["Message-ID"] or "")
+                # A Message-ID short enough to fit on a continuation line is folded there
+                # ("Message-ID:\r\n <id>", valid RFC 5322): compare it unfolded.
+                message_id = str(message_from_bytes(envelope.content)["Message-ID"] or "").strip()
                 with sink.lock:
                     sink.arrivals.setdefault(message_id, time.time())
                 return "250 OK"
