@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 
+def _now() -> float:
+    return time.time()
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     allowed: bool
@@ -17,7 +21,7 @@ class Hit:
 
 def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
     """Count one use of ``bucket``; ``allowed`` is False once ``limit`` is passed."""
-    now = int(time.time())
+    now = int(_now())
     window_start = now - now % window_seconds
     key = f"rl:{bucket}:{window_start}"
     # add() then incr() is atomic on Redis and good enough in-process for the embedded mode.
@@ -33,10 +37,10 @@ def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
 
 
 def peek(bucket: str, *, window_seconds: int) -> int:
-    now = int(time.time())
+    now = int(_now())
     return int(cache.get(f"rl:{bucket}:{now - now % window_seconds}") or 0)
 
 
 def reset(bucket: str, *, window_seconds: int) -> None:
-    now = int(time.time())
+    now = int(_now())
     cache.delete(f"rl:{bucket}:{now - now % window_seconds}")

@@ -7,6 +7,7 @@ key of the given scopes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 from accounts.models import Account, AccountState, ApiKey, Operator
 from accounts.services import api_key_create
 from mailboxes.models import Mailbox
+from multimail import ratelimit
 from multimail.errors import REGISTRY
 
 
@@ -50,6 +52,16 @@ def make_tenant(slug: str, *, plan: str = "starter", mode: str = "autonomous") -
         account=account, address=f"agent@{slug}.multimail.localhost", oversight_mode=mode
     )
     return Tenant(account=account, operator=operator, mailbox=mailbox)
+
+
+@pytest.fixture(autouse=True)
+def _rate_windows_start_with_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate limits count in fixed windows; a test that straddled a window boundary would see
+    its counter reset half-way. Each test runs from the start of a day-aligned window
+    (aligned to every window length), with the clock moving at its real pace."""
+    origin = time.time()
+    aligned = (int(origin) // 86400 + 1) * 86400
+    monkeypatch.setattr(ratelimit, "_now", lambda: aligned + (time.time() - origin))
 
 
 @pytest.fixture(autouse=True)
