@@ -281,7 +281,14 @@ def api_key_issue(
     # The account row lock serialises concurrent creations so the count check holds.
     account = Account.objects.select_for_update().get(pk=actor.account.pk)
     api_key_limit_check(account=account)
-    key, raw = api_key_create(account=account, name=name, scopes=scopes)
+    return api_key_create_audited(actor=actor, name=name, scopes=scopes, request_id=request_id)
+
+
+def api_key_create_audited(
+    *, actor: Actor, name: str, scopes: list[str], request_id: str = ""
+) -> tuple[ApiKey, str]:
+    """Create a key in the actor's account and record who created it."""
+    key, raw = api_key_create(account=actor.account, name=name, scopes=scopes)
     audit_record(
         actor=actor,
         action="api_key.created",

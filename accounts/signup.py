@@ -28,7 +28,12 @@ from django.utils.text import slugify
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
 from accounts.models import Account, AccountState, ApiKey, CodePurpose, OneTimeCode, Scope
-from accounts.services import api_key_create, audit_record, operator_create, operator_email_send
+from accounts.services import (
+    api_key_create_audited,
+    audit_record,
+    operator_create,
+    operator_email_send,
+)
 from mailboxes.models import Mailbox, OversightMode
 from multimail.errors import ApiError
 from multimail.ratelimit import hit, peek
@@ -438,7 +443,6 @@ def _activate(*, code: str, request_id: str) -> Activation | None:
     account.state = AccountState.ACTIVE
     account.activated_at = timezone.now()
     account.save(update_fields=["state", "activated_at"])
-    key, raw = api_key_create(account=account, name="First key", scopes=list(FIRST_KEY_SCOPES))
     actor = Actor.system(account, "activation code")
     audit_record(
         actor=actor,
@@ -447,13 +451,8 @@ def _activate(*, code: str, request_id: str) -> Activation | None:
         resource_id=account.pk,
         request_id=request_id,
     )
-    audit_record(
-        actor=actor,
-        action="api_key.created",
-        resource_type="api_key",
-        resource_id=key.pk,
-        metadata={"name": key.name, "scopes": key.scopes},
-        request_id=request_id,
+    key, raw = api_key_create_audited(
+        actor=actor, name="First key", scopes=list(FIRST_KEY_SCOPES), request_id=request_id
     )
     mailbox = Mailbox.objects.filter(account=account).order_by("id").first()
     return Activation(account=account, api_key=key, raw_key=raw, mailbox=mailbox)
@@ -547,16 +546,9 @@ def account_provision(
         address=default_mailbox_address(clean_slug),
         oversight_mode=account.default_oversight_mode,
     )
-    key, raw = api_key_create(account=account, name=key_name, scopes=list(FIRST_KEY_SCOPES))
     actor = Actor.system(account, "provisioning")
     audit_record(
         actor=actor, action="account.created", resource_type="account", resource_id=account.pk
     )
-    audit_record(
-        actor=actor,
-        action="api_key.created",
-        resource_type="api_key",
-        resource_id=key.pk,
-        metadata={"name": key.name, "scopes": key.scopes},
-    )
+    key, raw = api_key_create_audited(actor=actor, name=key_name, scopes=list(FIRST_KEY_SCOPES))
     return Activation(account=account, api_key=key, raw_key=raw, mailbox=mailbox)

@@ -22,7 +22,12 @@ from stripe import SignatureVerificationError, WebhookSignature
 
 from accounts.actors import Actor
 from accounts.models import Account, AccountState, Plan
-from accounts.services import api_key_create, audit_record, operator_create, operator_email_send
+from accounts.services import (
+    api_key_create_audited,
+    audit_record,
+    operator_create,
+    operator_email_send,
+)
 from accounts.signup import (
     FIRST_KEY_SCOPES,
     default_mailbox_address,
@@ -731,12 +736,12 @@ def _pricing_account_activate(*, pending: PendingSessionKey) -> None:
         state=AccountState.ACTIVE, activated_at=now
     )
     account = Account.objects.get(pk=pending.account_id)
-    key, raw = api_key_create(account=account, name="First key", scopes=list(FIRST_KEY_SCOPES))
+    actor = Actor.system(account, "stripe checkout")
+    _, raw = api_key_create_audited(actor=actor, name="First key", scopes=list(FIRST_KEY_SCOPES))
     pending.status = SessionKeyStatus.READY
     pending.key_ciphertext = _fernet().encrypt(raw.encode()).decode()
     pending.expires_at = now + SESSION_KEY_TTL
     pending.save(update_fields=["status", "key_ciphertext", "expires_at"])
-    actor = Actor.system(account, "stripe checkout")
     if activated:
         audit_record(
             actor=actor, action="account.activated", resource_type="account", resource_id=account.pk
@@ -752,13 +757,6 @@ def _pricing_account_activate(*, pending: PendingSessionKey) -> None:
                 f"console at {settings.PUBLIC_BASE_URL}/console/ with this address."
             ),
         )
-    audit_record(
-        actor=actor,
-        action="api_key.created",
-        resource_type="api_key",
-        resource_id=key.pk,
-        metadata={"name": key.name, "scopes": key.scopes},
-    )
 
 
 def _on_subscription_event(event: dict[str, Any]) -> tuple[str | None, str]:
