@@ -787,16 +787,25 @@ def _invoice_subscription(obj: dict[str, Any]) -> str:
     return _id_of(obj.get("subscription")) or _id_of(parent)
 
 
-def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
+def _payment_event_subscription(event: dict[str, Any]) -> Subscription | tuple[str | None, str]:
+    """The locked subscription an invoice event is about; or, when there is nothing to
+    apply, the outcome: unknown customer, or older than the newest payment event applied."""
     obj = event["data"]["object"]
-    created = int(event["created"])
     subscription = _locked_subscription(
         subscription_id=_invoice_subscription(obj), customer_id=_id_of(obj.get("customer"))
     )
     if subscription is None:
         return None, "unknown_account"
-    if created < subscription.last_payment_event_created:
+    if int(event["created"]) < subscription.last_payment_event_created:
         return subscription.account_id, "stale"
+    return subscription
+
+
+def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
+    created = int(event["created"])
+    subscription = _payment_event_subscription(event)
+    if not isinstance(subscription, Subscription):
+        return subscription
     if subscription.status not in (*LIVE_STATUSES, SubscriptionStatus.UNPAID):
         # The subscription already ended (the account is on Starter): nothing to enforce.
         return subscription.account_id, "ignored_inactive"
@@ -826,15 +835,10 @@ def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
 
 
 def _on_invoice_paid(event: dict[str, Any]) -> tuple[str | None, str]:
-    obj = event["data"]["object"]
     created = int(event["created"])
-    subscription = _locked_subscription(
-        subscription_id=_invoice_subscription(obj), customer_id=_id_of(obj.get("customer"))
-    )
-    if subscription is None:
-        return None, "unknown_account"
-    if created < subscription.last_payment_event_created:
-        return subscription.account_id, "stale"
+    subscription = _payment_event_subscription(event)
+    if not isinstance(subscription, Subscription):
+        return subscription
     subscription.last_payment_event_created = created
     subscription.past_due_since = None
     if subscription.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID):
