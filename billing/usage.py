@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from billing.models import UsageDaily, UsageEventType
+from multimail.cache import counter_add
 
 # Pending API-call counts stay in the cache at most this long; flushes read the last days.
 _API_CALLS_TTL_SECONDS = 3 * 24 * 3600
@@ -45,15 +46,14 @@ def api_call_count(*, account: Account) -> None:
     """Count one authenticated API call: a cache increment per request, and a write to
     UsageDaily at most once per BILLING_API_CALLS_FLUSH_SECONDS per account, so counting
     never costs a database write per request."""
-    key = _api_calls_key(account.pk, timezone.now().date())
-    try:
-        pending = cache.incr(key)
-    except ValueError:  # first call of the day (or evicted): create, or lose the race and incr
-        pending = 1 if cache.add(key, 1, _API_CALLS_TTL_SECONDS) else cache.incr(key)
-    flush_marker = f"usage:api_calls:flushed:{account.pk}"
+    pending, new_minute = counter_add(
+        _api_calls_key(account.pk, timezone.now().date()),
+        ttl=_API_CALLS_TTL_SECONDS,
+        flag=(f"usage:api_calls:flushed:{account.pk}", settings.BILLING_API_CALLS_FLUSH_SECONDS),
+    )
     # A new minute starts: write what accumulated. A lone call (pending == 1) waits for the
     # next flush or usage read, so an account's first call costs no database write.
-    if cache.add(flush_marker, 1, settings.BILLING_API_CALLS_FLUSH_SECONDS) and pending > 1:
+    if new_minute and pending > 1:
         api_calls_flush(account=account)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 
+from multimail.cache import counter_add
+
 
 def _now() -> float:
     return time.time()
@@ -23,14 +25,7 @@ def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
     """Count one use of ``bucket``; ``allowed`` is False once ``limit`` is passed."""
     now = int(_now())
     window_start = now - now % window_seconds
-    key = f"rl:{bucket}:{window_start}"
-    # add() then incr() is atomic on Redis and good enough in-process for the embedded mode.
-    cache.add(key, 0, window_seconds + 5)
-    try:
-        count = cache.incr(key, cost)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, cost, window_seconds + 5)
-        count = cost
+    count, _ = counter_add(f"rl:{bucket}:{window_start}", cost, ttl=window_seconds + 5)
     return Hit(
         allowed=count <= limit, count=count, retry_after=max(1, window_start + window_seconds - now)
     )
