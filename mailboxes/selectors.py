@@ -168,6 +168,27 @@ def email_list(*, mailbox: Mailbox, params: Mapping[str, Any], agent: bool = Tru
     return cursor_paginate(queryset, params, default_limit=20, scope=("mailbox_id", mailbox.pk))
 
 
+def active_mailboxes(*, account: Account) -> QuerySet[Mailbox]:
+    """The mailboxes an account's keys can address: deleted ones are gone to the API."""
+    return Mailbox.objects.filter(account=account, is_active=True)
+
+
+def mailbox_email_get(
+    *, account: Account, mailbox_id: str, email_id: str, agent: bool = True
+) -> Email:
+    """One email of an active mailbox of ``account`` in one query (the mailbox is checked by
+    the join); only when it is missing does a second query tell which not_found to answer."""
+    email = (
+        _as_seen_by(Email.objects.filter(pk=email_id, mailbox_id=mailbox_id), agent=agent)
+        .filter(account=account, mailbox__is_active=True)
+        .first()
+    )
+    if email is None:
+        mailbox_missing = not active_mailboxes(account=account).filter(pk=mailbox_id).exists()
+        raise not_found("mailbox" if mailbox_missing else "email")
+    return email
+
+
 def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:
     email = _visible(mailbox, agent=agent).filter(pk=email_id).first()
     if email is None:
@@ -177,7 +198,7 @@ def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:
 
 def email_attachments(*, email: Email) -> list[Attachment]:
     """Attachment metadata (no bytes); none while the agent may not read the content."""
-    if not agent_can_read_content(email):
+    if not email.has_attachments or not agent_can_read_content(email):
         return []
     return list(Attachment.objects.filter(email=email).defer("content"))
 

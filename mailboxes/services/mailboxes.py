@@ -22,6 +22,7 @@ from mailboxes.models import (
     Mailbox,
     OversightMode,
 )
+from mailboxes.selectors import active_mailboxes
 from multimail.errors import ApiError, not_found
 from oversight.policy import is_upgrade
 
@@ -55,7 +56,7 @@ UPDATABLE_FIELDS = (
 def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
     """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found.
     ``for_update`` locks the mailbox row and its account row."""
-    queryset = Mailbox.objects.filter(account=account, pk=mailbox_id, is_active=True)
+    queryset = active_mailboxes(account=account).filter(pk=mailbox_id)
     if for_update:
         # The mailbox and its account in one statement, in the order every writer uses.
         # NO KEY UPDATE: it serializes writers of the mailbox, yet does not block the

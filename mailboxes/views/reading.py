@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailboxes import selectors
-from mailboxes.models import Attachment, EmailStatus, Mailbox
+from mailboxes.models import Attachment, Email, EmailStatus, Mailbox
 from mailboxes.serializers_reading import (
     AttachmentUrlSerializer,
     ContactCreateSerializer,
@@ -73,6 +73,12 @@ def _mailbox(request: Request, mailbox_id: str) -> Mailbox:
     return mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
 
 
+def _email(request: Request, mailbox_id: str, email_id: str) -> Email:
+    return selectors.mailbox_email_get(
+        account=_principal(request).account, mailbox_id=mailbox_id, email_id=email_id
+    )
+
+
 def _attachment_response(attachment: Attachment) -> HttpResponse:
     response = HttpResponse(bytes(attachment.content), content_type=attachment.content_type)
     response["Content-Disposition"] = content_disposition_header(
@@ -110,7 +116,7 @@ class EmailDetailView(APIView):
 
     @extend_schema(operation_id="emails_read", responses=EmailResponseSerializer)
     def get(self, request: Request, mailbox_id: str, email_id: str) -> Response:
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         email = email_mark_read(email=email)
         data = EmailResponseSerializer(
             email,
@@ -130,7 +136,7 @@ class AttachmentDownloadView(APIView):
         responses={(200, "application/octet-stream"): bytes},
     )
     def get(self, request: Request, mailbox_id: str, email_id: str, filename: str) -> HttpResponse:
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         return _attachment_response(selectors.attachment_get(email=email, filename=filename))
 
 
@@ -139,7 +145,7 @@ class AttachmentUrlView(APIView):
 
     @extend_schema(operation_id="emails_attachment_url", responses=AttachmentUrlSerializer)
     def get(self, request: Request, mailbox_id: str, email_id: str, filename: str) -> Response:
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         attachment = selectors.attachment_get(email=email, filename=filename)
         link = attachment_link(attachment=attachment)
         return Response(
@@ -168,7 +174,7 @@ class EmailTagsView(APIView):
 
     @extend_schema(operation_id="emails_tags_get", responses=TagsSerializer)
     def get(self, request: Request, mailbox_id: str, email_id: str) -> Response:
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         return Response({"tags": email.tags})
 
     @extend_schema(
@@ -177,7 +183,7 @@ class EmailTagsView(APIView):
     def put(self, request: Request, mailbox_id: str, email_id: str) -> Response:
         serializer = TagsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         tags = email_tags_replace(email=email, tags=serializer.validated_data["tags"])
         return Response({"tags": tags})
 
@@ -187,7 +193,7 @@ class EmailTagDeleteView(APIView):
 
     @extend_schema(operation_id="emails_tags_delete", responses=TagDeletedSerializer)
     def delete(self, request: Request, mailbox_id: str, email_id: str, key: str) -> Response:
-        email = selectors.email_get(mailbox=_mailbox(request, mailbox_id), email_id=email_id)
+        email = _email(request, mailbox_id, email_id)
         return Response({"deleted": email_tag_delete(email=email, key=key)})
 
 
