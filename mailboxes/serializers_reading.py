@@ -17,11 +17,12 @@ from mailboxes.models import (
     SpamVerdict,
     Suppression,
 )
+from multimail.serializers import FastRepresentationMixin
 
 MAX_TAGS = 50
 
 
-class EmailSummarySerializer(serializers.ModelSerializer[Email]):
+class EmailSummarySerializer(FastRepresentationMixin, serializers.ModelSerializer[Email]):
     """A list row: no body. Also used for thread items and the spam list."""
 
     # "from" is a Python keyword: declared through the class namespace.
@@ -55,7 +56,7 @@ class EmailSummarySerializer(serializers.ModelSerializer[Email]):
         read_only_fields = fields
 
 
-class AttachmentInfoSerializer(serializers.ModelSerializer[Attachment]):
+class AttachmentInfoSerializer(FastRepresentationMixin, serializers.ModelSerializer[Attachment]):
     name = serializers.CharField(source="filename")
 
     class Meta:
@@ -64,7 +65,7 @@ class AttachmentInfoSerializer(serializers.ModelSerializer[Attachment]):
         read_only_fields = fields
 
 
-class EmailResponseSerializer(serializers.ModelSerializer[Email]):
+class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializer[Email]):
     """One email with its body. ``markdown`` is empty and ``attachments`` is empty while
     the agent may not read the content (held or rejected inbound mail)."""
 
@@ -131,7 +132,7 @@ class EmailResponseSerializer(serializers.ModelSerializer[Email]):
         return None
 
 
-class ThreadEmailSerializer(serializers.ModelSerializer[Email]):
+class ThreadEmailSerializer(FastRepresentationMixin, serializers.ModelSerializer[Email]):
     # "from" is a Python keyword: declared through the class namespace.
     locals()["from"] = serializers.CharField(source="from_address")
     to = serializers.ListField(child=serializers.CharField())
