@@ -15,7 +15,7 @@ from mailboxes.serializers_reading import (
     EmailSummarySerializer,
     ThreadEmailSerializer,
 )
-from multimail.serializers import FastRepresentationMixin
+from multimail.serializers import FastRepresentationMixin, _plans
 from tests.inbound.conftest import make_email
 
 FAST_SERIALIZERS = [EmailSummarySerializer, EmailResponseSerializer, ThreadEmailSerializer]
@@ -70,6 +70,7 @@ def test_emails_render_as_drf_renders_them(owner: Any, serializer_class: type[An
             assert fast == _drf(serializer_class, email, context)
         many = serializer_class(emails, many=True, context=context).data
         assert many == [_drf(serializer_class, item, context) for item in emails]
+    assert _plans[serializer_class] is not None  # rendered by the plan, not DRF's fallback
 
 
 def test_attachment_info_renders_as_drf(owner: Any) -> None:
@@ -80,3 +81,4 @@ def test_attachment_info_renders_as_drf(owner: Any) -> None:
     assert AttachmentInfoSerializer(attachment).data == _drf(
         AttachmentInfoSerializer, attachment, {}
     )
+    assert _plans[AttachmentInfoSerializer] is not None
