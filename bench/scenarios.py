@@ -397,6 +397,7 @@ def e2e_prepare(ctx: Context) -> None:
             broker.delete(key)
     account, mailbox = _tenant(f"bench-e2e-{time.strftime('%m%d%H%M%S')}", mode="autonomous")
     sink = _Sink()
+    (ROOT / "var").mkdir(exist_ok=True)  # absent on a fresh checkout that never ran the service
     log = open(ROOT / "var" / "bench-worker.log", "w")  # noqa: SIM115 (lives with the worker)
     worker = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
         [
