@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -162,10 +162,30 @@ def _visible(mailbox: Mailbox, *, agent: bool) -> QuerySet[Email]:
 def email_list(*, mailbox: Mailbox, params: Mapping[str, Any], agent: bool = True) -> Page:
     """One page of a mailbox's emails, newest first, filtered by ``EmailFilter``. The
     mailbox is a pagination scope, which keeps the page on the (mailbox, id) index."""
-    queryset = EmailFilter.from_params(params).apply(
-        _as_seen_by(Email.objects.all(), agent=agent).only(*SUMMARY_FIELDS)
+    return _email_page(Email.objects.all(), mailbox_id=mailbox.pk, params=params, agent=agent)
+
+
+def mailbox_email_list(
+    *, account: Account, mailbox_id: str, params: Mapping[str, Any], agent: bool = True
+) -> Page:
+    """``email_list`` for a mailbox named by id, without fetching it first: the check that it
+    is an active mailbox of ``account`` rides in the page query as an uncorrelated EXISTS
+    (PostgreSQL evaluates it once, before the index scan). Only an empty page costs a second
+    query, to tell a missing mailbox from an empty one."""
+    owned = Email.objects.filter(Exists(active_mailboxes(account=account).filter(pk=mailbox_id)))
+    page = _email_page(owned, mailbox_id=mailbox_id, params=params, agent=agent)
+    if not page.items and not active_mailboxes(account=account).filter(pk=mailbox_id).exists():
+        raise not_found("mailbox")
+    return page
+
+
+def _email_page(
+    queryset: QuerySet[Email], *, mailbox_id: str, params: Mapping[str, Any], agent: bool
+) -> Page:
+    filtered = EmailFilter.from_params(params).apply(
+        _as_seen_by(queryset, agent=agent).only(*SUMMARY_FIELDS)
     )
-    return cursor_paginate(queryset, params, default_limit=20, scope=("mailbox_id", mailbox.pk))
+    return cursor_paginate(filtered, params, default_limit=20, scope=("mailbox_id", mailbox_id))
 
 
 def active_mailboxes(*, account: Account) -> QuerySet[Mailbox]:

@@ -100,8 +100,10 @@ class EmailListView(APIView):
         responses=EmailListResponseSerializer,
     )
     def get(self, request: Request, mailbox_id: str) -> Response:
-        page = selectors.email_list(
-            mailbox=_mailbox(request, mailbox_id), params=request.query_params
+        page = selectors.mailbox_email_list(
+            account=_principal(request).account,
+            mailbox_id=mailbox_id,
+            params=request.query_params,
         )
         return Response(
             {

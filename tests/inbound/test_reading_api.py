@@ -395,9 +395,13 @@ def test_other_tenants_ids_are_not_found(owner: Tenant, other: Tenant, api: Api)
 
 
 def test_deleted_mailbox_is_not_found(owner: Tenant, api: Api) -> None:
+    client = api("read")
+    assert client.get(emails_url(owner)).json() == {"emails": [], "cursor": None}
+    kept = make_email(owner.mailbox)  # its mail stays stored, yet is no longer listed
     owner.mailbox.is_active = False
     owner.mailbox.save()
-    assert_error(api("read").get(emails_url(owner)), "not_found", resource="mailbox")
+    assert_error(client.get(emails_url(owner)), "not_found", resource="mailbox")
+    assert_error(client.get(f"{emails_url(owner)}/{kept.pk}"), "not_found", resource="mailbox")
 
 
 def test_scopes(owner: Tenant, api: Api) -> None:
