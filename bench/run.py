@@ -389,6 +389,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--generator", choices=["auto", "wrk", "threads"], default="auto")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="run only the scenarios whose label contains TEXT (repeatable; the plain view "
+        "always runs, as the reference)",
+    )
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -443,6 +451,9 @@ def main() -> None:
     notes: list[str] = []
     try:
         for scenario in SCENARIOS:
+            chosen = scenario.label == BASELINE or any(text in scenario.label for text in args.only)
+            if args.only and not chosen:
+                continue
             if scenario.prepare is not None:
                 scenario.prepare(ctx)
             target = scenario.build(ctx)
