@@ -1,26 +1,32 @@
 """Receiving mail: the one service every inbound path calls.
 
-The Postmark inbound webhook, the SMTP listener and local delivery between this server's
-own mailboxes all hand the exact MIME bytes and the envelope recipients to
-``inbound_receive``. It parses the message once, then for each recipient that is an active
-mailbox: deduplicates by Message-ID, threads it, converts the body to markdown, stores the
-attachments, scores spam, asks the oversight policy, records usage and emits
-``message.received``.
+The SMTP listener and local delivery between this server's own mailboxes hand the exact
+MIME bytes and the envelope recipients to ``inbound_receive``; the Postmark inbound webhook
+hands its JSON payload, which Postmark already parsed, to ``postmark_message_parse`` and
+the result to ``inbound_deliver`` (re-parsing MIME rebuilt from that JSON cost more than
+the rest of the request). Either way one ``ParsedMessage`` reaches ``inbound_deliver``,
+which for each recipient that is an active mailbox: deduplicates by Message-ID, threads
+it, stores the attachments, scores spam, asks the oversight policy, records usage and
+emits ``message.received``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from base64 import b64decode
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import policy
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, make_msgid
+from typing import Any
 
 import html2text
+from anymail.utils import EmailAddress
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -109,6 +115,17 @@ def _addresses(message: Message, name: str) -> list[str]:
     return [addr for _, addr in getaddresses([str(v) for v in values]) if addr]
 
 
+def _stored_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in items:
+        if name.lower() in _SKIPPED_HEADERS or name in headers:
+            continue
+        if len(headers) >= MAX_STORED_HEADERS:
+            break
+        headers[name] = value[:2000]
+    return headers
+
+
 def _html_to_markdown(html: str) -> str:
     converter = html2text.HTML2Text()
     converter.body_width = 0  # no hard wrapping: agents reflow text themselves
@@ -146,6 +163,20 @@ def _unique_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def _attachment_filename(
+    *, index: int, filename: str | None, content_type: str, attached: bool, taken: set[str]
+) -> str | None:
+    """The stored name of the ``index``-th leaf part (1-based, bodies counted), unique
+    within the message; None for a part that is no attachment."""
+    if not filename and not attached and content_type.startswith("text/"):
+        return None  # an extra body alternative (e.g. text/calendar without a name)
+    if not filename:
+        extension = ".eml" if content_type == "message/rfc822" else ".bin"
+        filename = f"attachment-{index}{extension}"
+    filename = filename.replace("/", "_").replace("\\", "_").strip()[:200] or "attachment"
+    return _unique_name(filename, taken)
+
+
 def _text_of(part: Message | None) -> str:
     if part is None:
         return ""
@@ -174,30 +205,23 @@ def message_parse(raw: bytes) -> ParsedMessage:
         if part is html_part or part is text_part:
             continue
         content_type = part.get_content_type()
-        filename = part.get_filename()
-        disposition = part.get_content_disposition()
-        if not filename and disposition != "attachment" and content_type.startswith("text/"):
-            continue  # an extra body alternative (e.g. text/calendar without a name)
-        if not filename:
-            extension = ".eml" if content_type == "message/rfc822" else ".bin"
-            filename = f"attachment-{index}{extension}"
-        filename = filename.replace("/", "_").replace("\\", "_").strip()[:200] or "attachment"
-        attachments.append(
-            ParsedAttachment(
-                filename=_unique_name(filename, taken),
-                content_type=content_type,
-                content=_part_bytes(part),
-                content_id=str(part.get("Content-ID", "") or "").strip("<>")[:255],
-            )
+        filename = _attachment_filename(
+            index=index,
+            filename=part.get_filename(),
+            content_type=content_type,
+            attached=part.get_content_disposition() == "attachment",
+            taken=taken,
         )
-
-    headers: dict[str, str] = {}
-    for name, value in message.items():
-        if name.lower() in _SKIPPED_HEADERS or name in headers:
-            continue
-        if len(headers) >= MAX_STORED_HEADERS:
-            break
-        headers[name] = str(value)[:2000]
+        if filename is not None:
+            attachments.append(
+                ParsedAttachment(
+                    filename=filename,
+                    content_type=content_type,
+                    content=_part_bytes(part),
+                    content_id=str(part.get("Content-ID", "") or "").strip("<>")[:255],
+                )
+            )
+    headers = _stored_headers((name, str(value)) for name, value in message.items())
 
     from_list = _addresses(message, "From")
     raw_message_id = _message_ids(str(message.get("Message-ID", "")))
@@ -218,6 +242,129 @@ def message_parse(raw: bytes) -> ParsedMessage:
         reply_to=reply_to[0] if reply_to else "",
         has_date=message.get("Date") is not None,
         headers=headers,
+        attachments=attachments,
+    )
+
+
+# Headers the standard library parses into structured values (addresses, dates, MIME
+# parameters); the others, Subject included, are unstructured text.
+_STRUCTURED_HEADERS = frozenset(HeaderRegistry().registry) - {"subject"}
+
+
+def _header_text(name: str, value: str) -> str:
+    """``value`` as ``message_parse`` reads that header from MIME: line breaks unfolded,
+    structured headers normalized, encoded words decoded, surrounding blanks (which line
+    folding moves around) dropped. Plain unstructured text, the common case, skips the
+    costly header parser."""
+    value = "".join(value.splitlines())
+    if value.isascii() and "=?" not in value and name.lower() not in _STRUCTURED_HEADERS:
+        return value.strip()
+    return str(policy.default.header_factory(name, value)).strip()
+
+
+def _first(items: list[tuple[str, str]], name: str) -> str:
+    name = name.lower()
+    return next((value for key, value in items if key.lower() == name), "")
+
+
+def _mime_type(content_type: str) -> str:
+    """The type of a Content-Type value, read as ``Message.get_content_type`` reads it."""
+    mime_type = content_type.split(";", 1)[0].strip().lower()
+    return mime_type if mime_type.count("/") == 1 else "text/plain"
+
+
+def _postmark_addresses(full: Iterable[Mapping[str, str]]) -> list[EmailAddress]:
+    return [EmailAddress(item.get("Name", ""), item.get("Email", "")) for item in full]
+
+
+def _utf8_text(value: str | None) -> str:
+    # As a UTF-8 MIME part of this text decodes: an escaped undecodable byte becomes U+FFFD.
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if value else ""
+
+
+def postmark_message_parse(payload: Mapping[str, Any]) -> ParsedMessage:
+    """The message of a Postmark inbound payload without RawEmail, from the fields Postmark
+    already parsed: what ``message_parse`` gives for the MIME message those fields describe
+    (From/To/Cc/Bcc, Subject, then Postmark's Headers, then Date and Reply-To), without
+    building and re-parsing that MIME. A malformed payload raises ValueError, KeyError,
+    TypeError or AttributeError."""
+    postmark_headers = payload.get("Headers", [])
+    # Postmark prepends the envelope sender as Return-Path: not a header of the message.
+    if postmark_headers and postmark_headers[0]["Name"].lower() == "return-path":
+        postmark_headers = postmark_headers[1:]
+    sender_full = payload.get("FromFull")
+    sender = _postmark_addresses([sender_full]) if sender_full is not None else []
+    listed = {
+        name: _postmark_addresses(payload[key])
+        for name, key in (("To", "ToFull"), ("Cc", "CcFull"), ("Bcc", "BccFull"))
+        if payload.get(key) is not None
+    }
+    items = [("From", str(sender[0]) if sender else "")]
+    items += [(name, ", ".join(str(address) for address in full)) for name, full in listed.items()]
+    subject = payload.get("Subject", "")
+    if subject is not None:
+        items.append(("Subject", _header_text("Subject", subject)))
+    items += [
+        (header["Name"], _header_text(header["Name"], header["Value"] or ""))
+        for header in postmark_headers
+    ]
+    # Postmark takes these two out of Headers into fields of their own.
+    present = {name.lower() for name, _ in items}
+    for name, key in (("Date", "Date"), ("Reply-To", "ReplyTo")):
+        if payload.get(key) and name.lower() not in present:
+            items.append((name, _header_text(name, payload[key])))
+
+    # Leaf parts come in MIME order: the bodies, inline parts (with a Content-ID), the rest.
+    text, html = payload.get("TextBody", ""), payload.get("HtmlBody", "")
+    index = 1 + (text is not None) + (html is not None)
+    parts = payload.get("Attachments", [])
+    inline = [part for part in parts if part.get("ContentID") is not None]
+    attachments: list[ParsedAttachment] = []
+    taken: set[str] = set()
+    for part in [*inline, *(part for part in parts if part.get("ContentID") is None)]:
+        content_type = _mime_type(part["ContentType"])
+        name = part.get("Name")
+        filename = _attachment_filename(
+            index=index,
+            filename=re.sub(r"[\r\n]+", " ", name).strip() if name else None,
+            content_type=content_type,
+            attached=part.get("ContentID") is None,
+            taken=taken,
+        )
+        index += 1
+        if filename is not None:
+            attachments.append(
+                ParsedAttachment(
+                    filename=filename,
+                    content_type=content_type,
+                    # Postmark's own name is "Content"; its test payloads say "Data".
+                    content=b64decode(part["Content"] if "Content" in part else part["Data"]),
+                    content_id=(part.get("ContentID") or "").strip("<>")[:255],
+                )
+            )
+
+    html, text = _utf8_text(html), _utf8_text(text)
+    message_id = _message_ids(_first(items, "Message-ID"))
+    reply_to = [
+        address
+        for _, address in getaddresses([v for k, v in items if k.lower() == "reply-to"])
+        if address
+    ]
+    return ParsedMessage(
+        from_address=sender[0].addr_spec if sender else "",
+        to=[address.addr_spec for address in listed.get("To", []) if address.addr_spec],
+        cc=[address.addr_spec for address in listed.get("Cc", []) if address.addr_spec],
+        subject=_first(items, "Subject")[:998],
+        message_id=message_id[0] if message_id else make_msgid(domain=settings.MAIL_DOMAIN),
+        had_message_id=bool(message_id),
+        in_reply_to=_first(items, "In-Reply-To")[:998],
+        references=_first(items, "References"),
+        html=html,
+        text=text,
+        markdown=_html_to_markdown(html) if html else text.strip(),
+        reply_to=reply_to[0] if reply_to else "",
+        has_date=any(name.lower() == "date" for name, _ in items),
+        headers=_stored_headers(items),
         attachments=attachments,
     )
 
@@ -419,8 +566,21 @@ def _deliver_to_mailbox(*, mailbox: Mailbox, parsed: ParsedMessage, source: str)
     return email
 
 
-def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[Email]:
-    """Deliver one MIME message to every active mailbox among ``recipients``.
+def _active_mailboxes(recipients: list[str]) -> list[Mailbox]:
+    """The distinct active mailboxes among ``recipients``, in recipient order, in one query."""
+    addresses = [_normalize_address(address) for address in recipients]
+    found = {
+        mailbox.address: mailbox
+        for mailbox in Mailbox.objects.select_related("account").filter(
+            address__in={address for address in addresses if address}, is_active=True
+        )
+    }
+    mailboxes = (found[address] for address in addresses if address in found)
+    return list({mailbox.pk: mailbox for mailbox in mailboxes}.values())
+
+
+def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str) -> list[Email]:
+    """Deliver one parsed message to every active mailbox among ``recipients``.
 
     ``source`` names the path ("postmark", "smtp", "local") for the logs. Recipients that
     are not an active mailbox of this server get nothing (the caller decides whether that
@@ -428,18 +588,17 @@ def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[E
     the same mailbox returns the email stored the first time. Each mailbox's delivery is
     its own transaction, so one failing recipient does not undo the others.
     """
-    parsed = message_parse(raw)
     if unsubscribe_address() in {_normalize_address(address) for address in recipients}:
         unsubscribe_by_mail(subject=parsed.subject)
-    delivered: list[Email] = []
-    seen: set[str] = set()
-    for address in recipients:
-        mailbox = inbound_mailbox_for(address)
-        if mailbox is None or mailbox.pk in seen:
-            continue
-        seen.add(mailbox.pk)
-        delivered.append(_deliver_to_mailbox(mailbox=mailbox, parsed=parsed, source=source))
-    return delivered
+    return [
+        _deliver_to_mailbox(mailbox=mailbox, parsed=parsed, source=source)
+        for mailbox in _active_mailboxes(recipients)
+    ]
+
+
+def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[Email]:
+    """Deliver one MIME message (see ``inbound_deliver``)."""
+    return inbound_deliver(parsed=message_parse(raw), recipients=recipients, source=source)
 
 
 def recipients_of(raw: bytes) -> list[str]:

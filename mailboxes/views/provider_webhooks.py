@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidationFailure
-from anymail.signals import AnymailInboundEvent, AnymailTrackingEvent
+from anymail.signals import AnymailTrackingEvent
 from anymail.webhooks.postmark import (
     PostmarkInboundWebhookView,
     PostmarkTrackingWebhookView,
@@ -29,7 +29,11 @@ from mailboxes.services.delivery_events import (
     ProviderEvent,
     delivery_event_apply,
 )
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound import (
+    inbound_deliver,
+    message_parse,
+    postmark_message_parse,
+)
 from multimail.errors import ApiError
 
 logger = logging.getLogger("multimail.inbound")
@@ -62,13 +66,17 @@ class _PostmarkAuthMixin:
         try:
             return list(self.parse_events(request))  # type: ignore[attr-defined]
         except (ValueError, KeyError, TypeError, AttributeError, AnymailConfigurationError):
-            raise ApiError(
-                "invalid_parameter",
-                "The body is not a Postmark webhook payload of this kind. Point Postmark's "
-                "inbound webhook at /v1/webhooks/postmark-inbound and its delivery, bounce "
-                "and spam-complaint webhooks at /v1/webhooks/postmark.",
-                param="body",
-            ) from None
+            raise _not_a_payload() from None
+
+
+def _not_a_payload() -> ApiError:
+    return ApiError(
+        "invalid_parameter",
+        "The body is not a Postmark webhook payload of this kind. Point Postmark's "
+        "inbound webhook at /v1/webhooks/postmark-inbound and its delivery, bounce "
+        "and spam-complaint webhooks at /v1/webhooks/postmark.",
+        param="body",
+    )
 
 
 def _addresses(full: Any) -> list[str]:
@@ -80,20 +88,33 @@ def _addresses(full: Any) -> list[str]:
 
 
 class PostmarkInboundView(_PostmarkAuthMixin, PostmarkInboundWebhookView):
+    """Reads the payload itself rather than through anymail's events: anymail would rebuild
+    a MIME message from the JSON fields, which costs more than storing the email."""
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         self._authenticate(request)
-        processed = 0
-        for event in self._events(request):
-            processed += self._receive(event)
-        return JsonResponse({"received": True, "processed": processed})
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            raise _not_a_payload() from None
+        # Postmark's other webhooks carry a RecordType; inbound payloads have none.
+        if not isinstance(payload, dict) or payload.get("RecordType", "Inbound") != "Inbound":
+            raise _not_a_payload()
+        return JsonResponse({"received": True, "processed": self._receive(payload)})
 
     @staticmethod
-    def _receive(event: AnymailInboundEvent) -> int:
-        payload = event.esp_event
+    def _receive(payload: dict[str, Any]) -> int:
         raw_email = payload.get("RawEmail")
-        # With "include raw email content" on, the exact MIME is kept; otherwise anymail
-        # rebuilt a message from the parsed JSON fields.
-        raw = raw_email.encode() if isinstance(raw_email, str) else event.message.as_bytes()
+        try:
+            # With "include raw email content" on, the exact MIME is kept; otherwise the
+            # fields Postmark parsed are the message.
+            parsed = (
+                message_parse(raw_email.encode())
+                if isinstance(raw_email, str)
+                else postmark_message_parse(payload)
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _not_a_payload() from None
         # OriginalRecipient is the envelope address Postmark delivered for; without it, the
         # header recipients are the best we have.
         recipients = [payload["OriginalRecipient"]] if payload.get("OriginalRecipient") else []
@@ -102,12 +123,12 @@ class PostmarkInboundView(_PostmarkAuthMixin, PostmarkInboundWebhookView):
             for name in ("ToFull", "CcFull", "BccFull")
             for address in _addresses(payload.get(name))
         ]
-        emails = inbound_receive(raw=raw, recipients=recipients, source="postmark")
+        emails = inbound_deliver(parsed=parsed, recipients=recipients, source="postmark")
         if not emails:
             logger.info(
                 "postmark_inbound_unknown_recipient recipients=%s message_id=%s",
                 ",".join(recipients),
-                event.event_id,
+                payload.get("MessageID"),
             )
         return len(emails)
 
