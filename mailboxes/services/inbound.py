@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email import policy
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, make_msgid
@@ -56,6 +56,8 @@ logger = logging.getLogger("multimail.inbound")
 # "Re:", "Fwd:", "FW:", "AW:", "SV:", "Re[2]:" ... repeated: removed for thread matching only.
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(\.{_ATEXT})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 # Subject fallback threads only recent conversations, so an old "Re: hello" stays apart.
 SUBJECT_THREAD_WINDOW = timedelta(days=30)
 # Headers kept on the Email row (the raw trace headers are long and of no use to agents).
@@ -256,9 +258,12 @@ def _header_text(name: str, value: str) -> str:
     structured headers normalized, encoded words decoded, surrounding blanks (which line
     folding moves around) dropped. Plain unstructured text, the common case, skips the
     costly header parser."""
-    value = "".join(value.splitlines())
-    if value.isascii() and "=?" not in value and name.lower() not in _STRUCTURED_HEADERS:
-        return value.strip()
+    value = "".join(value.splitlines()).strip()
+    structured = name.lower() in _STRUCTURED_HEADERS
+    if value.isascii() and "=?" not in value and not structured:
+        return value
+    if name.lower() == "message-id" and _MESSAGE_ID.fullmatch(value):
+        return value  # a well-formed Message-ID reads back verbatim
     return str(policy.default.header_factory(name, value)).strip()
 
 
@@ -273,8 +278,17 @@ def _mime_type(content_type: str) -> str:
     return mime_type if mime_type.count("/") == 1 else "text/plain"
 
 
-def _postmark_addresses(full: Iterable[Mapping[str, str]]) -> list[EmailAddress]:
-    return [EmailAddress(item.get("Name", ""), item.get("Email", "")) for item in full]
+def _postmark_address(name: str, email: str) -> Address:
+    # A plain dot-atom address is taken apart directly: parsing it is the costly part of
+    # building an Address, and gives the same parts.
+    if _DOT_ATOM_ADDRESS.fullmatch(email):
+        username, _, domain = email.partition("@")
+        return Address(name or "", username, domain)
+    return EmailAddress(name, email)
+
+
+def _postmark_addresses(full: Iterable[Mapping[str, str]]) -> list[Address]:
+    return [_postmark_address(item.get("Name", ""), item.get("Email", "")) for item in full]
 
 
 def _utf8_text(value: str | None) -> str:
@@ -483,11 +497,11 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
 
 
 @transaction.atomic
-def _deliver_to_mailbox(*, mailbox: Mailbox, parsed: ParsedMessage, source: str) -> Email:
+def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     # The mailbox row lock serializes concurrent deliveries of the same message, so the
     # Message-ID check below cannot race (a retried webhook and the SMTP path alike).
     mailbox = (
-        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox.pk)
+        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox_id)
     )
     existing = Email.objects.filter(
         mailbox=mailbox, direction=Direction.INBOUND, message_id=parsed.message_id
@@ -566,17 +580,15 @@ def _deliver_to_mailbox(*, mailbox: Mailbox, parsed: ParsedMessage, source: str)
     return email
 
 
-def _active_mailboxes(recipients: list[str]) -> list[Mailbox]:
+def _active_mailbox_ids(recipients: list[str]) -> list[str]:
     """The distinct active mailboxes among ``recipients``, in recipient order, in one query."""
     addresses = [_normalize_address(address) for address in recipients]
-    found = {
-        mailbox.address: mailbox
-        for mailbox in Mailbox.objects.select_related("account").filter(
+    found = dict(
+        Mailbox.objects.filter(
             address__in={address for address in addresses if address}, is_active=True
-        )
-    }
-    mailboxes = (found[address] for address in addresses if address in found)
-    return list({mailbox.pk: mailbox for mailbox in mailboxes}.values())
+        ).values_list("address", "pk")
+    )
+    return list(dict.fromkeys(found[address] for address in addresses if address in found))
 
 
 def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str) -> list[Email]:
@@ -591,8 +603,8 @@ def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str
     if unsubscribe_address() in {_normalize_address(address) for address in recipients}:
         unsubscribe_by_mail(subject=parsed.subject)
     return [
-        _deliver_to_mailbox(mailbox=mailbox, parsed=parsed, source=source)
-        for mailbox in _active_mailboxes(recipients)
+        _deliver_to_mailbox(mailbox_id=mailbox_id, parsed=parsed, source=source)
+        for mailbox_id in _active_mailbox_ids(recipients)
     ]
 
 

@@ -253,3 +253,34 @@ def test_old_sends_are_outside_the_window(owner: Tenant) -> None:
     old = timezone.now() - timedelta(days=31)
     _sent(owner, sent_at=old)
     assert reputation_rates(account=owner.account).sends == 0
+
+
+@override_settings(ANYMAIL=ANYMAIL)
+def test_inbound_json_reaches_every_recipient_mailbox_once(owner: Tenant, other: Tenant) -> None:
+    body = payload("postmark_inbound.json") | {
+        "Subject": "Grüße aus Köln ✓",
+        "FromFull": {"Email": "jorg@example.de", "Name": "Jörg Müller", "MailboxHash": ""},
+        "ToFull": [
+            {"Email": owner.mailbox.address, "Name": "Zoë"},
+            {"Email": "someone@example.org", "Name": ""},
+        ],
+        "CcFull": [{"Email": owner.mailbox.address.upper(), "Name": ""}],
+        # A Bcc recipient is known only from Postmark's fields, never from the headers.
+        "BccFull": [{"Email": other.mailbox.address, "Name": ""}],
+        "OriginalRecipient": owner.mailbox.address,
+        "Attachments": [
+            {
+                "Name": "crlf.bin",
+                "Content": base64.b64encode(b"a\r\nb\x00\xff").decode(),
+                "ContentType": "application/octet-stream",
+            }
+        ],
+    }
+    assert post(INBOUND, body).json() == {"received": True, "processed": 2}
+    for tenant in (owner, other):
+        email = Email.objects.get(mailbox=tenant.mailbox)
+        assert email.subject == "Grüße aus Köln ✓"
+        assert email.from_address == "jorg@example.de"
+        assert email.headers["From"] == "Jörg Müller <jorg@example.de>"
+        assert email.to == [owner.mailbox.address, "someone@example.org"]
+        assert bytes(email.attachments.get().content) == b"a\r\nb\x00\xff"
