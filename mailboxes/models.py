@@ -194,6 +194,21 @@ class Email(models.Model):
             ),
             models.Index(fields=["mailbox", "content_hash"]),
             models.Index(fields=["status", "status_changed_at"]),
+            # The sending quota and warm-up counts (mailboxes.quotas): an account's or a
+            # mailbox's outbound mail since a moment, read from the index alone (status is
+            # included for the refused-mail filter), however much mail the account keeps.
+            models.Index(
+                fields=["account", "received_at"],
+                name="email_outbound_by_account",
+                include=["status"],
+                condition=models.Q(direction=Direction.OUTBOUND),
+            ),
+            models.Index(
+                fields=["mailbox", "received_at"],
+                name="email_outbound_by_mailbox",
+                include=["status"],
+                condition=models.Q(direction=Direction.OUTBOUND),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -223,6 +238,23 @@ class Attachment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["email", "filename"], name="attachment_unique_name"),
         ]
+
+
+class StorageUsage(models.Model):
+    """The bytes an account stores: its emails' ``size_bytes`` plus its attachments' sizes.
+
+    Kept by every write that changes them, in that write's transaction, with in-place
+    increments (mailboxes.quotas), so reading it or checking the storage limit costs one
+    row instead of summing all the account's mail. A row of its own rather than a column
+    of Account: every writer updates it last, after its mailbox and account row locks, so
+    it adds no lock-order cycle, and the hot Account row (read by every request) is not
+    rewritten by every email. ``storage_reconcile`` recomputes it from the sums.
+    """
+
+    account = models.OneToOneField(
+        Account, primary_key=True, on_delete=models.CASCADE, related_name="storage_usage"
+    )
+    used_bytes = models.BigIntegerField(default=0)
 
 
 class DeliveryEvent(models.Model):

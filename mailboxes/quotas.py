@@ -1,8 +1,13 @@
 """Sending quotas and storage: what an account has used against its plan's limits.
 
-``send_limits_check`` is called by the send path with the account and mailbox rows locked
+``send_limits_claim`` is called by the send path with the account and mailbox rows locked
 (select_for_update), so two concurrent sends cannot both pass the last free slot: the
 second waits for the first to commit and then counts its email.
+
+Stored bytes are a counter (StorageUsage), not a sum over the account's mail: every write
+that stores or resizes an email or attachment adds its delta with ``storage_add`` in the
+same transaction. Emails are deleted only with their account, whose counter row goes with
+it (cascade). ``storage_reconcile`` recomputes the counter from the sums.
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db import transaction
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
 from billing.periods import current_period
 from billing.plans import WARMUP_DAILY_CAPS, limits_for
-from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox
+from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, StorageUsage
 from multimail.errors import ApiError
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
@@ -37,9 +43,70 @@ def emails_sent_this_period(*, account: Account) -> int:
 
 
 def storage_used_bytes(*, account: Account) -> int:
-    bodies = Email.objects.filter(account=account).aggregate(total=Sum("size_bytes"))["total"]
-    files = Attachment.objects.filter(email__account=account).aggregate(total=Sum("size"))["total"]
-    return int(bodies or 0) + int(files or 0)
+    used = StorageUsage.objects.filter(account=account).values_list("used_bytes", flat=True)
+    return used.first() or 0
+
+
+def _storage_increment(account_id: str, delta: int, *, limit: int | None = None) -> bool:
+    """Add ``delta`` in place (never read-modify-write: concurrent writers keep each
+    other's bytes); with ``limit``, only if the total stays within it. False when nothing
+    changed: the row is missing, or the bytes do not fit."""
+    rows = StorageUsage.objects.filter(account_id=account_id)
+    if limit is not None:
+        rows = rows.filter(used_bytes__lte=limit - delta)
+    return bool(rows.update(used_bytes=F("used_bytes") + delta))
+
+
+def _storage_row_ensure(account_id: str) -> None:
+    # Rows are created on the account's first stored byte; ON CONFLICT DO NOTHING, so two
+    # first writes at once cannot fail on each other.
+    StorageUsage.objects.bulk_create([StorageUsage(account_id=account_id)], ignore_conflicts=True)
+
+
+def storage_add(*, account_id: str, delta: int) -> None:
+    """Count ``delta`` bytes (negative: freed) in the account's stored bytes. Call it in
+    the transaction that writes them, after the mailbox and account row locks."""
+    if delta and not _storage_increment(account_id, delta):
+        _storage_row_ensure(account_id)
+        _storage_increment(account_id, delta)
+
+
+def storage_reconcile(*, account_id: str) -> tuple[int, int]:
+    """Set the counter to the exact sums of the account's emails and attachments; returns
+    (counted, actual). The counter row is locked before summing: a writer that already
+    counted its delta has committed by then (its rows are in the sums), and one that has
+    not waits for this commit and adds its delta to the corrected figure."""
+    with transaction.atomic():
+        _storage_row_ensure(account_id)
+        counted = (
+            StorageUsage.objects.select_for_update()
+            .values_list("used_bytes", flat=True)
+            .get(account_id=account_id)
+        )
+        bodies = Email.objects.filter(account_id=account_id).aggregate(total=Sum("size_bytes"))
+        files = Attachment.objects.filter(email__account_id=account_id).aggregate(total=Sum("size"))
+        actual = int(bodies["total"] or 0) + int(files["total"] or 0)
+        if actual != counted:
+            StorageUsage.objects.filter(account_id=account_id).update(used_bytes=actual)
+    return counted, actual
+
+
+def _storage_claim(*, account: Account, adding_bytes: int, limit: int) -> None:
+    """Count the new email's bytes if they fit within ``limit``: the check and the
+    increment are one statement."""
+    if _storage_increment(account.pk, adding_bytes, limit=limit):
+        return
+    _storage_row_ensure(account.pk)
+    if _storage_increment(account.pk, adding_bytes, limit=limit):
+        return
+    used_bytes = storage_used_bytes(account=account)
+    raise ApiError(
+        "storage_quota_exceeded",
+        f"Stored mail uses {used_bytes} of {limit} bytes and this email does not fit. "
+        "Delete old emails or upgrade the plan.",
+        used_bytes=used_bytes,
+        limit_bytes=limit,
+    )
 
 
 def warmup_stage(*, mailbox: Mailbox, now: datetime | None = None) -> int | None:
@@ -53,8 +120,10 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(int((moment - now).total_seconds()) + 1, 1)
 
 
-def send_limits_check(*, account: Account, mailbox: Mailbox, adding_bytes: int) -> None:
-    """Raise the catalog error for the first limit one more outbound email would break."""
+def send_limits_claim(*, account: Account, mailbox: Mailbox, adding_bytes: int) -> None:
+    """Raise the catalog error for the first limit one more outbound email would break;
+    otherwise count its ``adding_bytes`` as stored (the caller stores the email in the same
+    transaction, so a refusal or a rollback counts nothing)."""
     now = timezone.now()
     limits = limits_for(account.plan)
 
@@ -94,12 +163,4 @@ def send_limits_check(*, account: Account, mailbox: Mailbox, adding_bytes: int) 
                 daily_limit=daily_limit,
             )
 
-    used_bytes = storage_used_bytes(account=account)
-    if used_bytes + adding_bytes > limits.max_storage_bytes:
-        raise ApiError(
-            "storage_quota_exceeded",
-            f"Stored mail uses {used_bytes} of {limits.max_storage_bytes} bytes and this email "
-            "does not fit. Delete old emails or upgrade the plan.",
-            used_bytes=used_bytes,
-            limit_bytes=limits.max_storage_bytes,
-        )
+    _storage_claim(account=account, adding_bytes=adding_bytes, limit=limits.max_storage_bytes)

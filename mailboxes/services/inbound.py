@@ -44,6 +44,7 @@ from mailboxes.models import (
     SpamVerdict,
     WebhookEvent,
 )
+from mailboxes.quotas import storage_add
 from mailboxes.services.compliance import unsubscribe_by_mail
 from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
@@ -546,6 +547,10 @@ def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) 
             content_id=item.content_id,
         )
         for item in parsed.attachments
+    )
+    storage_add(
+        account_id=mailbox.account_id,
+        delta=email.size_bytes + sum(len(item.content) for item in parsed.attachments),
     )
     usage_record(account=mailbox.account, event_type=UsageEventType.EMAILS_RECEIVED)
     if hold:

@@ -47,7 +47,7 @@ from mailboxes.models import (
     Suppression,
     WebhookEvent,
 )
-from mailboxes.quotas import send_limits_check
+from mailboxes.quotas import send_limits_claim, storage_add
 from mailboxes.services import compliance
 from mailboxes.services.content_filter import AttachmentInfo, content_check
 from mailboxes.services.inbound import inbound_receive
@@ -252,7 +252,7 @@ def email_accept(
                 )
 
         body_bytes = len(markdown.encode())
-        send_limits_check(
+        send_limits_claim(
             account=account, mailbox=mailbox, adding_bytes=body_bytes + attachment_bytes
         )
 
@@ -410,8 +410,10 @@ def email_process(*, email_id: str) -> None:
         locked = _locked(email_id, EmailStatus.PENDING_SCAN)
         if locked is None:
             return
+        grown = email.size_bytes - locked.size_bytes
         locked.html, locked.text, locked.size_bytes = email.html, email.text, email.size_bytes
         locked.save(update_fields=["html", "text", "size_bytes"])
+        storage_add(account_id=locked.account_id, delta=grown)
         if reason is not None:
             _transition(
                 locked,
@@ -749,6 +751,7 @@ def email_schedule_update(
             subject=content.get("subject", email.subject),
             markdown=content.get("markdown", email.markdown),
         )
+        stored_before = email.size_bytes
         for name, value in fields.items():
             setattr(email, name, value)
         # Scanned again now: refused content leaves the scheduled email as it was, and the
@@ -763,6 +766,7 @@ def email_schedule_update(
                 reason=reason,
             )
         email.save(update_fields=[*fields, "html", "text", "size_bytes"])
+        storage_add(account_id=email.account_id, delta=email.size_bytes - stored_before)
         return email
     if fields:
         Email.objects.filter(pk=email.pk).update(**fields)

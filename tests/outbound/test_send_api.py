@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from accounts.models import Plan
 from billing.plans import limits_for
 from mailboxes.models import Direction, Email, EmailStatus, Suppression
+from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from multimail.ids import new_id
 from tests.conftest import Tenant, assert_error
 from tests.outbound.conftest import attachment, body
@@ -192,7 +193,28 @@ def test_storage_quota(send: Callable[..., Any], owner: Tenant, monkeypatch: Any
     tiny = dataclasses.replace(limits_for(Plan.STARTER), max_storage_bytes=100)
     monkeypatch.setattr("mailboxes.quotas.limits_for", lambda plan: tiny)
     _emails(owner, 1, size_bytes=90)
+    storage_reconcile(account_id=owner.account.pk)  # rows written around the services
     assert_error(send(), "storage_quota_exceeded", used_bytes=90, limit_bytes=100)
+
+
+def test_storage_quota_counts_the_email_that_fills_it(
+    send: Callable[..., Any], owner: Tenant, monkeypatch: Any
+) -> None:
+    markdown = "x" * 40
+    tiny = dataclasses.replace(limits_for(Plan.STARTER), max_storage_bytes=90 + len(markdown))
+    monkeypatch.setattr("mailboxes.quotas.limits_for", lambda plan: tiny)
+    _emails(owner, 1, size_bytes=90)
+    storage_reconcile(account_id=owner.account.pk)
+    # Exactly full is allowed; the stored bytes then include the rendered body.
+    assert send(markdown=markdown).status_code == 202
+    used = storage_used_bytes(account=owner.account)
+    assert used == 90 + sum(e.size_bytes for e in Email.objects.filter(subject="Quarterly numbers"))
+    assert_error(
+        send(markdown="y"),
+        "storage_quota_exceeded",
+        used_bytes=used,
+        limit_bytes=tiny.max_storage_bytes,
+    )
 
 
 def test_needs_send_scope(api: Callable[..., APIClient], owner: Tenant) -> None:
