@@ -127,8 +127,8 @@ def send_limits_claim(*, account: Account, mailbox: Mailbox, adding_bytes: int) 
     now = timezone.now()
     limits = limits_for(account.plan)
 
-    _, period_end = current_period(account, now=now)
-    used = emails_sent_this_period(account=account)
+    period_start, period_end = current_period(account, now=now)
+    used = counted_sends(account=account, received_at__gte=period_start).count()
     if used >= limits.monthly_email_quota:
         raise ApiError(
             "monthly_quota_exceeded",

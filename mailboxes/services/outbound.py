@@ -138,9 +138,9 @@ def _reply_recipients(original: Email) -> list[str]:
 def _suppressed(account: Account, recipients: Sequence[str]) -> list[str]:
     lowered = {address.lower() for address in recipients}
     return sorted(
-        Suppression.objects.filter(account=account, email_address__in=lowered).values_list(
-            "email_address", flat=True
-        )
+        Suppression.objects.filter(account=account, email_address__in=lowered)
+        .order_by()  # sorted here: the database need not
+        .values_list("email_address", flat=True)
     )
 
 
@@ -177,9 +177,12 @@ def email_accept(
         now = timezone.now()
 
         if idempotency_key:
-            existing = Email.objects.filter(
-                mailbox=mailbox, idempotency_key=idempotency_key
-            ).first()
+            # A replay answers with the id and thread only: the bodies are not loaded.
+            existing = (
+                Email.objects.filter(mailbox=mailbox, idempotency_key=idempotency_key)
+                .only("pk", "received_at", "thread_id")
+                .first()
+            )
             if existing is not None and existing.received_at >= now - IDEMPOTENCY_WINDOW:
                 return Accepted(email=existing, replayed=True)
             if existing is not None:  # the key expired: free it for this new email
@@ -232,7 +235,8 @@ def email_accept(
 
         digest = content_hash(to=to, cc=cc, bcc=bcc, subject=subject, markdown=markdown)
         if not idempotency_key:
-            duplicate = (
+            # Only the id: the row itself (bodies included) is of no use here.
+            duplicate_id = (
                 Email.objects.filter(
                     mailbox=mailbox,
                     direction=Direction.OUTBOUND,
@@ -240,15 +244,16 @@ def email_accept(
                     received_at__gte=now - DUPLICATE_WINDOW,
                 )
                 .exclude(status__in=_REFUSED)
+                .values_list("pk", flat=True)
                 .first()
             )
-            if duplicate is not None:
+            if duplicate_id is not None:
                 raise ApiError(
                     "duplicate_email",
                     "An identical email (same recipients, subject and body) left this mailbox "
                     "in the last 60 seconds. Wait, or pass idempotency_key for intentional "
                     "retries.",
-                    original_id=duplicate.pk,
+                    original_id=duplicate_id,
                 )
 
         body_bytes = len(markdown.encode())
