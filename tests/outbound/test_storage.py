@@ -3,6 +3,8 @@ sums of the account's emails and attachments, which it replaces on the send path
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
@@ -10,12 +12,15 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Account
-from mailboxes.models import Attachment, Email, EmailStatus, StorageUsage
+from accounts.services import api_key_create
+from mailboxes.models import Attachment, Email, EmailStatus, Mailbox, StorageUsage
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from mailboxes.services.inbound import inbound_receive
 from tests.conftest import Tenant, assert_error
@@ -116,3 +121,63 @@ def test_reconcile_command_corrects_drift(send: Callable[..., Any], owner: Tenan
     out = StringIO()
     call_command("storage_reconcile", "--account", owner.account.pk, stdout=out)
     assert out.getvalue().strip() == "1 accounts checked, 0 corrected."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sends_and_deliveries_keep_the_counter_exact(owner: Tenant) -> None:
+    """Sends on one mailbox and inbound mail on another of the same account, at once: the
+    in-place increments lose nothing and the lock order holds (no deadlock)."""
+    second = Mailbox.objects.create(
+        account=owner.account, address="second@acme.multimail.localhost"
+    )
+    _, key = api_key_create(account=owner.account, name="race", scopes=["send"])
+    per_side = 4
+    barrier = threading.Barrier(2 * per_side)
+    failures: list[str] = []
+
+    def send(n: int) -> None:
+        response = Client().post(
+            f"/v1/mailboxes/{owner.mailbox.pk}/send",
+            data=json.dumps(
+                {
+                    "to": ["x@example.org"],
+                    "subject": f"S{n}",
+                    "markdown": "m" * n,
+                    "attachments": [attachment(content=b"a" * (100 * n))],
+                }
+            ),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {key}",
+        )
+        if response.status_code != 202:
+            failures.append(f"send {response.status_code} {response.content!r}")
+
+    def receive(n: int) -> None:
+        raw = build_mime(
+            to=second.address,
+            text="t" * n,
+            attachments=[("f.bin", "application/octet-stream", b"b" * (1000 * n))],
+        )
+        inbound_receive(raw=raw, recipients=[second.address], source="test")
+
+    def run(call: Callable[[int], None], n: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            call(n)
+        except Exception as error:  # reported below, with the other failures
+            failures.append(f"{call.__name__}: {error!r}")
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(call, n))
+        for n in range(1, per_side + 1)
+        for call in (send, receive)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert Email.objects.filter(account=owner.account).count() == 2 * per_side
+    _counter_is_exact(owner.account)
