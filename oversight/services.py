@@ -148,12 +148,20 @@ def email_decide(
     decision = _decide(
         actor=actor, email_id=email_id, action=Action(action), reason=reason, request_id=request_id
     )
-    if decision.status != DecisionStatus.APPROVED_AND_SENT:
+    if decision.status != DecisionStatus.APPROVED_AND_SENT or not _delivery_runs_in_process():
         return decision
     # With in-process tasks delivery ran when the decision committed: report its message id.
+    # (With a broker a worker sends it later: there is no id to report yet, so no re-read.)
     email = decision.email
     email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
     return Decision(decision.status, email, email.provider_message_id or None)
+
+
+def _delivery_runs_in_process() -> bool:
+    # Imported here: the tasks import the outbound pipeline, which imports this module.
+    from mailboxes.tasks import deliver_email
+
+    return bool(deliver_email.app.conf.task_always_eager)
 
 
 def _not_pending(email: Email) -> ApiError:
@@ -179,16 +187,22 @@ def _not_pending(email: Email) -> ApiError:
 def _decide(
     *, actor: Actor, email_id: str, action: Action, reason: str, request_id: str
 ) -> Decision:
-    email = (
-        Email.objects.select_related("account").filter(account=actor.account, pk=email_id).first()
-    )
-    if email is None:
-        raise not_found("pending_email")
     # Decisions queue on the mailbox's row, not the email's: a losing decision waits here,
     # then reads the winner's committed result, and never holds the email row, so the
     # delivery the winner hands off on commit (which skips locked rows) finds it free.
-    email.mailbox = Mailbox.objects.select_for_update().get(pk=email.mailbox_id)
-    email.refresh_from_db(fields=["status", "approved_by", "send_at", "gate_timing"])
+    # The mailbox is found through the email in the locking statement itself, and the email
+    # is read only once the lock is held: one read of each row, never a stale one.
+    mailbox = (
+        Mailbox.objects.select_for_update()
+        .filter(
+            pk__in=Email.objects.filter(account=actor.account, pk=email_id).values("mailbox_id")
+        )
+        .first()
+    )
+    if mailbox is None:
+        raise not_found("pending_email")
+    email = Email.objects.get(pk=email_id)
+    email.account, email.mailbox = actor.account, mailbox
     if email.status not in policy.PENDING_STATUSES:
         raise _not_pending(email)
     now = timezone.now()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEntry
 from billing.models import UsageDaily, UsageEventType
@@ -140,3 +142,18 @@ def test_approving_outbound_of_a_read_only_mailbox_is_refused(owner: Tenant, api
             DECIDE, {"email_id": email.pk, "action": "reject"}, format="json"
         )
     assert response.json()["status"] == "rejected"
+
+
+def test_a_decision_reads_the_email_once_under_the_mailbox_lock(owner: Tenant, api) -> None:
+    email = held(owner.mailbox, direction=Direction.INBOUND)
+    client = api("oversight")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(DECIDE, {"email_id": email.pk, "action": "approve"}, format="json")
+    assert response.status_code == 200
+    statements = [q["sql"] for q in queries.captured_queries]
+    locks = [sql for sql in statements if sql.endswith("FOR UPDATE")]
+    assert len(locks) == 1
+    assert locks[0].startswith('SELECT "mailboxes_mailbox"')
+    email_reads = [sql for sql in statements if sql.startswith('SELECT "mailboxes_email"')]
+    assert len(email_reads) == 1
+    assert statements.index(email_reads[0]) > statements.index(locks[0])
