@@ -27,12 +27,12 @@ from oversight import policy, selectors, services
 from oversight.serializers import (
     DecideRequestSerializer,
     DecideResponseSerializer,
-    PendingEmailSerializer,
     PendingListSerializer,
     UpgradedSerializer,
     UpgradeRedeemSerializer,
     UpgradeRequestedSerializer,
     UpgradeRequestSerializer,
+    pending_email_data,
 )
 
 
@@ -56,13 +56,11 @@ class PendingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.pending_emails(account=_principal(request).account), request.query_params
+            selectors.pending_email_rows(account=_principal(request).account),
+            request.query_params,
         )
         return Response(
-            {
-                "emails": PendingEmailSerializer(page.items, many=True).data,
-                "cursor": page.next_cursor,
-            }
+            {"emails": [pending_email_data(row) for row in page.items], "cursor": page.next_cursor}
         )
 
 
