@@ -27,12 +27,12 @@ from oversight import policy, selectors, services
 from oversight.serializers import (
     DecideRequestSerializer,
     DecideResponseSerializer,
+    PendingEmailSerializer,
     PendingListSerializer,
     UpgradedSerializer,
     UpgradeRedeemSerializer,
     UpgradeRequestedSerializer,
     UpgradeRequestSerializer,
-    pending_email_data,
 )
 
 
@@ -60,7 +60,10 @@ class PendingListView(APIView):
             request.query_params,
         )
         return Response(
-            {"emails": [pending_email_data(row) for row in page.items], "cursor": page.next_cursor}
+            {
+                "emails": PendingEmailSerializer(page.items, many=True).data,
+                "cursor": page.next_cursor,
+            }
         )
 
 
