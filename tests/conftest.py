@@ -7,6 +7,7 @@ key of the given scopes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -124,3 +125,11 @@ def assert_error(response: Any, code: str, *, param: str | None = None, **extra:
     if entry.status in (429, 503) and entry.is_retryable:
         assert int(response["Retry-After"]) >= 1
     return error
+
+
+def start_and_join(threads: list[threading.Thread], *, timeout: float) -> None:
+    """Run the threads of a concurrency test together and wait for every one."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)

@@ -10,7 +10,7 @@ from django.db import connection
 
 from mailboxes.models import Email
 from mailboxes.services.inbound import inbound_receive
-from tests.conftest import Tenant
+from tests.conftest import Tenant, start_and_join
 from tests.inbound.conftest import build_mime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,10 +33,7 @@ def test_parallel_deliveries_store_one_email(owner: Tenant) -> None:
             connection.close()
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    start_and_join(threads, timeout=30)
     assert errors == []
     assert len(results) == 4
     assert len(set(results)) == 1

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
-from tests.conftest import Tenant
+from tests.conftest import Tenant, start_and_join
 from tests.outbound.conftest import body
 
 pytestmark = [
@@ -37,10 +37,7 @@ def _race(requests: list[Callable[[], Any]]) -> list[int]:
             connection.close()
 
     threads = [threading.Thread(target=run, args=(request,)) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    start_and_join(threads, timeout=60)
     return statuses
 
 

@@ -23,7 +23,7 @@ from accounts.services import api_key_create
 from mailboxes.models import Attachment, Email, EmailStatus, Mailbox, StorageUsage
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from mailboxes.services.inbound import inbound_receive
-from tests.conftest import Tenant, assert_error
+from tests.conftest import Tenant, assert_error, start_and_join
 from tests.inbound.conftest import build_mime
 from tests.outbound.conftest import attachment
 
@@ -174,10 +174,7 @@ def test_concurrent_sends_and_deliveries_keep_the_counter_exact(owner: Tenant) -
         for n in range(1, per_side + 1)
         for call in (send, receive)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    start_and_join(threads, timeout=60)
     assert failures == []
     assert Email.objects.filter(account=owner.account).count() == 2 * per_side
     _counter_is_exact(owner.account)

@@ -14,7 +14,7 @@ from billing.models import UsageDaily, UsageEventType
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.errors import ApiError
 from oversight.services import email_decide
-from tests.conftest import Tenant, client_for, key_for
+from tests.conftest import Tenant, client_for, key_for, start_and_join
 
 THREADS = 20
 
@@ -54,10 +54,7 @@ def test_twenty_concurrent_decisions_have_one_winner(
             results.append(outcome)
 
     threads = [threading.Thread(target=decide, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    start_and_join(threads, timeout=60)
 
     winners = [r for r in results if not r.startswith("already_decided")]
     assert len(results) == THREADS

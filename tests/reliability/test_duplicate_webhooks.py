@@ -26,7 +26,7 @@ from mailboxes.models import (
     Suppression,
     WebhookDelivery,
 )
-from tests.conftest import Tenant
+from tests.conftest import Tenant, start_and_join
 from tests.inbound.conftest import make_email
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,10 +60,7 @@ def _race(path: str, payload: dict[str, Any]) -> list[Any]:
             connection.close()  # each thread opened its own
 
     threads = [threading.Thread(target=deliver, args=(i,)) for i in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    start_and_join(threads, timeout=60)
     return responses
 
 

@@ -20,7 +20,7 @@ from django.db import connection
 from django.test import Client
 
 from mailboxes.models import Direction, Email
-from tests.conftest import Tenant
+from tests.conftest import Tenant, start_and_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,10 +80,7 @@ def test_concurrent_sends_and_inbound_do_not_deadlock(
             for i in range(PER_SIDE)
             for call in (send, receive)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        start_and_join(threads, timeout=60)
     assert failures == []
     assert Email.objects.filter(direction=Direction.INBOUND).count() == ROUNDS * PER_SIDE
     assert Email.objects.filter(direction=Direction.OUTBOUND).count() == ROUNDS * PER_SIDE
