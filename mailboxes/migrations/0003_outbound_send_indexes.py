@@ -1,8 +1,10 @@
 # The indexes of the sending quota and warm-up counts. Built concurrently: the email table
-# is the largest one, and a plain CREATE INDEX would block every write to it meanwhile.
+# is the largest one, and a plain CREATE INDEX would block every write to it meanwhile
+# (SQLite, the embedded default, builds them plainly).
 
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
+
+from multimail.migration_operations import AddIndexConcurrentlyWherePossible
 
 
 class Migration(migrations.Migration):
@@ -14,11 +16,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
+        AddIndexConcurrentlyWherePossible(
             model_name='email',
             index=models.Index(condition=models.Q(('direction', 'outbound')), fields=['account', 'received_at'], include=('status',), name='email_outbound_by_account'),
         ),
-        AddIndexConcurrently(
+        AddIndexConcurrentlyWherePossible(
             model_name='email',
             index=models.Index(condition=models.Q(('direction', 'outbound')), fields=['mailbox', 'received_at'], include=('status',), name='email_outbound_by_mailbox'),
         ),
