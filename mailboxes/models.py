@@ -216,6 +216,13 @@ class Email(models.Model):
                 name="email_unique_idempotency_key",
                 condition=models.Q(idempotency_key__isnull=False),
             ),
+            # A message is stored once per mailbox, however many times it is delivered (a
+            # retried webhook, the SMTP path): concurrent deliveries need no lock for it.
+            models.UniqueConstraint(
+                fields=["mailbox", "message_id"],
+                name="email_inbound_message_once",
+                condition=models.Q(direction=Direction.INBOUND),
+            ),
         ]
 
     def __str__(self) -> str:

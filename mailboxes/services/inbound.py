@@ -28,7 +28,7 @@ from typing import Any
 import html2text
 from anymail.utils import EmailAddress
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import operator_email_send
@@ -497,22 +497,32 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
     )
 
 
-@transaction.atomic
-def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
-    # The mailbox row lock serializes concurrent deliveries of the same message, so the
-    # Message-ID check below cannot race (a retried webhook and the SMTP path alike).
-    mailbox = (
-        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox_id)
-    )
-    existing = Email.objects.filter(
-        mailbox=mailbox, direction=Direction.INBOUND, message_id=parsed.message_id
+def _stored_copy(*, mailbox_id: str, message_id: str) -> Email | None:
+    return Email.objects.filter(
+        mailbox_id=mailbox_id, direction=Direction.INBOUND, message_id=message_id[:998]
     ).first()
-    if existing is not None:
-        logger.info(
-            "inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox.pk, existing.pk
-        )
-        return existing
 
+
+def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
+    """Store the message in one mailbox, once: a second delivery of the same Message-ID (a
+    retried webhook, the SMTP path) returns the first copy. No row lock: the unique
+    constraint on (mailbox, Message-ID) decides between concurrent deliveries, so deliveries
+    into one mailbox, and sends of its account, proceed side by side."""
+    existing = _stored_copy(mailbox_id=mailbox_id, message_id=parsed.message_id)
+    if existing is None:
+        try:
+            return _store(mailbox_id=mailbox_id, parsed=parsed, source=source)
+        except IntegrityError:  # a concurrent delivery of the same message stored it first
+            existing = _stored_copy(mailbox_id=mailbox_id, message_id=parsed.message_id)
+            if existing is None:
+                raise
+    logger.info("inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox_id, existing.pk)
+    return existing
+
+
+@transaction.atomic
+def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
+    mailbox = Mailbox.objects.select_related("account").get(pk=mailbox_id)
     spam = spam_score(signals=_spam_signals(parsed))
     status, hold = _initial_status(mailbox=mailbox, verdict=spam.verdict)
     email = Email.objects.create(
@@ -548,11 +558,6 @@ def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) 
         )
         for item in parsed.attachments
     )
-    storage_add(
-        account_id=mailbox.account_id,
-        delta=email.size_bytes + sum(len(item.content) for item in parsed.attachments),
-    )
-    usage_record(account=mailbox.account, event_type=UsageEventType.EMAILS_RECEIVED)
     if hold:
         email_hold(email=email)
     if status != EmailStatus.SPAM_QUARANTINED:
@@ -574,6 +579,12 @@ def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) 
         )
     if mailbox.forward_inbound and status == EmailStatus.UNREAD:
         _forward_to_operator(email=email, parsed=parsed)
+    # Last: these rows are the account's hot counters, locked from here until commit.
+    storage_add(
+        account_id=mailbox.account_id,
+        delta=email.size_bytes + sum(len(item.content) for item in parsed.attachments),
+    )
+    usage_record(account=mailbox.account, event_type=UsageEventType.EMAILS_RECEIVED)
     logger.info(
         "inbound_received source=%s mailbox=%s email=%s status=%s spam_score=%s",
         source,

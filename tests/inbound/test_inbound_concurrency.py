@@ -1,5 +1,6 @@
 """Concurrent deliveries of one message (a Postmark retry racing the first attempt, or the
-webhook and SMTP paths at once) store it once: the mailbox row lock serializes them."""
+webhook and SMTP paths at once) store it once: the unique (mailbox, Message-ID) constraint
+decides, and the losers answer with the stored copy."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from django.db import connection
 
 from mailboxes.models import Email
+from mailboxes.quotas import storage_reconcile
 from mailboxes.services.inbound import inbound_receive
 from tests.conftest import Tenant, start_and_join
 from tests.inbound.conftest import build_mime
@@ -38,3 +40,6 @@ def test_parallel_deliveries_store_one_email(owner: Tenant) -> None:
     assert len(results) == 4
     assert len(set(results)) == 1
     assert Email.objects.filter(mailbox=owner.mailbox).count() == 1
+    # The losers' transactions stored nothing, so the bytes were counted once.
+    stored, exact = storage_reconcile(account_id=owner.account.pk)
+    assert stored == exact > 0
