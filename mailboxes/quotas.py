@@ -120,14 +120,21 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(int((moment - now).total_seconds()) + 1, 1)
 
 
-def send_limits_claim(*, account: Account, mailbox: Mailbox, adding_bytes: int) -> None:
+def send_limits_claim(
+    *,
+    account: Account,
+    mailbox: Mailbox,
+    adding_bytes: int,
+    period: tuple[datetime, datetime],
+) -> None:
     """Raise the catalog error for the first limit one more outbound email would break;
     otherwise count its ``adding_bytes`` as stored (the caller stores the email in the same
-    transaction, so a refusal or a rollback counts nothing)."""
+    transaction, so a refusal or a rollback counts nothing). ``period`` is the account's
+    ``current_period``, read by the caller before it took the row locks."""
     now = timezone.now()
     limits = limits_for(account.plan)
 
-    period_start, period_end = current_period(account, now=now)
+    period_start, period_end = period
     used = counted_sends(account=account, received_at__gte=period_start).count()
     if used >= limits.monthly_email_quota:
         raise ApiError(

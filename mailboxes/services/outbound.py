@@ -35,6 +35,7 @@ from django.utils.html import escape, linebreaks
 from accounts.actors import Actor
 from accounts.models import Account
 from billing.models import UsageEventType
+from billing.periods import current_period
 from billing.usage import usage_record
 from mailboxes.events import emit_event
 from mailboxes.models import (
@@ -169,6 +170,11 @@ def email_accept(
             param="attachments",
             limit_bytes=MAX_ATTACHMENTS_BYTES,
         )
+    # Read before the row locks below, which serialize the account's sends: the quota period
+    # (a subscription query on paid plans) and, for a send, which recipients are suppressed.
+    # Neither needs the lock; the shorter the locked section, the more sends an account makes.
+    period = current_period(actor.account)
+    suppressed = None if reply_to_email_id else _suppressed(actor.account, [*to, *cc, *bcc])
     with transaction.atomic():
         # The mailbox and account rows stay locked until commit: the quota counts and the
         # insert below are one step, so concurrent sends cannot overshoot a limit.
@@ -224,7 +230,8 @@ def email_accept(
             references = " ".join(filter(None, [original.references, original.message_id]))
             thread_id = original.thread_id or thread_id
 
-        suppressed = _suppressed(account, [*to, *cc, *bcc])
+        if suppressed is None:  # a reply: its recipients come from the original
+            suppressed = _suppressed(account, [*to, *cc, *bcc])
         if suppressed:
             raise ApiError(
                 "recipient_suppressed",
@@ -258,7 +265,10 @@ def email_accept(
 
         body_bytes = len(markdown.encode())
         send_limits_claim(
-            account=account, mailbox=mailbox, adding_bytes=body_bytes + attachment_bytes
+            account=account,
+            mailbox=mailbox,
+            adding_bytes=body_bytes + attachment_bytes,
+            period=period,
         )
 
         domain = mailbox.address.rpartition("@")[2]
