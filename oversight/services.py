@@ -192,8 +192,11 @@ def _decide(
     # delivery the winner hands off on commit (which skips locked rows) finds it free.
     # The mailbox is found through the email in the locking statement itself, and the email
     # is read only once the lock is held: one read of each row, never a stale one.
+    # NO KEY UPDATE, as every writer of the mailbox row takes it: decisions still queue, but
+    # mail stored into the mailbox meanwhile (whose foreign-key check needs KEY SHARE on this
+    # row) is not held up behind them.
     mailbox = (
-        Mailbox.objects.select_for_update()
+        Mailbox.objects.select_for_update(no_key=True)
         .filter(
             pk__in=Email.objects.filter(account=actor.account, pk=email_id).values("mailbox_id")
         )

@@ -151,7 +151,7 @@ def test_a_decision_reads_the_email_once_under_the_mailbox_lock(owner: Tenant, a
         response = client.post(DECIDE, {"email_id": email.pk, "action": "approve"}, format="json")
     assert response.status_code == 200
     statements = [q["sql"] for q in queries.captured_queries]
-    locks = [sql for sql in statements if sql.endswith("FOR UPDATE")]
+    locks = [sql for sql in statements if sql.endswith("FOR NO KEY UPDATE")]
     assert len(locks) == 1
     assert locks[0].startswith('SELECT "mailboxes_mailbox"')
     email_reads = [sql for sql in statements if sql.startswith('SELECT "mailboxes_email"')]
