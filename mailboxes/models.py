@@ -253,9 +253,10 @@ class StorageUsage(models.Model):
     Kept by every write that changes them, in that write's transaction, with in-place
     increments (mailboxes.quotas), so reading it or checking the storage limit costs one
     row instead of summing all the account's mail. A row of its own rather than a column
-    of Account: every writer updates it last, after its mailbox and account row locks, so
-    it adds no lock-order cycle, and the hot Account row (read by every request) is not
-    rewritten by every email. ``storage_reconcile`` recomputes it from the sums.
+    of Account: every writer updates it last in its transaction, after any mailbox and
+    account row locks it takes, so it adds no lock-order cycle, and the hot Account row
+    (read by every request) is not rewritten by every email. ``storage_reconcile``
+    recomputes it from the sums.
     """
 
     account = models.OneToOneField(

@@ -65,7 +65,8 @@ def _storage_row_ensure(account_id: str) -> None:
 
 def storage_add(*, account_id: str, delta: int) -> None:
     """Count ``delta`` bytes (negative: freed) in the account's stored bytes. Call it in
-    the transaction that writes them, after the mailbox and account row locks."""
+    the transaction that writes them, as late as possible: the row stays locked until
+    commit, and after any mailbox or account row lock the transaction takes."""
     if delta and not _storage_increment(account_id, delta):
         _storage_row_ensure(account_id)
         _storage_increment(account_id, delta)
