@@ -65,6 +65,12 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     expect_status: int = 200
+    # Other (path, headers) pairs the load rotates through with ``path``/``headers``, one
+    # per request: the same request for several tenants at once.
+    rotate: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def variants(self) -> list[tuple[str, dict[str, str]]]:
+        return [(self.path, self.headers), *self.rotate]
 
 
 @dataclass
@@ -208,6 +214,14 @@ class Result:
     errors: int
 
 
+def _lua_string(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+def _lua_table(mapping: dict[str, str]) -> str:
+    return "{" + ", ".join(f'["{k}"] = {_lua_string(v)}' for k, v in mapping.items()) + "}"
+
+
 def _wrk_script(target: Target, start: int = 0) -> str:
     lines = [f'wrk.method = "{target.method}"']
     for name, value in target.headers.items():
@@ -217,6 +231,10 @@ def _wrk_script(target: Target, start: int = 0) -> str:
         lines.append(f"wrk.body = [==[{target.body.decode()}]==]")
     if target.body is not None and b"{n}" in target.body:
         # Per-request numbers: wrk's two threads interleave (even/odd) from ``start``.
+        variants = target.variants()
+        json_headers = [{**headers, "Content-Type": "application/json"} for _, headers in variants]
+        lines.append(f"local paths = {{{', '.join(_lua_string(path) for path, _ in variants)}}}")
+        lines.append(f"local headers = {{{', '.join(_lua_table(h) for h in json_headers)}}}")
         lines += [
             "local threads = 0",
             "function setup(thread) thread:set('tid', threads); threads = threads + 1 end",
@@ -224,8 +242,9 @@ def _wrk_script(target: Target, start: int = 0) -> str:
             "function request()",
             f"  local n = {start} + count * 2 + tid",
             "  count = count + 1",
+            "  local v = n % #paths + 1",
             '  local body = string.gsub(wrk.body, "{n}", string.format("%012d", n))',
-            "  return wrk.format(nil, nil, nil, body)",
+            "  return wrk.format(nil, paths[v], headers[v], body)",
             "end",
         ]
     return "\n".join(lines) + "\n"
@@ -290,17 +309,25 @@ def run_threads(
     stop_at = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
-    headers = dict(target.headers)
-    if target.body is not None:
-        headers["Content-Type"] = "application/json"
+    variants = [
+        (
+            path,
+            {
+                **headers,
+                **({"Content-Type": "application/json"} if target.body is not None else {}),
+            },
+        )
+        for path, headers in target.variants()
+    ]
 
     def worker(index: int) -> None:
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             try:
-                body = fill(target.body, next(numbers))
-                conn.request(target.method, target.path, body=body, headers=headers)
+                n = next(numbers)
+                path, headers = variants[n % len(variants)]
+                conn.request(target.method, path, body=fill(target.body, n), headers=headers)
                 response = conn.getresponse()
                 response.read()
                 if response.status != target.expect_status:
@@ -345,6 +372,7 @@ def load_in_subprocess(
                 "headers": target.headers,
                 "body": target.body.decode() if target.body is not None else None,
                 "expect_status": target.expect_status,
+                "rotate": target.rotate,
             },
             "seconds": seconds,
             "connections": connections,
@@ -371,6 +399,7 @@ def _generate_from_stdin() -> None:
         raw["headers"],
         raw["body"].encode() if raw["body"] is not None else None,
         raw["expect_status"],
+        [(path, headers) for path, headers in raw["rotate"]],
     )
     result = run_threads(
         spec["base_url"], target, spec["seconds"], spec["connections"], spec.get("start", 0)

@@ -44,6 +44,8 @@ PENDING_EMAILS = 10_000
 DECIDE_POOL_PER_PHASE = 60_000
 DEEP_OFFSET = 900_000
 E2E_DRAIN_TIMEOUT = 240
+# Sends of one account queue on its row lock (exact quotas); other accounts' do not.
+SEND_TENANTS = 8
 
 _django_ready = False
 
@@ -58,6 +60,9 @@ def register() -> list[Scenario]:
     os.environ.setdefault("POSTMARK_WEBHOOK_SECRET", WEBHOOK_SECRET)
     return [
         Scenario("POST send (accept+queue)", send_target, prepare=send_prepare),
+        Scenario(
+            f"POST send, {SEND_TENANTS} accounts", send_tenants_target, prepare=send_tenants_prepare
+        ),
         Scenario("POST postmark-inbound", inbound_target, prepare=inbound_prepare),
         Scenario("GET emails, first page", list_first_target, prepare=bulk_prepare),
         Scenario("GET emails, cursor 900k", list_deep_target, prepare=bulk_prepare),
@@ -219,6 +224,31 @@ def send_target(ctx: Context) -> Target:
         ctx.auth,
         json.dumps(body).encode(),
         expect_status=202,
+    )
+
+
+def send_tenants_prepare(ctx: Context) -> None:
+    """Accounts of their own, each with a warmed-up mailbox and a send key."""
+    _django()
+    stamp = time.strftime("%m%d%H%M%S")
+    ctx.extra["send_tenants"] = []
+    for index in range(SEND_TENANTS):
+        account, mailbox = _tenant(f"bench-send{index}-{stamp}", mode="gated_send")
+        ctx.extra["send_tenants"].append((mailbox.pk, _key(account, "send")))
+    _done_with_db()
+
+
+def send_tenants_target(ctx: Context) -> Target:
+    """The send request of ``send_target``, spread over several accounts: what one server
+    accepts when its tenants send at once, rather than one account's ceiling."""
+    single = send_target(ctx)
+    variants = [
+        (f"/v1/mailboxes/{mailbox_id}/send", {"Authorization": f"Bearer {key}"})
+        for mailbox_id, key in ctx.extra["send_tenants"]
+    ]
+    (path, headers), *rotate = variants
+    return Target(
+        "POST", path, headers, single.body, expect_status=single.expect_status, rotate=rotate
     )
 
 
