@@ -1,4 +1,4 @@
-"""Health, the error documentation page, and the OpenAPI schema."""
+"""Health, the error documentation page, the OpenAPI schema, and the refused-form page."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -63,3 +64,10 @@ def health(request: HttpRequest) -> JsonResponse:
 def error_docs(request: HttpRequest) -> HttpResponse:
     codes = sorted(REGISTRY.values(), key=lambda entry: (entry.status, entry.code))
     return render(request, "docs/errors.html", {"codes": codes})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A console or admin form refused by the CSRF check. Django's own page is styled
+    inline, which the Content-Security-Policy blocks; this one uses the console's look."""
+    context = {"no_cookie": reason == REASON_NO_CSRF_COOKIE}
+    return render(request, "403_csrf.html", context, status=403)
