@@ -7,11 +7,18 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, ApiKey, AuditEntry
+from accounts.models import Account, AdminActionRequest, AdminActionStatus, ApiKey, AuditEntry
 from billing.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found
+
+
+def admin_actions_awaiting(*, account: Account) -> QuerySet[AdminActionRequest]:
+    """Admin actions an agent asked for that wait for an operator and can still be approved."""
+    return AdminActionRequest.objects.filter(
+        account=account, status=AdminActionStatus.PENDING, expires_at__gt=timezone.now()
+    )
 
 
 def account_info(*, account: Account) -> dict[str, Any]:

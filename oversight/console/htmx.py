@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Account, Operator
+from accounts.selectors import admin_actions_awaiting
 from oversight.selectors import pending_emails
 
 
@@ -22,7 +23,8 @@ def render_page(
     """Full page for a normal request; ``template#partial`` when HTMX asks for a fragment.
 
     Full pages get the layout's context: the account, the person's other roles (for the
-    account switcher) and the pending count for the navigation badge.
+    account switcher), the pending count for the navigation badge and the number of admin
+    actions awaiting approval.
     """
     htmx = bool(getattr(request, "htmx", False))
     name = f"{template}#{partial}" if partial and htmx else template
@@ -33,6 +35,7 @@ def render_page(
         if "pending_count" not in context:
             context["pending_count"] = pending_count(account=account)
         if name == template:
+            context.setdefault("approvals_count", admin_actions_awaiting(account=account).count())
             context.setdefault(
                 "roles",
                 list(

@@ -107,7 +107,10 @@ def test_approvals_approve_and_deny(owner, other, console):
     assert first.pk in page
     assert second.pk in page
     assert foreign.pk not in page
+    # Every page's navigation counts what waits for the operator (this account's only).
+    assert 'aria-label="2 awaiting approval"' in console.get("/console/mailboxes").content.decode()
     console.post(f"/console/approvals/{first.pk}", {"action": "approve"})
+    assert 'aria-label="1 awaiting approval"' in console.get("/console/keys").content.decode()
     assert ran == [{"name": "ci"}]
     first.refresh_from_db()
     assert first.status == AdminActionStatus.COMPLETED
@@ -115,6 +118,7 @@ def test_approvals_approve_and_deny(owner, other, console):
     assert "denied" in response.content.decode()
     second.refresh_from_db()
     assert second.status == AdminActionStatus.DENIED
+    assert "awaiting approval" not in console.get("/console/keys").content.decode()
     again = console.post(f"/console/approvals/{second.pk}", {"action": "approve"}, follow=True)
     assert "code-conflict" in again.content.decode()
     stranger = console.post(f"/console/approvals/{foreign.pk}", {"action": "approve"}, follow=True)

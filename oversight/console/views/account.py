@@ -5,13 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.approvals import admin_action_approve, admin_action_deny
-from accounts.models import AdminActionRequest, AdminActionStatus
-from accounts.selectors import api_key_list, audit_entry_list
+from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_list
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
 from billing.services import session_key_claim
@@ -71,11 +69,7 @@ def welcome(request: HttpRequest) -> HttpResponse:
 @operator_required
 def approvals(request: HttpRequest) -> HttpResponse:
     pending = (
-        AdminActionRequest.objects.filter(
-            account=request.account,  # type: ignore[attr-defined]
-            status=AdminActionStatus.PENDING,
-            expires_at__gt=timezone.now(),
-        )
+        admin_actions_awaiting(account=request.account)  # type: ignore[attr-defined]
         .select_related("requested_by")
         .order_by("-id")
     )
