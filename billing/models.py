@@ -83,6 +83,9 @@ class Subscription(models.Model):
     # When the first unpaid invoice failed; cleared by a paid invoice. The unpaid sweep
     # deactivates the account once this is older than the grace period.
     past_due_since = models.DateTimeField(null=True, blank=True)
+    # Stripe's page for paying the failed invoice. An account deactivated for non-payment
+    # cannot sign in to the console, so its emails carry this link to pay without it.
+    unpaid_invoice_url = models.URLField(max_length=2000, blank=True, default="")
     last_event_created = models.BigIntegerField(default=0)
     last_payment_event_created = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

@@ -801,6 +801,17 @@ def _payment_event_subscription(event: dict[str, Any]) -> Subscription | tuple[s
     return subscription
 
 
+def _https_url(value: Any) -> str:
+    # Only a plain https link goes into an email; anything else is dropped.
+    return value if isinstance(value, str) and value.startswith("https://") else ""
+
+
+def _pay_here(subscription: Subscription | None) -> str:
+    if subscription is None or not subscription.unpaid_invoice_url:
+        return ""
+    return f"\n\nPay the invoice here, no sign-in needed: {subscription.unpaid_invoice_url}"
+
+
 def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
     created = int(event["created"])
     subscription = _payment_event_subscription(event)
@@ -810,6 +821,7 @@ def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
         # The subscription already ended (the account is on Starter): nothing to enforce.
         return subscription.account_id, "ignored_inactive"
     subscription.last_payment_event_created = created
+    subscription.unpaid_invoice_url = _https_url(event["data"]["object"].get("hosted_invoice_url"))
     first_failure = subscription.past_due_since is None
     if first_failure:
         subscription.past_due_since = _ts(created)
@@ -828,7 +840,7 @@ def _on_payment_failed(event: dict[str, Any]) -> tuple[str | None, str]:
                 "The last payment for your MultiMail subscription failed. Update the payment "
                 "method in the billing portal (console, Billing) before "
                 f"{deadline:%Y-%m-%d %H:%M} UTC, or the account will be deactivated until "
-                "the invoice is paid."
+                "the invoice is paid." + _pay_here(subscription)
             ),
         )
     return subscription.account_id, "applied"
@@ -841,6 +853,7 @@ def _on_invoice_paid(event: dict[str, Any]) -> tuple[str | None, str]:
         return subscription
     subscription.last_payment_event_created = created
     subscription.past_due_since = None
+    subscription.unpaid_invoice_url = ""
     if subscription.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID):
         subscription.status = SubscriptionStatus.ACTIVE
     subscription.updated_at = timezone.now()
@@ -922,9 +935,13 @@ def account_deactivate_unpaid(*, account_id: str) -> bool:
         subject="Account deactivated: unpaid invoice",
         text=(
             f"The MultiMail subscription's invoice stayed unpaid for more than "
-            f"{settings.BILLING_UNPAID_GRACE_DAYS} days, so the account is deactivated and its "
-            "API keys are refused. Pay the invoice in the billing portal and the account is "
-            "reactivated automatically."
+            f"{settings.BILLING_UNPAID_GRACE_DAYS} days, so the account is deactivated: its "
+            "API keys are refused and its operators cannot sign in. Once the invoice is paid "
+            "the account is reactivated automatically."
+            + (
+                _pay_here(Subscription.objects.filter(account=account).first())
+                or " Contact support to pay it."
+            )
         ),
     )
     return True

@@ -291,31 +291,62 @@ def test_portal_returns_the_stripe_url(owner: Any, stripe_fake: Any, deliver: An
 
 
 def test_unpaid_past_grace_deactivates_and_payment_reactivates(
-    owner: Any, stripe_fake: Any, deliver: Any
+    owner: Any, stripe_fake: Any, deliver: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     stripe_sub = _subscribe(owner, stripe_fake, deliver)
     _, raw = key_for(owner.account, "read")
+    pay_url = "https://invoice.stripe.test/i/in_1"
     invoice = {"id": "in_1", "object": "invoice", "customer": stripe_sub["customer"],
-               "subscription": stripe_sub["id"]}  # fmt: skip
+               "subscription": stripe_sub["id"], "hosted_invoice_url": pay_url}  # fmt: skip
     failed_at = int(time.time())
-    deliver(make_event("invoice.payment_failed", invoice, created=failed_at))
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(make_event("invoice.payment_failed", invoice, created=failed_at))
     subscription = Subscription.objects.get(account=owner.account)
     assert subscription.status == SubscriptionStatus.PAST_DUE
     assert subscription.past_due_since is not None
+    [failed] = [m for m in mail.outbox if m.subject.endswith("Payment failed")]
+    assert pay_url in failed.body
 
     assert unpaid_accounts_enforce() == 0  # within the grace period
     assert client_for(raw).get("/v1/usage").status_code == 200
-    assert unpaid_accounts_enforce(now=timezone.now() + timedelta(days=8)) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert unpaid_accounts_enforce(now=timezone.now() + timedelta(days=8)) == 1
     owner.account.refresh_from_db()
     assert owner.account.state == AccountState.DEACTIVATED
     assert owner.account.deactivated_reason == "unpaid"
     assert_error(client_for(raw).get("/v1/usage"), "account_deactivated", reason="unpaid")
+    # Its operators cannot sign in any more: the notice carries the link to pay.
+    [notice] = [m for m in mail.outbox if "deactivated" in m.subject]
+    assert pay_url in notice.body
 
     deliver(make_event("invoice.paid", invoice, created=failed_at + 10))
     owner.account.refresh_from_db()
     assert owner.account.state == AccountState.ACTIVE
-    assert Subscription.objects.get(account=owner.account).past_due_since is None
+    subscription = Subscription.objects.get(account=owner.account)
+    assert subscription.past_due_since is None
+    assert subscription.unpaid_invoice_url == ""
     assert client_for(raw).get("/v1/usage").status_code == 200
+
+
+def test_a_payment_link_that_is_not_https_is_never_emailed(
+    owner: Any, stripe_fake: Any, deliver: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    stripe_sub = _subscribe(owner, stripe_fake, deliver)
+    invoice = {
+        "id": "in_8",
+        "customer": stripe_sub["customer"],
+        "subscription": stripe_sub["id"],
+        "hosted_invoice_url": "javascript:alert(1)",
+    }
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(make_event("invoice.payment_failed", invoice))
+        unpaid_accounts_enforce(now=timezone.now() + timedelta(days=8))
+    assert Subscription.objects.get(account=owner.account).unpaid_invoice_url == ""
+    [notice] = [m for m in mail.outbox if "deactivated" in m.subject]
+    assert "javascript" not in notice.body
+    assert "Contact support to pay it." in notice.body
 
 
 def test_duplicate_event_is_processed_once(owner: Any, stripe_fake: Any, deliver: Any) -> None:
