@@ -49,17 +49,19 @@ def storage_used_bytes(*, account: Account) -> int:
 
 def _storage_increment(account_id: str, delta: int, *, limit: int | None = None) -> bool:
     """Add ``delta`` in place (never read-modify-write: concurrent writers keep each
-    other's bytes); with ``limit``, only if the total stays within it. False when nothing
-    changed: the row is missing, or the bytes do not fit."""
+    other's bytes); with ``limit``, only if the total stays within it. The account's row is
+    created on its first stored byte. False when the bytes do not fit."""
     rows = StorageUsage.objects.filter(account_id=account_id)
     if limit is not None:
         rows = rows.filter(used_bytes__lte=limit - delta)
+    if rows.update(used_bytes=F("used_bytes") + delta):
+        return True
+    _storage_row_ensure(account_id)
     return bool(rows.update(used_bytes=F("used_bytes") + delta))
 
 
 def _storage_row_ensure(account_id: str) -> None:
-    # Rows are created on the account's first stored byte; ON CONFLICT DO NOTHING, so two
-    # first writes at once cannot fail on each other.
+    # ON CONFLICT DO NOTHING, so two first writes at once cannot fail on each other.
     StorageUsage.objects.bulk_create([StorageUsage(account_id=account_id)], ignore_conflicts=True)
 
 
@@ -67,8 +69,7 @@ def storage_add(*, account_id: str, delta: int) -> None:
     """Count ``delta`` bytes (negative: freed) in the account's stored bytes. Call it in
     the transaction that writes them, as late as possible: the row stays locked until
     commit, and after any mailbox or account row lock the transaction takes."""
-    if delta and not _storage_increment(account_id, delta):
-        _storage_row_ensure(account_id)
+    if delta:
         _storage_increment(account_id, delta)
 
 
@@ -95,9 +96,6 @@ def storage_reconcile(*, account_id: str) -> tuple[int, int]:
 def _storage_claim(*, account: Account, adding_bytes: int, limit: int) -> None:
     """Count the new email's bytes if they fit within ``limit``: the check and the
     increment are one statement."""
-    if _storage_increment(account.pk, adding_bytes, limit=limit):
-        return
-    _storage_row_ensure(account.pk)
     if _storage_increment(account.pk, adding_bytes, limit=limit):
         return
     used_bytes = storage_used_bytes(account=account)

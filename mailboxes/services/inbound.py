@@ -292,6 +292,13 @@ def _postmark_addresses(full: Iterable[Mapping[str, str]]) -> list[Address]:
     return [_postmark_address(item.get("Name", ""), item.get("Email", "")) for item in full]
 
 
+def _base64_content(part: Mapping[str, Any]) -> bytes:
+    # Postmark's own name is "Content"; its test payloads say "Data". Strict: a corrupted
+    # attachment is refused (binascii.Error, a ValueError) rather than stored truncated.
+    encoded = part["Content"] if "Content" in part else part["Data"]
+    return b64decode("".join(encoded.split()), validate=True)
+
+
 def _utf8_text(value: str | None) -> str:
     # As a UTF-8 MIME part of this text decodes: an escaped undecodable byte becomes U+FFFD.
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if value else ""
@@ -352,8 +359,7 @@ def postmark_message_parse(payload: Mapping[str, Any]) -> ParsedMessage:
                 ParsedAttachment(
                     filename=filename,
                     content_type=content_type,
-                    # Postmark's own name is "Content"; its test payloads say "Data".
-                    content=b64decode(part["Content"] if "Content" in part else part["Data"]),
+                    content=_base64_content(part),
                     content_id=(part.get("ContentID") or "").strip("<>")[:255],
                 )
             )
@@ -413,19 +419,10 @@ def unsubscribe_address() -> str:
     return f"unsubscribe@{settings.MAIL_DOMAIN}"
 
 
-def inbound_mailbox_for(address: str) -> Mailbox | None:
-    """The active mailbox that receives mail for ``address`` (None: reject or ignore it)."""
-    address = _normalize_address(address)
-    if not address:
-        return None
-    return Mailbox.objects.select_related("account").filter(address=address, is_active=True).first()
-
-
 def inbound_accepts(address: str) -> bool:
     """Whether this server takes mail for ``address``: a mailbox, or the unsubscribe address."""
-    return (
-        _normalize_address(address) == unsubscribe_address()
-        or inbound_mailbox_for(address) is not None
+    return _normalize_address(address) == unsubscribe_address() or bool(
+        _active_mailbox_ids([address])
     )
 
 

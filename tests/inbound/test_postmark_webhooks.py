@@ -115,6 +115,17 @@ def test_missing_secret_is_server_misconfigured(db: Any, path: str) -> None:
         (INBOUND, "not json"),
         (INBOUND, [1, 2]),
         (INBOUND, {"RecordType": "Bounce"}),
+        (INBOUND, {"ToFull": "agent@example.org"}),
+        (INBOUND, {"Headers": [{"Value": "no name"}]}),
+        # A corrupted attachment is refused, not stored as what lenient base64 keeps ("ABC").
+        (
+            INBOUND,
+            {
+                "Attachments": [
+                    {"Name": "a.pdf", "ContentType": "application/pdf", "Content": "QUJD!!!!"}
+                ]
+            },
+        ),
         (EVENTS, "{"),
         (EVENTS, {"FromFull": {"Email": "x@example.org"}}),
     ],
