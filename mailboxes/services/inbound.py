@@ -624,14 +624,3 @@ def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str
 def inbound_receive(*, raw: bytes, recipients: list[str], source: str) -> list[Email]:
     """Deliver one MIME message (see ``inbound_deliver``)."""
     return inbound_deliver(parsed=message_parse(raw), recipients=recipients, source=source)
-
-
-def recipients_of(raw: bytes) -> list[str]:
-    """To, Cc and Bcc addresses of a message, for callers without an envelope."""
-    message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-    found = [
-        addr
-        for name in ("To", "Cc", "Bcc", "Delivered-To", "X-Original-To")
-        for addr in _addresses(message, name)
-    ]
-    return list(dict.fromkeys(a.lower() for a in found))

@@ -11,7 +11,7 @@ from django.core import mail
 
 from billing.models import UsageDaily, UsageEventType
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict, WebhookDelivery
-from mailboxes.services.inbound import inbound_receive, normalize_subject, recipients_of
+from mailboxes.services.inbound import inbound_receive, normalize_subject
 from mailboxes.services.spam import SpamSignals, spam_score
 from tests.conftest import Tenant
 from tests.inbound.conftest import build_mime, make_email
@@ -110,8 +110,9 @@ def test_same_message_id_twice_is_stored_once(owner: Tenant) -> None:
 
 
 def test_one_message_to_two_tenants_lands_in_both(owner: Tenant, other: Tenant) -> None:
-    raw = build_mime(to=f"{owner.mailbox.address}, {other.mailbox.address}")
-    emails = inbound_receive(raw=raw, recipients=recipients_of(raw), source="test")
+    recipients = [owner.mailbox.address, other.mailbox.address]
+    raw = build_mime(to=", ".join(recipients))
+    emails = inbound_receive(raw=raw, recipients=recipients, source="test")
     assert {e.account_id for e in emails} == {owner.account.pk, other.account.pk}
     assert emails[0].thread_id != emails[1].thread_id
 
