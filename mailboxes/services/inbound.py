@@ -166,18 +166,30 @@ def _unique_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _attachment_filename(
-    *, index: int, filename: str | None, content_type: str, attached: bool, taken: set[str]
-) -> str | None:
-    """The stored name of the ``index``-th leaf part (1-based, bodies counted), unique
-    within the message; None for a part that is no attachment."""
+def _attachment(
+    *,
+    index: int,
+    filename: str | None,
+    content_type: str,
+    attached: bool,
+    taken: set[str],
+    content: bytes,
+    content_id: str,
+) -> ParsedAttachment | None:
+    """The ``index``-th leaf part (1-based, bodies counted) as a stored attachment, named
+    uniquely within the message; None for a part that is no attachment."""
     if not filename and not attached and content_type.startswith("text/"):
         return None  # an extra body alternative (e.g. text/calendar without a name)
     if not filename:
         extension = ".eml" if content_type == "message/rfc822" else ".bin"
         filename = f"attachment-{index}{extension}"
     filename = filename.replace("/", "_").replace("\\", "_").strip()[:200] or "attachment"
-    return _unique_name(filename, taken)
+    return ParsedAttachment(
+        filename=_unique_name(filename, taken),
+        content_type=content_type,
+        content=content,
+        content_id=content_id.strip("<>")[:255],
+    )
 
 
 def _text_of(part: Message | None) -> str:
@@ -207,23 +219,17 @@ def message_parse(raw: bytes) -> ParsedMessage:
     for index, part in enumerate(_leaf_parts(message), start=1):
         if part is html_part or part is text_part:
             continue
-        content_type = part.get_content_type()
-        filename = _attachment_filename(
+        attachment = _attachment(
             index=index,
             filename=part.get_filename(),
-            content_type=content_type,
+            content_type=part.get_content_type(),
             attached=part.get_content_disposition() == "attachment",
             taken=taken,
+            content=_part_bytes(part),
+            content_id=str(part.get("Content-ID", "") or ""),
         )
-        if filename is not None:
-            attachments.append(
-                ParsedAttachment(
-                    filename=filename,
-                    content_type=content_type,
-                    content=_part_bytes(part),
-                    content_id=str(part.get("Content-ID", "") or "").strip("<>")[:255],
-                )
-            )
+        if attachment is not None:
+            attachments.append(attachment)
     headers = _stored_headers((name, str(value)) for name, value in message.items())
 
     from_list = _addresses(message, "From")
@@ -344,25 +350,19 @@ def postmark_message_parse(payload: Mapping[str, Any]) -> ParsedMessage:
     attachments: list[ParsedAttachment] = []
     taken: set[str] = set()
     for part in [*inline, *(part for part in parts if part.get("ContentID") is None)]:
-        content_type = _mime_type(part["ContentType"])
         name = part.get("Name")
-        filename = _attachment_filename(
+        attachment = _attachment(
             index=index,
             filename=re.sub(r"[\r\n]+", " ", name).strip() if name else None,
-            content_type=content_type,
+            content_type=_mime_type(part["ContentType"]),
             attached=part.get("ContentID") is None,
             taken=taken,
+            content=_base64_content(part),
+            content_id=part.get("ContentID") or "",
         )
         index += 1
-        if filename is not None:
-            attachments.append(
-                ParsedAttachment(
-                    filename=filename,
-                    content_type=content_type,
-                    content=_base64_content(part),
-                    content_id=(part.get("ContentID") or "").strip("<>")[:255],
-                )
-            )
+        if attachment is not None:
+            attachments.append(attachment)
 
     html, text = _utf8_text(html), _utf8_text(text)
     message_id = _message_ids(_first(items, "Message-ID"))
