@@ -50,10 +50,12 @@ from mailboxes.models import (
 )
 from mailboxes.quotas import send_limits_claim, storage_add
 from mailboxes.services import compliance
-from mailboxes.services.content_filter import AttachmentInfo, content_check
+from mailboxes.services.content_filter import AttachmentInfo, content_scan
+from mailboxes.services.correspondents import correspondents_record
 from mailboxes.services.inbound import inbound_receive
 from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.rendering import markdown_render
+from mailboxes.services.spam import SpamSignals, spam_score
 from multimail.errors import ApiError, not_found
 from multimail.ids import new_id
 from oversight.policy import (
@@ -293,6 +295,7 @@ def email_accept(
             size_bytes=body_bytes,
             idempotency_key=idempotency_key or None,
             content_hash=digest,
+            sent_by_key=actor.api_key,
         )
         Attachment.objects.bulk_create(
             Attachment(
@@ -399,9 +402,22 @@ def _locked(email_id: str, status: str, **filters: Any) -> Email | None:
     return email
 
 
+# What the scan writes on the email, besides the status.
+SCANNED_FIELDS = (
+    "html",
+    "text",
+    "size_bytes",
+    "spam_score",
+    "spam_verdict",
+    "spam_reasons",
+    "content_findings",
+)
+
+
 def _scan(email: Email) -> str | None:
-    """Render the email's markdown into its html and text parts (on the instance, not yet
-    saved) and run the content filter; returns the rejection reason, if any."""
+    """Render the email's markdown into its html and text parts, score it for spam and run
+    the content filter (on the instance, not yet saved: SCANNED_FIELDS); returns the
+    rejection reason, if any. The score refuses nothing: it is there for the operator."""
     rendered = markdown_render(markdown=email.markdown)
     email.html, email.text = rendered.html, rendered.text
     email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
@@ -409,9 +425,31 @@ def _scan(email: Email) -> str | None:
         AttachmentInfo(filename=name, content_type=content_type)
         for name, content_type in email.attachments.values_list("filename", "content_type")
     ]
-    return content_check(
+    spam = spam_score(
+        signals=SpamSignals(
+            subject=email.subject,
+            body=email.text,
+            from_address=email.from_address,
+            reply_to="",
+            # Both are added when the message is built.
+            has_message_id=True,
+            has_date=True,
+            html_only=False,
+            attachment_names=tuple(item.filename for item in attachments),
+            upstream_flag=False,
+            upstream_score=None,
+        )
+    )
+    email.spam_score, email.spam_verdict, email.spam_reasons = (
+        spam.score,
+        spam.verdict,
+        list(spam.reasons),
+    )
+    report = content_scan(
         subject=email.subject, markdown=email.markdown, html=email.html, attachments=attachments
     )
+    email.content_findings = list(report.findings)
+    return report.rejection
 
 
 def email_process(*, email_id: str) -> None:
@@ -426,8 +464,9 @@ def email_process(*, email_id: str) -> None:
         if locked is None:
             return
         grown = email.size_bytes - locked.size_bytes
-        locked.html, locked.text, locked.size_bytes = email.html, email.text, email.size_bytes
-        locked.save(update_fields=["html", "text", "size_bytes"])
+        for name in SCANNED_FIELDS:
+            setattr(locked, name, getattr(email, name))
+        locked.save(update_fields=SCANNED_FIELDS)
         storage_add(account_id=locked.account_id, delta=grown)
         if reason is not None:
             _transition(
@@ -662,6 +701,12 @@ def email_deliver(*, email_id: str) -> None:
             provider_message_id=provider_id,
             send_attempts=F("send_attempts") + 1,
         )
+        correspondents_record(
+            account_id=account.pk,
+            direction=Direction.OUTBOUND,
+            addresses=recipients,
+            email_id=email.pk,
+        )
         usage_record(account=account, event_type=UsageEventType.EMAILS_SENT)
         emit_event(
             account=account,
@@ -780,7 +825,7 @@ def email_schedule_update(
                 "email is unchanged; correct the content and try again.",
                 reason=reason,
             )
-        email.save(update_fields=[*fields, "html", "text", "size_bytes"])
+        email.save(update_fields=[*fields, *SCANNED_FIELDS])
         storage_add(account_id=email.account_id, delta=email.size_bytes - stored_before)
         return email
     if fields:
