@@ -27,6 +27,7 @@ from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEven
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
+from oversight.facts import decision_facts
 from oversight.models import ApprovalLink
 from oversight.selectors import approval_link_find, token_hash
 
@@ -119,7 +120,7 @@ def _notify_operator_of_hold(*, email: Email, link: ApprovalLink, token: str) ->
         "mailbox": email.mailbox,
         "outbound": email.direction == Direction.OUTBOUND,
         "body": email.text or email.markdown,
-        "attachments": list(email.attachments.values_list("filename", flat=True)),
+        "facts": decision_facts(email=email),
         "approval_url": approval_url(token),
         "expires_at": link.expires_at,
     }
