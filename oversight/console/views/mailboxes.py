@@ -10,7 +10,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from mailboxes.models import Attachment, Mailbox, OversightMode
+from mailboxes.models import Attachment, Direction, Mailbox, OversightMode
 from mailboxes.selectors import email_get, email_list, thread_get
 from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
@@ -21,7 +21,9 @@ from oversight.console.forms import EmailFilterForm, MailboxSettingsForm, ModeFo
 from oversight.console.htmx import render_page
 from oversight.console.rendering import email_body_render
 from oversight.console.selectors import deleted_mailboxes, mailbox_rows, operator_mailbox_get
+from oversight.facts import decision_facts
 from oversight.services import mailbox_set_mode
+from oversight.source import email_raw_source
 
 
 def _mailbox_or_redirect(
@@ -146,7 +148,7 @@ def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpRe
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
     # The operator sees everything the mailbox holds, including mail the agent may not read.
-    attachments = Attachment.objects.filter(email=email).defer("content")
+    email.mailbox = mailbox
     rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
     return render_page(
         request,
@@ -155,10 +157,33 @@ def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpRe
             "mailbox": mailbox,
             "email": email,
             "rendered": rendered,
-            "attachments": attachments,
+            "facts": decision_facts(email=email),
             "section": "mailboxes",
         },
     )
+
+
+@require_GET
+@operator_required
+def email_source(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+    """An outbound email's raw message as it would be sent, shown as plain text."""
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    if email.direction != Direction.OUTBOUND:
+        messages.info(request, "Only outbound mail has a source built here.")
+        return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    email.mailbox = mailbox
+    response = HttpResponse(email_raw_source(email=email), content_type="text/plain; charset=utf-8")
+    # The source is the agent's content: never let a browser sniff it into a page.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_GET

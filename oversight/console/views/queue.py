@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from django.contrib import messages
-from django.db.models import Count, Max, Prefetch
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -13,7 +13,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from mailboxes.models import Attachment, Direction, Email
+from mailboxes.models import Direction, Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
@@ -21,6 +21,7 @@ from oversight.console.access import error_message, operator_required
 from oversight.console.csp import EMAIL_PAGE_CSP
 from oversight.console.htmx import pending_count, render_page
 from oversight.console.rendering import email_body_render
+from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.selectors import pending_emails
 from oversight.services import DecisionStatus, email_decide
 
@@ -34,25 +35,15 @@ def queue_version(account_pending: dict[str, object]) -> str:
 
 
 def _queue_items(request: HttpRequest) -> tuple[list[Email], str | None]:
-    queryset = (
-        pending_emails(account=request.account)  # type: ignore[attr-defined]
-        .defer(None)
-        .select_related("mailbox")
-        .prefetch_related(
-            Prefetch(
-                "attachments",
-                queryset=Attachment.objects.only(
-                    "id", "email_id", "filename", "content_type", "size"
-                ),
-            )
-        )
-    )
+    queryset = pending_emails(account=request.account)  # type: ignore[attr-defined]
     page = cursor_paginate(queryset, request.GET, default_limit=QUEUE_PAGE_SIZE)
     images_for = request.GET.get("images", "")
+    facts = decision_facts_bulk(emails=page.items)
     for email in page.items:
         email.rendered = email_body_render(  # type: ignore[attr-defined]
             email=email, load_images=images_for == email.pk
         )
+        email.facts = facts[email.pk]  # type: ignore[attr-defined]
     return page.items, page.next_cursor
 
 
@@ -90,8 +81,6 @@ def queue_item(request: HttpRequest, email_id: str) -> HttpResponse:
     """One held email (for "load images"); a decided or unknown one sends back to the queue."""
     email = (
         pending_emails(account=request.account)  # type: ignore[attr-defined]
-        .defer(None)
-        .select_related("mailbox")
         .filter(pk=email_id)
         .first()
     )
@@ -104,6 +93,7 @@ def queue_item(request: HttpRequest, email_id: str) -> HttpResponse:
     email.rendered = email_body_render(  # type: ignore[attr-defined]
         email=email, load_images=request.GET.get("images") == "1"
     )
+    email.facts = decision_facts(email=email)  # type: ignore[attr-defined]
     return render_page(
         request,
         "console/queue.html",
