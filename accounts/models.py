@@ -4,14 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.plans import Plan
 from multimail.ids import new_id
-
-
-class Plan(models.TextChoices):
-    STARTER = "starter", "Starter"
-    BUILDER = "builder", "Builder"
-    PRO = "pro", "Pro"
-    SCALE = "scale", "Scale"
 
 
 class AccountState(models.TextChoices):

@@ -21,7 +21,8 @@ from django.utils import timezone
 from stripe import SignatureVerificationError, WebhookSignature
 
 from accounts.actors import Actor
-from accounts.models import Account, AccountState, Plan
+from accounts.models import Account, AccountState
+from accounts.plans import PLANS, Plan, limits_for
 from accounts.services import (
     api_key_create_audited,
     audit_record,
@@ -52,7 +53,6 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.periods import add_months, current_period
-from billing.plans import PLANS, limits_for
 from mailboxes.models import Mailbox
 from multimail.errors import ApiError, not_found
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Plan
+from accounts.plans import Plan
 from accounts.signup import account_provision
 from multimail.errors import ApiError
 
