@@ -16,7 +16,7 @@ from accounts.actors import Actor
 from accounts.approvals import admin_action_approve
 from accounts.models import Account, AccountState, AdminActionRequest, ApiKey, Operator
 from billing.models import PendingSessionKey, StripeEvent, Subscription, SubscriptionStatus
-from billing.services import unpaid_accounts_enforce
+from billing.services.enforcement import unpaid_accounts_enforce
 from mailboxes.models import Mailbox
 from tests.billing.conftest import MONTH, make_event
 from tests.conftest import assert_error, client_for, key_for, make_tenant
