@@ -12,28 +12,23 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
+from accounts.creation import (
+    FIRST_KEY_SCOPES,
+    OversightEmailInUse,
+    account_create,
+    oversight_email_holder,
+)
 from accounts.models import Account, AccountState
 from accounts.plans import limits_for
-from accounts.services import (
-    api_key_create_audited,
-    audit_record,
-    operator_create,
-    operator_email_send,
-)
-from accounts.signup import (
-    FIRST_KEY_SCOPES,
-    default_mailbox_address,
-    signup_slug,
-    slug_claimable,
-)
+from accounts.services import api_key_create_audited, audit_record, operator_email_send
+from accounts.slugs import signup_slug
 from billing.gateway import idempotency_key, price_id, stripe_client, stripe_errors
 from billing.models import PendingSessionKey, SessionKeyStatus, Subscription
 from billing.services.checkout import checkout_session_params, public_url
-from mailboxes.models import Mailbox
 from multimail.errors import ApiError, not_found
 
 # Stripe keeps an unfinished checkout session open for 24 hours; its key row lives as long.
@@ -45,6 +40,18 @@ SESSION_KEY_TTL = timedelta(hours=1)
 def _fernet() -> Fernet:
     digest = hashlib.sha256(b"multimail.billing.session-key:" + settings.SECRET_KEY.encode())
     return Fernet(base64.urlsafe_b64encode(digest.digest()))
+
+
+def _email_in_use() -> ApiError:
+    # Unlike signup, this answer cannot look the same either way: a checkout URL for an
+    # account that is never created would take a payment for nothing.
+    return ApiError(
+        "conflict",
+        "An account for this oversight email already exists, so no second one was created "
+        "and nothing was charged. Sign in to the console with this address to change its "
+        "plan (Billing), or use another oversight email.",
+        param="oversight_email",
+    )
 
 
 def pricing_checkout_start(
@@ -67,12 +74,16 @@ def pricing_checkout_start(
     Stripe is called first and the account is written after, in one transaction: a Stripe
     failure leaves nothing behind, and a client retry with the same Idempotency-Key sends
     Stripe identical requests under the same keys, so Stripe returns the same customer
-    and session instead of making new ones.
+    and session instead of making new ones. Like signup, one oversight email gets one
+    account: checked here so a refused request costs no Stripe customer, and again under
+    the email lock when the account is written, for concurrent requests.
     """
     price_id(plan=plan, interval=interval)
     client = stripe_client()
     clean_slug = signup_slug(slug=slug, operator_name=operator_name)
     email = oversight_email.strip()
+    if oversight_email_holder(email) is not None:
+        raise _email_in_use()
     # Derived from the client's key and the body, so two clients that pick the same key for
     # different signups never share a Stripe idempotency key.
     fingerprint = json.dumps([clean_slug, email, plan, interval, success_url, cancel_url])
@@ -105,7 +116,7 @@ def pricing_checkout_start(
             options={"idempotency_key": session_key} if session_key else {},
         )
     _pending_account_create(
-        operator_name=operator_name.strip(),
+        operator_name=operator_name,
         email=email,
         slug=clean_slug,
         oversight_mode=oversight_mode,
@@ -134,41 +145,32 @@ def _pending_account_create(
     request_id: str,
 ) -> Account:
     try:
-        with transaction.atomic():
-            account = Account.objects.create(
-                name=operator_name,
-                slug=slug,
-                oversight_email=email,
-                use_case=use_case,
-                default_oversight_mode=oversight_mode,
-            )
-    except IntegrityError:  # a concurrent signup took the slug between check and insert
-        slug_claimable(slug=slug)
-        raise
-    operator_create(account=account, email=email, name=operator_name)
-    mailbox = Mailbox.objects.create(
-        account=account, address=default_mailbox_address(slug), oversight_mode=oversight_mode
+        created = account_create(
+            name=operator_name,
+            oversight_email=email,
+            slug=slug,
+            created_by="pricing-checkout",
+            oversight_mode=oversight_mode,
+            use_case=use_case,
+            audit_metadata={
+                "oversight_mode": oversight_mode,
+                "checkout_session_id": session_id,
+                "attribution": attribution,
+            },
+            request_id=request_id,
+        )
+    except OversightEmailInUse:  # a concurrent checkout for the address got there first
+        raise _email_in_use() from None
+    Subscription.objects.create(
+        account=created.account, stripe_customer_id=customer_id, interval=interval
     )
-    Subscription.objects.create(account=account, stripe_customer_id=customer_id, interval=interval)
     PendingSessionKey.objects.create(
         checkout_session_id=session_id,
-        account=account,
-        mailbox=mailbox,
+        account=created.account,
+        mailbox=created.mailbox,
         expires_at=timezone.now() + CHECKOUT_SESSION_TTL,
     )
-    audit_record(
-        actor=Actor.system(account, "pricing-checkout"),
-        action="account.created",
-        resource_type="account",
-        resource_id=account.pk,
-        metadata={
-            "oversight_mode": oversight_mode,
-            "checkout_session_id": session_id,
-            "attribution": attribution,
-        },
-        request_id=request_id,
-    )
-    return account
+    return created.account
 
 
 def session_key_claim(*, session_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import Account, AccountState, AuditEntry, Operator
-from accounts.signup import RESERVED_SLUGS
+from accounts.slugs import RESERVED_SLUGS
 from mailboxes.models import Mailbox
 from tests.accounts.conftest import fresh_pow, signup_body, solve
 from tests.conftest import assert_error

@@ -436,7 +436,12 @@ def test_pricing_checkout_keeps_clean_attribution(stripe_fake: Any) -> None:
     entry = AuditEntry.objects.get(action="account.created")
     assert entry.metadata["attribution"] == attribution
     # A bad shape is dropped, never a reason to refuse.
-    response = _pricing_checkout(key="k-bad", slug="initech-two", attribution={"nope": 1})
+    response = _pricing_checkout(
+        key="k-bad",
+        slug="initech-two",
+        oversight_email="two@initech.example",
+        attribution={"nope": 1},
+    )
     assert response.status_code == 200
     assert AuditEntry.objects.filter(action="account.created").count() == 2
 
