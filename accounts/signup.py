@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
-from datetime import timedelta
-from typing import Any
-from urllib.parse import parse_qs
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
+import altcha
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -32,7 +31,7 @@ from mailboxes.models import Mailbox, OversightMode
 from multimail.errors import ApiError
 from multimail.ratelimit import hit, peek
 
-POW_ALGORITHM = "SHA-256"
+POW_ALGORITHM: Final = "SHA-256"
 ACTIVATION_TTL = timedelta(days=2)
 RESEND_INTERVAL_SECONDS = 5 * 60
 CONFIRM_FAILURES_PER_HOUR = 5
@@ -44,30 +43,27 @@ DEFAULT_SIGNUP_MODE = OversightMode.GATED_SEND
 # --- Proof of work ----------------------------------------------------------------------
 
 
-def _sign(challenge: str) -> str:
-    return hmac.new(settings.SECRET_KEY.encode(), challenge.encode(), hashlib.sha256).hexdigest()
-
-
-def _pow_hash(salt: str, number: int) -> str:
-    return hashlib.sha256(f"{salt}{number}".encode()).hexdigest()
-
-
 def challenge_create() -> dict[str, Any]:
-    """A challenge the client solves by trying numbers 0..maxnumber (ALTCHA format).
+    """A challenge the client solves by trying numbers 0..maxnumber (ALTCHA v1 format).
 
     Nothing is stored: the signature proves we issued it and the expiry rides in the salt,
-    which is part of what the challenge hashes, so it cannot be edited.
+    which is part of what the challenge hashes, so it cannot be edited. The salt ends with
+    ALTCHA's ``&`` delimiter, so digits cannot be moved between the salt and the number.
     """
-    max_number = settings.SIGNUP_POW_MAX_NUMBER
-    expires = int(time.time()) + settings.SIGNUP_POW_TTL_SECONDS
-    salt = f"{secrets.token_hex(12)}?expires={expires}"
-    challenge = _pow_hash(salt, secrets.randbelow(max_number + 1))
+    challenge = altcha.create_challenge_v1(
+        altcha.ChallengeOptionsV1(
+            algorithm=POW_ALGORITHM,
+            max_number=settings.SIGNUP_POW_MAX_NUMBER,
+            hmac_key=settings.SECRET_KEY,
+            expires=datetime.fromtimestamp(time.time() + settings.SIGNUP_POW_TTL_SECONDS, tz=UTC),
+        )
+    )
     return {
-        "algorithm": POW_ALGORITHM,
-        "challenge": challenge,
-        "maxnumber": max_number,
-        "salt": salt,
-        "signature": _sign(challenge),
+        "algorithm": challenge.algorithm,
+        "challenge": challenge.challenge,
+        "maxnumber": challenge.max_number,
+        "salt": challenge.salt,
+        "signature": challenge.signature,
     }
 
 
@@ -76,32 +72,44 @@ def _pow_invalid(message: str) -> ApiError:
 
 
 def pow_verify(*, solution: dict[str, Any]) -> None:
-    """Accept a solved challenge once; raise ``invalid_parameter`` otherwise."""
-    salt = str(solution["salt"])
-    challenge = str(solution["challenge"])
+    """Accept a solved challenge once; raise ``invalid_parameter`` otherwise.
+
+    ALTCHA's verification answers only yes or no; the checks before it (algorithm, then
+    signature) and the reading of its refusal tell the client which field is wrong.
+    """
     if solution["algorithm"] != POW_ALGORITHM:
         raise _pow_invalid("pow_solution.algorithm must be SHA-256.")
-    if not hmac.compare_digest(_sign(challenge), str(solution["signature"])):
+    challenge = str(solution["challenge"])
+    expected_signature = altcha.hmac_hex(POW_ALGORITHM, challenge.encode(), settings.SECRET_KEY)
+    if not hmac.compare_digest(expected_signature, str(solution["signature"])):
         raise _pow_invalid(
             "The proof-of-work signature does not match. Request a new challenge with "
             "POST /v1/account/challenge and echo its fields unchanged."
         )
-    try:
-        expires = int(parse_qs(salt.partition("?")[2]).get("expires", ["0"])[0])
-    except ValueError:
-        expires = 0
-    remaining = expires - int(time.time())
-    if remaining <= 0:
+    payload = altcha.PayloadV1(
+        algorithm=POW_ALGORITHM,
+        challenge=challenge,
+        number=int(solution["number"]),
+        salt=str(solution["salt"]),
+        signature=str(solution["signature"]),
+    )
+    _, expires, _ = payload.parse_salt()
+    solved, refusal = altcha.verify_solution_v1(payload, settings.SECRET_KEY, check_expires=True)
+    # Every field is present and the algorithm is known, so the library's only refusal
+    # with a reason is an expired (or unreadable) expiry. A salt without one is refused too:
+    # every challenge we issue has one.
+    if refusal is not None or expires is None:
         raise _pow_invalid(
             "The proof-of-work challenge expired (they last 5 minutes). Request a new one "
             "with POST /v1/account/challenge."
         )
-    if not hmac.compare_digest(_pow_hash(salt, int(solution["number"])), challenge):
+    if not solved:
         raise _pow_invalid(
             "pow_solution.number does not solve the challenge. Find N in 0..maxnumber with "
-            "hex(sha256(salt + N)) == challenge."
+            "hex(sha256(salt + N)) == challenge, using the salt exactly as sent."
         )
     # Single use: remembered until it would have expired anyway.
+    remaining = max(0, int(expires - time.time()))
     if not cache.add(f"pow:used:{challenge}", 1, remaining + 1):
         raise _pow_invalid(
             "This proof-of-work solution was already used. Request a new challenge with "
