@@ -162,19 +162,6 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
 
 
-class Contact(models.Model):
-    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
-    name = models.CharField(max_length=200)
-    email = models.EmailField(max_length=320)
-    tags = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["account", "-id"])]
-
-
 class AdminActionStatus(models.TextChoices):
     PENDING = "pending", "Waiting for the operator"
     COMPLETED = "completed", "Approved and done"
