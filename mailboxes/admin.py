@@ -1,5 +1,5 @@
-"""Django admin for support staff: mailboxes, emails (read-only bodies), suppression,
-domains, webhooks and their deliveries."""
+"""Django admin for support staff: mailboxes, emails (read-only bodies), contacts,
+suppression, domains, webhooks and their deliveries."""
 
 from __future__ import annotations
 
