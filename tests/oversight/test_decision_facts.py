@@ -527,7 +527,7 @@ def test_mail_exchanged_before_the_upgrade_counts(owner: Tenant, overseer: APICl
     pending = held(
         owner.mailbox, to=["known@clientco.com", "never@clientco.com", "writer@clientco.com"]
     )
-    migration = importlib.import_module("mailboxes.migrations.0005_decision_facts")
+    migration = importlib.import_module("mailboxes.migrations.0006_decision_facts")
     migration.fill_correspondents(apps, None)
 
     assert Correspondent.objects.count() == 2

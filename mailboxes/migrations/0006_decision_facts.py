@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('mailboxes', '0004_inbound_message_once'),
+        ('mailboxes', '0005_contact_from_accounts'),
     ]
 
     operations = [
