@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oversight.inspection import attachment_inspect, body_links
@@ -83,12 +83,14 @@ def test_links_of_a_text_only_body_and_bare_addresses_are_listed() -> None:
     assert all(link.warnings == () for link in links)
 
 
+@settings(deadline=None)  # no timing: the machine may be busy
 @given(host=HOST, path=PATH)
 def test_a_link_showing_its_own_address_is_never_flagged(host: str, path: str) -> None:
     url = f"https://{host}{path}"
     assert _warnings(f'<a href="{url}">{url}</a>') == [()]
 
 
+@settings(deadline=None)
 @given(shown=HOST, target=HOST, path=PATH)
 def test_a_link_to_another_site_than_it_shows_is_always_flagged(
     shown: str, target: str, path: str
