@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.services import operator_email_send
 from billing.models import UsageEventType
 from billing.usage import usage_record
+from mailboxes import lifecycle
 from mailboxes.events import emit_event
 from mailboxes.models import (
     Attachment,
@@ -41,7 +42,6 @@ from mailboxes.models import (
     Email,
     EmailStatus,
     Mailbox,
-    SpamVerdict,
     WebhookEvent,
 )
 from mailboxes.quotas import storage_add
@@ -49,8 +49,7 @@ from mailboxes.services.compliance import unsubscribe_by_mail
 from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
 from multimail.ids import new_id
-from oversight.policy import Outcome, inbound_decision
-from oversight.services import email_hold
+from oversight.policy import inbound_first_status
 
 logger = logging.getLogger("multimail.inbound")
 
@@ -464,18 +463,6 @@ def thread_id_for(*, mailbox: Mailbox, parsed: ParsedMessage) -> str:
     return new_id()
 
 
-def _initial_status(*, mailbox: Mailbox, verdict: SpamVerdict) -> tuple[EmailStatus, bool]:
-    """(status, hold): quarantined spam never reaches anyone; otherwise the oversight policy
-    decides, and a held email keeps its spam verdict for the operator to see."""
-    if verdict == SpamVerdict.QUARANTINED:
-        return EmailStatus.SPAM_QUARANTINED, False
-    if inbound_decision(mailbox.oversight_mode) == Outcome.HOLD:
-        return EmailStatus.PENDING_INBOUND_APPROVAL, True
-    if verdict == SpamVerdict.FLAGGED:
-        return EmailStatus.SPAM_FLAGGED, False
-    return EmailStatus.UNREAD, False
-
-
 def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
     lines = [
         f"{email.mailbox.address} received an email.",
@@ -521,8 +508,8 @@ def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) 
 def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     mailbox = Mailbox.objects.select_related("account").get(pk=mailbox_id)
     spam = spam_score(signals=_spam_signals(parsed))
-    status, hold = _initial_status(mailbox=mailbox, verdict=spam.verdict)
-    email = Email.objects.create(
+    status = inbound_first_status(mailbox.oversight_mode, spam.verdict)
+    email = lifecycle.email_create(
         account=mailbox.account,
         mailbox=mailbox,
         direction=Direction.INBOUND,
@@ -555,8 +542,8 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
         )
         for item in parsed.attachments
     )
-    if hold:
-        email_hold(email=email)
+    if status == EmailStatus.PENDING_INBOUND_APPROVAL:
+        lifecycle.email_hold(email=email)
     if status != EmailStatus.SPAM_QUARANTINED:
         emit_event(
             account=mailbox.account,

@@ -34,10 +34,8 @@ from django.utils.html import escape, linebreaks
 
 from accounts.actors import Actor
 from accounts.models import Account
-from billing.models import UsageEventType
 from billing.periods import current_period
-from billing.usage import usage_record
-from mailboxes.events import emit_event
+from mailboxes import lifecycle
 from mailboxes.models import (
     Attachment,
     Direction,
@@ -46,7 +44,6 @@ from mailboxes.models import (
     GateTiming,
     Mailbox,
     Suppression,
-    WebhookEvent,
 )
 from mailboxes.quotas import send_limits_claim, storage_add
 from mailboxes.services import compliance
@@ -63,7 +60,6 @@ from oversight.policy import (
     outbound_decision,
     outbound_step,
 )
-from oversight.services import email_hold
 
 logger = logging.getLogger("multimail.outbound")
 
@@ -272,7 +268,7 @@ def email_accept(
         )
 
         domain = mailbox.address.rpartition("@")[2]
-        email = Email.objects.create(
+        email = lifecycle.email_create(
             account=account,
             mailbox=mailbox,
             direction=Direction.OUTBOUND,
@@ -326,39 +322,22 @@ def _enqueue_deliver(email_id: str) -> None:
 # --- pipeline --------------------------------------------------------------------------
 
 
-def _transition(email: Email, old: str, new: EmailStatus, **fields: Any) -> bool:
-    """Compare-and-set ``old`` -> ``new``; False when something else moved the email first."""
-    now = timezone.now()
-    changed = Email.objects.filter(pk=email.pk, status=old).update(
-        status=new, status_changed_at=now, **fields
-    )
-    if changed:
-        email.status = new
-        email.status_changed_at = now
-        for name, value in fields.items():
-            if not hasattr(value, "resolve_expression"):
-                setattr(email, name, value)
-    return bool(changed)
-
-
 def _route(email: Email, now: datetime) -> None:
     """Ask the policy where an email (scanned, or scheduled and due) goes next. The caller
     holds the email's row lock."""
     step = outbound_step(email, email.mailbox.oversight_mode, now=now)
-    old = email.status
     if step.outcome == Outcome.REFUSE:
-        _transition(
+        lifecycle.email_move(
             email,
-            old,
-            EmailStatus.REJECTED,
+            to=EmailStatus.REJECTED,
             failure_reason="mailbox_read_only: the mailbox became read_only before the email "
             "was sent",
         )
     elif step.outcome == Outcome.HOLD:
-        email_hold(email=email)
+        lifecycle.email_hold(email=email)
     elif step.outcome == Outcome.WAIT:
-        _transition(email, old, EmailStatus.SCHEDULED)
-    elif _transition(email, old, EmailStatus.SENDING):
+        lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
+    elif lifecycle.email_move(email, to=EmailStatus.SENDING):
         _enqueue_deliver(email.pk)
 
 
@@ -430,11 +409,8 @@ def email_process(*, email_id: str) -> None:
         locked.save(update_fields=["html", "text", "size_bytes"])
         storage_add(account_id=locked.account_id, delta=grown)
         if reason is not None:
-            _transition(
-                locked,
-                EmailStatus.PENDING_SCAN,
-                EmailStatus.REJECTED,
-                failure_reason=f"content_rejected: {reason}",
+            lifecycle.email_move(
+                locked, to=EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
             )
             logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
             return
@@ -619,18 +595,16 @@ def email_deliver(*, email_id: str) -> None:
             return
         account = email.account
         if not email.mailbox.is_active:
-            _transition(
+            lifecycle.email_move(
                 email,
-                EmailStatus.SENDING,
-                EmailStatus.SEND_FAILED,
+                to=EmailStatus.SEND_FAILED,
                 failure_reason="mailbox deleted: a deleted mailbox sends nothing",
             )
             return
         if account.sending_disabled:
-            _transition(
+            lifecycle.email_move(
                 email,
-                EmailStatus.SENDING,
-                EmailStatus.SEND_FAILED,
+                to=EmailStatus.SEND_FAILED,
                 failure_reason=f"sending_disabled: {account.sending_disabled_reason}",
             )
             return
@@ -653,30 +627,7 @@ def email_deliver(*, email_id: str) -> None:
         _lock_mailboxes({email.mailbox_id, *local_mailboxes.values()})
         if local:
             inbound_receive(raw=raw, recipients=local, source="local")
-        now = timezone.now()
-        _transition(
-            email,
-            EmailStatus.SENDING,
-            EmailStatus.SENT,
-            sent_at=now,
-            provider_message_id=provider_id,
-            send_attempts=F("send_attempts") + 1,
-        )
-        usage_record(account=account, event_type=UsageEventType.EMAILS_SENT)
-        emit_event(
-            account=account,
-            event_type=WebhookEvent.MESSAGE_SENT,
-            mailbox=email.mailbox,
-            data={
-                "email_id": email.pk,
-                "mailbox_id": email.mailbox_id,
-                "thread_id": email.thread_id,
-                "to": email.to,
-                "subject": email.subject,
-                "message_id": email.message_id,
-                "sent_at": now.isoformat(),
-            },
-        )
+        lifecycle.email_mark_sent(email=email, provider_message_id=provider_id)
     logger.info(
         "outbound_sent email=%s local=%d remote=%d provider_id=%s",
         email_id,
@@ -697,9 +648,7 @@ def email_send_failed(*, email_id: str, reason: str) -> None:
     with transaction.atomic():
         email = _locked(email_id, EmailStatus.SENDING)
         if email is not None:
-            _transition(
-                email, EmailStatus.SENDING, EmailStatus.SEND_FAILED, failure_reason=reason[:2000]
-            )
+            lifecycle.email_move(email, to=EmailStatus.SEND_FAILED, failure_reason=reason[:2000])
     logger.warning("outbound_failed email=%s reason=%s", email_id, reason)
 
 
