@@ -10,6 +10,7 @@ from celery import Task, shared_task
 from django.db import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
+from mailboxes import enqueue
 from mailboxes.services import outbound
 
 logger = logging.getLogger("multimail.outbound")
@@ -68,9 +69,9 @@ def send_due_scheduled() -> int:
 def sweep_stuck_emails() -> int:
     stuck = outbound.stuck_email_ids()
     for email_id in stuck["pending_scan"]:
-        process_email.delay(email_id)
+        enqueue.process_email_now(email_id)
     for email_id in stuck["sending"]:
-        deliver_email.delay(email_id)
+        enqueue.deliver_email_now(email_id)
     count = sum(len(ids) for ids in stuck.values())
     if count:
         logger.warning("outbound_sweep requeued=%d", count)

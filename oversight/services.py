@@ -24,6 +24,7 @@ from accounts.models import CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from mailboxes.services import outbound
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
@@ -69,20 +70,11 @@ def email_decide(
     decision = _decide(
         actor=actor, email_id=email_id, action=Action(action), reason=reason, request_id=request_id
     )
-    if decision.status != DecisionStatus.APPROVED_AND_SENT or not _delivery_runs_in_process():
+    if decision.status != DecisionStatus.APPROVED_AND_SENT:
         return decision
-    # With in-process tasks delivery ran when the decision committed: report its message id.
-    # (With a broker a worker sends it later: there is no id to report yet, so no re-read.)
-    email = decision.email
-    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
-    return Decision(decision.status, email, email.provider_message_id or None)
-
-
-def _delivery_runs_in_process() -> bool:
-    # Imported here: the tasks import the outbound pipeline, which imports this module.
-    from mailboxes.tasks import deliver_email
-
-    return bool(deliver_email.app.conf.task_always_eager)
+    # Delivery may have run already (in-process tasks): then report its message id.
+    message_id = outbound.sent_message_id(email=decision.email)
+    return Decision(decision.status, decision.email, message_id)
 
 
 def _not_pending(email: Email) -> ApiError:
@@ -154,14 +146,8 @@ def _decide(
         raise _not_pending(email)
     # Whatever path decided, the emailed link stops working.
     ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
-    if new_status == EmailStatus.SENDING:
-        # Imported here: the tasks import the outbound pipeline, which imports this module.
-        # The deliver task re-reads ``sending`` under a row lock, so even a redelivered task
-        # message sends the email once.
-        from mailboxes.tasks import deliver_email
-
-        email_pk = email.pk
-        transaction.on_commit(lambda: deliver_email.delay(email_pk))
+    if action == Action.APPROVE and email.direction == Direction.OUTBOUND:
+        outbound.email_release(email=email)
     return Decision(result, email, None)
 
 

@@ -35,7 +35,7 @@ from django.utils.html import escape, linebreaks
 from accounts.actors import Actor
 from accounts.models import Account
 from billing.periods import current_period
-from mailboxes import lifecycle
+from mailboxes import enqueue, lifecycle
 from mailboxes.models import (
     Attachment,
     Direction,
@@ -300,23 +300,9 @@ def email_accept(
             )
             for item in attachments
         )
-        _enqueue_process(email.pk)
+        enqueue.process_email_after_commit(email.pk)
     logger.info("outbound_accepted email=%s mailbox=%s", email.pk, mailbox.pk)
     return Accepted(email=email, replayed=False)
-
-
-# robust: the email is committed already; if the broker is unreachable the error is logged
-# and the sweep enqueues the task again, instead of failing a request whose email exists.
-def _enqueue_process(email_id: str) -> None:
-    from mailboxes.tasks import process_email  # the tasks module imports this one
-
-    transaction.on_commit(lambda: process_email.delay(email_id), robust=True)
-
-
-def _enqueue_deliver(email_id: str) -> None:
-    from mailboxes.tasks import deliver_email
-
-    transaction.on_commit(lambda: deliver_email.delay(email_id), robust=True)
 
 
 # --- pipeline --------------------------------------------------------------------------
@@ -338,7 +324,7 @@ def _route(email: Email, now: datetime) -> None:
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
     elif lifecycle.email_move(email, to=EmailStatus.SENDING):
-        _enqueue_deliver(email.pk)
+        enqueue.deliver_email_after_commit(email.pk)
 
 
 def _lock_sender(mailbox_id: str) -> Mailbox:
@@ -635,6 +621,26 @@ def email_deliver(*, email_id: str) -> None:
         len(remote),
         provider_id,
     )
+
+
+def email_release(*, email: Email) -> None:
+    """Hand an email the operator just approved to delivery, once the decision commits.
+    Approved mail whose send_at is still ahead stays ``scheduled``: beat releases it then
+    (``email_release_scheduled``)."""
+    if email.status == EmailStatus.SENDING:
+        # Not robust, as the decision paths have always been: a broker error reaches the
+        # decision's caller after the commit; the sweep still sends the email.
+        enqueue.deliver_email_after_commit(email.pk, robust=False)
+
+
+def sent_message_id(*, email: Email) -> str | None:
+    """The provider's id of an email just released, when delivery already ran in this
+    process (tasks run in-process, without a broker: they ran at commit). None while a
+    worker has it queued: there is no id yet, so the row is not read again."""
+    if not enqueue.tasks_run_in_process():
+        return None
+    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
+    return email.provider_message_id or None
 
 
 def email_attempt_count(*, email_id: str) -> None:
