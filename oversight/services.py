@@ -24,7 +24,7 @@ from accounts.models import CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
-from mailboxes.services import outbound
+from mailboxes.services.outbound import pipeline
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
@@ -73,7 +73,7 @@ def email_decide(
     if decision.status != DecisionStatus.APPROVED_AND_SENT:
         return decision
     # Delivery may have run already (in-process tasks): then report its message id.
-    message_id = outbound.sent_message_id(email=decision.email)
+    message_id = pipeline.sent_message_id(email=decision.email)
     return Decision(decision.status, decision.email, message_id)
 
 
@@ -147,7 +147,7 @@ def _decide(
     # Whatever path decided, the emailed link stops working.
     ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
     if action == Action.APPROVE and email.direction == Direction.OUTBOUND:
-        outbound.email_release(email=email)
+        pipeline.email_release(email=email)
     return Decision(result, email, None)
 
 
