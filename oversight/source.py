@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailboxes.models import Email
-from mailboxes.services.outbound import message_build
+from mailboxes.services.outbound.message import message_build
 from oversight import policy
 
 

@@ -130,7 +130,7 @@ def _attachment_rejection(attachments: Sequence[AttachmentInfo]) -> str | None:
     return None
 
 
-def content_scan(
+def content_report(
     *, subject: str, markdown: str, html: str, attachments: Sequence[AttachmentInfo]
 ) -> ContentReport:
     """Whether the email may be sent, and what the operator should know about it."""

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mailboxes.services.content_filter import AttachmentInfo, content_scan, deceptive_links
+from mailboxes.services.content_filter import AttachmentInfo, content_report, deceptive_links
 from mailboxes.services.rendering import html_sanitize, markdown_render
 
 
@@ -74,11 +74,11 @@ def test_deceptive_links() -> None:
     assert deceptive_links(html) == [("https://evil.example/x", "https://bank.example/login")]
 
 
-def test_content_scan_rules() -> None:
-    clean = content_scan(subject="Hi", markdown="Hello", html="<p>Hello</p>", attachments=[])
+def test_content_report_rules() -> None:
+    clean = content_report(subject="Hi", markdown="Hello", html="<p>Hello</p>", attachments=[])
     assert clean.rejection is None
     assert clean.findings == ()
-    exe = content_scan(
+    exe = content_report(
         subject="Hi",
         markdown="x",
         html="",
@@ -86,7 +86,7 @@ def test_content_scan_rules() -> None:
     )
     assert exe.rejection is not None
     assert exe.rejection.startswith("executable attachment")
-    mime = content_scan(
+    mime = content_report(
         subject="Hi",
         markdown="x",
         html="",
@@ -96,7 +96,7 @@ def test_content_scan_rules() -> None:
     assert mime.rejection.startswith("prohibited attachment type")
     # Credential wording alone, or a mismatched link alone, is not enough to refuse: each
     # is a finding for the operator.
-    wording = content_scan(
+    wording = content_report(
         subject="Please verify your account",
         markdown="Verify your account at [our site](https://ok.example)",
         html='<a href="https://ok.example">our site</a>',
@@ -106,7 +106,7 @@ def test_content_scan_rules() -> None:
     assert wording.findings == (
         "asks the recipient for credentials or payment details ('verify your account')",
     )
-    link_only = content_scan(
+    link_only = content_report(
         subject="News",
         markdown="x",
         html='<a href="https://evil.example">bank.example</a>',
@@ -116,7 +116,7 @@ def test_content_scan_rules() -> None:
     assert link_only.findings == (
         "the link text 'bank.example' hides a different destination (https://evil.example)",
     )
-    phishing = content_scan(
+    phishing = content_report(
         subject="Urgent: confirm your password",
         markdown="x",
         html='<a href="https://evil.example">bank.example</a>',

@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
 from mailboxes.models import Direction, Email, EmailStatus
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from tests.conftest import Tenant, client_for
 from tests.console.conftest import signed_in
 from tests.oversight.conftest import last_token
