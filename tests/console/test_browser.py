@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
+from mailboxes.lifecycle import email_hold
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, SpamVerdict
 from mailboxes.services.rendering import html_to_text
-from oversight.services import email_hold
 from tests.conftest import Tenant, client_for, key_for
 from tests.console.conftest import held_email, pending_account, signed_in
 from tests.oversight.conftest import last_token
