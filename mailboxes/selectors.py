@@ -13,12 +13,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import Account, Contact
-from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, Suppression
+from billing.plans import WARMUP_DAILY_CAPS
+from mailboxes.models import (
+    Attachment,
+    Direction,
+    Domain,
+    Email,
+    EmailStatus,
+    Mailbox,
+    Suppression,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from mailboxes.quotas import counted_sends, warmup_stage
 from multimail.errors import ApiError, not_found
 from multimail.pagination import Page, cursor_paginate
 from oversight.policy import agent_can_read_content, agent_hidden
@@ -193,6 +205,55 @@ def active_mailboxes(*, account: Account) -> QuerySet[Mailbox]:
     return Mailbox.objects.filter(account=account, is_active=True)
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxRow:
+    mailbox: Mailbox
+    sent_today: int
+    # None once the mailbox is warmed up: only the monthly quota applies then.
+    daily_cap: int | None
+
+
+def mailbox_rows(*, account: Account, now: datetime | None = None) -> list[MailboxRow]:
+    """Active mailboxes with today's sends against their warm-up cap: two queries for any
+    number of mailboxes. Counts the way the send check does (mailboxes.quotas)."""
+    now = now or timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mailboxes = list(active_mailboxes(account=account).select_related("domain"))
+    counts = dict(
+        counted_sends(account=account, received_at__gte=midnight)
+        .values_list("mailbox_id")
+        .annotate(total=Count("id"))
+        .order_by()
+    )
+    rows = []
+    for mailbox in mailboxes:
+        stage = warmup_stage(mailbox=mailbox, now=now)
+        rows.append(
+            MailboxRow(
+                mailbox=mailbox,
+                sent_today=counts.get(mailbox.pk, 0),
+                daily_cap=WARMUP_DAILY_CAPS[stage - 1] if stage else None,
+            )
+        )
+    return rows
+
+
+def deleted_mailboxes(*, account: Account) -> list[Mailbox]:
+    return list(
+        Mailbox.objects.filter(account=account, deleted_at__isnull=False).order_by("-deleted_at")
+    )
+
+
+def operator_mailbox_get(*, account: Account, mailbox_id: str) -> Mailbox:
+    """A mailbox of ``account`` for reading by the operator, deleted ones included: a soft
+    deleted mailbox stops sending and receiving, but its mail stays readable by the
+    operator (changes still go through ``mailbox_get``, which refuses deleted ones)."""
+    mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
+    if mailbox is None:
+        raise not_found("mailbox")
+    return mailbox
+
+
 def mailbox_email_get(
     *, account: Account, mailbox_id: str, email_id: str, agent: bool = True
 ) -> Email:
@@ -216,17 +277,24 @@ def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:
     return email
 
 
+def attachment_list(*, email: Email) -> QuerySet[Attachment]:
+    """Every attachment's metadata (no bytes), as the operator sees it."""
+    return Attachment.objects.filter(email=email).defer("content")
+
+
 def email_attachments(*, email: Email) -> list[Attachment]:
     """Attachment metadata (no bytes); none while the agent may not read the content."""
     if not email.has_attachments or not agent_can_read_content(email):
         return []
-    return list(Attachment.objects.filter(email=email).defer("content"))
+    return list(attachment_list(email=email))
 
 
-def attachment_get(*, email: Email, filename: str) -> Attachment:
+def attachment_get(*, email: Email, filename: str, agent: bool = True) -> Attachment:
+    """One attachment with its bytes; the agent gets none while it may not read the
+    content, the operator always."""
     attachment = (
         Attachment.objects.filter(email=email, filename=filename).first()
-        if agent_can_read_content(email)
+        if not agent or agent_can_read_content(email)
         else None
     )
     if attachment is None:
@@ -295,3 +363,16 @@ def contact_list(*, account: Account, params: Mapping[str, Any]) -> Page:
 
 def suppression_list(*, account: Account, params: Mapping[str, Any]) -> Page:
     return cursor_paginate(Suppression.objects.filter(account=account), params, default_limit=50)
+
+
+def domain_list(*, account: Account) -> QuerySet[Domain]:
+    return Domain.objects.filter(account=account)
+
+
+def webhook_subscription_list(*, account: Account) -> QuerySet[WebhookSubscription]:
+    return WebhookSubscription.objects.filter(account=account)
+
+
+def webhook_delivery_list(*, subscription: WebhookSubscription) -> QuerySet[WebhookDelivery]:
+    """A subscription's delivery history without the payloads (a list shows none)."""
+    return WebhookDelivery.objects.filter(subscription=subscription).defer("payload")

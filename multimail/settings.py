@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "oversight",
     "billing",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -497,7 +497,7 @@ def test_deleted_mailbox_mail_stays_readable(owner, console):
 
 
 def test_billing_redirects_to_stripe(console, monkeypatch):
-    from oversight.console.views import settings as views
+    from console.views import settings as views
 
     monkeypatch.setattr(
         views, "checkout_start", lambda **kw: {"checkout_url": "https://checkout.stripe.test/s"}

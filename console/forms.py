@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -57,11 +57,6 @@ class ConfirmForm(forms.Form):
     )
 
 
-class DecisionForm(forms.Form):
-    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
-    reason = forms.CharField(label="Reason", max_length=1000, required=False)
-
-
 class ModeForm(forms.Form):
     mode = forms.ChoiceField(label="Oversight mode", choices=OversightMode.choices)
 
@@ -90,7 +85,7 @@ class WebhookForm(forms.Form):
 
     def __init__(self, *args: Any, event_choices: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["events"].choices = event_choices  # type: ignore[attr-defined]
+        cast(forms.MultipleChoiceField, self.fields["events"]).choices = event_choices
 
 
 class EmailFilterForm(forms.Form):
