@@ -3,11 +3,13 @@ the full export."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.filters import AuditEntryFilter
 from accounts.models import (
     Account,
     AccountState,
@@ -21,6 +23,10 @@ from billing.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found
+from multimail.filters import filtered
+from multimail.pagination import Page, cursor_paginate
+
+AUDIT_PAGE_SIZE = 50
 
 
 def admin_actions_awaiting(*, account: Account) -> QuerySet[AdminActionRequest]:
@@ -86,6 +92,12 @@ def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
 
 def audit_entry_list(*, account: Account) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(account=account)
+
+
+def audit_entry_page(*, account: Account, params: Mapping[str, Any]) -> Page:
+    """One page of the audit log, newest first, filtered by ``AuditEntryFilter``."""
+    entries = filtered(AuditEntryFilter(params, queryset=audit_entry_list(account=account)))
+    return cursor_paginate(entries, params, default_limit=AUDIT_PAGE_SIZE)
 
 
 def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services, signup
 from accounts.approvals import admin_action_gate
-from accounts.models import Scope
+from accounts.filters import AuditEntryFilter
+from accounts.models import AuditEntry, Scope
 from accounts.serializers import (
     AccountInfoSerializer,
     AccountUpdateSerializer,
@@ -406,17 +407,18 @@ class ApiKeyDetailView(APIView):
 
 class AuditLogView(APIView):
     required_scopes = {"GET": "admin"}
+    # The selector applies the filter; these two only document it (multimail.openapi).
+    filterset_class = AuditEntryFilter
+    queryset = AuditEntry.objects.none()
 
     @extend_schema(
         operation_id="audit_log",
-        parameters=pagination_parameters(default_limit=50),
+        parameters=pagination_parameters(default_limit=selectors.AUDIT_PAGE_SIZE),
         responses=AuditLogSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = cursor_paginate(
-            selectors.audit_entry_list(account=_principal(request).account),
-            request.query_params,
-            default_limit=50,
+        page = selectors.audit_entry_page(
+            account=_principal(request).account, params=request.query_params
         )
         return Response(
             {

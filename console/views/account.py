@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.approvals import admin_action_approve, admin_action_deny
-from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_list
+from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
 from billing.services import session_key_claim
@@ -18,10 +18,7 @@ from console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
 from console.htmx import render_page
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from multimail.pagination import cursor_paginate
 from multimail.ratelimit import client_ip
-
-AUDIT_PAGE_SIZE = 50
 
 
 @never_cache
@@ -148,11 +145,7 @@ def api_key_revoke_view(request: ConsoleRequest, key_id: str) -> HttpResponse:
 @operator_required
 def audit_log(request: ConsoleRequest) -> HttpResponse:
     try:
-        page = cursor_paginate(
-            audit_entry_list(account=request.account),
-            request.GET,
-            default_limit=AUDIT_PAGE_SIZE,
-        )
+        page = audit_entry_page(account=request.account, params=request.GET)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-audit")

@@ -12,9 +12,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.access import ConsoleRequest, error_message, operator_required
 from console.csp import EMAIL_PAGE_CSP
-from console.forms import EmailFilterForm, MailboxSettingsForm, ModeForm
+from console.forms import MailboxSettingsForm, ModeForm
 from console.htmx import render_page
 from console.rendering import email_body_render
+from mailboxes.filters import EmailFilter
 from mailboxes.models import Mailbox, OversightMode
 from mailboxes.selectors import (
     attachment_get,
@@ -67,10 +68,11 @@ def mailbox_detail(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id)
     if mailbox is None:
         return redirect("console-mailboxes")
-    filter_form = EmailFilterForm(request.GET or None)
+    # Its form renders the inputs; the selector applies the same FilterSet, so a filter
+    # validates and means the same as on GET /v1/mailboxes/{id}/emails.
+    filter_form = EmailFilter(request.GET or None).form
     page = None
     try:
-        # The same filter, validation and meaning as GET /v1/mailboxes/{id}/emails.
         page = email_list(mailbox=mailbox, params=request.GET, agent=False)
     except ApiError as error:
         error_message(request, error)
