@@ -99,7 +99,7 @@ def domain_verify_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
                 "Some records are not visible yet. DNS changes can take a while; check again "
                 "later.",
             )
-    if not getattr(request, "htmx", False) or domain is None:
+    if not request.htmx or domain is None:
         return redirect("console-domain", domain_id=domain_id)
     return render_page(
         request,
