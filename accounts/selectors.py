@@ -19,7 +19,7 @@ from accounts.models import (
     AuditEntry,
     Operator,
 )
-from billing.plans import limits_for
+from accounts.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found

@@ -13,11 +13,11 @@ from typing import Any
 from django.db.models import Count, Exists, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, Contact
-from billing.plans import WARMUP_DAILY_CAPS
+from accounts.models import Account
 from mailboxes.filters import EmailFilter
 from mailboxes.models import (
     Attachment,
+    Contact,
     Direction,
     Domain,
     Email,
@@ -27,7 +27,7 @@ from mailboxes.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from mailboxes.quotas import counted_sends, warmup_stage
+from mailboxes.quotas import WARMUP_DAILY_CAPS, counted_sends, warmup_stage
 from multimail.errors import ApiError, not_found
 from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate

@@ -12,7 +12,7 @@ from accounts.approvals import admin_action_approve, admin_action_deny
 from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
-from billing.services import session_key_claim
+from billing.services.pricing import session_key_claim
 from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
 from console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
 from console.htmx import render_page

@@ -10,13 +10,14 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import UsageEventType
-from billing.selectors import from_epoch_ms, usage_day_series, usage_summary, usage_window
-from billing.services import (
+from billing.selectors import (
     billing_overview,
-    checkout_start,
-    portal_session_create,
-    subscription_cancel,
+    from_epoch_ms,
+    usage_day_series,
+    usage_summary,
+    usage_window,
 )
+from billing.services.checkout import checkout_start, portal_session_create, subscription_cancel
 from console.access import ConsoleRequest, error_message, operator_required
 from console.charts import bar_chart
 from console.csp import BILLING_PAGE_CSP
