@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from django.utils.crypto import salted_hmac
 
-from mailboxes.models import Attachment, Direction, Email
+from mailboxes.models import Direction, Email
+from mailboxes.selectors import attachment_list
 
 _SALT = "multimail.email-version.v1"
 
@@ -76,7 +77,4 @@ def email_version(*, email: Email, attachments: Iterable[AttachmentMetadata]) ->
 
 def email_version_read(*, email: Email) -> str:
     """The version of one email, reading its attachments' metadata (one query)."""
-    attachments = Attachment.objects.filter(email=email).only(
-        "id", "filename", "content_type", "size"
-    )
-    return email_version(email=email, attachments=attachments)
+    return email_version(email=email, attachments=attachment_list(email=email))
