@@ -349,11 +349,6 @@ def subscription_cancel(*, actor: Actor, request_id: str = "") -> dict[str, Any]
     }
 
 
-def cancel_executor(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Runs ``billing.cancel`` when the operator approves it in the console."""
-    return subscription_cancel(actor=actor)
-
-
 # --- Pricing checkout: account + checkout in one step ---------------------------------
 
 

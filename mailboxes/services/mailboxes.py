@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -37,19 +38,28 @@ QUEUED_OUTBOUND = (
     EmailStatus.PENDING_SEND_APPROVAL,
 )
 
-# Settings an agent or operator may change with PATCH; oversight_mode is handled apart.
-UPDATABLE_FIELDS = (
-    "display_name",
-    "auto_cc",
-    "auto_bcc",
-    "forward_inbound",
-    "webhook_url",
-    "oversight_webhook_url",
-    "signature_block",
-    "ai_disclosure",
-    "default_gate_timing",
-    "scheduling_enabled",
-    "mcp_configured",
+
+class MailboxChanges(TypedDict, total=False):
+    """What a mailbox update (PATCH or configure) may carry; absent means unchanged, None
+    clears."""
+
+    oversight_mode: str
+    display_name: str | None
+    auto_cc: str | None
+    auto_bcc: str | None
+    forward_inbound: bool
+    webhook_url: str | None
+    oversight_webhook_url: str | None
+    signature_block: str | None
+    ai_disclosure: bool
+    default_gate_timing: str
+    scheduling_enabled: bool
+    mcp_configured: bool
+
+
+# The settings ``mailbox_update`` copies as they are; oversight_mode is checked apart.
+UPDATABLE_FIELDS = tuple(
+    field for field in MailboxChanges.__annotations__ if field != "oversight_mode"
 )
 
 
@@ -126,12 +136,12 @@ def _ensure_below_limit(account: Account) -> None:
         )
 
 
-def mailbox_create_check(*, account: Account, address_local: str) -> str:
-    """Every check that can fail, before the approval gate asks the operator for nothing."""
+def mailbox_create_check(*, account: Account, address_local: str) -> None:
+    """Every refusal ``mailbox_create`` can give, checked before the approval gate asks the
+    operator (the create checks again under the account lock)."""
     address, _ = mailbox_address_resolve(account=account, address_local=address_local)
     _ensure_address_free(address)
     _ensure_below_limit(account)
-    return address
 
 
 @transaction.atomic
@@ -179,18 +189,6 @@ def mailbox_create(
     return mailbox
 
 
-def mailbox_create_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Executor for an approved "mailbox.create" admin action (console approval)."""
-    mailbox = mailbox_create(
-        actor=actor,
-        address_local=params["address_local"],
-        display_name=params.get("display_name") or "",
-        webhook_url=params.get("webhook_url"),
-        ai_disclosure=bool(params.get("ai_disclosure")),
-    )
-    return {"id": mailbox.pk, "address": mailbox.address}
-
-
 def oversight_mode_check(*, current: str, target: str) -> None:
     if target not in OversightMode.values:
         raise ApiError(
@@ -208,32 +206,47 @@ def oversight_mode_check(*, current: str, target: str) -> None:
         )
 
 
+def _settings_check(mailbox: Mailbox, changes: Mapping[str, Any]) -> None:
+    if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
+        oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
+    if "default_gate_timing" in changes and changes["default_gate_timing"] not in GateTiming.values:
+        raise ApiError(
+            "invalid_parameter",
+            "default_gate_timing must be gate_first or schedule_first.",
+            param="default_gate_timing",
+        )
+
+
+def mailbox_update_check(
+    *, account: Account, mailbox_id: str, changes: Mapping[str, Any]
+) -> Mailbox:
+    """Every refusal ``mailbox_update`` can give, checked before the approval gate asks the
+    operator; returns the mailbox as it is now."""
+    mailbox = mailbox_get(account=account, mailbox_id=mailbox_id)
+    _settings_check(mailbox, changes)
+    return mailbox
+
+
 @transaction.atomic
 def mailbox_update(
     *,
     actor: Actor,
     mailbox_id: str,
-    changes: dict[str, Any],
+    changes: Mapping[str, Any],
     action: str = "mailbox.updated",
     request_id: str = "",
 ) -> Mailbox:
     """Apply settings and a mode downgrade; records what changed, old and new."""
     mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+    _settings_check(mailbox, changes)
     diff: dict[str, Any] = {}
     if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
-        oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
         diff["oversight_mode"] = [mailbox.oversight_mode, changes["oversight_mode"]]
         mailbox.oversight_mode = changes["oversight_mode"]
     for field in UPDATABLE_FIELDS:
         if field not in changes:
             continue
         value = changes[field]
-        if field == "default_gate_timing" and value not in GateTiming.values:
-            raise ApiError(
-                "invalid_parameter",
-                "default_gate_timing must be gate_first or schedule_first.",
-                param=field,
-            )
         if field == "display_name":
             value = value or ""
         if getattr(mailbox, field) != value:
@@ -274,11 +287,3 @@ def mailbox_delete(*, actor: Actor, mailbox_id: str, request_id: str = "") -> No
         metadata={"address": mailbox.address, "cancelled_emails": cancelled},
         request_id=request_id,
     )
-
-
-def mailbox_update_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Executor for an approved "mailbox.update" admin action (auto_cc/auto_bcc changes)."""
-    mailbox = mailbox_update(
-        actor=actor, mailbox_id=params["mailbox_id"], changes=params["changes"]
-    )
-    return {"id": mailbox.pk, "status": "updated"}

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
-from accounts.approvals import _EXECUTORS, admin_action_approve
 from accounts.models import AuditEntry
 from mailboxes.models import Domain, Mailbox
+from oversight.admin_actions import admin_action_approve
 from tests.conftest import Tenant, assert_error
 
 pytestmark = pytest.mark.django_db
@@ -122,8 +122,6 @@ def test_create_with_agent_key_needs_operator_code(
         "/v1/mailboxes", {"address_local": "gated", "approval_code": code}, format="json"
     )
     assert done.status_code == 201, done.content
-    assert "mailbox.create" in _EXECUTORS
-    assert "mailbox.update" in _EXECUTORS
 
 
 def test_list_is_paginated_and_scoped(
@@ -300,9 +298,9 @@ def test_operator_approves_pending_requests_in_the_console(
             _url(owner.mailbox), {"auto_bcc": "copy@example.org"}, format="json"
         ).json()
     operator = Actor.for_operator(owner.operator)
-    result = admin_action_approve(actor=operator, request_id=created["approval_id"]).result
+    result = admin_action_approve(actor=operator, approval_id=created["approval_id"]).result
     assert result["address"] == "later@acme.multimail.localhost"
-    admin_action_approve(actor=operator, request_id=changed["approval_id"])
+    admin_action_approve(actor=operator, approval_id=changed["approval_id"])
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.auto_bcc == "copy@example.org"
 

@@ -8,7 +8,6 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.approvals import admin_action_approve, admin_action_deny
 from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_list
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
@@ -16,6 +15,7 @@ from billing.services import session_key_claim
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
+from oversight.admin_actions import admin_action_approve, admin_action_deny
 from oversight.console.access import error_message, operator_required
 from oversight.console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
 from oversight.console.htmx import client_ip, render_page
@@ -85,7 +85,7 @@ def approval_decide(request: HttpRequest, request_pk: str) -> HttpResponse:
     try:
         done = (admin_action_approve if approve else admin_action_deny)(
             actor=request.actor,  # type: ignore[attr-defined]
-            request_id=request_pk,
+            approval_id=request_pk,
         )
     except ApiError as error:
         error_message(request, error)
