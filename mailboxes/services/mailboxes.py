@@ -24,6 +24,7 @@ from mailboxes.models import (
     OversightMode,
 )
 from mailboxes.selectors import active_mailboxes
+from mailboxes.services.netguard import UnsafeTarget, url_vet
 from multimail.errors import ApiError, not_found
 from oversight.policy import is_upgrade
 
@@ -61,6 +62,9 @@ class MailboxChanges(TypedDict, total=False):
 UPDATABLE_FIELDS = tuple(
     field for field in MailboxChanges.__annotations__ if field != "oversight_mode"
 )
+
+# Where the mailbox's events are POSTed: vetted like a webhook subscription's URL when set.
+WEBHOOK_URL_FIELDS = ("webhook_url", "oversight_webhook_url")
 
 
 def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
@@ -136,12 +140,22 @@ def _ensure_below_limit(account: Account) -> None:
         )
 
 
-def mailbox_create_check(*, account: Account, address_local: str) -> None:
+def _webhook_url_check(field: str, url: str) -> None:
+    # Resolves the host name: callers run it before taking any row lock.
+    try:
+        url_vet(url)
+    except UnsafeTarget as exc:
+        raise ApiError("invalid_parameter", str(exc), param=field) from exc
+
+
+def mailbox_create_check(*, account: Account, address_local: str, webhook_url: str | None) -> None:
     """Every refusal ``mailbox_create`` can give, checked before the approval gate asks the
     operator (the create checks again under the account lock)."""
     address, _ = mailbox_address_resolve(account=account, address_local=address_local)
     _ensure_address_free(address)
     _ensure_below_limit(account)
+    if webhook_url:
+        _webhook_url_check("webhook_url", webhook_url)
 
 
 @transaction.atomic
@@ -154,6 +168,8 @@ def mailbox_create(
     ai_disclosure: bool = False,
     request_id: str = "",
 ) -> Mailbox:
+    if webhook_url:
+        _webhook_url_check("webhook_url", webhook_url)
     # The account row lock makes the count and the insert one step: two concurrent creates
     # cannot both take the last slot of the plan.
     account = Account.objects.select_for_update(no_key=True).get(pk=actor.account.pk)
@@ -206,6 +222,14 @@ def oversight_mode_check(*, current: str, target: str) -> None:
         )
 
 
+def _webhook_urls_check(mailbox: Mailbox, changes: Mapping[str, Any]) -> None:
+    # Only a new URL is vetted: saving other settings never fails on the stored one.
+    for field in WEBHOOK_URL_FIELDS:
+        url = changes.get(field)
+        if url and url != getattr(mailbox, field):
+            _webhook_url_check(field, url)
+
+
 def _settings_check(mailbox: Mailbox, changes: Mapping[str, Any]) -> None:
     if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
         oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
@@ -223,6 +247,7 @@ def mailbox_update_check(
     """Every refusal ``mailbox_update`` can give, checked before the approval gate asks the
     operator; returns the mailbox as it is now."""
     mailbox = mailbox_get(account=account, mailbox_id=mailbox_id)
+    _webhook_urls_check(mailbox, changes)
     _settings_check(mailbox, changes)
     return mailbox
 
@@ -237,6 +262,9 @@ def mailbox_update(
     request_id: str = "",
 ) -> Mailbox:
     """Apply settings and a mode downgrade; records what changed, old and new."""
+    if any(changes.get(field) for field in WEBHOOK_URL_FIELDS):
+        # Vetting resolves host names: before the row lock, not under it.
+        _webhook_urls_check(mailbox_get(account=actor.account, mailbox_id=mailbox_id), changes)
     mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
     _settings_check(mailbox, changes)
     diff: dict[str, Any] = {}

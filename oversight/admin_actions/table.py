@@ -210,7 +210,9 @@ API_KEY_REVOKE: AdminAction[ApiKeyRevoke, ApiKey] = AdminAction(
 
 
 def _mailbox_create_check(actor: Actor, params: MailboxCreate) -> MailboxCreate:
-    mailbox_create_check(account=actor.account, address_local=params.address_local)
+    mailbox_create_check(
+        account=actor.account, address_local=params.address_local, webhook_url=params.webhook_url
+    )
     return params
 
 
