@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Account, AdminActionRequest, AdminActionStatus, ApiKey, AuditEntry
-from billing.plans import limits_for
+from accounts.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account, ApiKey, AuditEntry, Operator, Scope
-from billing.plans import limits_for
+from accounts.plans import limits_for
 from multimail.errors import ApiError, not_found
 
 logger = logging.getLogger("multimail.accounts")

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services, signup
+from accounts import selectors, services, signup, slugs
 from accounts.models import Scope
 from accounts.serializers import (
     AccountInfoSerializer,
@@ -99,7 +99,7 @@ class ChallengeView(PublicView):
 class SlugCheckView(PublicView):
     @extend_schema(operation_id="slug_check", responses=SlugCheckSerializer, auth=[])
     def get(self, request: Request, slug: str) -> Response:
-        status = signup.slug_check(slug=slug)
+        status = slugs.slug_check(slug=slug)
         return Response(
             {
                 "available": status.available,

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.serializers import PendingApprovalSerializer
 from accounts.signup import attribution_clean
-from billing import selectors, services
+from billing import selectors
 from billing.serializers import (
     CancelRequestSerializer,
     CancelResponseSerializer,
@@ -35,6 +35,7 @@ from billing.serializers import (
     UsageQuerySerializer,
     UsageSummarySerializer,
 )
+from billing.services import checkout, events, pricing
 from multimail.authentication import ApiPrincipal
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
@@ -73,7 +74,7 @@ class CheckoutView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(CheckoutRequestSerializer, request.data)
-        result = services.checkout_start(
+        result = checkout.checkout_start(
             account=_principal(request).account,
             plan=data["plan"],
             interval=data["interval"],
@@ -94,7 +95,7 @@ class PortalView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(PortalRequestSerializer, request.data)
-        url = services.portal_session_create(
+        url = checkout.portal_session_create(
             account=_principal(request).account, return_url=data.get("return_url")
         )
         return Response({"portal_url": url})
@@ -157,7 +158,7 @@ class PricingCheckoutView(PublicView):
                 limit_type="pricing_checkout",
                 headers={"Retry-After": str(limit.retry_after)},
             )
-        result = services.pricing_checkout_start(
+        result = pricing.pricing_checkout_start(
             operator_name=data["operator_name"],
             oversight_email=data["oversight_email"],
             plan=data["plan"],
@@ -183,7 +184,7 @@ class SessionKeyView(PublicView):
     )
     def get(self, request: Request) -> Response:
         data = _parse(SessionKeyQuerySerializer, request.query_params)
-        return Response(services.session_key_claim(session_id=data["session_id"]))
+        return Response(pricing.session_key_claim(session_id=data["session_id"]))
 
 
 class StripeWebhookView(PublicView):
@@ -200,7 +201,7 @@ class StripeWebhookView(PublicView):
     )
     def post(self, request: Request) -> Response:
         # The signature covers the raw bytes: never re-serialize the parsed body.
-        result = services.stripe_webhook_receive(
+        result = events.stripe_webhook_receive(
             payload=request.body, signature=request.headers.get("Stripe-Signature")
         )
         return Response(result)

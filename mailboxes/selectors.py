@@ -17,8 +17,16 @@ from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from accounts.models import Account, Contact
-from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, Suppression
+from accounts.models import Account
+from mailboxes.models import (
+    Attachment,
+    Contact,
+    Direction,
+    Email,
+    EmailStatus,
+    Mailbox,
+    Suppression,
+)
 from multimail.errors import ApiError, not_found
 from multimail.pagination import Page, cursor_paginate
 from oversight.policy import agent_can_read_content, agent_hidden

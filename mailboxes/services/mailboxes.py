@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.plans import limits_for
 from accounts.services import audit_record
-from billing.plans import limits_for
 from mailboxes.models import (
     Direction,
     Domain,

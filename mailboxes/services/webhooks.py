@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.plans import limits_for
 from accounts.services import audit_record, operator_email_send
-from billing.plans import limits_for
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.netguard import UnsafeTarget, pinned_post, url_vet
 from multimail.errors import ApiError, not_found

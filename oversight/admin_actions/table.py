@@ -12,7 +12,7 @@ from accounts import services as account_services
 from accounts.actors import Actor
 from accounts.models import Account, ApiKey, Scope
 from accounts.services import AccountChanges
-from billing.services import subscription_cancel, subscription_cancellable
+from billing.services.checkout import subscription_cancel, subscription_cancellable
 from mailboxes.models import Mailbox, WebhookSubscription
 from mailboxes.services.mailboxes import (
     MailboxChanges,

@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 
 from accounts.models import Scope
+from accounts.plans import PAID_PLANS
 from billing.models import BillingInterval
-from billing.plans import PAID_PLANS
 from mailboxes.models import Direction, EmailStatus, GateTiming, Mailbox, OversightMode
 
 

@@ -9,9 +9,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.plans import WARMUP_DAILY_CAPS
 from mailboxes.models import Mailbox
-from mailboxes.quotas import counted_sends, warmup_stage
+from mailboxes.quotas import WARMUP_DAILY_CAPS, counted_sends, warmup_stage
 from multimail.errors import not_found
 
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts.actors import Actor
 from accounts.models import Account, AccountState, AdminActionRequest, ApiKey, Operator
 from billing.models import PendingSessionKey, StripeEvent, Subscription, SubscriptionStatus
-from billing.services import unpaid_accounts_enforce
+from billing.services.enforcement import unpaid_accounts_enforce
 from mailboxes.models import Mailbox
 from oversight.admin_actions import admin_action_approve
 from tests.billing.conftest import MONTH, make_event
@@ -438,7 +438,12 @@ def test_pricing_checkout_keeps_clean_attribution(stripe_fake: Any) -> None:
     entry = AuditEntry.objects.get(action="account.created")
     assert entry.metadata["attribution"] == attribution
     # A bad shape is dropped, never a reason to refuse.
-    response = _pricing_checkout(key="k-bad", slug="initech-two", attribution={"nope": 1})
+    response = _pricing_checkout(
+        key="k-bad",
+        slug="initech-two",
+        oversight_email="two@initech.example",
+        attribution={"nope": 1},
+    )
     assert response.status_code == 200
     assert AuditEntry.objects.filter(action="account.created").count() == 2
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from accounts.models import AdminActionRequest, ApiKey, CodePurpose, OneTimeCode, Scope
+from accounts.plans import limits_for
 from billing.models import Subscription
-from billing.plans import limits_for
 from mailboxes.models import Mailbox, OversightMode, WebhookEvent, WebhookSubscription
 from mailboxes.services import netguard
 from multimail.errors import REGISTRY

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_list
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
-from billing.services import session_key_claim
+from billing.services.pricing import session_key_claim
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate

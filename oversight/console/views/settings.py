@@ -12,13 +12,14 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import UsageEventType
-from billing.selectors import from_epoch_ms, usage_daily, usage_summary, usage_window
-from billing.services import (
+from billing.selectors import (
     billing_overview,
-    checkout_start,
-    portal_session_create,
-    subscription_cancel,
+    from_epoch_ms,
+    usage_daily,
+    usage_summary,
+    usage_window,
 )
+from billing.services.checkout import checkout_start, portal_session_create, subscription_cancel
 from mailboxes.models import Domain, WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.selectors import suppression_list
 from mailboxes.services.domains import domain_create, domain_delete, domain_get, domain_verify

@@ -1,12 +1,24 @@
-"""Plans and their limits: the one table every limit check reads."""
+"""Plans and their limits: the one table every limit check reads.
+
+It sits in accounts, the lowest domain app, because ``Account.plan`` takes its choices
+from ``Plan`` and the API-key limit is checked here; billing (what a plan costs on Stripe,
+the subscription that sets it) and mailboxes read it from below.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accounts.models import Plan
+from django.db import models
 
 MB = 1024 * 1024
+
+
+class Plan(models.TextChoices):
+    STARTER = "starter", "Starter"
+    BUILDER = "builder", "Builder"
+    PRO = "pro", "Pro"
+    SCALE = "scale", "Scale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +92,6 @@ PLANS: dict[str, PlanLimits] = {
 
 PAID_PLANS = (Plan.BUILDER, Plan.PRO, Plan.SCALE)
 DOMAIN_PLANS = tuple(plan for plan, limits in PLANS.items() if limits.custom_domains)
-
-# A new mailbox's daily send cap by day of its life (stage 1 is its first day); from day 8
-# only the plan's monthly quota applies.
-WARMUP_DAILY_CAPS = (20, 40, 80, 150, 300, 500, 1000)
 
 
 def limits_for(plan: str) -> PlanLimits:
