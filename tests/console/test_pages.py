@@ -369,10 +369,10 @@ def test_domain_add_and_verify(owner, console, monkeypatch):
 
 
 def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
-    from mailboxes.services import webhooks as webhook_services
+    from mailboxes import enqueue
 
     queued = []
-    monkeypatch.setattr(webhook_services, "delivery_enqueue", lambda delivery_id: queued.append(1))
+    monkeypatch.setattr(enqueue, "deliver_webhook_after_commit", lambda _: queued.append(1))
     response = console.post(
         "/console/webhooks",
         {"url": "https://93.184.215.14/mm", "events": ["message.received"]},
