@@ -5,7 +5,7 @@ Thin: parse with a serializer, call a service or selector, render.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser
@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services, signup, slugs
-from accounts.approvals import admin_action_gate
 from accounts.filters import AuditEntryFilter
 from accounts.models import AuditEntry, Scope
 from accounts.serializers import (
@@ -48,6 +47,8 @@ from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
 from multimail.ratelimit import client_ip, hit
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 PENDING = OpenApiResponse(PendingApprovalSerializer, "Operator approval requested (code emailed)")
 CHALLENGES_PER_MINUTE = 30
@@ -239,18 +240,16 @@ class AccountView(APIView):
         check_if_match(request, current)
         if not data:  # nothing to change: no approval to ask for
             return etag_response(request, current)
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="account.update",
-            params=data,
-            summary=f"change account settings ({', '.join(sorted(data))})",
+            action=admin_actions.ACCOUNT_UPDATE,
+            params=admin_actions.AccountUpdate(changes=cast(services.AccountChanges, data)),
             approval_code=approval_code,
             request_id=request_id_of(request),
         )
-        account = services.account_update(
-            actor=principal.actor, changes=data, request_id=request_id_of(request)
-        )
-        return etag_response(request, selectors.account_info(account=account))
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return etag_response(request, selectors.account_info(account=outcome))
 
     @extend_schema(
         operation_id="account_delete",
@@ -262,15 +261,15 @@ class AccountView(APIView):
         data = parse(ApprovalCodeSerializer, request.data or {})
         if request.headers.get("If-Match"):
             check_if_match(request, self._info(request))
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="account.delete",
-            params={},
-            summary=f"DELETE the account {principal.account.slug} and all its data",
+            action=admin_actions.ACCOUNT_DELETE,
+            params=admin_actions.AccountDelete(),
             approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
             request_id=request_id_of(request),
         )
-        services.account_delete(actor=principal.actor, request_id=request_id_of(request))
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
         # The account is gone: nothing after the view (usage counting) may write for it.
         request.user = AnonymousUser()
         return Response({"status": "deleted"})
@@ -314,22 +313,18 @@ class ApiKeyListView(APIView):
     def post(self, request: Request) -> Response:
         principal = _principal(request)
         data = parse(ApiKeyCreateSerializer, request.data)
-        scopes = services.validate_scopes(data.get("scopes") or [Scope.READ])
-        services.api_key_limit_check(account=principal.account)
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="api_key.create",
-            params={"name": data["name"], "scopes": scopes},
-            summary=f"create the API key {data['name']!r} with scopes {', '.join(scopes)}",
+            action=admin_actions.API_KEY_CREATE,
+            params=admin_actions.ApiKeyCreate(
+                name=data["name"], scopes=data.get("scopes") or [Scope.READ]
+            ),
             approval_code=data.get("approval_code"),
             request_id=request_id_of(request),
         )
-        key, raw = services.api_key_issue(
-            actor=principal.actor,
-            name=data["name"],
-            scopes=scopes,
-            request_id=request_id_of(request),
-        )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        key, raw = outcome
         return Response(
             {
                 "id": key.pk,
@@ -340,9 +335,6 @@ class ApiKeyListView(APIView):
             },
             status=201,
         )
-
-
-_OVERSIGHT_SCOPES = {Scope.OVERSIGHT, Scope.OVERSIGHT_READ}
 
 
 class ApiKeyDetailView(APIView):
@@ -356,26 +348,18 @@ class ApiKeyDetailView(APIView):
     def patch(self, request: Request, key_id: str) -> Response:
         principal = _principal(request)
         data = parse(ApiKeyUpdateSerializer, request.data)
-        key = selectors.api_key_get(account=principal.account, key_id=key_id)
-        scopes = services.validate_scopes(data["scopes"]) if "scopes" in data else None
-        if scopes is not None and (set(scopes) - set(key.scopes)) & _OVERSIGHT_SCOPES:
-            # Oversight lets a key approve mail: an agent must not grant it to itself.
-            admin_action_gate(
-                actor=principal.actor,
-                action="api_key.update",
-                params={"key_id": key.pk, "name": data.get("name"), "scopes": scopes},
-                summary=f"give the API key {key.name!r} the scopes {', '.join(scopes)}",
-                approval_code=data.get("approval_code"),
-                request_id=request_id_of(request),
-            )
-        key = services.api_key_update(
+        outcome = admin_action_run(
             actor=principal.actor,
-            key_id=key.pk,
-            name=data.get("name"),
-            scopes=scopes,
+            action=admin_actions.API_KEY_UPDATE,
+            params=admin_actions.ApiKeyUpdate(
+                key_id=key_id, name=data.get("name"), scopes=data.get("scopes")
+            ),
+            approval_code=data.get("approval_code"),
             request_id=request_id_of(request),
         )
-        return Response({"status": "updated", **selectors.api_key_info(key=key)})
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response({"status": "updated", **selectors.api_key_info(key=outcome)})
 
     @extend_schema(
         operation_id="api_keys_revoke",
@@ -385,20 +369,15 @@ class ApiKeyDetailView(APIView):
     def delete(self, request: Request, key_id: str) -> Response:
         principal = _principal(request)
         data = parse(ApprovalCodeSerializer, request.data or {})
-        key = selectors.api_key_get(account=principal.account, key_id=key_id)
-        if key.is_active:
-            admin_action_gate(
-                actor=principal.actor,
-                action="api_key.revoke",
-                params={"key_id": key.pk},
-                summary=f"revoke the API key {key.name!r} ({key.prefix}…)",
-                approval_code=data.get("approval_code")
-                or request.query_params.get("approval_code"),
-                request_id=request_id_of(request),
-            )
-        services.api_key_revoke(
-            actor=principal.actor, key_id=key.pk, request_id=request_id_of(request)
+        outcome = admin_action_run(
+            actor=principal.actor,
+            action=admin_actions.API_KEY_REVOKE,
+            params=admin_actions.ApiKeyRevoke(key_id=key_id),
+            approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
+            request_id=request_id_of(request),
         )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
         return Response({"status": "revoked"})
 
 

@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.approvals import admin_action_gate
 from accounts.serializers import PendingApprovalSerializer
 from accounts.signup import attribution_clean
 from billing import selectors
@@ -41,6 +40,8 @@ from multimail.authentication import ApiPrincipal
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip, hit
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 # Each pricing checkout creates an account and a Stripe customer: cap them per address.
 PRICING_CHECKOUTS_PER_HOUR = 10
@@ -115,20 +116,16 @@ class CancelView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(CancelRequestSerializer, request.data or {})
-        principal = _principal(request)
-        checkout.subscription_cancellable(account=principal.account)
-        admin_action_gate(
-            actor=principal.actor,
-            action="billing.cancel",
-            params={},
-            summary="cancel the paid subscription at the end of the billing period",
+        outcome = admin_action_run(
+            actor=_principal(request).actor,
+            action=admin_actions.BILLING_CANCEL,
+            params=admin_actions.BillingCancel(),
             approval_code=data.get("approval_code") or None,
             request_id=request_id_of(request),
         )
-        result = checkout.subscription_cancel(
-            actor=principal.actor, request_id=request_id_of(request)
-        )
-        return Response(result)
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(outcome)
 
 
 class PricingCheckoutView(PublicView):

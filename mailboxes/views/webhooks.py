@@ -10,20 +10,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.approvals import admin_action_gate
 from mailboxes.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.webhooks import (
-    subscription_create,
     subscription_delete,
     subscription_get,
     subscription_rotate_secret,
     subscription_test,
-    subscription_validate,
 )
 from multimail.authentication import ApiPrincipal
 from multimail.conditional import etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 LIST_DEFAULT_LIMIT = 50
 
@@ -138,29 +137,18 @@ class WebhookListCreateView(APIView):
         body = WebhookCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        actor = _principal(request).actor
-        params = subscription_validate(
-            account=actor.account,
-            url=data["url"],
-            events=data["events"],
-            mailbox_id=data.get("mailbox_id"),
-        )
-        admin_action_gate(
-            actor=actor,
-            action="webhook.create",
-            params=params,
-            summary=f"send {', '.join(params['events'])} events to {params['url']}",
+        outcome = admin_action_run(
+            actor=_principal(request).actor,
+            action=admin_actions.WEBHOOK_CREATE,
+            params=admin_actions.WebhookCreate(
+                url=data["url"], events=data["events"], mailbox_id=data.get("mailbox_id")
+            ),
             approval_code=data.get("approval_code") or None,
             request_id=request_id_of(request),
         )
-        subscription = subscription_create(
-            actor=actor,
-            url=params["url"],
-            events=params["events"],
-            mailbox_id=params["mailbox_id"],
-            request_id=request_id_of(request),
-        )
-        return Response(WebhookSubscriptionSerializer(subscription).data, status=201)
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(WebhookSubscriptionSerializer(outcome).data, status=201)
 
 
 class WebhookDetailView(APIView):
