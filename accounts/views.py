@@ -41,7 +41,7 @@ from accounts.serializers import (
     StatusSerializer,
     parse,
 )
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import check_if_match, etag_response
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
@@ -52,11 +52,6 @@ from oversight.admin_actions import PendingApproval, admin_action_run
 
 PENDING = OpenApiResponse(PendingApprovalSerializer, "Operator approval requested (code emailed)")
 CHALLENGES_PER_MINUTE = 30
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
-    return request.user
 
 
 class PublicView(APIView):
@@ -233,7 +228,7 @@ class AccountView(APIView):
         responses={200: AccountInfoSerializer, 202: PENDING},
     )
     def patch(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(AccountUpdateSerializer, request.data)
         approval_code = data.pop("approval_code", None)
         current = self._info(request)
@@ -257,7 +252,7 @@ class AccountView(APIView):
         responses={200: StatusSerializer, 202: PENDING},
     )
     def delete(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApprovalCodeSerializer, request.data or {})
         if request.headers.get("If-Match"):
             check_if_match(request, self._info(request))
@@ -278,7 +273,7 @@ class AccountView(APIView):
     def _info(request: Request) -> dict[str, Any]:
         # GET, PATCH and If-Match checks all hash this same representation, so an ETag
         # from any of them matches the others.
-        return selectors.account_info(account=_principal(request).account)
+        return selectors.account_info(account=api_principal(request).account)
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -294,7 +289,7 @@ class ApiKeyListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.api_key_list(account=_principal(request).account),
+            selectors.api_key_list(account=api_principal(request).account),
             request.query_params,
             default_limit=50,
         )
@@ -311,7 +306,7 @@ class ApiKeyListView(APIView):
         responses={201: ApiKeyCreatedSerializer, 202: PENDING},
     )
     def post(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApiKeyCreateSerializer, request.data)
         outcome = admin_action_run(
             actor=principal.actor,
@@ -346,7 +341,7 @@ class ApiKeyDetailView(APIView):
         responses={200: ApiKeyUpdatedSerializer, 202: PENDING},
     )
     def patch(self, request: Request, key_id: str) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApiKeyUpdateSerializer, request.data)
         outcome = admin_action_run(
             actor=principal.actor,
@@ -367,7 +362,7 @@ class ApiKeyDetailView(APIView):
         responses={200: StatusSerializer, 202: PENDING},
     )
     def delete(self, request: Request, key_id: str) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApprovalCodeSerializer, request.data or {})
         outcome = admin_action_run(
             actor=principal.actor,
@@ -397,7 +392,7 @@ class AuditLogView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = selectors.audit_entry_page(
-            account=_principal(request).account, params=request.query_params
+            account=api_principal(request).account, params=request.query_params
         )
         return Response(
             {
@@ -412,7 +407,7 @@ class ExportView(APIView):
 
     @extend_schema(operation_id="account_export", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         services.export_claim(account=principal.account)
         try:
             data = selectors.account_export(account=principal.account)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailboxes.models import Direction, Email, EmailStatus
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import policy, selectors, services
@@ -35,11 +35,6 @@ from oversight.serializers import (
     UpgradeRequestedSerializer,
     UpgradeRequestSerializer,
 )
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
-    return request.user
 
 
 def _request_id(request: Request | HttpRequest) -> str:
@@ -57,7 +52,7 @@ class PendingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.pending_emails(account=_principal(request).account), request.query_params
+            selectors.pending_emails(account=api_principal(request).account), request.query_params
         )
         facts = decision_facts_bulk(emails=page.items)
         return Response(
@@ -83,7 +78,7 @@ class DecideView(APIView):
         body = DecideRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         decision = services.email_decide(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             email_id=body.validated_data["email_id"],
             action=body.validated_data["action"],
             reason=body.validated_data["reason"],
@@ -111,7 +106,7 @@ class RequestUpgradeView(APIView):
         body.is_valid(raise_exception=True)
         target = body.validated_data["target_mode"]
         services.mailbox_upgrade_request(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             target_mode=target,
             request_id=_request_id(request),
@@ -140,7 +135,7 @@ class UpgradeView(APIView):
         body = UpgradeRedeemSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mailbox = services.mailbox_upgrade_redeem(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             code=body.validated_data["code"],
             request_id=_request_id(request),

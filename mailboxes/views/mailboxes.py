@@ -21,17 +21,12 @@ from mailboxes.serializers_outbound import (
     mailbox_representation,
 )
 from mailboxes.services.mailboxes import MailboxChanges, mailbox_delete, mailbox_get
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import check_if_match, etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import admin_actions
 from oversight.admin_actions import PendingApproval, admin_action_run
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    # The scope permission has authenticated the key before any handler runs.
-    return cast(ApiPrincipal, request.user)
 
 
 class MailboxListCreateView(APIView):
@@ -44,7 +39,7 @@ class MailboxListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            Mailbox.objects.filter(account=_principal(request).account, is_active=True),
+            Mailbox.objects.filter(account=api_principal(request).account, is_active=True),
             request.query_params,
             default_limit=50,
         )
@@ -68,7 +63,7 @@ class MailboxListCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         outcome = admin_action_run(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             action=admin_actions.MAILBOX_CREATE,
             params=admin_actions.MailboxCreate(
                 address_local=data["address_local"],
@@ -89,7 +84,7 @@ class MailboxDetailView(APIView):
 
     @extend_schema(operation_id="mailboxes_retrieve", responses=MailboxSerializer)
     def get(self, request: Request, mailbox_id: str) -> Response:
-        mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
+        mailbox = mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
         return etag_response(request, mailbox_representation(mailbox))
 
     @extend_schema(
@@ -105,10 +100,10 @@ class MailboxDetailView(APIView):
 
     @extend_schema(operation_id="mailboxes_destroy", request=None, responses=StatusSerializer)
     def delete(self, request: Request, mailbox_id: str) -> Response:
-        mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
+        mailbox = mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
         check_if_match(request, mailbox_representation(mailbox))
         mailbox_delete(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             request_id=request_id_of(request),
         )
@@ -133,13 +128,13 @@ class MailboxConfigureView(APIView):
 def _update(
     request: Request, mailbox_id: str, serializer_class: type, audit_action: str
 ) -> Mailbox | PendingApproval:
-    mailbox = mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
+    mailbox = mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
     check_if_match(request, mailbox_representation(mailbox))
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     approval_code = request.data.get("approval_code") if isinstance(request.data, dict) else None
     return admin_action_run(
-        actor=_principal(request).actor,
+        actor=api_principal(request).actor,
         action=admin_actions.MAILBOX_UPDATE,
         params=admin_actions.MailboxUpdate(
             mailbox_id=mailbox_id,

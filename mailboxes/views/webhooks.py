@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -17,7 +17,7 @@ from mailboxes.services.webhooks import (
     subscription_rotate_secret,
     subscription_test,
 )
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
@@ -25,11 +25,6 @@ from oversight import admin_actions
 from oversight.admin_actions import PendingApproval, admin_action_run
 
 LIST_DEFAULT_LIMIT = 50
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    # ScopePermission has already required an API key on every method of these views.
-    return cast(ApiPrincipal, request.user)
 
 
 class WebhookCreateSerializer(serializers.Serializer):
@@ -117,7 +112,7 @@ class WebhookListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookSubscription.objects.filter(account=_principal(request).account),
+            WebhookSubscription.objects.filter(account=api_principal(request).account),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
@@ -138,7 +133,7 @@ class WebhookListCreateView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         outcome = admin_action_run(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             action=admin_actions.WEBHOOK_CREATE,
             params=admin_actions.WebhookCreate(
                 url=data["url"], events=data["events"], mailbox_id=data.get("mailbox_id")
@@ -157,14 +152,14 @@ class WebhookDetailView(APIView):
     @extend_schema(operation_id="webhooks_retrieve", responses={200: WebhookSubscriptionSerializer})
     def get(self, request: Request, webhook_id: str) -> Response:
         subscription = subscription_get(
-            account=_principal(request).account, subscription_id=webhook_id
+            account=api_principal(request).account, subscription_id=webhook_id
         )
         return etag_response(request, WebhookSubscriptionSerializer(subscription).data)
 
     @extend_schema(operation_id="webhooks_destroy", responses={200: DELETED})
     def delete(self, request: Request, webhook_id: str) -> Response:
         subscription_delete(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             subscription_id=webhook_id,
             request_id=request_id_of(request),
         )
@@ -181,7 +176,7 @@ class WebhookRotateSecretView(APIView):
     )
     def post(self, request: Request, webhook_id: str) -> Response:
         subscription = subscription_rotate_secret(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             subscription_id=webhook_id,
             request_id=request_id_of(request),
         )
@@ -193,7 +188,7 @@ class WebhookTestView(APIView):
 
     @extend_schema(operation_id="webhooks_test", request=None, responses={202: DeliverySerializer})
     def post(self, request: Request, webhook_id: str) -> Response:
-        delivery = subscription_test(actor=_principal(request).actor, subscription_id=webhook_id)
+        delivery = subscription_test(actor=api_principal(request).actor, subscription_id=webhook_id)
         return Response(DeliverySerializer(delivery).data, status=202)
 
 
@@ -207,7 +202,7 @@ class WebhookDeliveryListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookDelivery.objects.filter(account=_principal(request).account).defer("payload"),
+            WebhookDelivery.objects.filter(account=api_principal(request).account).defer("payload"),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
