@@ -155,7 +155,8 @@ CELERY_TIMEZONE = "UTC"
 # Task modules beyond each app's tasks.py.
 CELERY_IMPORTS = ("mailboxes.webhook_tasks",)
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
-# that resumes emails stuck in a transient state, webhook retries, unpaid-account checks.
+# that resumes emails stuck in a transient state, webhook retries, unpaid-account checks,
+# and the purge of expired idempotency records.
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
@@ -167,6 +168,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.enforce_unpaid_accounts",
         "schedule": 3600.0,
     },
+    "purge-expired-records": {"task": "multimail.tasks.purge_expired_records", "schedule": 3600.0},
 }
 
 # --- Mail -----------------------------------------------------------------------------
@@ -218,6 +220,9 @@ REST_FRAMEWORK = {
 API_RATE_LIMIT_READ_PER_MINUTE = env_int("API_RATE_LIMIT_READ_PER_MINUTE", 600)
 API_RATE_LIMIT_SEND_PER_MINUTE = env_int("API_RATE_LIMIT_SEND_PER_MINUTE", 600)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# A key still claimed this long after its request started belongs to a process that died
+# mid-request: the same request may then claim it again. Well above any request's length.
+IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 300)
 # Request bodies above this answer payload_too_large. Attachments are capped at 10 MB
 # combined; base64 inflates them by a third, plus room for the rest of the JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 15 * 1024 * 1024)
