@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.csp import CSP
@@ -106,20 +107,24 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-DATABASES = {
+# The embedded default's state (SQLite, outbox, signing key, demo credentials) lives here.
+VAR_DIR = Path(env_str("MULTIMAIL_VAR_DIR", str(BASE_DIR / "var")))
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+}
+# The embedded default serves the web workers, the SMTP listener, the scheduler and the
+# in-process tasks from one file; WAL and a busy timeout keep them from tripping over
+# each other's locks.
+_SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # The embedded default serves the web process, the SMTP listener and in-process tasks
-    # from one file; WAL and a busy timeout keep them from tripping over each other's locks.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+    DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
     # Covering columns (INCLUDE) of the quota indexes are a PostgreSQL optimization; SQLite
     # builds the same indexes without them, which is all the embedded mode needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
@@ -127,6 +132,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks -------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -136,7 +142,30 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without Redis every process shares Django's database cache (see multimail/cache.py):
+    # a SQLite file of its own beside the main one, or a second connection to PostgreSQL.
+    # `manage.py createcachetable` creates its table (make run does).
+    _main = DATABASES["default"]
+    if _main["ENGINE"] == "django.db.backends.sqlite3":
+        _main_file = Path(_main["NAME"])
+        DATABASES["cache"] = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(_main_file.with_name(f"{_main_file.stem}-cache.sqlite3")),
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": dict(_SQLITE_OPTIONS),
+        }
+    else:
+        DATABASES["cache"] = dict(_main)
+    DATABASE_ROUTERS = ["multimail.cache.CacheRouter"]
+    CACHES = {
+        "default": {
+            "BACKEND": "multimail.cache.DatabaseCache",
+            "LOCATION": "multimail_cache",
+            # Django culls a third of the entries past MAX_ENTRIES, live counters included;
+            # the periodic purge of expired entries keeps the table far below this instead.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 # No broker configured: run tasks in-process right after the enqueueing transaction
@@ -156,7 +185,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_IMPORTS = ("mailboxes.webhook_tasks",)
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
 # that resumes emails stuck in a transient state, webhook retries, unpaid-account checks,
-# and the purge of expired idempotency records.
+# and the purge of expired idempotency records and database-cache entries.
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
@@ -175,7 +204,7 @@ CELERY_BEAT_SCHEDULE = {
 # local: .eml files under MULTIMAIL_OUTBOX_DIR; postmark: Postmark through django-anymail;
 # smtp: any relay (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).
 MULTIMAIL_MAIL_BACKEND = env_str("MULTIMAIL_MAIL_BACKEND", "local")
-MULTIMAIL_OUTBOX_DIR = Path(env_str("MULTIMAIL_OUTBOX_DIR", str(BASE_DIR / "var" / "outbox")))
+MULTIMAIL_OUTBOX_DIR = Path(env_str("MULTIMAIL_OUTBOX_DIR", str(VAR_DIR / "outbox")))
 MAILERS = {
     "default": {
         "local": {
@@ -262,7 +291,7 @@ REGION_SUBDIVISION_HEADER = env_str("REGION_SUBDIVISION_HEADER", "")
 # ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.
 MULTIMAIL_SIGNING_KEY_PEM = env_str("MULTIMAIL_SIGNING_KEY_PEM", "").replace("\\n", "\n")
 MULTIMAIL_SIGNING_KEY_FILE = Path(
-    env_str("MULTIMAIL_SIGNING_KEY_FILE", str(BASE_DIR / "var" / "signing-key.pem"))
+    env_str("MULTIMAIL_SIGNING_KEY_FILE", str(VAR_DIR / "signing-key.pem"))
 )
 # Postmark's account API (domains); a setting so tests can point it at a local fake server.
 POSTMARK_API_BASE = env_str("POSTMARK_API_BASE", "https://api.postmarkapp.com").rstrip("/")
@@ -331,7 +360,7 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 LOGGING = {
     "version": 1,
