@@ -18,3 +18,8 @@ class MailboxesConfig(AppConfig):
         register_admin_action("mailbox.create", mailbox_create_from_approval)
         register_admin_action("mailbox.update", mailbox_update_from_approval)
         register_admin_action("webhook.create", webhook_create_executor)
+
+        from mailboxes.metrics import MailCollector
+        from multimail.metrics import register_scrape_collector
+
+        register_scrape_collector(MailCollector())

@@ -27,9 +27,8 @@ from django.core.cache.backends.redis import RedisCacheClient
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-# The database alias of the database cache, and its table.
+# The database alias of the database cache (its table is named in settings.CACHES).
 CACHE_DATABASE = "cache"
-CACHE_TABLE = "multimail_cache"
 
 
 class ReusingRedisCacheClient(RedisCacheClient):

@@ -20,6 +20,7 @@ from multimail.idempotency import (
     idempotency_release,
 )
 from multimail.ids import new_id
+from multimail.logs import request_id_var
 from multimail.models import IdempotencyRecord
 
 logger = logging.getLogger("multimail.api")
@@ -29,16 +30,22 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class RequestIdMiddleware:
-    """Every response carries X-Request-Id; a sane client-sent one is echoed."""
+    """Every response carries X-Request-Id; a sane client-sent one is echoed. Every log line
+    written while the request runs carries it too (``multimail.logs``)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         sent = request.headers.get("X-Request-Id", "")
-        request.request_id = sent if _SANE_REQUEST_ID.match(sent) else f"req_{new_id()}"  # type: ignore[attr-defined]
-        response = self.get_response(request)
-        response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
+        request_id = sent if _SANE_REQUEST_ID.match(sent) else f"req_{new_id()}"
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-Id"] = request_id
         return response
 
 

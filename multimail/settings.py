@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "multimail.middleware.RequestIdMiddleware",
+    "multimail.metrics.RequestMetricsMiddleware",
     "multimail.compliance.RegionBlockMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -121,7 +122,8 @@ _SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _EMBEDDED:
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
@@ -146,7 +148,7 @@ else:
     # a SQLite file of its own beside the main one, or a second connection to PostgreSQL.
     # `manage.py createcachetable` creates its table (make run does).
     _main = DATABASES["default"]
-    if _main["ENGINE"] == "django.db.backends.sqlite3":
+    if _EMBEDDED:
         _main_file = Path(_main["NAME"])
         DATABASES["cache"] = {
             "ENGINE": "django.db.backends.sqlite3",
@@ -315,6 +317,12 @@ BILLING_UNPAID_GRACE_DAYS = env_int("BILLING_UNPAID_GRACE_DAYS", 7)
 BILLING_API_CALLS_FLUSH_SECONDS = env_int("BILLING_API_CALLS_FLUSH_SECONDS", 60)
 MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
 
+# --- Operations -----------------------------------------------------------------------
+# The demo key and mailbox id of `make run` (seed_demo), so every run prints the same key.
+DEMO_CREDENTIALS_FILE = Path(env_str("DEMO_CREDENTIALS_FILE", str(VAR_DIR / "demo.env")))
+# GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 LOGIN_URL = "/console/login"
@@ -362,19 +370,40 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# text: key=value lines (the embedded default); json: one JSON object per line, the
+# default on PostgreSQL (production). Both carry the request id of the request they serve.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if _EMBEDDED else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "multimail.logs.RequestIdFilter"}},
     "formatters": {
-        "structured": {
-            "format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        "text": {
+            "format": "%(asctime)s level=%(levelname)s logger=%(name)s "
+            "request_id=%(request_id)s %(message)s",
+        },
+        "json": {"()": "multimail.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
         "multimail.api": {"level": "INFO"},
+        # aiosmtpd logs every SMTP command (addresses included) at INFO.
+        "mail.log": {"level": "WARNING"},
+        # Without a broker, tasks run in-process: they would log every run of every
+        # periodic job, and kombu warns once per process about the broker it never uses.
+        **(
+            {"celery.app.trace": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}}
+            if not CELERY_BROKER_URL
+            else {}
+        ),
     },
 }
 
