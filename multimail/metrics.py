@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from prometheus_client import (
     REGISTRY,
@@ -105,12 +106,17 @@ class RequestMetricsMiddleware:
 
 
 def _route(request: HttpRequest) -> str:
-    match = request.resolver_match
-    if match is not None:
-        return f"/{match.route}"
     if request.path.startswith(settings.STATIC_URL):
         return "static"
-    return "unmatched"
+    match = request.resolver_match
+    if match is None:
+        # Answered by a middleware before URL resolution (an idempotent replay or
+        # conflict, a throttle, the region block): count it under its route all the same.
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return "unmatched"
+    return f"/{match.route}"
 
 
 # --- tasks -------------------------------------------------------------------------------
