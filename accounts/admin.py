@@ -20,7 +20,6 @@ from accounts.models import (
     AdminActionRequest,
     ApiKey,
     AuditEntry,
-    Contact,
     Operator,
 )
 from accounts.services import account_update
@@ -282,10 +281,3 @@ class AdminActionRequestAdmin(ReadOnlyAdmin):
     search_fields = ("account__slug", "action")
     list_select_related = ("account",)
     exclude = ("digest", "code")
-
-
-@admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
-    list_display = ("name", "email", "account", "created_at")
-    search_fields = ("name", "email", "account__slug")
-    list_select_related = ("account",)

@@ -4,14 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts.plans import Plan
 from multimail.ids import new_id
-
-
-class Plan(models.TextChoices):
-    STARTER = "starter", "Starter"
-    BUILDER = "builder", "Builder"
-    PRO = "pro", "Pro"
-    SCALE = "scale", "Scale"
 
 
 class AccountState(models.TextChoices):
@@ -166,19 +160,6 @@ class AuditEntry(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["account", "-id"])]
         verbose_name_plural = "audit entries"
-
-
-class Contact(models.Model):
-    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
-    name = models.CharField(max_length=200)
-    email = models.EmailField(max_length=320)
-    tags = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["account", "-id"])]
 
 
 class AdminActionStatus(models.TextChoices):

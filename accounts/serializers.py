@@ -6,7 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from accounts.models import Plan, Scope
+from accounts.models import Scope
+from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
 
 

@@ -1,94 +1,69 @@
-"""Signup: the proof-of-work challenge, slugs, account creation, activation, resend.
+"""Signup: the proof-of-work challenge, account creation, activation, resend.
 
-The flow: ``challenge_create`` hands out an ALTCHA-style challenge; ``account_signup``
-checks the solution, creates a pending account with one operator and a default mailbox,
-and emails the activation code; ``account_confirm`` redeems the code, activates the
-account and returns its first API key. The signup answer is the same whether or not an
-account was created, so nobody can learn which addresses have accounts.
+The flow: ``challenge_create`` hands out an ALTCHA challenge; ``account_signup`` checks
+the solution, creates a pending account (``accounts.creation``) and emails the activation
+code; ``account_confirm`` redeems the code, activates the account and returns its first
+API key. The signup answer is the same whether or not an account was created, so nobody
+can learn which addresses have accounts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import secrets
 import time
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
-from urllib.parse import parse_qs
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
+import altcha
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
-from django.utils.text import slugify
 
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
-from accounts.models import Account, AccountState, ApiKey, CodePurpose, OneTimeCode, Scope
-from accounts.services import (
-    api_key_create_audited,
-    audit_record,
-    operator_create,
-    operator_email_send,
-)
+from accounts.creation import FIRST_KEY_SCOPES, Activation, OversightEmailInUse, account_create
+from accounts.models import Account, AccountState, CodePurpose, OneTimeCode
+from accounts.services import api_key_create_audited, audit_record, operator_email_send
+from accounts.slugs import signup_slug
 from mailboxes.models import Mailbox, OversightMode
 from multimail.errors import ApiError
 from multimail.ratelimit import hit, peek
 
-POW_ALGORITHM = "SHA-256"
+POW_ALGORITHM: Final = "SHA-256"
 ACTIVATION_TTL = timedelta(days=2)
 RESEND_INTERVAL_SECONDS = 5 * 60
 CONFIRM_FAILURES_PER_HOUR = 5
-# The first key an operator gets: it can do everything an agent may do alone. Oversight is
-# left out on purpose (a key must not both send and approve).
-FIRST_KEY_SCOPES = [Scope.READ, Scope.SEND, Scope.ADMIN]
 SIGNUP_MODES = (OversightMode.GATED_ALL, OversightMode.GATED_SEND, OversightMode.MONITORED)
 SIGNUP_MODE_CHOICES = [mode.value for mode in SIGNUP_MODES]
 DEFAULT_SIGNUP_MODE = OversightMode.GATED_SEND
-
-SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-SLUG_MIN_LENGTH = 2
-RESERVED_SLUGS = frozenset(
-    {
-        "abuse", "account", "accounts", "admin", "administrator", "api", "app", "billing",
-        "blog", "console", "dashboard", "dev", "docs", "help", "hostmaster", "imap", "info",
-        "login", "mail", "mailer-daemon", "mx", "multimail", "noreply", "no-reply", "ops",
-        "pop", "postmaster", "root", "security", "signup", "smtp", "staging", "static",
-        "status", "support", "system", "webmaster", "www",
-    }
-)  # fmt: skip
 
 
 # --- Proof of work ----------------------------------------------------------------------
 
 
-def _sign(challenge: str) -> str:
-    return hmac.new(settings.SECRET_KEY.encode(), challenge.encode(), hashlib.sha256).hexdigest()
-
-
-def _pow_hash(salt: str, number: int) -> str:
-    return hashlib.sha256(f"{salt}{number}".encode()).hexdigest()
-
-
 def challenge_create() -> dict[str, Any]:
-    """A challenge the client solves by trying numbers 0..maxnumber (ALTCHA format).
+    """A challenge the client solves by trying numbers 0..maxnumber (ALTCHA v1 format).
 
     Nothing is stored: the signature proves we issued it and the expiry rides in the salt,
-    which is part of what the challenge hashes, so it cannot be edited.
+    which is part of what the challenge hashes, so it cannot be edited. The salt ends with
+    ALTCHA's ``&`` delimiter, so digits cannot be moved between the salt and the number.
     """
-    max_number = settings.SIGNUP_POW_MAX_NUMBER
-    expires = int(time.time()) + settings.SIGNUP_POW_TTL_SECONDS
-    salt = f"{secrets.token_hex(12)}?expires={expires}"
-    challenge = _pow_hash(salt, secrets.randbelow(max_number + 1))
+    challenge = altcha.create_challenge_v1(
+        altcha.ChallengeOptionsV1(
+            algorithm=POW_ALGORITHM,
+            max_number=settings.SIGNUP_POW_MAX_NUMBER,
+            hmac_key=settings.SECRET_KEY,
+            expires=datetime.fromtimestamp(time.time() + settings.SIGNUP_POW_TTL_SECONDS, tz=UTC),
+        )
+    )
     return {
-        "algorithm": POW_ALGORITHM,
-        "challenge": challenge,
-        "maxnumber": max_number,
-        "salt": salt,
-        "signature": _sign(challenge),
+        "algorithm": challenge.algorithm,
+        "challenge": challenge.challenge,
+        "maxnumber": challenge.max_number,
+        "salt": challenge.salt,
+        "signature": challenge.signature,
     }
 
 
@@ -97,114 +72,49 @@ def _pow_invalid(message: str) -> ApiError:
 
 
 def pow_verify(*, solution: dict[str, Any]) -> None:
-    """Accept a solved challenge once; raise ``invalid_parameter`` otherwise."""
-    salt = str(solution["salt"])
-    challenge = str(solution["challenge"])
+    """Accept a solved challenge once; raise ``invalid_parameter`` otherwise.
+
+    ALTCHA's verification answers only yes or no; the checks before it (algorithm, then
+    signature) and the reading of its refusal tell the client which field is wrong.
+    """
     if solution["algorithm"] != POW_ALGORITHM:
         raise _pow_invalid("pow_solution.algorithm must be SHA-256.")
-    if not hmac.compare_digest(_sign(challenge), str(solution["signature"])):
+    challenge = str(solution["challenge"])
+    expected_signature = altcha.hmac_hex(POW_ALGORITHM, challenge.encode(), settings.SECRET_KEY)
+    if not hmac.compare_digest(expected_signature, str(solution["signature"])):
         raise _pow_invalid(
             "The proof-of-work signature does not match. Request a new challenge with "
             "POST /v1/account/challenge and echo its fields unchanged."
         )
-    try:
-        expires = int(parse_qs(salt.partition("?")[2]).get("expires", ["0"])[0])
-    except ValueError:
-        expires = 0
-    remaining = expires - int(time.time())
-    if remaining <= 0:
+    payload = altcha.PayloadV1(
+        algorithm=POW_ALGORITHM,
+        challenge=challenge,
+        number=int(solution["number"]),
+        salt=str(solution["salt"]),
+        signature=str(solution["signature"]),
+    )
+    _, expires, _ = payload.parse_salt()
+    solved, refusal = altcha.verify_solution_v1(payload, settings.SECRET_KEY, check_expires=True)
+    # Every field is present and the algorithm is known, so the library's only refusal
+    # with a reason is an expired (or unreadable) expiry. A salt without one is refused too:
+    # every challenge we issue has one.
+    if refusal is not None or expires is None:
         raise _pow_invalid(
             "The proof-of-work challenge expired (they last 5 minutes). Request a new one "
             "with POST /v1/account/challenge."
         )
-    if not hmac.compare_digest(_pow_hash(salt, int(solution["number"])), challenge):
+    if not solved:
         raise _pow_invalid(
             "pow_solution.number does not solve the challenge. Find N in 0..maxnumber with "
-            "hex(sha256(salt + N)) == challenge."
+            "hex(sha256(salt + N)) == challenge, using the salt exactly as sent."
         )
     # Single use: remembered until it would have expired anyway.
+    remaining = max(0, int(expires - time.time()))
     if not cache.add(f"pow:used:{challenge}", 1, remaining + 1):
         raise _pow_invalid(
             "This proof-of-work solution was already used. Request a new challenge with "
             "POST /v1/account/challenge."
         )
-
-
-# --- Slugs ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SlugStatus:
-    slug: str
-    available: bool
-    reason: str | None  # None, "taken" or "reserved"
-    suggestions: list[str]
-
-    @property
-    def address_preview(self) -> str:
-        return default_mailbox_address(self.slug)
-
-
-def default_mailbox_address(slug: str) -> str:
-    return f"{slug}@{slug}.{settings.MAIL_DOMAIN}"
-
-
-def slug_from_name(name: str) -> str:
-    return slugify(name)[:63].strip("-")
-
-
-def slug_validate(*, slug: str) -> str:
-    clean = slug.strip().lower()
-    if len(clean) < SLUG_MIN_LENGTH or not SLUG_PATTERN.match(clean):
-        raise ApiError(
-            "invalid_parameter",
-            f"The slug {slug!r} is not valid. Use 2 to 63 lowercase letters, digits and "
-            "hyphens, starting and ending with a letter or digit.",
-            param="slug",
-        )
-    return clean
-
-
-def _suggestions(slug: str) -> list[str]:
-    base = slug[:55].rstrip("-")
-    if len(base) < SLUG_MIN_LENGTH:
-        base = f"{base}-team" if base else "team"
-    candidates = [
-        f"{base}-{suffix}" for suffix in ("hq", "mail", "team", "app", "agents", "2", "3", "4")
-    ]
-    candidates = [c for c in candidates if c not in RESERVED_SLUGS]
-    taken = set(Account.objects.filter(slug__in=candidates).values_list("slug", flat=True))
-    return [c for c in candidates if c not in taken][:3]
-
-
-def slug_check(*, slug: str) -> SlugStatus:
-    clean = slug_validate(slug=slug)
-    if clean in RESERVED_SLUGS:
-        return SlugStatus(clean, False, "reserved", _suggestions(clean))
-    if Account.objects.filter(slug=clean).exists():
-        return SlugStatus(clean, False, "taken", _suggestions(clean))
-    return SlugStatus(clean, True, None, [])
-
-
-def slug_claimable(*, slug: str) -> str:
-    """The slug if a new account may take it, else ``slug_reserved``/``slug_taken``."""
-    status = slug_check(slug=slug)
-    if status.reason == "reserved":
-        raise ApiError(
-            "slug_reserved",
-            f"The slug {status.slug!r} is reserved. Use one of suggestions, or choose "
-            "another operator name or slug.",
-            param="slug",
-            suggestions=status.suggestions,
-        )
-    if status.reason == "taken":
-        raise ApiError(
-            "slug_taken",
-            f"The slug {status.slug!r} is taken. Use one of suggestions, or choose another.",
-            param="slug",
-            suggestions=status.suggestions,
-        )
-    return status.slug
 
 
 # --- Signup -----------------------------------------------------------------------------
@@ -299,34 +209,6 @@ def _existing_email_notice(*, account: Account) -> None:
     )
 
 
-def _lock_email(email: str) -> None:
-    """Serialise signups for one address until the transaction ends, so two concurrent
-    ones cannot both find no account and create two. (SQLite already runs one writing
-    transaction at a time.)"""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"signup:{email.lower()}"]
-            )
-
-
-def signup_slug(*, slug: str | None, operator_name: str) -> str:
-    """The slug a signup asks for, or one derived from the operator name; valid, not
-    reserved and not taken (the errors carry suggestions)."""
-    if slug:
-        clean_slug = slug_validate(slug=slug)
-    else:
-        try:
-            clean_slug = slug_validate(slug=slug_from_name(operator_name))
-        except ApiError as error:
-            error.message = (
-                f"No valid slug can be derived from operator_name {operator_name!r}. Send a "
-                "slug: 2 to 63 lowercase letters, digits and hyphens."
-            )
-            raise
-    return slug_claimable(slug=clean_slug)
-
-
 @transaction.atomic
 def account_signup(
     *,
@@ -351,58 +233,31 @@ def account_signup(
     cache.set(
         _resend_marker(email), int(time.time()) + RESEND_INTERVAL_SECONDS, RESEND_INTERVAL_SECONDS
     )
-    _lock_email(email)
-    existing = Account.objects.filter(oversight_email__iexact=email).order_by("-id").first()
-    if existing is not None:
-        _existing_email_notice(account=existing)
-        return None
-    now = timezone.now()
     try:
-        with transaction.atomic():
-            account = Account.objects.create(
-                name=operator_name.strip(),
-                slug=clean_slug,
-                oversight_email=email,
-                physical_address=physical_address,
-                use_case=use_case,
-                default_oversight_mode=oversight_mode,
-                confirmation_sent_at=now,
-            )
-    except IntegrityError:  # a concurrent signup took the slug between check and insert
-        raise ApiError(
-            "slug_taken",
-            f"The slug {clean_slug!r} was just taken. Use one of suggestions.",
-            param="slug",
-            suggestions=_suggestions(clean_slug),
-        ) from None
-    operator_create(account=account, email=email, name=operator_name.strip())
-    Mailbox.objects.create(
-        account=account, address=default_mailbox_address(clean_slug), oversight_mode=oversight_mode
-    )
+        created = account_create(
+            name=operator_name,
+            oversight_email=email,
+            slug=clean_slug,
+            created_by="signup",
+            oversight_mode=oversight_mode,
+            physical_address=physical_address,
+            use_case=use_case,
+            confirmation_sent=True,
+            audit_metadata={"oversight_mode": oversight_mode, "attribution": attribution},
+            request_id=request_id,
+        )
+    except OversightEmailInUse as in_use:
+        _existing_email_notice(account=in_use.account)
+        return None
+    account = created.account
     _, code = code_issue(
         account=account, purpose=CodePurpose.ACTIVATION, ttl=ACTIVATION_TTL, sent_to=email
-    )
-    audit_record(
-        actor=Actor.system(account, "signup"),
-        action="account.created",
-        resource_type="account",
-        resource_id=account.pk,
-        metadata={"oversight_mode": oversight_mode, "attribution": attribution},
-        request_id=request_id,
     )
     _activation_email(account=account, code=code)
     return account
 
 
 # --- Activation -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Activation:
-    account: Account
-    api_key: ApiKey
-    raw_key: str
-    mailbox: Mailbox | None
 
 
 def _failure_bucket(client_ip: str) -> str:
@@ -515,40 +370,3 @@ def _reissue_activation(*, account_id: str, request_id: str) -> None:
         request_id=request_id,
     )
     _activation_email(account=account, code=code)
-
-
-# --- Provisioning without signup (management commands) ----------------------------------
-
-
-@transaction.atomic
-def account_provision(
-    *,
-    name: str,
-    oversight_email: str,
-    plan: str = "starter",
-    slug: str | None = None,
-    key_name: str = "First key",
-) -> Activation:
-    """An activated account with one operator, a default mailbox and an admin key, for
-    operators of this server (``create_account``, ``seed_demo``): no proof of work, no code."""
-    clean_slug = slug_claimable(slug=slug_validate(slug=slug or slug_from_name(name)))
-    account = Account.objects.create(
-        name=name,
-        slug=clean_slug,
-        oversight_email=oversight_email,
-        plan=plan,
-        state=AccountState.ACTIVE,
-        activated_at=timezone.now(),
-    )
-    operator_create(account=account, email=oversight_email, name=name)
-    mailbox = Mailbox.objects.create(
-        account=account,
-        address=default_mailbox_address(clean_slug),
-        oversight_mode=account.default_oversight_mode,
-    )
-    actor = Actor.system(account, "provisioning")
-    audit_record(
-        actor=actor, action="account.created", resource_type="account", resource_id=account.pk
-    )
-    key, raw = api_key_create_audited(actor=actor, name=key_name, scopes=list(FIRST_KEY_SCOPES))
-    return Activation(account=account, api_key=key, raw_key=raw, mailbox=mailbox)

@@ -8,7 +8,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.approvals import register_admin_action
-        from billing.services import cancel_executor
+        from billing.services.checkout import cancel_executor
 
         # The console approves an agent's "cancel the subscription" through this.
         register_admin_action("billing.cancel", cancel_executor)

@@ -8,7 +8,8 @@ from datetime import datetime
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
-from accounts.models import Account, Plan
+from accounts.models import Account
+from accounts.plans import Plan
 from billing.models import LIVE_STATUSES
 
 

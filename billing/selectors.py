@@ -1,16 +1,55 @@
-"""Billing reads: usage over a period, from the daily counters."""
+"""Billing reads: the console's billing overview, and usage over a period from the daily
+counters."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Sum
 
 from accounts.models import Account
-from billing.models import UsageDaily, UsageEventType
+from accounts.plans import PLANS, limits_for
+from billing.models import Subscription, SubscriptionStatus, UsageDaily, UsageEventType
 from billing.periods import current_period, previous_period
 from billing.usage import api_calls_flush
+
+
+def billing_overview(*, account: Account) -> dict[str, Any]:
+    """What the console's billing page shows: the plan, its limits, the subscription."""
+    start, end = current_period(account)
+    limits = limits_for(account.plan)
+    subscription = Subscription.objects.filter(account=account).first()
+    return {
+        "plan": account.plan,
+        "title": limits.title,
+        "limits": {
+            "max_mailboxes": limits.max_mailboxes,
+            "monthly_email_quota": limits.monthly_email_quota,
+            "max_storage_bytes": limits.max_storage_bytes,
+            "max_webhooks": limits.max_webhooks,
+            "max_api_keys": limits.max_api_keys,
+            "max_domains": limits.max_domains,
+            "custom_domains": limits.custom_domains,
+        },
+        "period_start": start,
+        "period_end": end,
+        "interval": subscription.interval if subscription else None,
+        "status": subscription.status if subscription else SubscriptionStatus.NONE,
+        "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
+        "access_until": subscription.current_period_end if subscription else None,
+        "past_due_since": subscription.past_due_since if subscription else None,
+        "has_customer": bool(subscription and subscription.stripe_customer_id),
+        "plans": [
+            {
+                "plan": limits.plan,
+                "title": limits.title,
+                "monthly_price_usd": limits.monthly_price_usd,
+                "annual_price_usd": limits.annual_price_usd,
+            }
+            for limits in PLANS.values()
+        ],
+    }
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -68,3 +107,19 @@ def usage_daily(*, account: Account, start_ms: int, end_ms: int) -> dict[str, An
             for row in rows
         ],
     }
+
+
+# A custom window may be long; a chart of more days than this would be unreadable.
+MAX_SERIES_DAYS = 63
+
+
+def usage_day_series(
+    *, account: Account, start_ms: int, end_ms: int, event_type: str
+) -> list[tuple[date, int]]:
+    """One count of ``event_type`` per day of the window, days without usage included."""
+    daily = usage_daily(account=account, start_ms=start_ms, end_ms=end_ms)
+    counts = {row["date"]: row["count"] for row in daily["data"] if row["event_type"] == event_type}
+    first = from_epoch_ms(start_ms).date()
+    last = min(from_epoch_ms(end_ms).date(), first + timedelta(days=MAX_SERIES_DAYS - 1))
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    return [(day, counts.get(day.isoformat(), 0)) for day in days]

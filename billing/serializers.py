@@ -6,9 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.plans import PAID_PLANS
 from accounts.signup import SIGNUP_MODES
 from billing.models import BillingInterval
-from billing.plans import PAID_PLANS
 from mailboxes.models import OversightMode
 
 PAID_PLAN_CHOICES = [str(plan) for plan in PAID_PLANS]

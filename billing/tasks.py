@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing.services import unpaid_accounts_enforce
+from billing.services.enforcement import unpaid_accounts_enforce
 
 
 @shared_task(name="billing.tasks.enforce_unpaid_accounts", ignore_result=True)

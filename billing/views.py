@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from accounts.approvals import admin_action_gate
 from accounts.serializers import PendingApprovalSerializer
 from accounts.signup import attribution_clean
-from billing import selectors, services
+from billing import selectors
 from billing.serializers import (
     CancelRequestSerializer,
     CancelResponseSerializer,
@@ -36,10 +36,11 @@ from billing.serializers import (
     UsageQuerySerializer,
     UsageSummarySerializer,
 )
+from billing.services import checkout, events, pricing
 from multimail.authentication import ApiPrincipal
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from multimail.ratelimit import hit
+from multimail.ratelimit import client_ip, hit
 
 # Each pricing checkout creates an account and a Stripe customer: cap them per address.
 PRICING_CHECKOUTS_PER_HOUR = 10
@@ -72,7 +73,7 @@ class CheckoutView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(CheckoutRequestSerializer, request.data)
-        result = services.checkout_start(
+        result = checkout.checkout_start(
             account=_principal(request).account,
             plan=data["plan"],
             interval=data["interval"],
@@ -93,7 +94,7 @@ class PortalView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(PortalRequestSerializer, request.data)
-        url = services.portal_session_create(
+        url = checkout.portal_session_create(
             account=_principal(request).account, return_url=data.get("return_url")
         )
         return Response({"portal_url": url})
@@ -115,7 +116,7 @@ class CancelView(APIView):
     def post(self, request: Request) -> Response:
         data = _parse(CancelRequestSerializer, request.data or {})
         principal = _principal(request)
-        services.subscription_cancellable(account=principal.account)
+        checkout.subscription_cancellable(account=principal.account)
         admin_action_gate(
             actor=principal.actor,
             action="billing.cancel",
@@ -124,7 +125,7 @@ class CancelView(APIView):
             approval_code=data.get("approval_code") or None,
             request_id=request_id_of(request),
         )
-        result = services.subscription_cancel(
+        result = checkout.subscription_cancel(
             actor=principal.actor, request_id=request_id_of(request)
         )
         return Response(result)
@@ -148,7 +149,7 @@ class PricingCheckoutView(PublicView):
     def post(self, request: Request) -> Response:
         data = _parse(PricingCheckoutRequestSerializer, request.data)
         limit = hit(
-            f"pricing-checkout:{request.META.get('REMOTE_ADDR', '')}",
+            f"pricing-checkout:{client_ip(request)}",
             limit=PRICING_CHECKOUTS_PER_HOUR,
             window_seconds=3600,
         )
@@ -160,7 +161,7 @@ class PricingCheckoutView(PublicView):
                 limit_type="pricing_checkout",
                 headers={"Retry-After": str(limit.retry_after)},
             )
-        result = services.pricing_checkout_start(
+        result = pricing.pricing_checkout_start(
             operator_name=data["operator_name"],
             oversight_email=data["oversight_email"],
             plan=data["plan"],
@@ -186,7 +187,7 @@ class SessionKeyView(PublicView):
     )
     def get(self, request: Request) -> Response:
         data = _parse(SessionKeyQuerySerializer, request.query_params)
-        return Response(services.session_key_claim(session_id=data["session_id"]))
+        return Response(pricing.session_key_claim(session_id=data["session_id"]))
 
 
 class StripeWebhookView(PublicView):
@@ -203,7 +204,7 @@ class StripeWebhookView(PublicView):
     )
     def post(self, request: Request) -> Response:
         # The signature covers the raw bytes: never re-serialize the parsed body.
-        result = services.stripe_webhook_receive(
+        result = events.stripe_webhook_receive(
             payload=request.body, signature=request.headers.get("Stripe-Signature")
         )
         return Response(result)

@@ -1,5 +1,5 @@
-"""Django admin for support staff: mailboxes, emails (read-only bodies), suppression,
-domains, webhooks and their deliveries."""
+"""Django admin for support staff: mailboxes, emails (read-only bodies), contacts,
+suppression, domains, webhooks and their deliveries."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from accounts.admin import ReadOnlyAdmin, support_actor
 from mailboxes.models import (
     Attachment,
+    Contact,
     DeliveryEvent,
     Domain,
     Email,
@@ -109,6 +110,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     search_fields = ("account__slug", "url", "event_id")
     list_select_related = ("account",)
     show_full_result_count = False
+
+
+@admin.register(Contact)
+class ContactAdmin(ReadOnlyAdmin):
+    list_display = ("name", "email", "account", "created_at")
+    search_fields = ("name", "email", "account__slug")
+    list_select_related = ("account",)
 
 
 @admin.register(DeliveryEvent)

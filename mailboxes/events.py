@@ -12,8 +12,8 @@ from typing import Any
 from django.db.models import Q
 
 from accounts.models import Account
+from mailboxes import enqueue
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
-from mailboxes.services.webhooks import delivery_enqueue
 from multimail.ids import new_id
 
 
@@ -64,5 +64,5 @@ def emit_event(
     ]
     created = WebhookDelivery.objects.bulk_create(deliveries)
     for delivery in created:
-        delivery_enqueue(delivery_id=delivery.pk)
+        enqueue.deliver_webhook_after_commit(delivery.pk)
     return created

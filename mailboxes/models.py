@@ -312,6 +312,23 @@ class Suppression(models.Model):
         ]
 
 
+class Contact(models.Model):
+    """An entry in the account's address book, which the agent saves and searches."""
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=320)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # The model moved here from accounts; its table kept its name (and so its index's).
+        db_table = "accounts_contact"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"])]
+
+
 class WebhookEvent(models.TextChoices):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_SENT = "message.sent"

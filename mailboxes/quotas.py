@@ -20,14 +20,18 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.plans import limits_for
 from billing.periods import current_period
-from billing.plans import WARMUP_DAILY_CAPS, limits_for
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, StorageUsage
 from multimail.errors import ApiError
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
 _NOT_COUNTED = (EmailStatus.REJECTED, EmailStatus.CANCELLED)
+
+# A new mailbox's daily send cap by day of its life (stage 1 is its first day); from day 8
+# only the plan's monthly quota applies.
+WARMUP_DAILY_CAPS = (20, 40, 80, 150, 300, 500, 1000)
 
 
 def counted_sends(**filters: Any) -> QuerySet[Email]:

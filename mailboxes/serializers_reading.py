@@ -8,9 +8,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts.models import Contact
 from mailboxes.models import (
     Attachment,
+    Contact,
     Direction,
     Email,
     EmailStatus,

@@ -16,7 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from mailboxes.services.inbound import inbound_accepts, inbound_receive
+from mailboxes.services.inbound.receive import inbound_accepts, inbound_receive
 
 logger = logging.getLogger("multimail.smtp")
 

@@ -10,7 +10,9 @@ from celery import Task, shared_task
 from django.db import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
-from mailboxes.services import outbound
+from mailboxes import enqueue
+from mailboxes.services.outbound import pipeline
+from mailboxes.services.outbound.provider import PermanentSendError, TransientSendError
 
 logger = logging.getLogger("multimail.outbound")
 
@@ -26,7 +28,7 @@ def _collided(error: OperationalError) -> bool:
 @shared_task(bind=True, name="mailboxes.tasks.process_email", max_retries=MAX_SEND_RETRIES)
 def process_email(self: Task[Any, Any], email_id: str) -> None:
     try:
-        outbound.email_process(email_id=email_id)
+        pipeline.email_process(email_id=email_id)
     except OperationalError as error:
         if not _collided(error):
             raise
@@ -36,17 +38,17 @@ def process_email(self: Task[Any, Any], email_id: str) -> None:
 @shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
 def deliver_email(self: Task[Any, Any], email_id: str) -> None:
     try:
-        outbound.email_deliver(email_id=email_id)
+        pipeline.email_deliver(email_id=email_id)
     except OperationalError as error:
         if not _collided(error):
             raise
         raise self.retry(countdown=1, exc=error) from error
-    except outbound.PermanentSendError as error:
-        outbound.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
-    except outbound.TransientSendError as error:
-        outbound.email_attempt_count(email_id=email_id)
+    except PermanentSendError as error:
+        pipeline.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
+    except TransientSendError as error:
+        pipeline.email_attempt_count(email_id=email_id)
         if self.request.retries >= MAX_SEND_RETRIES:
-            outbound.email_send_failed(
+            pipeline.email_send_failed(
                 email_id=email_id,
                 reason=f"provider unavailable after {MAX_SEND_RETRIES + 1} attempts: {error}",
             )
@@ -58,19 +60,19 @@ def deliver_email(self: Task[Any, Any], email_id: str) -> None:
 
 @shared_task(name="mailboxes.tasks.send_due_scheduled")
 def send_due_scheduled() -> int:
-    due = outbound.scheduled_due_ids()
+    due = pipeline.scheduled_due_ids()
     for email_id in due:
-        outbound.email_release_scheduled(email_id=email_id)
+        pipeline.email_release_scheduled(email_id=email_id)
     return len(due)
 
 
 @shared_task(name="mailboxes.tasks.sweep_stuck_emails")
 def sweep_stuck_emails() -> int:
-    stuck = outbound.stuck_email_ids()
+    stuck = pipeline.stuck_email_ids()
     for email_id in stuck["pending_scan"]:
-        process_email.delay(email_id)
+        enqueue.process_email_now(email_id)
     for email_id in stuck["sending"]:
-        deliver_email.delay(email_id)
+        enqueue.deliver_email_now(email_id)
     count = sum(len(ids) for ids in stuck.values())
     if count:
         logger.warning("outbound_sweep requeued=%d", count)

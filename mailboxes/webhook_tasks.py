@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from mailboxes import enqueue
 from mailboxes.services.webhooks import webhook_deliveries_due, webhook_delivery_attempt
 
 
@@ -18,5 +19,5 @@ def deliver_due_webhooks() -> int:
     (worker crash, broker restart); the claim in the service keeps this from doubling up."""
     due = webhook_deliveries_due()
     for delivery_id in due:
-        deliver_webhook.delay(delivery_id)
+        enqueue.deliver_webhook_now(delivery_id)
     return len(due)

@@ -22,6 +22,7 @@ from multimail.idempotency import (
 from multimail.ids import new_id
 from multimail.logs import request_id_var
 from multimail.models import IdempotencyRecord
+from multimail.ratelimit import client_ip
 
 logger = logging.getLogger("multimail.api")
 
@@ -157,7 +158,7 @@ class IdempotencyMiddleware:
         credential = (
             request.headers.get("Authorization")
             or request.headers.get("X-API-Key")
-            or f"ip:{request.META.get('REMOTE_ADDR', '')}"
+            or f"ip:{client_ip(request)}"
         )
         scope, key_hash = idempotency_hashes(credential=credential, key=key)
         fingerprint = hashlib.sha256(

@@ -99,6 +99,19 @@ def inbound_decision(mode: str) -> Outcome:
     return Outcome.HOLD if mode == OversightMode.GATED_ALL else Outcome.DELIVER
 
 
+def inbound_first_status(mode: str, verdict: str) -> EmailStatus:
+    """Where an arriving email lands. Quarantined spam never reaches anyone; otherwise the
+    mode decides, and a held email keeps its spam verdict for the operator to see (approving
+    it lands flagged spam as flagged, see ``approved_status``)."""
+    if verdict == SpamVerdict.QUARANTINED:
+        return EmailStatus.SPAM_QUARANTINED
+    if inbound_decision(mode) == Outcome.HOLD:
+        return EmailStatus.PENDING_INBOUND_APPROVAL
+    if verdict == SpamVerdict.FLAGGED:
+        return EmailStatus.SPAM_FLAGGED
+    return EmailStatus.UNREAD
+
+
 def ensure_can_send(mode: str) -> None:
     """Raise the catalog error when the mode refuses outbound mail (checked at accept time
     and again when the email is processed, since the mode may have changed in between)."""

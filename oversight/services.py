@@ -1,4 +1,7 @@
-"""Oversight writes: holding mail for the operator, decisions, hosted links, mode changes.
+"""Oversight writes: decisions, hosted links, mode changes.
+
+Holding mail is the lifecycle's ``email_hold`` (mailboxes.lifecycle), which has
+``oversight.holds`` create the approval link and tell the operator.
 
 Every decision, whatever path it comes from (API ``oversight`` key, console, hosted link),
 goes through ``email_decide``: one row lock, one winner, one delivery.
@@ -6,7 +9,6 @@ goes through ``email_decide``: one row lock, one winner, one delivery.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -20,17 +22,15 @@ from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
 from accounts.models import CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
-from billing.models import UsageEventType
-from billing.usage import usage_record
-from mailboxes.events import emit_event
-from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEvent
+from mailboxes import lifecycle
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from mailboxes.services.outbound import pipeline
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
 from oversight.models import ApprovalLink
-from oversight.selectors import approval_link_find, token_hash
+from oversight.selectors import approval_link_find
 
-APPROVAL_LINK_TTL = timedelta(days=7)
 UPGRADE_CODE_TTL = timedelta(hours=24)
 UPGRADE_REQUESTS_PER_HOUR = 3
 
@@ -54,84 +54,6 @@ class Decision:
     postmark_message_id: str | None
 
 
-def approval_url(token: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}/v1/approve/{token}"
-
-
-# --- Holding ------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def email_hold(*, email: Email) -> None:
-    """Put an email in front of the operator: called by every path whose policy decision is
-    HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends).
-
-    Sets the held status, creates the hosted approval link, emails the operator the full
-    content with the link, and emits ``oversight.pending``. Safe to call twice (the sweep
-    resumes stuck emails): an email that already has a live link is not announced again.
-    """
-    locked = Email.objects.select_for_update().get(pk=email.pk)
-    if locked.approved_at is not None or locked.status in (
-        EmailStatus.REJECTED,
-        EmailStatus.CANCELLED,
-    ):
-        return  # decided or withdrawn meanwhile: nothing left to hold
-    now = timezone.now()
-    held = policy.held_status(locked.direction)
-    if locked.status != held:
-        locked.status = held
-        locked.status_changed_at = now
-        locked.save(update_fields=["status", "status_changed_at"])
-    email.status, email.status_changed_at = locked.status, locked.status_changed_at
-    # Held again (a re-scan, the sweep): the operator already has a working link for it.
-    if ApprovalLink.objects.filter(email=locked, used_at__isnull=True, expires_at__gt=now).exists():
-        return
-
-    token = secrets.token_urlsafe(32)
-    link = ApprovalLink.objects.create(
-        email=locked,
-        token_hash=token_hash(token),
-        created_at=now,
-        expires_at=now + APPROVAL_LINK_TTL,
-    )
-    _notify_operator_of_hold(email=locked, link=link, token=token)
-    # The agent may receive this event (mailbox oversight_webhook_url, subscriptions), so it
-    # never carries the approval link: only the operator's inbox does.
-    emit_event(
-        account=locked.account,
-        event_type=WebhookEvent.OVERSIGHT_PENDING,
-        mailbox=locked.mailbox,
-        data={
-            "email_id": locked.pk,
-            "mailbox_id": locked.mailbox_id,
-            "direction": locked.direction,
-            "from": locked.from_address,
-            "to": locked.to,
-            "subject": locked.subject,
-            "status": locked.status,
-        },
-    )
-
-
-def _notify_operator_of_hold(*, email: Email, link: ApprovalLink, token: str) -> None:
-    context = {
-        "email": email,
-        "mailbox": email.mailbox,
-        "outbound": email.direction == Direction.OUTBOUND,
-        "body": email.text or email.markdown,
-        "attachments": list(email.attachments.values_list("filename", flat=True)),
-        "approval_url": approval_url(token),
-        "expires_at": link.expires_at,
-    }
-    kind = "Outbound" if email.direction == Direction.OUTBOUND else "Inbound"
-    operator_email_send(
-        account=email.account,
-        subject=f"{kind} email waiting for approval: {email.subject or '(no subject)'}",
-        text=render_to_string("oversight/email/approval_request.txt", context),
-        html=render_to_string("oversight/email/approval_request.html", context),
-    )
-
-
 # --- Decisions ----------------------------------------------------------------------------
 
 
@@ -148,20 +70,11 @@ def email_decide(
     decision = _decide(
         actor=actor, email_id=email_id, action=Action(action), reason=reason, request_id=request_id
     )
-    if decision.status != DecisionStatus.APPROVED_AND_SENT or not _delivery_runs_in_process():
+    if decision.status != DecisionStatus.APPROVED_AND_SENT:
         return decision
-    # With in-process tasks delivery ran when the decision committed: report its message id.
-    # (With a broker a worker sends it later: there is no id to report yet, so no re-read.)
-    email = decision.email
-    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
-    return Decision(decision.status, email, email.provider_message_id or None)
-
-
-def _delivery_runs_in_process() -> bool:
-    # Imported here: the tasks import the outbound pipeline, which imports this module.
-    from mailboxes.tasks import deliver_email
-
-    return bool(deliver_email.app.conf.task_always_eager)
+    # Delivery may have run already (in-process tasks): then report its message id.
+    message_id = pipeline.sent_message_id(email=decision.email)
+    return Decision(decision.status, decision.email, message_id)
 
 
 def _not_pending(email: Email) -> ApiError:
@@ -214,7 +127,6 @@ def _decide(
             # The mailbox may have been lowered to read_only since the email was held.
             policy.ensure_can_send(email.mailbox.oversight_mode)
         new_status = policy.approved_status(email, now=now)
-        event = WebhookEvent.OVERSIGHT_APPROVED
         result = (
             DecisionStatus.APPROVED_AND_SENT
             if new_status == EmailStatus.SENDING
@@ -222,62 +134,20 @@ def _decide(
         )
     else:
         new_status = EmailStatus.REJECTED
-        event = WebhookEvent.OVERSIGHT_REJECTED
         result = DecisionStatus.REJECTED
 
     # Compare-and-set on the pending status as well: a cancel by the agent does not take the
     # mailbox lock, and must not be overwritten by a decision.
-    won = Email.objects.filter(pk=email.pk, status=email.status).update(
-        status=new_status,
-        status_changed_at=now,
-        approved_at=now,
-        approved_by=actor.display,
-        decision_reason=reason,
+    won = lifecycle.email_record_decision(
+        email=email, to=new_status, actor=actor, reason=reason, request_id=request_id, at=now
     )
     if not won:
         email.refresh_from_db()
         raise _not_pending(email)
-    email.status, email.status_changed_at, email.approved_at = new_status, now, now
-    email.approved_by, email.decision_reason = actor.display, reason
     # Whatever path decided, the emailed link stops working.
     ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
-    emit_event(
-        account=email.account,
-        event_type=event,
-        mailbox=email.mailbox,
-        data={
-            "email_id": email.pk,
-            "mailbox_id": email.mailbox_id,
-            "direction": email.direction,
-            "subject": email.subject,
-            "status": email.status,
-            "decision": "approved" if action == Action.APPROVE else "rejected",
-            "decided_via": str(actor.kind),
-            "reason": reason,
-        },
-    )
-    usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
-    audit_record(
-        actor=actor,
-        action="email.approved" if action == Action.APPROVE else "email.rejected",
-        resource_type="email",
-        resource_id=email.pk,
-        metadata={
-            "direction": email.direction,
-            "mailbox_id": email.mailbox_id,
-            "status": email.status,
-            "reason": reason,
-        },
-        request_id=request_id,
-    )
-    if new_status == EmailStatus.SENDING:
-        # Imported here: the tasks import the outbound pipeline, which imports this module.
-        # The deliver task re-reads ``sending`` under a row lock, so even a redelivered task
-        # message sends the email once.
-        from mailboxes.tasks import deliver_email
-
-        email_pk = email.pk
-        transaction.on_commit(lambda: deliver_email.delay(email_pk))
+    if action == Action.APPROVE and email.direction == Direction.OUTBOUND:
+        pipeline.email_release(email=email)
     return Decision(result, email, None)
 
 

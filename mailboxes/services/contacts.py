@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.actors import Actor
-from accounts.models import Account, Contact
+from accounts.models import Account
 from accounts.services import audit_record
+from mailboxes.models import Contact
 from multimail.errors import not_found
 
 

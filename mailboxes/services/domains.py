@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.plans import DOMAIN_PLANS, limits_for
 from accounts.services import audit_record
-from billing.plans import DOMAIN_PLANS, limits_for
 from mailboxes.models import Domain, Mailbox
 from multimail.errors import ApiError, not_found
 

@@ -11,13 +11,11 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.plans import limits_for
 from accounts.services import audit_record
-from billing.plans import limits_for
+from mailboxes import lifecycle
 from mailboxes.models import (
-    Direction,
     Domain,
-    Email,
-    EmailStatus,
     GateTiming,
     Mailbox,
     OversightMode,
@@ -29,13 +27,6 @@ from oversight.policy import is_upgrade
 # The seed's rule: lowercase letters, digits, dots, underscores and hyphens, alphanumeric at
 # both ends.
 _LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
-
-# Outbound mail that has not started leaving: cancelled when its mailbox is deleted.
-QUEUED_OUTBOUND = (
-    EmailStatus.PENDING_SCAN,
-    EmailStatus.SCHEDULED,
-    EmailStatus.PENDING_SEND_APPROVAL,
-)
 
 # Settings an agent or operator may change with PATCH; oversight_mode is handled apart.
 UPDATABLE_FIELDS = (
@@ -263,9 +254,7 @@ def mailbox_delete(*, actor: Actor, mailbox_id: str, request_id: str = "") -> No
     mailbox.save(update_fields=["is_active", "deleted_at"])
     # Its queued outbound mail will not leave: a deleted mailbox sends nothing. (Mail already
     # in "sending" is stopped by the delivery step, which checks the mailbox again.)
-    cancelled = Email.objects.filter(
-        mailbox=mailbox, direction=Direction.OUTBOUND, status__in=QUEUED_OUTBOUND
-    ).update(status=EmailStatus.CANCELLED, status_changed_at=now, failure_reason="mailbox deleted")
+    cancelled = lifecycle.mailbox_cancel_queued(mailbox=mailbox)
     audit_record(
         actor=actor,
         action="mailbox.deleted",

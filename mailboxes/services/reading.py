@@ -10,16 +10,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from mailboxes import lifecycle
 from mailboxes.models import Attachment, Email, EmailStatus, Mailbox
 from multimail.errors import ApiError, not_found
 from oversight.policy import agent_can_read_content
 
-CANCELLABLE_STATUSES = (
-    EmailStatus.PENDING_SCAN,
-    EmailStatus.SCHEDULED,
-    EmailStatus.PENDING_SEND_APPROVAL,
-    EmailStatus.PENDING_INBOUND_APPROVAL,
-)
 ATTACHMENT_URL_TTL_SECONDS = 3600
 _ATTACHMENT_SALT = "mailboxes.attachment-url"
 
@@ -30,12 +25,7 @@ def email_mark_read(*, email: Email) -> Email:
     if email.status != EmailStatus.UNREAD:
         return email
     now = timezone.now()
-    updated = Email.objects.filter(pk=email.pk, status=EmailStatus.UNREAD).update(
-        status=EmailStatus.READ, read_at=now, status_changed_at=now
-    )
-    if updated:
-        email.status, email.read_at, email.status_changed_at = EmailStatus.READ, now, now
-    else:
+    if not lifecycle.email_move(email, to=EmailStatus.READ, at=now, read_at=now):
         email.refresh_from_db(fields=["status", "read_at", "status_changed_at"])
     return email
 
@@ -67,10 +57,7 @@ def email_cancel(*, mailbox: Mailbox, email_id: str) -> Email:
     operator just approved) is not cancelled behind its back: the loser gets
     ``not_cancellable`` with the status that won.
     """
-    now = timezone.now()
-    updated = Email.objects.filter(
-        mailbox=mailbox, pk=email_id, status__in=CANCELLABLE_STATUSES
-    ).update(status=EmailStatus.CANCELLED, status_changed_at=now)
+    updated = lifecycle.email_cancel(mailbox=mailbox, email_id=email_id)
     email = Email.objects.filter(mailbox=mailbox, pk=email_id).only("id", "status").first()
     if email is None:
         raise not_found("email")

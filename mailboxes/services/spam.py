@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import Account
+from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict
 from mailboxes.selectors import SPAM_STATUSES
 from multimail.errors import not_found
@@ -133,10 +133,14 @@ def spam_score(*, signals: SpamSignals) -> SpamResult:
     return SpamResult(score=final, verdict=verdict)
 
 
-_OPERATOR_OWNED = (
-    EmailStatus.PENDING_INBOUND_APPROVAL,
-    EmailStatus.REJECTED,
-    EmailStatus.CANCELLED,
+# Received mail the agent may quarantine: everything but what the operator holds or
+# rejected, and what was cancelled.
+_REPORTABLE = (
+    EmailStatus.UNREAD,
+    EmailStatus.READ,
+    EmailStatus.ARCHIVED,
+    EmailStatus.DELETED,
+    EmailStatus.SPAM_FLAGGED,
 )
 
 
@@ -152,6 +156,11 @@ def _inbound_email_for_update(*, account: Account, email_id: str) -> Email:
     return email
 
 
+def _label(email: Email, label: str) -> None:
+    email.user_label = label
+    email.save(update_fields=["user_label"])
+
+
 @transaction.atomic
 def email_report_spam(*, account: Account, email_id: str) -> Email:
     """The agent says it is spam: quarantine it and remember the label.
@@ -160,13 +169,9 @@ def email_report_spam(*, account: Account, email_id: str) -> Email:
     agent must not pull an email out of the operator's queue); only the label is recorded.
     """
     email = _inbound_email_for_update(account=account, email_id=email_id)
-    email.user_label = "spam"
-    fields = ["user_label"]
-    if email.status not in _OPERATOR_OWNED:
-        email.status = EmailStatus.SPAM_QUARANTINED
-        email.status_changed_at = timezone.now()
-        fields += ["status", "status_changed_at"]
-    email.save(update_fields=fields)
+    _label(email, "spam")
+    if email.status in _REPORTABLE:
+        lifecycle.email_move(email, to=EmailStatus.SPAM_QUARANTINED)
     return email
 
 
@@ -178,11 +183,7 @@ def email_mark_not_spam(*, account: Account, email_id: str) -> Email:
     status only moves when the email is in a spam status (or already in the inbox).
     """
     email = _inbound_email_for_update(account=account, email_id=email_id)
-    email.user_label = "not_spam"
-    fields = ["user_label"]
+    _label(email, "not_spam")
     if email.status in SPAM_STATUSES:
-        email.status = EmailStatus.UNREAD
-        email.status_changed_at = timezone.now()
-        fields += ["status", "status_changed_at"]
-    email.save(update_fields=fields)
+        lifecycle.email_move(email, to=EmailStatus.UNREAD)
     return email

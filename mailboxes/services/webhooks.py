@@ -30,8 +30,9 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.plans import limits_for
 from accounts.services import audit_record, operator_email_send
-from billing.plans import limits_for
+from mailboxes import enqueue
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.netguard import UnsafeTarget, pinned_post, url_vet
 from multimail.errors import ApiError, not_found
@@ -244,16 +245,8 @@ def subscription_test(*, actor: Actor, subscription_id: str) -> WebhookDelivery:
             "data": {"message": "Test event from MultiMail. Your endpoint works."},
         },
     )
-    delivery_enqueue(delivery_id=delivery.pk)
+    enqueue.deliver_webhook_after_commit(delivery.pk)
     return delivery
-
-
-def delivery_enqueue(*, delivery_id: str) -> None:
-    """Send after the current transaction commits (the row must be visible to the worker)."""
-    # Imported here: the task module imports this one.
-    from mailboxes.webhook_tasks import deliver_webhook
-
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery_id))
 
 
 def webhook_deliveries_due(*, limit: int = 500) -> list[str]:
@@ -402,6 +395,6 @@ def webhook_delivery_retry(*, actor: Actor, delivery_id: str) -> WebhookDelivery
         resource_id=delivery.subscription_id or delivery.pk,
         metadata={"delivery_id": delivery.pk, "event_type": delivery.event_type},
     )
-    delivery_enqueue(delivery_id=delivery.pk)
+    enqueue.deliver_webhook_after_commit(delivery.pk)
     delivery.refresh_from_db()
     return delivery

@@ -17,12 +17,8 @@ from mailboxes.serializers_outbound import (
     SendEmailSerializer,
     SendResponseSerializer,
 )
-from mailboxes.services.outbound import (
-    Accepted,
-    OutgoingAttachment,
-    email_accept,
-    email_schedule_update,
-)
+from mailboxes.services.outbound.accept import Accepted, OutgoingAttachment, email_accept
+from mailboxes.services.outbound.schedule import email_schedule_update
 from multimail.authentication import ApiPrincipal
 from oversight.policy import outbound_decision
 

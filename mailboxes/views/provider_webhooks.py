@@ -29,11 +29,8 @@ from mailboxes.services.delivery_events import (
     ProviderEvent,
     delivery_event_apply,
 )
-from mailboxes.services.inbound import (
-    inbound_deliver,
-    message_parse,
-    postmark_message_parse,
-)
+from mailboxes.services.inbound.parse import message_parse, postmark_message_parse
+from mailboxes.services.inbound.receive import inbound_deliver
 from multimail.errors import ApiError
 
 logger = logging.getLogger("multimail.inbound")

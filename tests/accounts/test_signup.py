@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import Account, AccountState, AuditEntry, Operator
-from accounts.signup import RESERVED_SLUGS
+from accounts.slugs import RESERVED_SLUGS
 from mailboxes.models import Mailbox
 from tests.accounts.conftest import fresh_pow, signup_body, solve
 from tests.conftest import assert_error
@@ -28,7 +29,7 @@ def test_challenge_has_the_altcha_shape(client: APIClient, settings: Any) -> Non
     assert body["algorithm"] == "SHA-256"
     assert body["maxnumber"] == settings.SIGNUP_POW_MAX_NUMBER
     assert "?expires=" in body["salt"]
-    expires = int(body["salt"].split("expires=")[1])
+    expires = int(parse_qs(body["salt"].partition("?")[2])["expires"][0])
     assert 0 < expires - time.time() <= 300
     assert len(body["signature"]) == 64
     solve(body)  # solvable within maxnumber
@@ -221,6 +222,34 @@ def test_bad_pow_is_invalid_parameter(client: APIClient, change: dict, hint: str
     )
     error = assert_error(response, "invalid_parameter", param="pow_solution")
     assert hint in error["message"]
+
+
+@pytest.mark.parametrize(
+    "spliced_salt",
+    [
+        lambda salt: salt[:-1] + "4",  # the expiry gains a digit: ten times later
+        lambda salt: salt + "4",  # after the delimiter: hashes the same bytes without it
+    ],
+    ids=["into-expiry", "after-delimiter"],
+)
+def test_pow_salt_cannot_take_digits_from_the_number(
+    client: APIClient, monkeypatch: pytest.MonkeyPatch, spliced_salt: Any
+) -> None:
+    """The challenge hashes salt + number, so moving the number's first digit onto the
+    salt keeps the hashed text. ALTCHA's ``&`` at the salt's end (added back when a salt
+    lacks it) makes such an edited solution fail."""
+    monkeypatch.setattr("altcha.v1.secrets.randbelow", lambda _: 42)
+    pow_solution = fresh_pow(client)
+    assert pow_solution["number"] == 42
+    assert pow_solution["salt"].endswith("&")
+    spliced = pow_solution | {"salt": spliced_salt(pow_solution["salt"]), "number": 2}
+    response = client.post("/v1/account", signup_body(client, pow_solution=spliced), format="json")
+    error = assert_error(response, "invalid_parameter", param="pow_solution")
+    assert "does not solve" in error["message"]
+    honest = client.post(
+        "/v1/account", signup_body(client, pow_solution=pow_solution), format="json"
+    )
+    assert honest.status_code == 200, honest.content
 
 
 def test_pow_solution_is_single_use(client: APIClient) -> None:

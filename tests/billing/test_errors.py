@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.models import Account
 from billing.models import Subscription
 from tests.billing.conftest import make_event, sign
 from tests.billing.test_flows import PRICING_BODY
@@ -199,12 +200,33 @@ def test_pricing_checkout_slug_taken_and_reserved(stripe_fake: Any) -> None:
     assert stripe_fake.requests == []
 
 
+def test_pricing_checkout_refuses_a_second_account_for_the_oversight_email(
+    stripe_fake: Any,
+) -> None:
+    """Signup's rule on the pricing path: one oversight email, one account. The refusal
+    comes before Stripe is called, so it costs no Stripe customer."""
+    make_tenant("initech-labs")  # oversees ops@initech-labs.example
+    response = APIClient().post(
+        "/v1/billing/pricing-checkout",
+        {**PRICING_BODY, "oversight_email": "OPS@initech-labs.example"},
+        format="json",
+    )
+    error = assert_error(response, "conflict", param="oversight_email")
+    assert "already exists" in error["message"]
+    assert stripe_fake.requests == []
+    assert Account.objects.filter(oversight_email__iexact="ops@initech-labs.example").count() == 1
+
+
 def test_pricing_checkout_rate_limited(stripe_fake: Any, settings: Any) -> None:
     from billing import views
 
     client = APIClient()
     for index in range(views.PRICING_CHECKOUTS_PER_HOUR):
-        body = {**PRICING_BODY, "slug": f"initech-{index}"}
+        body = {
+            **PRICING_BODY,
+            "slug": f"initech-{index}",
+            "oversight_email": f"ops-{index}@initech.example",  # one account per address
+        }
         assert client.post("/v1/billing/pricing-checkout", body, format="json").status_code == 200
     over = client.post(
         "/v1/billing/pricing-checkout", {**PRICING_BODY, "slug": "initech-x"}, format="json"

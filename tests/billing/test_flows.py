@@ -16,7 +16,7 @@ from accounts.actors import Actor
 from accounts.approvals import admin_action_approve
 from accounts.models import Account, AccountState, AdminActionRequest, ApiKey, Operator
 from billing.models import PendingSessionKey, StripeEvent, Subscription, SubscriptionStatus
-from billing.services import unpaid_accounts_enforce
+from billing.services.enforcement import unpaid_accounts_enforce
 from mailboxes.models import Mailbox
 from tests.billing.conftest import MONTH, make_event
 from tests.conftest import assert_error, client_for, key_for, make_tenant
@@ -436,7 +436,12 @@ def test_pricing_checkout_keeps_clean_attribution(stripe_fake: Any) -> None:
     entry = AuditEntry.objects.get(action="account.created")
     assert entry.metadata["attribution"] == attribution
     # A bad shape is dropped, never a reason to refuse.
-    response = _pricing_checkout(key="k-bad", slug="initech-two", attribution={"nope": 1})
+    response = _pricing_checkout(
+        key="k-bad",
+        slug="initech-two",
+        oversight_email="two@initech.example",
+        attribution={"nope": 1},
+    )
     assert response.status_code == 200
     assert AuditEntry.objects.filter(action="account.created").count() == 2
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from accounts.signup import slug_validate
+from accounts.slugs import slug_validate
 from mailboxes.services.mailboxes import mailbox_address_resolve
 from multimail.errors import ApiError
 from tests.conftest import Tenant

@@ -16,7 +16,7 @@ from django.test import Client
 from accounts.models import Account
 from mailboxes.models import Direction, Email, EmailStatus, Suppression
 from mailboxes.services.compliance import footer_text, outbound_headers
-from mailboxes.services.inbound import inbound_accepts, inbound_receive
+from mailboxes.services.inbound.receive import inbound_accepts, inbound_receive
 from multimail.ids import new_id
 from tests.conftest import assert_error
 
@@ -252,7 +252,7 @@ def test_built_outbound_message_carries_compliance_headers_and_footer(owner: Any
     identity header still verifies with the published key."""
     from email import message_from_bytes, policy
 
-    from mailboxes.services.outbound import message_build
+    from mailboxes.services.outbound.message import message_build
 
     Account.objects.filter(pk=owner.account.pk).update(physical_address="1 Main St, Springfield")
     owner.mailbox.ai_disclosure = True

@@ -11,7 +11,7 @@ from django.db import connection
 
 from mailboxes.models import Email
 from mailboxes.quotas import storage_reconcile
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from tests.conftest import Tenant, start_and_join
 from tests.inbound.conftest import build_mime
 

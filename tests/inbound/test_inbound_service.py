@@ -11,7 +11,7 @@ from django.core import mail
 
 from billing.models import UsageDaily, UsageEventType
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict, WebhookDelivery
-from mailboxes.services.inbound import inbound_receive, normalize_subject
+from mailboxes.services.inbound.receive import inbound_receive, normalize_subject
 from mailboxes.services.spam import SpamSignals, spam_score
 from tests.conftest import Tenant
 from tests.inbound.conftest import build_mime, make_email

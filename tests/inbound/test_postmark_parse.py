@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from anymail.webhooks.postmark import PostmarkInboundWebhookView
 
-from mailboxes.services.inbound import ParsedMessage, message_parse, postmark_message_parse
+from mailboxes.services.inbound.parse import ParsedMessage, message_parse, postmark_message_parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "postmark_inbound.json"
 # Headers of the MIME container anymail makes up (a random boundary): not the sender's.

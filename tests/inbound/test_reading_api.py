@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from mailboxes.models import Attachment, Direction, Email, EmailStatus
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from tests.conftest import Tenant, assert_error
 from tests.inbound.conftest import build_mime, make_email
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import AuditEntry, Contact
-from mailboxes.models import Direction, EmailStatus, Mailbox, Suppression
+from accounts.models import AuditEntry
+from mailboxes.models import Contact, Direction, EmailStatus, Mailbox, Suppression
 from tests.conftest import Tenant, assert_error
 from tests.inbound.conftest import make_email
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.models import UsageDaily
 from mailboxes import tasks
 from mailboxes.models import Direction, Email, EmailStatus, WebhookDelivery
-from mailboxes.services import outbound
+from mailboxes.services.outbound import pipeline
 from tests.conftest import Tenant
 from tests.outbound.conftest import attachment
 
@@ -335,8 +335,8 @@ def test_sending_disabled_after_accept(send: Callable[..., Any], owner: Tenant) 
     owner.account.sending_disabled_reason = "complaints"
     owner.account.save()
     Email.objects.filter(pk=email.pk).update(send_at=timezone.now() - timedelta(seconds=1))
-    outbound.email_release_scheduled(email_id=email.pk)
-    outbound.email_deliver(email_id=email.pk)
+    pipeline.email_release_scheduled(email_id=email.pk)
+    pipeline.email_deliver(email_id=email.pk)
     email.refresh_from_db()
     assert email.status == EmailStatus.SEND_FAILED
     assert email.failure_reason == "sending_disabled: complaints"

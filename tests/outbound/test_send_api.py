@@ -12,8 +12,7 @@ from django.core import mail
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import Plan
-from billing.plans import limits_for
+from accounts.plans import Plan, limits_for
 from mailboxes.models import Direction, Email, EmailStatus, Suppression
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from multimail.ids import new_id

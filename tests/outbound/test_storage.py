@@ -22,7 +22,7 @@ from accounts.models import Account
 from accounts.services import api_key_create
 from mailboxes.models import Attachment, Email, EmailStatus, Mailbox, StorageUsage
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from tests.conftest import Tenant, assert_error, start_and_join
 from tests.inbound.conftest import build_mime
 from tests.outbound.conftest import attachment

@@ -10,9 +10,9 @@ import pytest
 from django.core import mail
 from django.test import TestCase
 
+from mailboxes.lifecycle import email_hold
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
-from oversight.services import email_hold
 
 TOKEN_IN_LINK = re.compile(r"/v1/approve/([A-Za-z0-9_-]{40,})")
 
@@ -45,7 +45,10 @@ def make_email(
 
 
 def held(mailbox: Mailbox, **fields: Any) -> Email:
-    """An email put in front of the operator the way every pipeline does it."""
+    """An email put in front of the operator the way every pipeline does it: outbound mail
+    after its scan, inbound mail stored already held."""
+    if fields.get("direction") == Direction.INBOUND:
+        fields.setdefault("status", EmailStatus.PENDING_INBOUND_APPROVAL)
     email = make_email(mailbox, **fields)
     # Notifications go out on commit; the test transaction never commits, so run them now.
     with TestCase.captureOnCommitCallbacks(execute=True):

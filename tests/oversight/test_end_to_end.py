@@ -6,7 +6,7 @@ from django.core import mail
 from django.test import Client
 
 from mailboxes.models import Direction, Email, EmailStatus
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from mailboxes.tasks import deliver_email, send_due_scheduled, sweep_stuck_emails
 from tests.conftest import Tenant, assert_error, client_for, key_for
 from tests.oversight.conftest import TOKEN_IN_LINK, mime

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.core import mail
 from django.test import TestCase
 
+from mailboxes.lifecycle import email_hold
 from mailboxes.models import Direction, EmailStatus, WebhookDelivery, WebhookEvent
 from oversight.models import ApprovalLink
 from oversight.selectors import token_hash
-from oversight.services import email_hold
 from tests.conftest import Tenant
 from tests.oversight.conftest import held, last_token, make_email
 

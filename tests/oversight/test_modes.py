@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.models import AuditEntry
 from mailboxes.models import Direction, Email, EmailStatus
-from mailboxes.services.inbound import inbound_receive
+from mailboxes.services.inbound.receive import inbound_receive
 from mailboxes.tasks import send_due_scheduled
 from oversight import policy
 from oversight.services import email_decide

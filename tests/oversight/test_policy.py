@@ -106,3 +106,20 @@ def test_agent_can_read_content(direction: str, status: str, readable: bool) -> 
 def test_held_status() -> None:
     assert policy.held_status("outbound") == EmailStatus.PENDING_SEND_APPROVAL
     assert policy.held_status("inbound") == EmailStatus.PENDING_INBOUND_APPROVAL
+
+
+@pytest.mark.parametrize(
+    ("mode", "verdict", "first"),
+    [
+        ("autonomous", "clean", EmailStatus.UNREAD),
+        ("gated_send", "flagged", EmailStatus.SPAM_FLAGGED),
+        # Holding takes precedence over the flag (the operator sees the verdict) ...
+        ("gated_all", "flagged", EmailStatus.PENDING_INBOUND_APPROVAL),
+        ("gated_all", "clean", EmailStatus.PENDING_INBOUND_APPROVAL),
+        # ... but quarantined spam is kept from everyone, the operator included.
+        ("gated_all", "quarantined", EmailStatus.SPAM_QUARANTINED),
+        ("read_only", "quarantined", EmailStatus.SPAM_QUARANTINED),
+    ],
+)
+def test_inbound_first_status(mode: str, verdict: str, first: EmailStatus) -> None:
+    assert policy.inbound_first_status(mode, verdict) == first

@@ -20,10 +20,11 @@ import pytest
 from django.urls import get_resolver
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, Contact
+from accounts.models import ApiKey
 from accounts.services import api_key_create
 from mailboxes.models import (
     Attachment,
+    Contact,
     Direction,
     Domain,
     Email,

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import Plan
-from accounts.signup import account_provision
+from accounts.creation import account_provision
+from accounts.plans import Plan
 from multimail.errors import ApiError
 
 

@@ -15,10 +15,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.actors import Actor
+from accounts.creation import FIRST_KEY_SCOPES, account_provision
 from accounts.demo import demo_credentials_read, demo_credentials_write, demo_key_works
 from accounts.models import Account, ApiKey
 from accounts.services import api_key_issue, api_key_revoke
-from accounts.signup import FIRST_KEY_SCOPES, account_provision
 
 DEMO_SLUG = "demo"
 DEMO_OPERATOR_EMAIL = "operator@demo.example"

@@ -1,0 +1,120 @@
+"""Console forms: input parsing only; the rules live in the services they feed."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+
+from accounts.models import Scope
+from accounts.plans import PAID_PLANS
+from billing.models import BillingInterval
+from mailboxes.models import GateTiming, Mailbox, OversightMode
+
+
+class LoginEmailForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=320,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+        help_text="The account's oversight email, or the address you were invited with.",
+    )
+    next = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
+
+
+class LoginCodeForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=320,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    code = forms.CharField(
+        label="Sign-in code",
+        max_length=16,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+        help_text="From the email we sent, for example SKP-7D2-4V8.",
+    )
+    next = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=320)
+    name = forms.CharField(label="Name", max_length=200, required=False)
+
+
+class WelcomeForm(forms.Form):
+    session_id = forms.CharField(max_length=255, widget=forms.HiddenInput)
+
+
+class ConfirmForm(forms.Form):
+    code = forms.CharField(
+        label="Activation code",
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "spellcheck": "false"}),
+        help_text="From the activation email, for example SKP-7D2-4V8.",
+    )
+
+
+class ModeForm(forms.Form):
+    mode = forms.ChoiceField(label="Oversight mode", choices=OversightMode.choices)
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200)
+    scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=["read"],
+        help_text="A key cannot hold both send and oversight: an agent must not approve "
+        "its own mail.",
+    )
+
+
+class DomainForm(forms.Form):
+    domain = forms.CharField(label="Domain", max_length=253, help_text="e.g. mail.example.com")
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(label="URL (https)", max_length=2000)
+    events = forms.MultipleChoiceField(
+        label="Events", widget=forms.CheckboxSelectMultiple, choices=()
+    )
+
+    def __init__(self, *args: Any, event_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.MultipleChoiceField, self.fields["events"]).choices = event_choices
+
+
+class MailboxSettingsForm(forms.Form):
+    display_name = forms.CharField(label="Display name", required=False, max_length=200)
+    signature_block = forms.CharField(label="Signature", required=False, max_length=200)
+    auto_cc = forms.EmailField(label="Always Cc", required=False, max_length=320)
+    auto_bcc = forms.EmailField(label="Always Bcc", required=False, max_length=320)
+    forward_inbound = forms.BooleanField(label="Forward inbound mail", required=False)
+    ai_disclosure = forms.BooleanField(label="Add an AI disclosure line", required=False)
+    scheduling_enabled = forms.BooleanField(label="Allow scheduled sends", required=False)
+    default_gate_timing = forms.ChoiceField(
+        label="Scheduled mail in gated modes", choices=GateTiming.choices
+    )
+    webhook_url = forms.URLField(label="Webhook URL", required=False, max_length=2000)
+
+    def __init__(self, *args: Any, instance_values: Mailbox, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial", {name: getattr(instance_values, name) for name in self.base_fields}
+        )
+        super().__init__(*args, **kwargs)
+
+    def changes(self) -> dict[str, Any]:
+        """Cleaned values as the mailbox service expects them (empty optional text: None)."""
+        data = dict(self.cleaned_data)
+        for name in ("auto_cc", "auto_bcc", "webhook_url", "signature_block"):
+            data[name] = data[name] or None
+        return data
+
+
+class CheckoutForm(forms.Form):
+    plan = forms.ChoiceField(label="Plan", choices=[(plan, plan) for plan in PAID_PLANS])
+    interval = forms.ChoiceField(label="Billing interval", choices=BillingInterval.choices)

@@ -1,0 +1,141 @@
+"""Sign-in by emailed code, sign-out, account switching, operator invitations."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.selectors import operator_for_user, operator_list, operator_role_get
+from accounts.services import operator_invite
+from accounts.sign_in import (
+    SESSION_ACCOUNT_KEY,
+    console_login_start,
+    console_login_verify,
+    session_sign_in,
+)
+from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.forms import InviteForm, LoginCodeForm, LoginEmailForm
+from console.htmx import render_page
+from multimail.errors import ApiError
+from multimail.ratelimit import client_ip
+
+
+def _safe_next(request: HttpRequest, candidate: str) -> str:
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse("console-queue")
+
+
+@require_http_methods(["GET", "POST"])
+def login_start(request: HtmxRequest) -> HttpResponse:
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    if request.method == "GET" and request.user.is_authenticated:
+        # Already signed in (the console checks the role itself and sends back here if
+        # the person no longer operates any account).
+        role = operator_for_user(user_id=int(request.user.pk), account_id=None)
+        if role is not None:
+            return redirect(_safe_next(request, next_url))
+    form = LoginEmailForm(request.POST or None, initial={"next": next_url})
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        try:
+            started = console_login_start(email=email, next_url=form.cleaned_data["next"])
+        except ApiError as error:
+            error_message(request, error)
+        else:
+            messages.info(
+                request,
+                f"If {started.masked_email} may sign in, a code is on its way. Check your inbox "
+                "and enter the code below.",
+            )
+            query = f"?email={started.email}"
+            if form.cleaned_data["next"]:
+                query += f"&next={form.cleaned_data['next']}"
+            return redirect(reverse("console-login-verify") + query)
+    return render_page(request, "console/login.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def login_verify(request: HtmxRequest) -> HttpResponse:
+    """GET shows the form (prefilled from the emailed link, so a mail scanner fetching the
+    link signs nobody in); POST redeems the code."""
+    if request.method == "POST":
+        form = LoginCodeForm(request.POST)
+        if form.is_valid():
+            try:
+                roles = console_login_verify(
+                    email=form.cleaned_data["email"],
+                    code=form.cleaned_data["code"],
+                    client_ip=client_ip(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                if not roles:
+                    messages.error(request, "This address no longer operates any account.")
+                    return redirect("console-login")
+                session_sign_in(request, roles[0])
+                messages.success(request, f"Signed in to {roles[0].account.name}.")
+                return redirect(_safe_next(request, form.cleaned_data["next"]))
+    else:
+        form = LoginCodeForm(
+            initial={
+                "email": request.GET.get("email", ""),
+                "code": request.GET.get("code", ""),
+                "next": request.GET.get("next", ""),
+            }
+        )
+    return render_page(request, "console/login_verify.html", {"form": form})
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("console-login")
+
+
+@require_POST
+@operator_required
+def switch_account(request: ConsoleRequest) -> HttpResponse:
+    role = operator_role_get(
+        user_id=request.operator.user_id, account_id=request.POST.get("account_id", "")
+    )
+    if role is None:
+        messages.error(request, "You do not operate that account.")
+    else:
+        request.session[SESSION_ACCOUNT_KEY] = role.account_id
+        messages.success(request, f"Switched to {role.account.name}.")
+    return redirect("console-queue")
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def operators(request: ConsoleRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invited = operator_invite(
+                actor=request.actor,
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+            )
+        except ApiError as error:
+            error_message(request, error)
+        else:
+            messages.success(
+                request, f"{invited.email} is now an operator; they sign in with a code."
+            )
+            return redirect("console-operators")
+    return render_page(
+        request,
+        "console/operators.html",
+        {"form": form, "operators": operator_list(account=request.account), "section": "operators"},
+    )

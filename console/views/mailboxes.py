@@ -1,0 +1,217 @@
+"""Mailboxes: list with today's sends, per-mailbox emails (the API's filter), threads,
+oversight mode and settings."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.utils.http import content_disposition_header
+from django.views.decorators.csp import csp_override
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from console.access import ConsoleRequest, error_message, operator_required
+from console.csp import EMAIL_PAGE_CSP
+from console.forms import MailboxSettingsForm, ModeForm
+from console.htmx import render_page
+from console.rendering import email_body_render
+from mailboxes.filters import EmailFilter
+from mailboxes.models import Mailbox, OversightMode
+from mailboxes.selectors import (
+    attachment_get,
+    attachment_list,
+    deleted_mailboxes,
+    email_get,
+    email_list,
+    mailbox_rows,
+    operator_mailbox_get,
+    thread_get,
+)
+from mailboxes.services.mailboxes import mailbox_get, mailbox_update
+from multimail.errors import ApiError
+from multimail.exceptions import request_id_of
+from oversight.services import mailbox_set_mode
+
+
+def _mailbox_or_redirect(
+    request: ConsoleRequest, mailbox_id: str, *, for_change: bool = False
+) -> Mailbox | None:
+    """Reading includes soft-deleted mailboxes; changes only active ones."""
+    account = request.account
+    try:
+        if for_change:
+            return mailbox_get(account=account, mailbox_id=mailbox_id)
+        return operator_mailbox_get(account=account, mailbox_id=mailbox_id)
+    except ApiError as error:
+        error_message(request, error)
+        return None
+
+
+@require_GET
+@operator_required
+def mailbox_list(request: ConsoleRequest) -> HttpResponse:
+    account = request.account
+    return render_page(
+        request,
+        "console/mailboxes.html",
+        {
+            "rows": mailbox_rows(account=account),
+            "deleted": deleted_mailboxes(account=account),
+            "section": "mailboxes",
+        },
+    )
+
+
+@require_GET
+@operator_required
+def mailbox_detail(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    # Its form renders the inputs; the selector applies the same FilterSet, so a filter
+    # validates and means the same as on GET /v1/mailboxes/{id}/emails.
+    filter_form = EmailFilter(request.GET or None).form
+    page = None
+    try:
+        page = email_list(mailbox=mailbox, params=request.GET, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+    context = {
+        "mailbox": mailbox,
+        "page": page,
+        "filter_form": filter_form,
+        "mode_form": ModeForm(initial={"mode": mailbox.oversight_mode}),
+        "settings_form": MailboxSettingsForm(instance_values=mailbox),
+        "section": "mailboxes",
+        "query": request.GET.copy(),
+    }
+    return render_page(request, "console/mailbox.html", context, partial="email-rows")
+
+
+@require_POST
+@operator_required
+def mailbox_mode(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    form = ModeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the oversight modes.")
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    try:
+        # The operator may move either way at once: upgrades need no code in the console.
+        updated = mailbox_set_mode(
+            actor=request.actor,
+            mailbox=mailbox,
+            mode=form.cleaned_data["mode"],
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(
+            request,
+            f"{updated.address} is now {OversightMode(updated.oversight_mode).label}.",
+        )
+    return redirect("console-mailbox", mailbox_id=mailbox_id)
+
+
+@require_http_methods(["POST"])
+@operator_required
+def mailbox_settings(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    form = MailboxSettingsForm(request.POST, instance_values=mailbox)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(
+                request, f"{form.fields[field].label}: {' '.join(str(error) for error in errors)}"
+            )
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    try:
+        mailbox_update(
+            actor=request.actor,
+            mailbox_id=mailbox.pk,
+            changes=form.changes(),
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(request, "Settings saved.")
+    return redirect("console-mailbox", mailbox_id=mailbox_id)
+
+
+@require_GET
+@operator_required
+@csp_override(EMAIL_PAGE_CSP)
+def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    # The operator sees everything the mailbox holds, including mail the agent may not read.
+    attachments = attachment_list(email=email)
+    rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
+    return render_page(
+        request,
+        "console/email.html",
+        {
+            "mailbox": mailbox,
+            "email": email,
+            "rendered": rendered,
+            "attachments": attachments,
+            "section": "mailboxes",
+        },
+    )
+
+
+@require_GET
+@operator_required
+def thread_detail(request: ConsoleRequest, mailbox_id: str, thread_id: str) -> HttpResponse:
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        thread = thread_get(mailbox=mailbox, thread_id=thread_id, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    return render_page(
+        request,
+        "console/thread.html",
+        {"mailbox": mailbox, "thread": thread, "section": "mailboxes"},
+    )
+
+
+@require_GET
+@operator_required
+def attachment_download(
+    request: ConsoleRequest, mailbox_id: str, email_id: str, filename: str
+) -> HttpResponse:
+    """The operator downloads an attachment (also of mail the agent may not read yet).
+    Always as a download with a neutral type: an HTML or SVG file must never render as a
+    page of this site."""
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    try:
+        attachment = attachment_get(email=email, filename=filename, agent=False)
+    except ApiError:
+        messages.error(request, "That attachment does not exist on this email.")
+        return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    response = HttpResponse(bytes(attachment.content), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=attachment.filename
+    )
+    return response

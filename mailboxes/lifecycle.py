@@ -1,0 +1,334 @@
+"""The email lifecycle: the only code that writes ``Email.status``.
+
+``TRANSITIONS`` lists every status an email may move to from each status; a status that
+is no key is final. ``FIRST_STATUSES`` lists the statuses an email may be stored in.
+
+Every change is a compare-and-set (``UPDATE ... WHERE status IN (the statuses it may
+leave)``), so of two concurrent writers exactly one moves the email and the other learns
+it lost, and a task that runs twice changes nothing the second time. A change the table
+does not allow raises ``TransitionRefused`` before anything is written: that is a bug in
+the caller, not a race. Each write also sets ``status_changed_at`` (the stuck-email sweep
+reads it).
+
+The changes that carry side effects have a function of their own, which emits the event
+and writes the audit entry in the same transaction as the change:
+
+* to a held status: ``email_hold`` (approval link and operator email through
+  ``oversight.holds``, then ``oversight.pending``);
+* from a held status to approved or rejected: ``email_record_decision``
+  (``oversight.approved`` or ``oversight.rejected``, usage, the ``email.*`` audit entry);
+* from sending to sent: ``email_mark_sent`` (``message.sent``, usage).
+
+Every other change only writes the row and goes through ``email_move``, or through the
+two cancels, which work on ids rather than loaded emails. ``email_move`` refuses the
+changes above, so their effects cannot be skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from accounts.actors import Actor
+from accounts.services import audit_record
+from billing.models import UsageEventType
+from billing.usage import usage_record
+from mailboxes.events import emit_event
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEvent
+from oversight.holds import hold_announce
+from oversight.policy import PENDING_STATUSES, held_status
+
+S = EmailStatus
+
+TRANSITIONS: Mapping[str, frozenset[str]] = {
+    # Outbound: scanned, then refused, scheduled, held or sent; cancellable until it leaves.
+    S.PENDING_SCAN: frozenset(
+        {S.REJECTED, S.SCHEDULED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED}
+    ),
+    S.SCHEDULED: frozenset({S.REJECTED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED}),
+    # Approved (sent now, or scheduled when approved before send_at), rejected or cancelled.
+    S.PENDING_SEND_APPROVAL: frozenset({S.SENDING, S.SCHEDULED, S.REJECTED, S.CANCELLED}),
+    S.SENDING: frozenset({S.SENT, S.SEND_FAILED}),
+    # Inbound: approved into the inbox (flagged spam stays flagged), rejected or cancelled.
+    S.PENDING_INBOUND_APPROVAL: frozenset({S.UNREAD, S.SPAM_FLAGGED, S.REJECTED, S.CANCELLED}),
+    # The agent reads mail and labels it spam or not spam.
+    S.UNREAD: frozenset({S.READ, S.SPAM_QUARANTINED}),
+    S.READ: frozenset({S.SPAM_QUARANTINED}),
+    S.ARCHIVED: frozenset({S.SPAM_QUARANTINED}),
+    S.DELETED: frozenset({S.SPAM_QUARANTINED}),
+    S.SPAM_FLAGGED: frozenset({S.SPAM_QUARANTINED, S.UNREAD}),
+    S.SPAM_QUARANTINED: frozenset({S.UNREAD}),
+}
+
+FIRST_STATUSES: Mapping[str, frozenset[str]] = {
+    # Accepted sends wait for the scan; the pipeline moves them on.
+    Direction.OUTBOUND: frozenset({S.PENDING_SCAN}),
+    # Arrivals land where the oversight policy puts them (oversight.policy).
+    Direction.INBOUND: frozenset(
+        {S.UNREAD, S.SPAM_FLAGGED, S.SPAM_QUARANTINED, S.PENDING_INBOUND_APPROVAL}
+    ),
+}
+
+# What the agent may cancel: mail that has not left, or not been decided, yet.
+CANCELLABLE_STATUSES = (
+    S.PENDING_SCAN,
+    S.SCHEDULED,
+    S.PENDING_SEND_APPROVAL,
+    S.PENDING_INBOUND_APPROVAL,
+)
+# Outbound mail that has not started leaving: cancelled when its mailbox is deleted.
+QUEUED_OUTBOUND = (S.PENDING_SCAN, S.SCHEDULED, S.PENDING_SEND_APPROVAL)
+
+
+class TransitionRefused(ValueError):
+    """The table does not allow this change; nothing was written."""
+
+
+def allowed(old: str, new: str) -> bool:
+    return new in TRANSITIONS.get(old, frozenset())
+
+
+def _has_effects(old: str, new: str) -> bool:
+    """Changes that must go through their own function, which emits their effects."""
+    held = frozenset(PENDING_STATUSES)
+    return new == S.SENT or new in held or (old in held and new != S.CANCELLED)
+
+
+def _check(from_: Collection[str], to: EmailStatus) -> None:
+    refused = sorted(old for old in from_ if not allowed(old, to))
+    if refused or not from_:
+        raise TransitionRefused(f"an email cannot move from {refused or 'nowhere'} to {to}")
+
+
+def _move_where(
+    emails: QuerySet[Email],
+    *,
+    from_: Collection[str],
+    to: EmailStatus,
+    at: datetime,
+    **fields: Any,
+) -> int:
+    _check(from_, to)
+    return emails.filter(status__in=list(from_)).update(status=to, status_changed_at=at, **fields)
+
+
+def _move(
+    email: Email,
+    *,
+    to: EmailStatus,
+    from_: Collection[str] | None = None,
+    at: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """Compare-and-set ``email`` from ``from_`` (by default its status as loaded) to ``to``,
+    writing ``fields`` with it; on success the instance shows the new values too."""
+    now = at or timezone.now()
+    leaving = (email.status,) if from_ is None else from_
+    changed = _move_where(Email.objects.filter(pk=email.pk), from_=leaving, to=to, at=now, **fields)
+    if changed:
+        email.status, email.status_changed_at = to, now
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):  # F() is only known after a re-read
+                setattr(email, name, value)
+    return bool(changed)
+
+
+# --- Storing -------------------------------------------------------------------------
+
+
+def email_create(**fields: Any) -> Email:
+    """Store a new email in its first status (``status`` and ``direction`` are required)."""
+    status, direction = fields["status"], fields["direction"]
+    if status not in FIRST_STATUSES[direction]:
+        raise TransitionRefused(f"a new {direction} email cannot start as {status}")
+    return Email.objects.create(**fields)
+
+
+# --- Changes without side effects --------------------------------------------------------
+
+
+def email_move(
+    email: Email,
+    *,
+    to: EmailStatus,
+    from_: Collection[str] | None = None,
+    at: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``email`` to ``to`` if it is still in one of ``from_`` (by default the status it
+    was loaded with); False, and nothing written, when something else moved it first.
+
+    ``fields`` are written in the same UPDATE (``failure_reason``, ``read_at``, ...);
+    ``at`` is the change's time (``status_changed_at``), now by default.
+    """
+    leaving = (email.status,) if from_ is None else from_
+    effectful = sorted(old for old in leaving if _has_effects(old, to))
+    if effectful:
+        raise TransitionRefused(
+            f"moving from {effectful} to {to} has side effects: use its own lifecycle function"
+        )
+    return _move(email, to=to, from_=leaving, at=at, **fields)
+
+
+def email_cancel(*, mailbox: Mailbox, email_id: str) -> bool:
+    """The agent cancels mail that has not left or been decided; False when it already
+    moved on (or does not exist): the caller reads which."""
+    return bool(
+        _move_where(
+            Email.objects.filter(mailbox=mailbox, pk=email_id),
+            from_=CANCELLABLE_STATUSES,
+            to=S.CANCELLED,
+            at=timezone.now(),
+        )
+    )
+
+
+def mailbox_cancel_queued(*, mailbox: Mailbox) -> int:
+    """Cancel a deleted mailbox's outbound mail that has not started leaving; the count."""
+    return _move_where(
+        Email.objects.filter(mailbox=mailbox, direction=Direction.OUTBOUND),
+        from_=QUEUED_OUTBOUND,
+        to=S.CANCELLED,
+        at=timezone.now(),
+        failure_reason="mailbox deleted",
+    )
+
+
+# --- Changes with side effects -----------------------------------------------------------
+
+
+@transaction.atomic
+def email_hold(*, email: Email) -> None:
+    """Put an email in front of the operator: called by every path whose policy decision is
+    HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends), and for an
+    email stored already held (inbound in gated_all).
+
+    Sets the held status, has oversight create the hosted approval link and email the
+    operator the full content with it, and emits ``oversight.pending``. Safe to call twice
+    (the sweep resumes stuck emails): an email that already has a live link is not
+    announced again. A decided or cancelled email is left alone.
+    """
+    locked = Email.objects.select_for_update().get(pk=email.pk)
+    if locked.approved_at is not None or locked.status in (S.REJECTED, S.CANCELLED):
+        return  # decided or withdrawn meanwhile: nothing left to hold
+    now = timezone.now()
+    held = held_status(locked.direction)
+    if locked.status != held:
+        _move(locked, to=held, at=now)
+    email.status, email.status_changed_at = locked.status, locked.status_changed_at
+    if not hold_announce(email=locked, now=now):
+        return
+    # The agent may receive this event (mailbox oversight_webhook_url, subscriptions), so it
+    # never carries the approval link: only the operator's inbox does.
+    emit_event(
+        account=locked.account,
+        event_type=WebhookEvent.OVERSIGHT_PENDING,
+        mailbox=locked.mailbox,
+        data={
+            "email_id": locked.pk,
+            "mailbox_id": locked.mailbox_id,
+            "direction": locked.direction,
+            "from": locked.from_address,
+            "to": locked.to,
+            "subject": locked.subject,
+            "status": locked.status,
+        },
+    )
+
+
+def email_record_decision(
+    *,
+    email: Email,
+    to: EmailStatus,
+    actor: Actor,
+    reason: str = "",
+    request_id: str = "",
+    at: datetime | None = None,
+) -> bool:
+    """Record the operator's decision on a held ``email``: it moves to ``to`` (rejected, or
+    where the policy sends approved mail) with who decided, when and why, and the decision
+    is announced (``oversight.approved`` / ``oversight.rejected``), counted and audited.
+
+    False, and nothing written, when the email left its held status first (a concurrent
+    cancel or decision). Handing approved mail to delivery is the caller's next step.
+    """
+    now = at or timezone.now()
+    won = _move(
+        email,
+        to=to,
+        at=now,
+        approved_at=now,
+        approved_by=actor.display,
+        decision_reason=reason,
+    )
+    if not won:
+        return False
+    approved = to != S.REJECTED
+    emit_event(
+        account=email.account,
+        event_type=WebhookEvent.OVERSIGHT_APPROVED if approved else WebhookEvent.OVERSIGHT_REJECTED,
+        mailbox=email.mailbox,
+        data={
+            "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
+            "direction": email.direction,
+            "subject": email.subject,
+            "status": email.status,
+            "decision": "approved" if approved else "rejected",
+            "decided_via": str(actor.kind),
+            "reason": reason,
+        },
+    )
+    usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
+    audit_record(
+        actor=actor,
+        action="email.approved" if approved else "email.rejected",
+        resource_type="email",
+        resource_id=email.pk,
+        metadata={
+            "direction": email.direction,
+            "mailbox_id": email.mailbox_id,
+            "status": email.status,
+            "reason": reason,
+        },
+        request_id=request_id,
+    )
+    return True
+
+
+def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
+    """The provider (or a local mailbox) took a ``sending`` email: it is sent, counted, and
+    ``message.sent`` is emitted. False when it was not ``sending`` any more."""
+    now = timezone.now()
+    won = _move(
+        email,
+        to=S.SENT,
+        from_=(S.SENDING,),
+        at=now,
+        sent_at=now,
+        provider_message_id=provider_message_id,
+        send_attempts=F("send_attempts") + 1,
+    )
+    if not won:
+        return False
+    usage_record(account=email.account, event_type=UsageEventType.EMAILS_SENT)
+    emit_event(
+        account=email.account,
+        event_type=WebhookEvent.MESSAGE_SENT,
+        mailbox=email.mailbox,
+        data={
+            "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
+            "thread_id": email.thread_id,
+            "to": email.to,
+            "subject": email.subject,
+            "message_id": email.message_id,
+            "sent_at": now.isoformat(),
+        },
+    )
+    return True

@@ -1,0 +1,263 @@
+"""The outbound pipeline after a send is accepted: scan, route, deliver.
+
+``email_process`` (the process_email task) renders and scans a ``pending_scan`` email and
+asks the oversight policy where it goes: refused, held for the operator, scheduled, or
+sending. ``email_release_scheduled`` asks again when a scheduled email's send_at comes;
+``email_release`` hands an email the operator approved to delivery. ``email_deliver`` (the
+deliver_email task) builds the MIME message (services.outbound.message), hands copies for
+this server's own mailboxes to the inbound service and the rest to the configured mailer
+(services.outbound.provider).
+
+Every status change goes through the lifecycle (mailboxes.lifecycle) as a compare-and-set,
+after re-reading the status under the email's row lock, so a task that runs twice, or a
+sweep that re-enqueues an email already moving on, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mailboxes import enqueue, lifecycle
+from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from mailboxes.quotas import storage_add
+from mailboxes.services.content_filter import AttachmentInfo, content_check
+from mailboxes.services.inbound.receive import inbound_receive
+from mailboxes.services.outbound.message import message_build
+from mailboxes.services.outbound.provider import provider_send
+from mailboxes.services.rendering import markdown_render
+from oversight.policy import Outcome, outbound_decision, outbound_step
+
+logger = logging.getLogger("multimail.outbound")
+
+# An email in pending_scan or sending for longer than this lost its task (worker killed,
+# broker restarted): the sweep enqueues it again.
+STUCK_AFTER = timedelta(minutes=3)
+
+
+def _route(email: Email, now: datetime) -> None:
+    """Ask the policy where an email (scanned, or scheduled and due) goes next. The caller
+    holds the email's row lock."""
+    step = outbound_step(email, email.mailbox.oversight_mode, now=now)
+    if step.outcome == Outcome.REFUSE:
+        lifecycle.email_move(
+            email,
+            to=EmailStatus.REJECTED,
+            failure_reason="mailbox_read_only: the mailbox became read_only before the email "
+            "was sent",
+        )
+    elif step.outcome == Outcome.HOLD:
+        lifecycle.email_hold(email=email)
+    elif step.outcome == Outcome.WAIT:
+        lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
+    elif lifecycle.email_move(email, to=EmailStatus.SENDING):
+        enqueue.deliver_email_after_commit(email.pk)
+
+
+def _lock_sender(mailbox_id: str) -> Mailbox:
+    """Lock the sending mailbox and its account (FOR NO KEY UPDATE, one statement), before
+    the email row. Every writer on a mailbox takes these two locks first and in this order,
+    and the foreign-key checks PostgreSQL runs at commit (rows referencing the mailbox or
+    account) are then covered by locks this transaction already holds, so they cannot wait
+    in a cycle with another writer."""
+    return (
+        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox_id)
+    )
+
+
+def _lock_mailboxes(mailbox_ids: set[str]) -> None:
+    list(
+        Mailbox.objects.select_for_update(no_key=True)
+        .select_related("account")
+        .filter(pk__in=mailbox_ids)
+        .order_by("pk")
+    )
+
+
+def _locked(email_id: str, status: str, **filters: Any) -> Email | None:
+    """The email row, locked, if it is still in ``status`` (after its mailbox is locked)."""
+    mailbox_id = Email.objects.filter(pk=email_id).values_list("mailbox_id", flat=True).first()
+    if mailbox_id is None:
+        return None
+    mailbox = _lock_sender(mailbox_id)
+    email = (
+        Email.objects.select_for_update(of=("self",))
+        .filter(pk=email_id, status=status, direction=Direction.OUTBOUND, **filters)
+        .first()
+    )
+    if email is not None:
+        email.mailbox = mailbox
+        email.account = mailbox.account
+    return email
+
+
+def content_scan(email: Email) -> str | None:
+    """Render the email's markdown into its html and text parts (on the instance, not yet
+    saved) and run the content filter; returns the rejection reason, if any."""
+    rendered = markdown_render(markdown=email.markdown)
+    email.html, email.text = rendered.html, rendered.text
+    email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
+    attachments = [
+        AttachmentInfo(filename=name, content_type=content_type)
+        for name, content_type in email.attachments.values_list("filename", "content_type")
+    ]
+    return content_check(
+        subject=email.subject, markdown=email.markdown, html=email.html, attachments=attachments
+    )
+
+
+def email_process(*, email_id: str) -> None:
+    """Render, scan and route a ``pending_scan`` email (the process_email task)."""
+    email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
+    if email is None:
+        return
+    # Rendering needs no lock: the content of a pending_scan email does not change.
+    reason = content_scan(email)
+    with transaction.atomic():
+        locked = _locked(email_id, EmailStatus.PENDING_SCAN)
+        if locked is None:
+            return
+        grown = email.size_bytes - locked.size_bytes
+        locked.html, locked.text, locked.size_bytes = email.html, email.text, email.size_bytes
+        locked.save(update_fields=["html", "text", "size_bytes"])
+        storage_add(account_id=locked.account_id, delta=grown)
+        if reason is not None:
+            lifecycle.email_move(
+                locked, to=EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
+            )
+            logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
+            return
+        _route(locked, timezone.now())
+
+
+def email_release_scheduled(*, email_id: str) -> None:
+    """A scheduled email whose send_at has come: approved ones go, others ask the policy."""
+    with transaction.atomic():
+        email = _locked(email_id, EmailStatus.SCHEDULED, send_at__lte=timezone.now())
+        if email is not None:
+            _route(email, timezone.now())
+
+
+def email_release(*, email: Email) -> None:
+    """Hand an email the operator just approved to delivery, once the decision commits.
+    Approved mail whose send_at is still ahead stays ``scheduled``: beat releases it then
+    (``email_release_scheduled``)."""
+    if email.status == EmailStatus.SENDING:
+        # Not robust, as the decision paths have always been: a broker error reaches the
+        # decision's caller after the commit; the sweep still sends the email.
+        enqueue.deliver_email_after_commit(email.pk, robust=False)
+
+
+def sent_message_id(*, email: Email) -> str | None:
+    """The provider's id of an email just released, when delivery already ran in this
+    process (tasks run in-process, without a broker: they ran at commit). None while a
+    worker has it queued: there is no id yet, so the row is not read again."""
+    if not enqueue.tasks_run_in_process():
+        return None
+    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
+    return email.provider_message_id or None
+
+
+def scheduled_due_ids(*, limit: int = 500) -> list[str]:
+    return list(
+        Email.objects.filter(status=EmailStatus.SCHEDULED, send_at__lte=timezone.now())
+        .order_by("send_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def stuck_email_ids(*, older_than: timedelta = STUCK_AFTER) -> dict[str, list[str]]:
+    """Emails whose task was lost, by the status that says which task to run again."""
+    cutoff = timezone.now() - older_than
+    rows = Email.objects.filter(
+        direction=Direction.OUTBOUND,
+        status__in=(EmailStatus.PENDING_SCAN, EmailStatus.SENDING),
+        status_changed_at__lt=cutoff,
+    ).values_list("pk", "status")[:1000]
+    found: dict[str, list[str]] = {EmailStatus.PENDING_SCAN: [], EmailStatus.SENDING: []}
+    for pk, status in rows:
+        found[status].append(pk)
+    return found
+
+
+def email_deliver(*, email_id: str) -> None:
+    """Send a ``sending`` email once (the deliver_email task).
+
+    The row stays locked from reading ``sending`` to writing ``sent``: a second task for
+    the same email (sweep, redelivered message) skips it while this one works, and finds
+    it ``sent`` afterwards. Local recipients get their copy in the same transaction, so a
+    worker killed mid-way leaves the email ``sending`` with nothing delivered; the sweep
+    then sends it again, once. The one window left is between the provider accepting the
+    message and this commit. Raises TransientSendError for the task to retry.
+    """
+    with transaction.atomic():
+        email = (
+            Email.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("mailbox", "account")
+            .filter(pk=email_id, status=EmailStatus.SENDING, direction=Direction.OUTBOUND)
+            .first()
+        )
+        if email is None:
+            return
+        account = email.account
+        if not email.mailbox.is_active:
+            lifecycle.email_move(
+                email,
+                to=EmailStatus.SEND_FAILED,
+                failure_reason="mailbox deleted: a deleted mailbox sends nothing",
+            )
+            return
+        if account.sending_disabled:
+            lifecycle.email_move(
+                email,
+                to=EmailStatus.SEND_FAILED,
+                failure_reason=f"sending_disabled: {account.sending_disabled_reason}",
+            )
+            return
+        copy_operator = outbound_decision(email.mailbox.oversight_mode).copy_operator
+        built = message_build(email=email, copy_operator=copy_operator)
+        recipients = built.recipients
+        local_mailboxes = dict(
+            Mailbox.objects.filter(
+                address__in=[a.lower() for a in recipients], is_active=True
+            ).values_list("address", "pk")
+        )
+        local = [a for a in recipients if a.lower() in local_mailboxes]
+        remote = [a for a in recipients if a.lower() not in local_mailboxes]
+        raw = built.message.message().as_bytes()  # before provider_send narrows the copy
+        provider_id = provider_send(built, remote) if remote else ""
+        # Locks taken only after the provider call (a slow provider holds up nobody): the
+        # sender's and the local recipients' mailboxes, in id order, so two deliveries
+        # between the same mailboxes cannot wait on each other in a cycle. They also cover
+        # the foreign-key checks PostgreSQL runs at commit.
+        _lock_mailboxes({email.mailbox_id, *local_mailboxes.values()})
+        if local:
+            inbound_receive(raw=raw, recipients=local, source="local")
+        lifecycle.email_mark_sent(email=email, provider_message_id=provider_id)
+    logger.info(
+        "outbound_sent email=%s local=%d remote=%d provider_id=%s",
+        email_id,
+        len(local),
+        len(remote),
+        provider_id,
+    )
+
+
+def email_attempt_count(*, email_id: str) -> None:
+    Email.objects.filter(pk=email_id, status=EmailStatus.SENDING).update(
+        send_attempts=F("send_attempts") + 1
+    )
+
+
+def email_send_failed(*, email_id: str, reason: str) -> None:
+    """Give up on an email: permanent provider refusal, or retries exhausted."""
+    with transaction.atomic():
+        email = _locked(email_id, EmailStatus.SENDING)
+        if email is not None:
+            lifecycle.email_move(email, to=EmailStatus.SEND_FAILED, failure_reason=reason[:2000])
+    logger.warning("outbound_failed email=%s reason=%s", email_id, reason)
