@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from mailboxes.smtp import smtp_controller
-from multimail.shutdown import wait_for_stop_signal
+from multimail.shutdown import exit_without_teardown, wait_for_stop_signal
 
 
 class Command(BaseCommand):
@@ -27,3 +27,4 @@ class Command(BaseCommand):
         finally:
             controller.stop()
             self.stdout.write("SMTP listener stopped")
+        exit_without_teardown()

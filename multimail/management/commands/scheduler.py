@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from multimail.scheduler import Scheduler, scheduled_jobs
-from multimail.shutdown import wait_for_stop_signal
+from multimail.shutdown import exit_without_teardown, wait_for_stop_signal
 
 logger = logging.getLogger("multimail.scheduler")
 
@@ -42,3 +42,4 @@ class Command(BaseCommand):
         if thread.is_alive():
             logger.warning("scheduler_stop_abandoned_job grace_seconds=%s", STOP_GRACE_SECONDS)
         self.stdout.write("Scheduler stopped")
+        exit_without_teardown()
