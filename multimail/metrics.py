@@ -32,6 +32,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -66,16 +67,30 @@ def register_scrape_collector(collector: Collector) -> None:
     _scrape_collectors.append(collector)
 
 
+def _counted_registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    counted = CollectorRegistry()
+    multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+    return counted
+
+
 def metrics_exposition() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
-    else:
-        counted = REGISTRY
     scraped = CollectorRegistry(auto_describe=False)
     for collector in _scrape_collectors:
         scraped.register(collector)
-    return generate_latest(counted) + generate_latest(scraped)
+    return generate_latest(_counted_registry()) + generate_latest(scraped)
+
+
+def serve_worker_metrics(**_: Any) -> None:
+    """A Celery worker on a host without a web process serves its own counted series (task
+    run times) on METRICS_WORKER_ADDRESS, a private ``host:port`` (no token: bind it where
+    only the scraper reaches). The database series stay with the web's /metrics."""
+    address = settings.METRICS_WORKER_ADDRESS
+    if not address:
+        return
+    host, _colon, port = address.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=_counted_registry())
 
 
 class RequestMetricsMiddleware:
@@ -157,6 +172,7 @@ def connect_task_signals() -> None:
 
     signals.task_prerun.connect(task_started, weak=False)
     signals.task_postrun.connect(task_finished, weak=False)
+    signals.worker_ready.connect(serve_worker_metrics, weak=False)
 
 
 # --- series read at scrape time ----------------------------------------------------------

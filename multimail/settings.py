@@ -323,6 +323,8 @@ MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
 DEMO_CREDENTIALS_FILE = Path(env_str("DEMO_CREDENTIALS_FILE", str(VAR_DIR / "demo.env")))
 # GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is off.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# host:port where a Celery worker serves its own task metrics (a host with no web process).
+METRICS_WORKER_ADDRESS = env_str("METRICS_WORKER_ADDRESS", "")
 
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []

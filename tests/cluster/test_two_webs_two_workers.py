@@ -84,6 +84,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
     }
     quiet = {**env, "LOG_LEVEL": "WARNING"}  # the web processes: no line per request
     ports = [free_port(), free_port()]
+    worker_metrics = free_port()
     processes = [
         Process(
             [
@@ -101,7 +102,8 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "--pool", "solo", "--hostname", f"worker{index}@%h", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
             ],
-            env,
+            # The first worker serves its own metrics, as on a host without a web process.
+            {**env, "METRICS_WORKER_ADDRESS": f"127.0.0.1:{worker_metrics}"} if index == 0 else env,
             tmp_path / f"worker{index}.log",
         )
         for index in range(2)
@@ -118,7 +120,12 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 assert process.popen.poll() is None, process.log()[-3000:]
                 assert time.monotonic() < deadline, process.log()[-3000:]
                 time.sleep(0.2)
-        yield {"ports": ports, "outbox": outbox, "processes": processes}
+        yield {
+            "ports": ports,
+            "outbox": outbox,
+            "processes": processes,
+            "worker_metrics": worker_metrics,
+        }
     finally:
         for process in processes:  # all at once, then wait: each stop takes a moment
             process.terminate()
@@ -249,3 +256,9 @@ def test_300_emails_through_two_webs_and_two_workers_are_each_delivered_once(
     # Both workers did part of the work (the client spread it over both web processes).
     for process in cluster["processes"][2:]:
         assert "mailboxes.tasks.deliver_email" in process.log()
+    status, _, metrics = _post_or_get(cluster["worker_metrics"], "GET", "/metrics")
+    assert status == 200
+    assert (
+        b'multimail_task_duration_seconds_count{state="SUCCESS",task="mailboxes.tasks.deliver_email"}'
+        in metrics
+    )
