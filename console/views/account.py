@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_page
+from accounts.selectors import admin_actions_awaiting, api_key_get, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
 from billing.services.pricing import session_key_claim
 from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.confirmation import (
+    Confirmation,
+    confirmation_page,
+    confirmation_redirect,
+    is_confirmed,
+)
 from console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
 from console.htmx import render_page
+from console.prg import form_keep, form_kept, show_once, shown_once
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip
@@ -25,7 +35,7 @@ from oversight.admin_actions import admin_action_approve, admin_action_deny
 @require_http_methods(["GET", "POST"])
 def confirm(request: HtmxRequest) -> HttpResponse:
     """Account activation by the code from the activation email. The first API key is
-    shown on this response only (never stored in clear, never cached)."""
+    shown once, by the GET the POST redirects to (never stored in clear, never cached)."""
     if request.method == "POST":
         form = ConfirmForm(request.POST)
         if form.is_valid():
@@ -38,9 +48,26 @@ def confirm(request: HtmxRequest) -> HttpResponse:
             except ApiError as error:
                 error_message(request, error)
             else:
-                return render_page(request, "console/confirm_done.html", {"activation": activation})
-    else:
-        form = ConfirmForm(initial={"code": request.GET.get("code", "")})
+                mailbox = activation.mailbox
+                show_once(
+                    request,
+                    "activation",
+                    {
+                        "account_name": activation.account.name,
+                        "oversight_email": activation.account.oversight_email,
+                        "scopes": list(activation.api_key.scopes),
+                        "raw_key": activation.raw_key,
+                        "mailbox_address": mailbox.address if mailbox else "",
+                        "mailbox_mode": mailbox.get_oversight_mode_display() if mailbox else "",
+                    },
+                )
+                return redirect("console-confirm")
+        form_keep(request, form)
+        return redirect("console-confirm")
+    activation_shown = shown_once(request, "activation")
+    if activation_shown is not None:
+        return render_page(request, "console/confirm_done.html", {"activation": activation_shown})
+    form = form_kept(request, ConfirmForm, initial={"code": request.GET.get("code", "")})
     return render_page(request, "console/confirm.html", {"form": form})
 
 
@@ -49,17 +76,25 @@ def confirm(request: HtmxRequest) -> HttpResponse:
 def welcome(request: HtmxRequest) -> HttpResponse:
     """Where Stripe sends the browser after pricing-checkout. The key is handed out by a
     POST (a button), never on the GET: link scanners and prefetchers must not use up a
-    key that can be claimed only once."""
+    key that can be claimed only once. The POST redirects; the key is shown once after."""
+    if request.method == "POST":
+        form = WelcomeForm(request.POST)
+        if form.is_valid():
+            try:
+                claimed = session_key_claim(session_id=form.cleaned_data["session_id"])
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                show_once(request, "welcome", claimed)
+                return redirect("console-welcome")
+        query = urlencode({"session_id": request.POST.get("session_id", "")})
+        return HttpResponseRedirect(f"{reverse('console-welcome')}?{query}")
+    claimed_shown = shown_once(request, "welcome")
+    if claimed_shown is not None:
+        return render_page(request, "console/welcome_done.html", {"claimed": claimed_shown})
     if request.GET.get("checkout") == "cancelled":
         return render_page(request, "console/welcome.html", {"cancelled": True})
-    form = WelcomeForm(request.POST or None, initial={"session_id": request.GET.get("session_id")})
-    if request.method == "POST" and form.is_valid():
-        try:
-            claimed = session_key_claim(session_id=form.cleaned_data["session_id"])
-        except ApiError as error:
-            error_message(request, error)
-        else:
-            return render_page(request, "console/welcome_done.html", {"claimed": claimed})
+    form = WelcomeForm(initial={"session_id": request.GET.get("session_id")})
     return render_page(request, "console/welcome.html", {"form": form})
 
 
@@ -96,38 +131,59 @@ def approval_decide(request: ConsoleRequest, request_pk: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @operator_required
 def api_keys(request: ConsoleRequest) -> HttpResponse:
-    form = ApiKeyForm(request.POST or None)
-    created = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = api_key_issue(
-                actor=request.actor,
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                request_id=request_id_of(request),
-            )
-        except ApiError as error:
-            error_message(request, error)
-        else:
-            messages.success(request, f"Key {created[0].name} created. Copy it now.")
-            form = ApiKeyForm()
-    keys = api_key_list(account=request.account)
+    if request.method == "POST":
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            try:
+                key, raw_key = api_key_issue(
+                    actor=request.actor,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    request_id=request_id_of(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                messages.success(request, f"Key {key.name} created. Copy it now.")
+                show_once(request, "api_key", {"name": key.name, "raw_key": raw_key})
+                return redirect("console-keys")
+        form_keep(request, form)
+        return redirect("console-keys")
     return render_page(
         request,
         "console/keys.html",
         {
-            "form": form,
-            "keys": keys,
-            "created_key": created[0] if created else None,
-            "raw_key": created[1] if created else None,
+            "form": form_kept(request, ApiKeyForm),
+            "keys": api_key_list(account=request.account),
+            "created_key": shown_once(request, "api_key"),
             "section": "keys",
         },
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @operator_required
 def api_key_revoke_view(request: ConsoleRequest, key_id: str) -> HttpResponse:
+    """GET asks for confirmation; only a confirmed POST revokes."""
+    if request.method == "GET":
+        try:
+            key = api_key_get(account=request.account, key_id=key_id)
+        except ApiError as error:
+            error_message(request, error)
+            return redirect("console-keys")
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=f"Revoke key {key.name}?",
+                detail=f"Every agent using {key.prefix}… loses access at once. "
+                "This cannot be undone.",
+                button="Revoke key",
+                cancel_url=reverse("console-keys"),
+                section="keys",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
     try:
         key = api_key_revoke(
             actor=request.actor,

@@ -21,6 +21,7 @@ from accounts.sign_in import (
 from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
 from console.forms import InviteForm, LoginCodeForm, LoginEmailForm
 from console.htmx import render_page
+from console.prg import form_keep, form_kept
 from multimail.errors import ApiError
 from multimail.ratelimit import client_ip
 
@@ -42,8 +43,11 @@ def login_start(request: HtmxRequest) -> HttpResponse:
         role = operator_for_user(user_id=int(request.user.pk), account_id=None)
         if role is not None:
             return redirect(_safe_next(request, next_url))
-    form = LoginEmailForm(request.POST or None, initial={"next": next_url})
-    if request.method == "POST" and form.is_valid():
+    if request.method == "GET":
+        form = form_kept(request, LoginEmailForm, initial={"next": next_url})
+        return render_page(request, "console/login.html", {"form": form})
+    form = LoginEmailForm(request.POST)
+    if form.is_valid():
         email = form.cleaned_data["email"]
         try:
             started = console_login_start(email=email, next_url=form.cleaned_data["next"])
@@ -59,7 +63,8 @@ def login_start(request: HtmxRequest) -> HttpResponse:
             if form.cleaned_data["next"]:
                 query += f"&next={form.cleaned_data['next']}"
             return redirect(reverse("console-login-verify") + query)
-    return render_page(request, "console/login.html", {"form": form})
+    form_keep(request, form)
+    return redirect("console-login")
 
 
 @require_http_methods(["GET", "POST"])
@@ -84,14 +89,17 @@ def login_verify(request: HtmxRequest) -> HttpResponse:
                 session_sign_in(request, roles[0])
                 messages.success(request, f"Signed in to {roles[0].account.name}.")
                 return redirect(_safe_next(request, form.cleaned_data["next"]))
-    else:
-        form = LoginCodeForm(
-            initial={
-                "email": request.GET.get("email", ""),
-                "code": request.GET.get("code", ""),
-                "next": request.GET.get("next", ""),
-            }
-        )
+        form_keep(request, form)
+        return redirect("console-login-verify")
+    form = form_kept(
+        request,
+        LoginCodeForm,
+        initial={
+            "email": request.GET.get("email", ""),
+            "code": request.GET.get("code", ""),
+            "next": request.GET.get("next", ""),
+        },
+    )
     return render_page(request, "console/login_verify.html", {"form": form})
 
 
@@ -119,23 +127,30 @@ def switch_account(request: ConsoleRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @operator_required
 def operators(request: ConsoleRequest) -> HttpResponse:
-    form = InviteForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            invited = operator_invite(
-                actor=request.actor,
-                email=form.cleaned_data["email"],
-                name=form.cleaned_data["name"],
-            )
-        except ApiError as error:
-            error_message(request, error)
-        else:
-            messages.success(
-                request, f"{invited.email} is now an operator; they sign in with a code."
-            )
-            return redirect("console-operators")
+    if request.method == "POST":
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                invited = operator_invite(
+                    actor=request.actor,
+                    email=form.cleaned_data["email"],
+                    name=form.cleaned_data["name"],
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                messages.success(
+                    request, f"{invited.email} is now an operator; they sign in with a code."
+                )
+                return redirect("console-operators")
+        form_keep(request, form)
+        return redirect("console-operators")
     return render_page(
         request,
         "console/operators.html",
-        {"form": form, "operators": operator_list(account=request.account), "section": "operators"},
+        {
+            "form": form_kept(request, InviteForm),
+            "operators": operator_list(account=request.account),
+            "section": "operators",
+        },
     )

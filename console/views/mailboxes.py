@@ -6,11 +6,18 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.csp import csp_override
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from console.access import ConsoleRequest, error_message, operator_required
+from console.confirmation import (
+    Confirmation,
+    confirmation_page,
+    confirmation_redirect,
+    is_confirmed,
+)
 from console.csp import EMAIL_PAGE_CSP
 from console.forms import MailboxSettingsForm, ModeForm
 from console.htmx import render_page
@@ -30,6 +37,7 @@ from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from oversight.facts import decision_facts
+from oversight.policy import is_upgrade
 from oversight.services import mailbox_set_mode
 from oversight.source import email_raw_source
 
@@ -89,16 +97,22 @@ def mailbox_detail(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
     return render_page(request, "console/mailbox.html", context, partial="email-rows")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @operator_required
 def mailbox_mode(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
+    """GET asks for confirmation of the change; only a confirmed POST makes it."""
     mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
     if mailbox is None:
         return redirect("console-mailboxes")
-    form = ModeForm(request.POST)
+    form = ModeForm(request.POST if request.method == "POST" else request.GET)
     if not form.is_valid():
         messages.error(request, "Choose one of the oversight modes.")
         return redirect("console-mailbox", mailbox_id=mailbox_id)
+    target = form.cleaned_data["mode"]
+    if request.method == "GET":
+        return confirmation_page(request, _mode_confirmation(mailbox, target))
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
     try:
         # The operator may move either way at once: upgrades need no code in the console.
         updated = mailbox_set_mode(
@@ -115,6 +129,24 @@ def mailbox_mode(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
             f"{updated.address} is now {OversightMode(updated.oversight_mode).label}.",
         )
     return redirect("console-mailbox", mailbox_id=mailbox_id)
+
+
+def _mode_confirmation(mailbox: Mailbox, target: str) -> Confirmation:
+    current = OversightMode(mailbox.oversight_mode).label
+    wanted = OversightMode(target).label
+    if is_upgrade(mailbox.oversight_mode, target):
+        effect = "The agent gets more autonomy: less of its mail waits for you."
+    elif target == mailbox.oversight_mode:
+        effect = "This is the mode it has now; nothing changes."
+    else:
+        effect = "The agent gets less autonomy: more of its mail waits for you."
+    return Confirmation(
+        title=f"Change {mailbox.address} to {wanted}?",
+        detail=f"It is now {current}. {effect} The change takes effect at once.",
+        button=f"Change to {wanted}",
+        cancel_url=reverse("console-mailbox", args=[mailbox.pk]),
+        section="mailboxes",
+    )
 
 
 @require_http_methods(["POST"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -19,9 +20,16 @@ from billing.selectors import (
 from billing.services.checkout import checkout_start, portal_session_create, subscription_cancel
 from console.access import ConsoleRequest, error_message, operator_required
 from console.charts import bar_chart
+from console.confirmation import (
+    Confirmation,
+    confirmation_page,
+    confirmation_redirect,
+    is_confirmed,
+)
 from console.csp import BILLING_PAGE_CSP
 from console.forms import CheckoutForm, DomainForm, WebhookForm
 from console.htmx import render_page
+from console.prg import form_keep, form_kept
 from mailboxes.models import Domain, WebhookEvent
 from mailboxes.selectors import (
     domain_list,
@@ -53,22 +61,30 @@ EVENT_CHOICES = [(event.value, event.value) for event in WebhookEvent]
 @require_http_methods(["GET", "POST"])
 @operator_required
 def domains(request: ConsoleRequest) -> HttpResponse:
-    form = DomainForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = domain_create(
-                actor=request.actor,
-                domain=form.cleaned_data["domain"],
-                request_id=request_id_of(request),
-            )
-        except ApiError as error:
-            error_message(request, error)
-        else:
-            messages.success(request, f"{created.domain} added: set the DNS records below.")
-            return redirect("console-domain", domain_id=created.pk)
-    rows = domain_list(account=request.account)
+    if request.method == "POST":
+        form = DomainForm(request.POST)
+        if form.is_valid():
+            try:
+                created = domain_create(
+                    actor=request.actor,
+                    domain=form.cleaned_data["domain"],
+                    request_id=request_id_of(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                messages.success(request, f"{created.domain} added: set the DNS records below.")
+                return redirect("console-domain", domain_id=created.pk)
+        form_keep(request, form)
+        return redirect("console-domains")
     return render_page(
-        request, "console/domains.html", {"form": form, "domains": rows, "section": "domains"}
+        request,
+        "console/domains.html",
+        {
+            "form": form_kept(request, DomainForm),
+            "domains": domain_list(account=request.account),
+            "section": "domains",
+        },
     )
 
 
@@ -110,9 +126,29 @@ def domain_verify_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @operator_required
 def domain_delete_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
+    """GET asks for confirmation; only a confirmed POST removes the domain."""
+    if request.method == "GET":
+        try:
+            domain = domain_get(account=request.account, domain_id=domain_id)
+        except ApiError as error:
+            error_message(request, error)
+            return redirect("console-domains")
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=f"Remove {domain.domain}?",
+                detail="Mailboxes on this domain stop sending and receiving through it. "
+                "Adding it again means setting up its DNS records again.",
+                button=f"Remove {domain.domain}",
+                cancel_url=reverse("console-domain", args=[domain_id]),
+                section="domains",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
     try:
         domain_delete(
             actor=request.actor,
@@ -132,25 +168,31 @@ def domain_delete_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @operator_required
 def webhooks(request: ConsoleRequest) -> HttpResponse:
-    form = WebhookForm(request.POST or None, event_choices=EVENT_CHOICES)
-    if request.method == "POST" and form.is_valid():
-        try:
-            created = subscription_create(
-                actor=request.actor,
-                url=form.cleaned_data["url"],
-                events=form.cleaned_data["events"],
-                request_id=request_id_of(request),
-            )
-        except ApiError as error:
-            error_message(request, error)
-        else:
-            messages.success(request, "Webhook created. Its signing secret is shown below.")
-            return redirect("console-webhook", webhook_id=created.pk)
-    rows = webhook_subscription_list(account=request.account)
+    if request.method == "POST":
+        form = WebhookForm(request.POST, event_choices=EVENT_CHOICES)
+        if form.is_valid():
+            try:
+                created = subscription_create(
+                    actor=request.actor,
+                    url=form.cleaned_data["url"],
+                    events=form.cleaned_data["events"],
+                    request_id=request_id_of(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                messages.success(request, "Webhook created. Its signing secret is shown below.")
+                return redirect("console-webhook", webhook_id=created.pk)
+        form_keep(request, form)
+        return redirect("console-webhooks")
     return render_page(
         request,
         "console/webhooks.html",
-        {"form": form, "webhooks": rows, "section": "webhooks"},
+        {
+            "form": form_kept(request, WebhookForm, event_choices=EVENT_CHOICES),
+            "webhooks": webhook_subscription_list(account=request.account),
+            "section": "webhooks",
+        },
     )
 
 
@@ -178,12 +220,51 @@ def webhook_detail(request: ConsoleRequest, webhook_id: str) -> HttpResponse:
     )
 
 
-@require_POST
+# Deleting loses the subscription; rotating starts the old secret's 24-hour countdown.
+_WEBHOOK_CONFIRMATIONS = {
+    "delete": (
+        "Delete this webhook?",
+        "Events stop being delivered to {url} at once. This cannot be undone.",
+        "Delete webhook",
+    ),
+    "rotate": (
+        "Rotate the signing secret?",
+        "A new secret signs from now on; the old one also signs for 24 hours, then "
+        "{url} must check signatures with the new one.",
+        "Rotate secret",
+    ),
+}
+
+
+@require_http_methods(["GET", "POST"])
 @operator_required
 def webhook_action(request: ConsoleRequest, webhook_id: str) -> HttpResponse:
-    """Rotate the secret, send a test event, or delete."""
-    action = request.POST.get("action", "")
+    """Rotate the secret, send a test event, or delete. Rotating and deleting are confirmed
+    first: GET asks, and an unconfirmed POST is sent there."""
+    data = request.POST if request.method == "POST" else request.GET
+    action = data.get("action", "")
     actor = request.actor
+    if action in _WEBHOOK_CONFIRMATIONS and (request.method == "GET" or not is_confirmed(request)):
+        if request.method == "POST":
+            return confirmation_redirect(request)
+        try:
+            subscription = subscription_get(account=request.account, subscription_id=webhook_id)
+        except ApiError as error:
+            error_message(request, error)
+            return redirect("console-webhooks")
+        title, detail, button = _WEBHOOK_CONFIRMATIONS[action]
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=title,
+                detail=detail.format(url=subscription.url),
+                button=button,
+                cancel_url=reverse("console-webhook", args=[webhook_id]),
+                section="webhooks",
+            ),
+        )
+    if request.method == "GET":
+        return redirect("console-webhook", webhook_id=webhook_id)
     try:
         if action == "rotate":
             subscription_rotate_secret(
@@ -235,9 +316,25 @@ def suppression(request: ConsoleRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @operator_required
 def suppression_remove_view(request: ConsoleRequest) -> HttpResponse:
+    """GET asks for confirmation; only a confirmed POST lifts the suppression."""
+    if request.method == "GET":
+        address = request.GET.get("address", "")
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=f"Let {address} receive mail again?",
+                detail=f"Mail to {address} is no longer stopped. If it was suppressed for a "
+                "complaint or an unsubscribe, sending to it again can hurt deliverability.",
+                button="Remove from the list",
+                cancel_url=reverse("console-suppression"),
+                section="suppression",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
     address = request.POST.get("address", "")
     try:
         suppression_remove(
@@ -301,12 +398,29 @@ def billing(request: ConsoleRequest) -> HttpResponse:
     return render_page(request, "console/billing.html", {"billing": overview, "section": "billing"})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @operator_required
 def billing_action(request: ConsoleRequest) -> HttpResponse:
-    """Upgrade (redirect to Stripe Checkout), open the portal, or cancel at period end."""
+    """Upgrade (redirect to Stripe Checkout), open the portal, or cancel at period end.
+    Cancelling is confirmed first: GET asks, and an unconfirmed POST is sent there."""
     account = request.account
+    if request.method == "GET":
+        if request.GET.get("action") != "cancel":
+            return redirect("console-billing")
+        return confirmation_page(
+            request,
+            Confirmation(
+                title="Cancel the subscription?",
+                detail="The plan stays until the end of the paid period, then the account "
+                "moves to the free plan and its limits.",
+                button="Cancel at period end",
+                cancel_url=reverse("console-billing"),
+                section="billing",
+            ),
+        )
     action = request.POST.get("action", "")
+    if action == "cancel" and not is_confirmed(request):
+        return confirmation_redirect(request)
     try:
         if action == "checkout":
             form = CheckoutForm(request.POST)

@@ -47,8 +47,10 @@ def test_sign_in_with_emailed_code(owner):
     assert AuditEntry.objects.filter(account=owner.account, action="console.signed_in").exists()
     # Single use.
     client.post("/console/logout")
-    again = client.post("/console/login/verify", {"email": owner.operator.email, "code": code})
-    assert again.status_code == 200
+    again = client.post(
+        "/console/login/verify", {"email": owner.operator.email, "code": code}, follow=True
+    )
+    assert again.redirect_chain == [("/console/login/verify", 302)]
     assert "code-validation_error" in again.content.decode()
 
 
@@ -86,11 +88,17 @@ def test_wrong_codes_per_ip_answer_too_many_attempts(owner):
     code = request_code(client, owner.operator.email)
     for _ in range(5):
         wrong = client.post(
-            "/console/login/verify", {"email": owner.operator.email, "code": "AAA-AAA-AAA"}
+            "/console/login/verify",
+            {"email": owner.operator.email, "code": "AAA-AAA-AAA"},
+            follow=True,
         )
         assert "code-validation_error" in wrong.content.decode()
-    blocked = client.post("/console/login/verify", {"email": owner.operator.email, "code": code})
+    blocked = client.post(
+        "/console/login/verify", {"email": owner.operator.email, "code": code}, follow=True
+    )
     assert blocked.status_code == 200
+    # The refused code is not shown again (nor kept in the session).
+    assert code not in blocked.content.decode()
     assert "code-too_many_attempts" in blocked.content.decode()
 
 
@@ -130,7 +138,7 @@ def test_invite_operator_who_then_signs_in(owner, console):
     )
     assert "colleague@acme.example is now an operator" in response.content.decode()
     assert mail.outbox[-1].to == ["colleague@acme.example"]
-    duplicate = console.post("/console/operators", {"email": "colleague@acme.example"})
+    duplicate = console.post("/console/operators", {"email": "colleague@acme.example"}, follow=True)
     assert "code-conflict" in duplicate.content.decode()
     invitee = Client()
     code = request_code(invitee, "colleague@acme.example")

@@ -54,9 +54,9 @@ def test_confirm_shows_first_key_once():
     form = client.get(f"/confirm?code={code}")
     assert form.status_code == 200
     assert code in form.content.decode()
-    done = client.post("/confirm", {"code": code})
+    done = client.post("/confirm", {"code": code}, follow=True)
     body = done.content.decode()
-    assert done.status_code == 200
+    assert done.redirect_chain == [("/confirm", 302)]
     assert "no-cache" in done["Cache-Control"] or "no-store" in done["Cache-Control"]
     raw = re.search(r'id="first-key">(mm_live_[^<]+)<', body).group(1)
     assert 'data-copy-target="first-key"' in body
@@ -64,7 +64,11 @@ def test_confirm_shows_first_key_once():
     account.refresh_from_db()
     assert account.state == AccountState.ACTIVE
     assert ApiKey.objects.get(account=account).prefix == raw[:16]
-    again = client.post("/confirm", {"code": code})
+    # Reloading the page shows the form, not the key a second time.
+    reloaded = client.get("/confirm").content.decode()
+    assert raw not in reloaded
+    assert "Activate your account" in reloaded
+    again = client.post("/confirm", {"code": code}, follow=True)
     assert "code-validation_error" in again.content.decode()
     assert "mm_live_" not in again.content.decode()
 
@@ -74,13 +78,13 @@ def test_confirm_too_many_wrong_codes():
     client = Client()
     for _ in range(5):
         client.post("/confirm", {"code": "AAA-BBB-CCC"})
-    blocked = client.post("/confirm", {"code": "AAA-BBB-CCC"})
+    blocked = client.post("/confirm", {"code": "AAA-BBB-CCC"}, follow=True)
     assert "code-too_many_attempts" in blocked.content.decode()
 
 
 def test_confirm_requires_a_code(db):
-    response = Client().post("/confirm", {"code": ""})
-    assert response.status_code == 200
+    response = Client().post("/confirm", {"code": ""}, follow=True)
+    assert response.redirect_chain == [("/confirm", 302)]
     assert "This field is required." in response.content.decode()
 
 
@@ -178,7 +182,10 @@ def test_approving_an_agents_account_deletion_deletes_it(owner, console):
 
 
 def test_create_key_shows_it_once_and_revoke(owner, other, console):
-    response = console.post("/console/keys", {"name": "agent", "scopes": ["read", "send"]})
+    response = console.post(
+        "/console/keys", {"name": "agent", "scopes": ["read", "send"]}, follow=True
+    )
+    assert response.redirect_chain == [("/console/keys", 302)]
     body = response.content.decode()
     raw = re.search(r'id="new-key">(mm_live_[^<]+)<', body).group(1)
     key = ApiKey.objects.get(account=owner.account, name="agent")
@@ -188,7 +195,7 @@ def test_create_key_shows_it_once_and_revoke(owner, other, console):
     assert raw not in listing
     assert key.prefix in listing
     assert key.key_hash not in listing
-    console.post(f"/console/keys/{key.pk}/revoke")
+    console.post(f"/console/keys/{key.pk}/revoke", {"confirmed": "yes"})
     key.refresh_from_db()
     assert not key.is_active
     foreign, _ = (
@@ -197,14 +204,16 @@ def test_create_key_shows_it_once_and_revoke(owner, other, console):
         ),
         None,
     )
-    refused = console.post(f"/console/keys/{foreign.pk}/revoke", follow=True)
+    refused = console.post(f"/console/keys/{foreign.pk}/revoke", {"confirmed": "yes"}, follow=True)
     assert "code-not_found" in refused.content.decode()
     foreign.refresh_from_db()
     assert foreign.is_active
 
 
 def test_key_with_send_and_oversight_is_refused(console):
-    response = console.post("/console/keys", {"name": "bad", "scopes": ["send", "oversight"]})
+    response = console.post(
+        "/console/keys", {"name": "bad", "scopes": ["send", "oversight"]}, follow=True
+    )
     assert "code-validation_error" in response.content.decode()
     assert "mm_live_" not in response.content.decode()
 
@@ -297,10 +306,10 @@ def test_email_detail_and_thread(owner, console):
 
 def test_mode_change_down_and_up(owner, console):
     url = f"/console/mailboxes/{owner.mailbox.pk}/mode"
-    console.post(url, {"mode": "gated_all"})
+    console.post(url, {"mode": "gated_all", "confirmed": "yes"})
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.oversight_mode == "gated_all"
-    response = console.post(url, {"mode": "autonomous"}, follow=True)
+    response = console.post(url, {"mode": "autonomous", "confirmed": "yes"}, follow=True)
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.oversight_mode == "autonomous"
     assert "is now Autonomous" in response.content.decode()
@@ -358,7 +367,7 @@ def test_audit_log_pages_and_query_count(owner, other, console):
 
 
 def test_domains_need_a_plan_with_domains(console):
-    response = console.post("/console/domains", {"domain": "mail.acme-corp.example"})
+    response = console.post("/console/domains", {"domain": "mail.acme-corp.example"}, follow=True)
     assert "code-plan_feature_unavailable" in response.content.decode()
 
 
@@ -411,16 +420,18 @@ def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
     assert queued == [1]
     twice = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
     assert "code-conflict" in twice.content.decode()
-    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "rotate"})
+    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "rotate", "confirmed": "yes"})
     hook.refresh_from_db()
     assert hook.previous_secret
-    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "delete"})
+    console.post(f"/console/webhooks/{hook.pk}/action", {"action": "delete", "confirmed": "yes"})
     assert not WebhookSubscription.objects.filter(pk=hook.pk).exists()
 
 
 def test_webhook_needs_https(console):
     response = console.post(
-        "/console/webhooks", {"url": "http://hooks.acme.example/mm", "events": ["message.sent"]}
+        "/console/webhooks",
+        {"url": "http://hooks.acme.example/mm", "events": ["message.sent"]},
+        follow=True,
     )
     assert "code-invalid_parameter" in response.content.decode()
 
@@ -433,9 +444,11 @@ def test_suppression_remove_except_hard_bounce(owner, console):
     page = console.get("/console/suppression").content.decode()
     assert "a@x.example" in page
     assert "permanent" in page
-    console.post("/console/suppression/remove", {"address": "a@x.example"})
+    console.post("/console/suppression/remove", {"address": "a@x.example", "confirmed": "yes"})
     assert not Suppression.objects.filter(email_address="a@x.example").exists()
-    refused = console.post("/console/suppression/remove", {"address": "b@x.example"}, follow=True)
+    refused = console.post(
+        "/console/suppression/remove", {"address": "b@x.example", "confirmed": "yes"}, follow=True
+    )
     assert "code-suppression_permanent" in refused.content.decode()
 
 
@@ -470,7 +483,9 @@ def test_billing_page_and_misconfigured_checkout(console, settings):
         "/console/billing/action", {"action": "checkout", "plan": "platinum"}, follow=True
     )
     assert "Choose one of the paid plans" in bogus.content.decode()
-    cancel = console.post("/console/billing/action", {"action": "cancel"}, follow=True)
+    cancel = console.post(
+        "/console/billing/action", {"action": "cancel", "confirmed": "yes"}, follow=True
+    )
     assert "code-conflict" in cancel.content.decode()
 
 
