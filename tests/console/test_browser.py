@@ -173,7 +173,20 @@ def test_create_and_revoke_a_key(page, live_server, owner):
     assert raw.startswith("mm_live_")
     shot(page, "key-created")
     key = ApiKey.objects.get(account=owner.account, name="browser agent")
-    page.get_by_role("button", name="Revoke key browser agent").click()
+    # Reloading the page after creating the key neither shows it again nor makes another.
+    page.reload()
+    assert page.locator("#new-key").count() == 0
+    assert ApiKey.objects.filter(account=owner.account, name="browser agent").count() == 1
+    page.get_by_role("link", name="Revoke key browser agent").click()
+    # A confirmation page first: nothing is revoked until it is confirmed there.
+    page.wait_for_selector("text=Revoke key browser agent?")
+    assert page.get_by_text("loses access at once").is_visible()
+    key.refresh_from_db()
+    assert key.is_active
+    problems = [p for p in page.evaluate(A11Y_PROBE) if p != "no nav landmark"]
+    assert problems == []
+    shot(page, "key-revoke-confirmation")
+    page.get_by_role("button", name="Revoke key", exact=True).click()
     page.wait_for_selector("text=is revoked")
     key.refresh_from_db()
     assert not key.is_active
@@ -186,6 +199,7 @@ def test_change_mailbox_mode(page, live_server, owner):
     page.get_by_role("link", name=owner.mailbox.address).click()
     page.get_by_label("New mode").select_option("gated_send")
     page.get_by_role("button", name="Change mode").click()
+    page.get_by_role("button", name="Change to Gated: outbound").click()
     page.wait_for_selector("text=is now Gated: outbound")
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.oversight_mode == "gated_send"
