@@ -37,14 +37,15 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
 @require_http_methods(["GET", "POST"])
 def login_start(request: HtmxRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next", "")
-    if request.method == "GET" and request.user.is_authenticated:
-        # Already signed in (the console checks the role itself and sends back here if
-        # the person no longer operates any account).
-        role = operator_for_user(user_id=int(request.user.pk), account_id=None)
-        if role is not None:
-            return redirect(_safe_next(request, next_url))
     if request.method == "GET":
+        # Taken from the session even when not shown, so it cannot turn up later.
         form = form_kept(request, LoginEmailForm, initial={"next": next_url})
+        if request.user.is_authenticated:
+            # Already signed in (the console checks the role itself and sends back here if
+            # the person no longer operates any account).
+            role = operator_for_user(user_id=int(request.user.pk), account_id=None)
+            if role is not None:
+                return redirect(_safe_next(request, next_url))
         return render_page(request, "console/login.html", {"form": form})
     form = LoginEmailForm(request.POST)
     if form.is_valid():

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import URLPattern
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accounts.models import ApiKey
 from console.urls import urlpatterns
@@ -53,6 +55,48 @@ def test_a_refused_invitation_keeps_what_was_typed(owner, console):
     body = response.content.decode()
     assert "code-conflict" in body
     assert 'value="Again"' in body
+
+
+FORM_PAGES = {
+    "/console/keys": ["name", "scopes"],
+    "/console/operators": ["email", "name"],
+    "/console/domains": ["domain"],
+    "/console/webhooks": ["url", "events"],
+    "/console/login": ["email", "next"],
+    "/console/login/verify": ["email", "code", "next"],
+    "/confirm": ["code"],
+    "/welcome": ["session_id"],
+}
+field_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["read", "send", "oversight", "a@b.example", "https://x.example/", "\x00"]),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    page=st.sampled_from(sorted(FORM_PAGES)),
+    values=st.lists(field_values, min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_any_form_input_is_answered_by_a_redirect(owner, page, values, data):
+    """Whatever is typed into a console form, the POST redirects and the page it
+    redirects to renders; a key is created at most once per POST."""
+    fields = data.draw(st.lists(st.sampled_from(FORM_PAGES[page]), unique=True, min_size=1))
+    payload = {name: values[index % len(values)] for index, name in enumerate(fields)}
+    client = signed_in(owner)
+    keys_before = ApiKey.objects.filter(account=owner.account).count()
+    response = client.post(page, payload, follow=True)
+    assert response.redirect_chain, (page, payload)
+    assert response.status_code == 200
+    assert ApiKey.objects.filter(account=owner.account).count() - keys_before <= 1
+    # The kept form was shown once and dropped.
+    assert not [key for key, _ in client.session.items() if key.startswith("console:form:")]
 
 
 def _route(pattern: URLPattern, value: str) -> str:
