@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from accounts import views
+from accounts import session_views, views
 
 urlpatterns = [
     path("account", views.AccountView.as_view(), name="account"),
@@ -19,4 +19,18 @@ urlpatterns = [
     path("api-keys/<str:key_id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
     path("audit-log", views.AuditLogView.as_view(), name="audit-log"),
     path("export", views.ExportView.as_view(), name="export"),
+    path(
+        "operator/start-session",
+        session_views.StartSessionView.as_view(),
+        name="operator-start-session",
+    ),
+    path(
+        "operator/verify-session",
+        session_views.VerifySessionView.as_view(),
+        name="operator-verify-session",
+    ),
+    path(
+        "operator/end-session", session_views.EndSessionView.as_view(), name="operator-end-session"
+    ),
+    path("operator/session", session_views.SessionView.as_view(), name="operator-session"),
 ]

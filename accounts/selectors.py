@@ -1,17 +1,32 @@
-"""Reads for accounts: the AccountInfo view, key and audit lists, the full export."""
+"""Reads for accounts: the AccountInfo view, key and audit lists, operators and their roles,
+the full export."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, AdminActionRequest, AdminActionStatus, ApiKey, AuditEntry
+from accounts.filters import AuditEntryFilter
+from accounts.models import (
+    Account,
+    AccountState,
+    AdminActionRequest,
+    AdminActionStatus,
+    ApiKey,
+    AuditEntry,
+    Operator,
+)
 from accounts.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found
+from multimail.filters import filtered
+from multimail.pagination import Page, cursor_paginate
+
+AUDIT_PAGE_SIZE = 50
 
 
 def admin_actions_awaiting(*, account: Account) -> QuerySet[AdminActionRequest]:
@@ -79,6 +94,12 @@ def audit_entry_list(*, account: Account) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(account=account)
 
 
+def audit_entry_page(*, account: Account, params: Mapping[str, Any]) -> Page:
+    """One page of the audit log, newest first, filtered by ``AuditEntryFilter``."""
+    entries = filtered(AuditEntryFilter(params, queryset=audit_entry_list(account=account)))
+    return cursor_paginate(entries, params, default_limit=AUDIT_PAGE_SIZE)
+
+
 def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:
     return {
         "id": entry.pk,
@@ -92,6 +113,54 @@ def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:
         "request_id": entry.request_id or None,
         "created_at": entry.created_at,
     }
+
+
+# --- Operators --------------------------------------------------------------------------
+
+
+def usable_accounts() -> QuerySet[Account]:
+    # A deactivated account's operators cannot sign in; pending accounts can, so the
+    # operator may still find the activation step from the console.
+    return Account.objects.exclude(state=AccountState.DEACTIVATED)
+
+
+def operators_for_email(*, email: str) -> QuerySet[Operator]:
+    return Operator.objects.filter(
+        email__iexact=email, account__in=usable_accounts()
+    ).select_related("account")
+
+
+def operator_for_user(*, user_id: int, account_id: str | None) -> Operator | None:
+    """The role the signed-in person acts in: the chosen account, else their first."""
+    roles = Operator.objects.filter(user_id=user_id, account__in=usable_accounts()).select_related(
+        "account"
+    )
+    if account_id:
+        chosen = roles.filter(account_id=account_id).first()
+        if chosen is not None:
+            return chosen
+    return roles.order_by("created_at", "id").first()
+
+
+def operator_roles(*, user_id: int) -> list[Operator]:
+    """Every account the person operates, by account name (the console's account switcher)."""
+    return list(
+        Operator.objects.filter(user_id=user_id).select_related("account").order_by("account__name")
+    )
+
+
+def operator_role_get(*, user_id: int, account_id: str) -> Operator | None:
+    return (
+        Operator.objects.filter(user_id=user_id, account_id=account_id)
+        .select_related("account")
+        .first()
+    )
+
+
+def operator_list(*, account: Account) -> QuerySet[Operator]:
+    return (
+        Operator.objects.filter(account=account).select_related("invited_by").order_by("created_at")
+    )
 
 
 def _rows(queryset: QuerySet[Any], fields: list[str]) -> list[dict[str, Any]]:

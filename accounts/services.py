@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
@@ -132,9 +132,13 @@ def operator_email_send(
 # --- Operators ------------------------------------------------------------------------
 
 
+def normalize_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
 def _username_for(email: str) -> str:
     # Django usernames hold 150 characters; addresses may hold 320.
-    lowered = email.strip().lower()
+    lowered = normalize_email(email)
     return lowered if len(lowered) <= 150 else f"op-{hashlib.sha256(lowered.encode()).hexdigest()}"
 
 
@@ -149,6 +153,39 @@ def operator_create(*, account: Account, email: str, name: str = "") -> Operator
         user.set_unusable_password()
         user.save(update_fields=["password"])
     return Operator.objects.create(account=account, user=user, email=email.strip(), name=name)
+
+
+@transaction.atomic
+def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
+    """An operator adds a colleague to the account; the colleague signs in by code."""
+    email = normalize_email(email)
+    if Operator.objects.filter(account=actor.account, email__iexact=email).exists():
+        raise ApiError("conflict", f"{email} is already an operator of this account.")
+    try:
+        with transaction.atomic():
+            operator = operator_create(account=actor.account, email=email, name=name)
+    except IntegrityError:
+        raise ApiError("conflict", f"{email} is already an operator of this account.") from None
+    operator.invited_by = actor.operator
+    operator.save(update_fields=["invited_by"])
+    audit_record(
+        actor=actor,
+        action="operator.invited",
+        resource_type="operator",
+        resource_id=operator.pk,
+        metadata={"email": email},
+    )
+    operator_email_send(
+        account=actor.account,
+        to=[email],
+        subject=f"You were invited to operate {actor.account.name}",
+        text=(
+            f"{actor.display} added you as an operator of the MultiMail account "
+            f"{actor.account.name} ({actor.account.slug}).\n\nSign in with this email address "
+            f"at {settings.PUBLIC_BASE_URL}/console/login: you will receive a one-time code."
+        ),
+    )
+    return operator
 
 
 # --- Account settings -----------------------------------------------------------------

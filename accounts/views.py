@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services, signup, slugs
 from accounts.approvals import admin_action_gate
-from accounts.models import Scope
+from accounts.filters import AuditEntryFilter
+from accounts.models import AuditEntry, Scope
 from accounts.serializers import (
     AccountInfoSerializer,
     AccountUpdateSerializer,
@@ -46,7 +47,7 @@ from multimail.conditional import check_if_match, etag_response
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
-from multimail.ratelimit import hit
+from multimail.ratelimit import client_ip, hit
 
 PENDING = OpenApiResponse(PendingApprovalSerializer, "Operator approval requested (code emailed)")
 CHALLENGES_PER_MINUTE = 30
@@ -55,10 +56,6 @@ CHALLENGES_PER_MINUTE = 30
 def _principal(request: Request) -> ApiPrincipal:
     assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
     return request.user
-
-
-def _client_ip(request: Request) -> str:
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 class PublicView(APIView):
@@ -82,7 +79,7 @@ class ChallengeView(PublicView):
     def post(self, request: Request) -> Response:
         parse(ChallengeRequestSerializer, request.data or {})
         limit = hit(
-            f"challenge:{_client_ip(request)}", limit=CHALLENGES_PER_MINUTE, window_seconds=60
+            f"challenge:{client_ip(request)}", limit=CHALLENGES_PER_MINUTE, window_seconds=60
         )
         if not limit.allowed:
             raise ApiError(
@@ -145,7 +142,7 @@ class ConfirmView(PublicView):
     def post(self, request: Request) -> Response:
         data = parse(ConfirmRequestSerializer, request.data)
         activation = signup.account_confirm(
-            code=data["code"], client_ip=_client_ip(request), request_id=request_id_of(request)
+            code=data["code"], client_ip=client_ip(request), request_id=request_id_of(request)
         )
         account, mailbox = activation.account, activation.mailbox
         return Response(
@@ -410,17 +407,18 @@ class ApiKeyDetailView(APIView):
 
 class AuditLogView(APIView):
     required_scopes = {"GET": "admin"}
+    # The selector applies the filter; these two only document it (multimail.openapi).
+    filterset_class = AuditEntryFilter
+    queryset = AuditEntry.objects.none()
 
     @extend_schema(
         operation_id="audit_log",
-        parameters=pagination_parameters(default_limit=50),
+        parameters=pagination_parameters(default_limit=selectors.AUDIT_PAGE_SIZE),
         responses=AuditLogSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = cursor_paginate(
-            selectors.audit_entry_list(account=_principal(request).account),
-            request.query_params,
-            default_limit=50,
+        page = selectors.audit_entry_page(
+            account=_principal(request).account, params=request.query_params
         )
         return Response(
             {

@@ -56,9 +56,9 @@ def run(count: int, runs: int) -> int:
     from django.utils import timezone
 
     from accounts.models import Account, AccountState, Operator
+    from accounts.sign_in import SESSION_ACCOUNT_KEY
     from mailboxes.models import Direction, Email, EmailStatus, Mailbox
     from multimail.ids import new_id
-    from oversight.console.access import SESSION_ACCOUNT_KEY
 
     account = Account.objects.create(
         name="Bench",

@@ -3,7 +3,7 @@ counters."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Sum
@@ -107,3 +107,19 @@ def usage_daily(*, account: Account, start_ms: int, end_ms: int) -> dict[str, An
             for row in rows
         ],
     }
+
+
+# A custom window may be long; a chart of more days than this would be unreadable.
+MAX_SERIES_DAYS = 63
+
+
+def usage_day_series(
+    *, account: Account, start_ms: int, end_ms: int, event_type: str
+) -> list[tuple[date, int]]:
+    """One count of ``event_type`` per day of the window, days without usage included."""
+    daily = usage_daily(account=account, start_ms=start_ms, end_ms=end_ms)
+    counts = {row["date"]: row["count"] for row in daily["data"] if row["event_type"] == event_type}
+    first = from_epoch_ms(start_ms).date()
+    last = min(from_epoch_ms(end_ms).date(), first + timedelta(days=MAX_SERIES_DAYS - 1))
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    return [(day, counts.get(day.isoformat(), 0)) for day in days]

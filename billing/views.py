@@ -40,7 +40,7 @@ from billing.services import checkout, events, pricing
 from multimail.authentication import ApiPrincipal
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from multimail.ratelimit import hit
+from multimail.ratelimit import client_ip, hit
 
 # Each pricing checkout creates an account and a Stripe customer: cap them per address.
 PRICING_CHECKOUTS_PER_HOUR = 10
@@ -149,7 +149,7 @@ class PricingCheckoutView(PublicView):
     def post(self, request: Request) -> Response:
         data = _parse(PricingCheckoutRequestSerializer, request.data)
         limit = hit(
-            f"pricing-checkout:{request.META.get('REMOTE_ADDR', '')}",
+            f"pricing-checkout:{client_ip(request)}",
             limit=PRICING_CHECKOUTS_PER_HOUR,
             window_seconds=3600,
         )

@@ -1,33 +1,35 @@
-"""Reads of mail: the email filter shared by the API and the console, threads, spam,
-contacts and the suppression list.
-
-``EmailFilter`` is the ONE definition of how email lists are filtered: the API's
-``GET /v1/mailboxes/{id}/emails`` and the operator console both build it from query
-parameters and apply it to a queryset, so a filter means the same thing everywhere.
+"""Reads of mail: email lists (filtered by mailboxes.filters.EmailFilter, for the API and
+the console alike), threads, attachments, spam, contacts, mailbox rows for the console and
+the suppression list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import Account
+from mailboxes.filters import EmailFilter
 from mailboxes.models import (
     Attachment,
     Contact,
     Direction,
+    Domain,
     Email,
     EmailStatus,
     Mailbox,
     Suppression,
+    WebhookDelivery,
+    WebhookSubscription,
 )
+from mailboxes.quotas import WARMUP_DAILY_CAPS, counted_sends, warmup_stage
 from multimail.errors import ApiError, not_found
+from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate
 from oversight.policy import agent_can_read_content, agent_hidden
 
@@ -56,105 +58,6 @@ SPAM_STATUSES = (EmailStatus.SPAM_FLAGGED, EmailStatus.SPAM_QUARANTINED)
 
 def _invalid(param: str, message: str) -> ApiError:
     return ApiError("invalid_parameter", message, param=param)
-
-
-def parse_instant(value: str, *, param: str) -> datetime:
-    """ISO 8601 date or date-time (naive means UTC), or epoch milliseconds."""
-    value = value.strip()
-    parsed: datetime | None
-    try:
-        if value.isdigit():
-            parsed = datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-        else:
-            parsed = parse_datetime(value)
-            if parsed is None:
-                day = parse_date(value)
-                parsed = datetime(day.year, day.month, day.day) if day else None
-    except (ValueError, OverflowError, OSError):  # out-of-range dates and epochs
-        parsed = None
-    if parsed is None:
-        raise _invalid(
-            param,
-            f"{param} must be an ISO 8601 date or date-time, e.g. 2026-01-31T09:00:00Z.",
-        )
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
-
-
-def _parse_bool(value: str, *, param: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered not in ("true", "false"):
-        raise _invalid(param, f'{param} must be "true" or "false".')
-    return lowered == "true"
-
-
-@dataclass(frozen=True, slots=True)
-class EmailFilter:
-    statuses: tuple[str, ...] = ()
-    sender: str = ""
-    subject_contains: str = ""
-    date_after: datetime | None = None
-    date_before: datetime | None = None
-    direction: str = ""
-    has_attachments: bool | None = None
-    since_id: str = ""
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> EmailFilter:
-        """Validate query parameters; a bad value raises ``invalid_parameter`` naming it.
-
-        ``status`` takes one status or a comma-separated list (the console uses lists).
-        """
-        statuses: tuple[str, ...] = ()
-        raw_status = str(params.get("status") or "").strip()
-        if raw_status:
-            statuses = tuple(s.strip() for s in raw_status.split(",") if s.strip())
-            unknown = [s for s in statuses if s not in EmailStatus.values]
-            if unknown:
-                raise _invalid(
-                    "status",
-                    f"Unknown status {unknown[0]!r}. Use one of: {', '.join(EmailStatus.values)}.",
-                )
-        direction = str(params.get("direction") or "").strip()
-        if direction and direction not in Direction.values:
-            raise _invalid("direction", 'direction must be "inbound" or "outbound".')
-        raw_attachments = str(params.get("has_attachments") or "")
-        since_id = str(params.get("since_id") or "").strip()
-        if len(since_id) > 64:
-            raise _invalid("since_id", "since_id must be an email id from a previous response.")
-        date_after = str(params.get("date_after") or "")
-        date_before = str(params.get("date_before") or "")
-        return cls(
-            statuses=statuses,
-            sender=str(params.get("sender") or "").strip()[:320],
-            subject_contains=str(params.get("subject_contains") or "").strip()[:998],
-            date_after=parse_instant(date_after, param="date_after") if date_after else None,
-            date_before=parse_instant(date_before, param="date_before") if date_before else None,
-            direction=direction,
-            has_attachments=(
-                _parse_bool(raw_attachments, param="has_attachments") if raw_attachments else None
-            ),
-            since_id=since_id,
-        )
-
-    def apply(self, queryset: QuerySet[Email]) -> QuerySet[Email]:
-        if self.statuses:
-            queryset = queryset.filter(status__in=self.statuses)
-        if self.sender:
-            queryset = queryset.filter(from_address__icontains=self.sender)
-        if self.subject_contains:
-            queryset = queryset.filter(subject__icontains=self.subject_contains)
-        if self.date_after:
-            queryset = queryset.filter(received_at__gt=self.date_after)
-        if self.date_before:
-            queryset = queryset.filter(received_at__lt=self.date_before)
-        if self.direction:
-            queryset = queryset.filter(direction=self.direction)
-        if self.has_attachments is not None:
-            queryset = queryset.filter(has_attachments=self.has_attachments)
-        if self.since_id:
-            # Ids are time-ordered, so "newer than this email" is a plain comparison.
-            queryset = queryset.filter(id__gt=self.since_id)
-        return queryset
 
 
 def _as_seen_by(queryset: QuerySet[Email], *, agent: bool) -> QuerySet[Email]:
@@ -190,15 +93,64 @@ def mailbox_email_list(
 def _email_page(
     queryset: QuerySet[Email], *, mailbox_id: str, params: Mapping[str, Any], agent: bool
 ) -> Page:
-    filtered = EmailFilter.from_params(params).apply(
-        _as_seen_by(queryset, agent=agent).only(*SUMMARY_FIELDS)
+    emails = filtered(
+        EmailFilter(params, queryset=_as_seen_by(queryset, agent=agent).only(*SUMMARY_FIELDS))
     )
-    return cursor_paginate(filtered, params, default_limit=20, scope=("mailbox_id", mailbox_id))
+    return cursor_paginate(emails, params, default_limit=20, scope=("mailbox_id", mailbox_id))
 
 
 def active_mailboxes(*, account: Account) -> QuerySet[Mailbox]:
     """The mailboxes an account's keys can address: deleted ones are gone to the API."""
     return Mailbox.objects.filter(account=account, is_active=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRow:
+    mailbox: Mailbox
+    sent_today: int
+    # None once the mailbox is warmed up: only the monthly quota applies then.
+    daily_cap: int | None
+
+
+def mailbox_rows(*, account: Account, now: datetime | None = None) -> list[MailboxRow]:
+    """Active mailboxes with today's sends against their warm-up cap: two queries for any
+    number of mailboxes. Counts the way the send check does (mailboxes.quotas)."""
+    now = now or timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mailboxes = list(active_mailboxes(account=account).select_related("domain"))
+    counts = dict(
+        counted_sends(account=account, received_at__gte=midnight)
+        .values_list("mailbox_id")
+        .annotate(total=Count("id"))
+        .order_by()
+    )
+    rows = []
+    for mailbox in mailboxes:
+        stage = warmup_stage(mailbox=mailbox, now=now)
+        rows.append(
+            MailboxRow(
+                mailbox=mailbox,
+                sent_today=counts.get(mailbox.pk, 0),
+                daily_cap=WARMUP_DAILY_CAPS[stage - 1] if stage else None,
+            )
+        )
+    return rows
+
+
+def deleted_mailboxes(*, account: Account) -> list[Mailbox]:
+    return list(
+        Mailbox.objects.filter(account=account, deleted_at__isnull=False).order_by("-deleted_at")
+    )
+
+
+def operator_mailbox_get(*, account: Account, mailbox_id: str) -> Mailbox:
+    """A mailbox of ``account`` for reading by the operator, deleted ones included: a soft
+    deleted mailbox stops sending and receiving, but its mail stays readable by the
+    operator (changes still go through ``mailbox_get``, which refuses deleted ones)."""
+    mailbox = Mailbox.objects.filter(account=account, pk=mailbox_id).first()
+    if mailbox is None:
+        raise not_found("mailbox")
+    return mailbox
 
 
 def mailbox_email_get(
@@ -224,17 +176,24 @@ def email_get(*, mailbox: Mailbox, email_id: str, agent: bool = True) -> Email:
     return email
 
 
+def attachment_list(*, email: Email) -> QuerySet[Attachment]:
+    """Every attachment's metadata (no bytes), as the operator sees it."""
+    return Attachment.objects.filter(email=email).defer("content")
+
+
 def email_attachments(*, email: Email) -> list[Attachment]:
     """Attachment metadata (no bytes); none while the agent may not read the content."""
     if not email.has_attachments or not agent_can_read_content(email):
         return []
-    return list(Attachment.objects.filter(email=email).defer("content"))
+    return list(attachment_list(email=email))
 
 
-def attachment_get(*, email: Email, filename: str) -> Attachment:
+def attachment_get(*, email: Email, filename: str, agent: bool = True) -> Attachment:
+    """One attachment with its bytes; the agent gets none while it may not read the
+    content, the operator always."""
     attachment = (
         Attachment.objects.filter(email=email, filename=filename).first()
-        if agent_can_read_content(email)
+        if not agent or agent_can_read_content(email)
         else None
     )
     if attachment is None:
@@ -303,3 +262,16 @@ def contact_list(*, account: Account, params: Mapping[str, Any]) -> Page:
 
 def suppression_list(*, account: Account, params: Mapping[str, Any]) -> Page:
     return cursor_paginate(Suppression.objects.filter(account=account), params, default_limit=50)
+
+
+def domain_list(*, account: Account) -> QuerySet[Domain]:
+    return Domain.objects.filter(account=account)
+
+
+def webhook_subscription_list(*, account: Account) -> QuerySet[WebhookSubscription]:
+    return WebhookSubscription.objects.filter(account=account)
+
+
+def webhook_delivery_list(*, subscription: WebhookSubscription) -> QuerySet[WebhookDelivery]:
+    """A subscription's delivery history without the payloads (a list shows none)."""
+    return WebhookDelivery.objects.filter(subscription=subscription).defer("payload")

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from multimail.errors import ApiError
 from multimail.exceptions import error_response, is_api_path, to_api_error
 from multimail.ids import new_id
+from multimail.ratelimit import client_ip
 
 logger = logging.getLogger("multimail.api")
 
@@ -144,7 +145,7 @@ class IdempotencyMiddleware:
         credential = (
             request.headers.get("Authorization")
             or request.headers.get("X-API-Key")
-            or f"ip:{request.META.get('REMOTE_ADDR', '')}"
+            or f"ip:{client_ip(request)}"
         )
         scope = hashlib.sha256(credential.encode()).hexdigest()[:32]
         cache_key = f"idem:{scope}:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -1,10 +1,30 @@
-"""Schema additions: the error envelope as a component and on every operation."""
+"""Schema additions: list filters from their FilterSet, the error envelope as a component
+and on every operation."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular import openapi
+
 from multimail.errors import REGISTRY
+
+
+class AutoSchema(openapi.AutoSchema):
+    """Documents the query parameters of a GET view's ``filterset_class``.
+
+    The list endpoints are APIViews answering ``{items, cursor}`` through a selector that
+    applies the FilterSet itself; spectacular does not take them for list views, so it would
+    not look at their filters. django-filter's extension then needs the view's ``queryset``
+    for the model.
+    """
+
+    def get_filter_backends(self) -> list[Any]:
+        if self.method == "GET" and getattr(self.view, "filterset_class", None) is not None:
+            return [DjangoFilterBackend]
+        return super().get_filter_backends()
+
 
 ERROR_ENVELOPE = {
     "type": "object",

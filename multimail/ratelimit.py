@@ -6,8 +6,19 @@ import time
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework.request import Request
 
 from multimail.cache import counter_add
+
+
+def client_ip(request: HttpRequest | Request) -> str:
+    """The address a per-client limit counts against.
+
+    REMOTE_ADDR only: a proxy in front sets it through the WSGI server, and trusting a
+    client-sent X-Forwarded-For would let anyone reset their counters.
+    """
+    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def _now() -> float:

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "oversight",
     "billing",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -212,7 +213,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "multimail.exceptions.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "multimail.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 API_RATE_LIMIT_READ_PER_MINUTE = env_int("API_RATE_LIMIT_READ_PER_MINUTE", 600)

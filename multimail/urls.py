@@ -18,8 +18,7 @@ urlpatterns = [
     path("v1/", include("accounts.api_urls")),
     path("v1/", include("mailboxes.api_urls")),
     path("v1/", include("oversight.api_urls")),
-    path("v1/", include("oversight.console_api_urls")),
     path("v1/", include("billing.api_urls")),
     path("", include("mailboxes.public_urls")),
-    path("", include("oversight.console_urls")),
+    path("", include("console.urls")),
 ]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Prefetch, QuerySet
 
 from accounts.models import Account
-from mailboxes.models import Email
+from mailboxes.models import Attachment, Email
+from multimail.pagination import Page, cursor_paginate
 from oversight.models import ApprovalLink
 from oversight.policy import PENDING_STATUSES
+
+QUEUE_PAGE_SIZE = 20
 
 
 def token_hash(token: str) -> str:
@@ -41,6 +46,47 @@ def pending_email_rows(*, account: Account) -> QuerySet[Any]:
     """The same queue as named rows of PENDING_FIELDS: the API page only renders them, so it
     skips building a model instance per email."""
     return pending_emails(account=account).values_list(*PENDING_FIELDS, named=True)
+
+
+def pending_count(*, account: Account) -> int:
+    return pending_emails(account=account).count()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    count: int
+    # A short fingerprint of the pending set: it changes when mail is held or decided, so
+    # a polling console can tell that nothing changed without rendering the queue.
+    version: str
+
+
+def pending_summary(*, account: Account) -> QueueSummary:
+    summary = pending_emails(account=account).aggregate(count=Count("id"), latest=Max("id"))
+    raw = f"{summary['count']}:{summary['latest']}"
+    return QueueSummary(
+        count=summary["count"], version=hashlib.sha256(raw.encode()).hexdigest()[:16]
+    )
+
+
+def _for_review(account: Account) -> QuerySet[Email]:
+    # The reviewer reads the whole email (bodies included) and its mailbox.
+    return pending_emails(account=account).defer(None).select_related("mailbox")
+
+
+def pending_review_page(*, account: Account, params: Mapping[str, Any]) -> Page:
+    """One page of the queue as the console shows it, attachment metadata included."""
+    queryset = _for_review(account).prefetch_related(
+        Prefetch(
+            "attachments",
+            queryset=Attachment.objects.only("id", "email_id", "filename", "content_type", "size"),
+        )
+    )
+    return cursor_paginate(queryset, params, default_limit=QUEUE_PAGE_SIZE)
+
+
+def pending_review_get(*, account: Account, email_id: str) -> Email | None:
+    """One held email for review; None once it is decided (or was never held)."""
+    return _for_review(account).filter(pk=email_id).first()
 
 
 def approval_link_find(*, token: str) -> ApprovalLink | None:

@@ -10,9 +10,9 @@ from django.test import Client
 
 from accounts.codes import code_issue
 from accounts.models import Account, AccountState, CodePurpose
+from accounts.sign_in import SESSION_ACCOUNT_KEY
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
-from oversight.console.access import SESSION_ACCOUNT_KEY
 from tests.conftest import Tenant
 
 

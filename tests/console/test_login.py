@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client
 
 from accounts.models import AuditEntry, Operator
-from oversight.console.access import SESSION_ACCOUNT_KEY
+from accounts.sign_in import SESSION_ACCOUNT_KEY
 from tests.conftest import make_tenant
 
 CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")

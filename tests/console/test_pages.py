@@ -24,6 +24,7 @@ from accounts.models import (
 )
 from accounts.services import audit_record
 from billing.models import UsageDaily, UsageEventType
+from mailboxes.filters import EmailFilter
 from mailboxes.models import (
     Direction,
     Domain,
@@ -209,6 +210,17 @@ def test_mailbox_emails_filtered_with_the_api_filter(owner, other, console):
     assert "code-invalid_parameter" in bad.content.decode()
     foreign = console.get(f"/console/mailboxes/{other.mailbox.pk}", follow=True)
     assert "code-not_found" in foreign.content.decode()
+
+
+def test_mailbox_filter_inputs_and_errors_come_from_the_api_filter(owner, api, console):
+    url = f"/console/mailboxes/{owner.mailbox.pk}"
+    page = console.get(url, {"since_id": "X"}).content.decode()
+    for name in EmailFilter.base_filters:
+        # since_id is a filter of the page's URL but not an input.
+        assert (f'name="{name}"' in page) is (name != "since_id"), name
+    query = {"date_before": "2026-13-45"}
+    refused = api("read").get(f"/v1/mailboxes/{owner.mailbox.pk}/emails", query)
+    assert refused.json()["error"]["message"] in console.get(url, query).content.decode()
 
 
 def test_email_list_query_count(owner, console):
@@ -497,7 +509,7 @@ def test_deleted_mailbox_mail_stays_readable(owner, console):
 
 
 def test_billing_redirects_to_stripe(console, monkeypatch):
-    from oversight.console.views import settings as views
+    from console.views import settings as views
 
     monkeypatch.setattr(
         views, "checkout_start", lambda **kw: {"checkout_url": "https://checkout.stripe.test/s"}

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEntry
 from mailboxes.models import Attachment, Direction, EmailStatus
-from oversight.console.views.queue import QUEUE_PAGE_SIZE
+from oversight.selectors import QUEUE_PAGE_SIZE
 from tests.console.conftest import held_email
 
 

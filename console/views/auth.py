@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Operator
-from multimail.errors import ApiError
-from oversight.console.access import SESSION_ACCOUNT_KEY, error_message, operator_required
-from oversight.console.forms import InviteForm, LoginCodeForm, LoginEmailForm
-from oversight.console.htmx import client_ip, render_page
-from oversight.console.services import (
+from accounts.selectors import operator_for_user, operator_list, operator_role_get
+from accounts.services import operator_invite
+from accounts.sign_in import (
+    SESSION_ACCOUNT_KEY,
     console_login_start,
     console_login_verify,
-    operator_for_user,
-    operator_invite,
+    session_sign_in,
 )
+from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.forms import InviteForm, LoginCodeForm, LoginEmailForm
+from console.htmx import render_page
+from multimail.errors import ApiError
+from multimail.ratelimit import client_ip
 
 
 def _safe_next(request: HttpRequest, candidate: str) -> str:
@@ -32,7 +34,7 @@ def _safe_next(request: HttpRequest, candidate: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
-def login_start(request: HttpRequest) -> HttpResponse:
+def login_start(request: HtmxRequest) -> HttpResponse:
     next_url = request.POST.get("next") or request.GET.get("next", "")
     if request.method == "GET" and request.user.is_authenticated:
         # Already signed in (the console checks the role itself and sends back here if
@@ -61,7 +63,7 @@ def login_start(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def login_verify(request: HttpRequest) -> HttpResponse:
+def login_verify(request: HtmxRequest) -> HttpResponse:
     """GET shows the form (prefilled from the emailed link, so a mail scanner fetching the
     link signs nobody in); POST redeems the code."""
     if request.method == "POST":
@@ -79,8 +81,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
                 if not roles:
                     messages.error(request, "This address no longer operates any account.")
                     return redirect("console-login")
-                login(request, roles[0].user, backend="django.contrib.auth.backends.ModelBackend")
-                request.session[SESSION_ACCOUNT_KEY] = roles[0].account_id
+                session_sign_in(request, roles[0])
                 messages.success(request, f"Signed in to {roles[0].account.name}.")
                 return redirect(_safe_next(request, form.cleaned_data["next"]))
     else:
@@ -103,14 +104,9 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @operator_required
-def switch_account(request: HttpRequest) -> HttpResponse:
-    role = (
-        Operator.objects.filter(
-            user_id=request.operator.user_id,  # type: ignore[attr-defined]
-            account_id=request.POST.get("account_id", ""),
-        )
-        .select_related("account")
-        .first()
+def switch_account(request: ConsoleRequest) -> HttpResponse:
+    role = operator_role_get(
+        user_id=request.operator.user_id, account_id=request.POST.get("account_id", "")
     )
     if role is None:
         messages.error(request, "You do not operate that account.")
@@ -122,12 +118,12 @@ def switch_account(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @operator_required
-def operators(request: HttpRequest) -> HttpResponse:
+def operators(request: ConsoleRequest) -> HttpResponse:
     form = InviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             invited = operator_invite(
-                actor=request.actor,  # type: ignore[attr-defined]
+                actor=request.actor,
                 email=form.cleaned_data["email"],
                 name=form.cleaned_data["name"],
             )
@@ -138,13 +134,8 @@ def operators(request: HttpRequest) -> HttpResponse:
                 request, f"{invited.email} is now an operator; they sign in with a code."
             )
             return redirect("console-operators")
-    roles = (
-        Operator.objects.filter(account=request.account)  # type: ignore[attr-defined]
-        .select_related("invited_by")
-        .order_by("created_at")
-    )
     return render_page(
         request,
         "console/operators.html",
-        {"form": form, "operators": roles, "section": "operators"},
+        {"form": form, "operators": operator_list(account=request.account), "section": "operators"},
     )

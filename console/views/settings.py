@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
@@ -15,13 +13,23 @@ from billing.models import UsageEventType
 from billing.selectors import (
     billing_overview,
     from_epoch_ms,
-    usage_daily,
+    usage_day_series,
     usage_summary,
     usage_window,
 )
 from billing.services.checkout import checkout_start, portal_session_create, subscription_cancel
-from mailboxes.models import Domain, WebhookDelivery, WebhookEvent, WebhookSubscription
-from mailboxes.selectors import suppression_list
+from console.access import ConsoleRequest, error_message, operator_required
+from console.charts import bar_chart
+from console.csp import BILLING_PAGE_CSP
+from console.forms import CheckoutForm, DomainForm, WebhookForm
+from console.htmx import render_page
+from mailboxes.models import Domain, WebhookEvent
+from mailboxes.selectors import (
+    domain_list,
+    suppression_list,
+    webhook_delivery_list,
+    webhook_subscription_list,
+)
 from mailboxes.services.domains import domain_create, domain_delete, domain_get, domain_verify
 from mailboxes.services.suppression import suppression_remove
 from mailboxes.services.webhooks import (
@@ -35,11 +43,6 @@ from mailboxes.services.webhooks import (
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate
-from oversight.console.access import error_message, operator_required
-from oversight.console.charts import bar_chart
-from oversight.console.csp import BILLING_PAGE_CSP
-from oversight.console.forms import CheckoutForm, DomainForm, WebhookForm
-from oversight.console.htmx import render_page
 
 EVENT_CHOICES = [(event.value, event.value) for event in WebhookEvent]
 
@@ -49,12 +52,12 @@ EVENT_CHOICES = [(event.value, event.value) for event in WebhookEvent]
 
 @require_http_methods(["GET", "POST"])
 @operator_required
-def domains(request: HttpRequest) -> HttpResponse:
+def domains(request: ConsoleRequest) -> HttpResponse:
     form = DomainForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             created = domain_create(
-                actor=request.actor,  # type: ignore[attr-defined]
+                actor=request.actor,
                 domain=form.cleaned_data["domain"],
                 request_id=request_id_of(request),
             )
@@ -63,7 +66,7 @@ def domains(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{created.domain} added: set the DNS records below.")
             return redirect("console-domain", domain_id=created.pk)
-    rows = Domain.objects.filter(account=request.account)  # type: ignore[attr-defined]
+    rows = domain_list(account=request.account)
     return render_page(
         request, "console/domains.html", {"form": form, "domains": rows, "section": "domains"}
     )
@@ -71,9 +74,9 @@ def domains(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @operator_required
-def domain_detail(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_detail(request: ConsoleRequest, domain_id: str) -> HttpResponse:
     try:
-        domain = domain_get(account=request.account, domain_id=domain_id)  # type: ignore[attr-defined]
+        domain = domain_get(account=request.account, domain_id=domain_id)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-domains")
@@ -82,10 +85,10 @@ def domain_detail(request: HttpRequest, domain_id: str) -> HttpResponse:
 
 @require_POST
 @operator_required
-def domain_verify_view(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_verify_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
     domain = None
     try:
-        domain = domain_verify(actor=request.actor, domain_id=domain_id)  # type: ignore[attr-defined]
+        domain = domain_verify(actor=request.actor, domain_id=domain_id)
     except ApiError as error:
         error_message(request, error)
     else:
@@ -97,7 +100,7 @@ def domain_verify_view(request: HttpRequest, domain_id: str) -> HttpResponse:
                 "Some records are not visible yet. DNS changes can take a while; check again "
                 "later.",
             )
-    if not getattr(request, "htmx", False) or domain is None:
+    if not request.htmx or domain is None:
         return redirect("console-domain", domain_id=domain_id)
     return render_page(
         request,
@@ -109,10 +112,10 @@ def domain_verify_view(request: HttpRequest, domain_id: str) -> HttpResponse:
 
 @require_POST
 @operator_required
-def domain_delete_view(request: HttpRequest, domain_id: str) -> HttpResponse:
+def domain_delete_view(request: ConsoleRequest, domain_id: str) -> HttpResponse:
     try:
         domain_delete(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             domain_id=domain_id,
             request_id=request_id_of(request),
         )
@@ -128,12 +131,12 @@ def domain_delete_view(request: HttpRequest, domain_id: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @operator_required
-def webhooks(request: HttpRequest) -> HttpResponse:
+def webhooks(request: ConsoleRequest) -> HttpResponse:
     form = WebhookForm(request.POST or None, event_choices=EVENT_CHOICES)
     if request.method == "POST" and form.is_valid():
         try:
             created = subscription_create(
-                actor=request.actor,  # type: ignore[attr-defined]
+                actor=request.actor,
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"],
                 request_id=request_id_of(request),
@@ -143,7 +146,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Webhook created. Its signing secret is shown below.")
             return redirect("console-webhook", webhook_id=created.pk)
-    rows = WebhookSubscription.objects.filter(account=request.account)  # type: ignore[attr-defined]
+    rows = webhook_subscription_list(account=request.account)
     return render_page(
         request,
         "console/webhooks.html",
@@ -154,14 +157,14 @@ def webhooks(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 @operator_required
-def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
+def webhook_detail(request: ConsoleRequest, webhook_id: str) -> HttpResponse:
     try:
         subscription = subscription_get(
-            account=request.account,  # type: ignore[attr-defined]
+            account=request.account,
             subscription_id=webhook_id,
         )
         page = cursor_paginate(
-            WebhookDelivery.objects.filter(subscription=subscription).defer("payload"),
+            webhook_delivery_list(subscription=subscription),
             request.GET,
             default_limit=50,
         )
@@ -177,10 +180,10 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
 
 @require_POST
 @operator_required
-def webhook_action(request: HttpRequest, webhook_id: str) -> HttpResponse:
+def webhook_action(request: ConsoleRequest, webhook_id: str) -> HttpResponse:
     """Rotate the secret, send a test event, or delete."""
     action = request.POST.get("action", "")
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     try:
         if action == "rotate":
             subscription_rotate_secret(
@@ -206,9 +209,9 @@ def webhook_action(request: HttpRequest, webhook_id: str) -> HttpResponse:
 
 @require_POST
 @operator_required
-def delivery_retry(request: HttpRequest, webhook_id: str, delivery_id: str) -> HttpResponse:
+def delivery_retry(request: ConsoleRequest, webhook_id: str, delivery_id: str) -> HttpResponse:
     try:
-        webhook_delivery_retry(actor=request.actor, delivery_id=delivery_id)  # type: ignore[attr-defined]
+        webhook_delivery_retry(actor=request.actor, delivery_id=delivery_id)
     except ApiError as error:
         error_message(request, error)
     else:
@@ -221,9 +224,9 @@ def delivery_retry(request: HttpRequest, webhook_id: str, delivery_id: str) -> H
 
 @require_GET
 @operator_required
-def suppression(request: HttpRequest) -> HttpResponse:
+def suppression(request: ConsoleRequest) -> HttpResponse:
     try:
-        page = suppression_list(account=request.account, params=request.GET)  # type: ignore[attr-defined]
+        page = suppression_list(account=request.account, params=request.GET)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-suppression")
@@ -234,11 +237,11 @@ def suppression(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @operator_required
-def suppression_remove_view(request: HttpRequest) -> HttpResponse:
+def suppression_remove_view(request: ConsoleRequest) -> HttpResponse:
     address = request.POST.get("address", "")
     try:
         suppression_remove(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             address=address,
             request_id=request_id_of(request),
         )
@@ -254,20 +257,17 @@ def suppression_remove_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @operator_required
-def usage(request: HttpRequest) -> HttpResponse:
-    account = request.account  # type: ignore[attr-defined]
+def usage(request: ConsoleRequest) -> HttpResponse:
+    account = request.account
     period = "previous" if request.GET.get("period") == "previous" else "current"
-    start_ms, end_ms = usage_window(account=account, period=period, start_ms=None, end_ms=None)
-    summary = usage_summary(account=account, start_ms=start_ms, end_ms=end_ms)
-    daily = usage_daily(account=account, start_ms=start_ms, end_ms=end_ms)
     event_type = request.GET.get("event_type", UsageEventType.EMAILS_SENT)
     if event_type not in UsageEventType.values:
         event_type = UsageEventType.EMAILS_SENT
-    counts = {row["date"]: row["count"] for row in daily["data"] if row["event_type"] == event_type}
-    first: date = from_epoch_ms(start_ms).date()
-    last: date = min(from_epoch_ms(end_ms).date(), first + timedelta(days=62))
-    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-    series = [(day, counts.get(day.isoformat(), 0)) for day in days]
+    start_ms, end_ms = usage_window(account=account, period=period, start_ms=None, end_ms=None)
+    summary = usage_summary(account=account, start_ms=start_ms, end_ms=end_ms)
+    series = usage_day_series(
+        account=account, start_ms=start_ms, end_ms=end_ms, event_type=event_type
+    )
     return render_page(
         request,
         "console/usage.html",
@@ -291,21 +291,21 @@ def usage(request: HttpRequest) -> HttpResponse:
 @require_GET
 @operator_required
 @csp_override(BILLING_PAGE_CSP)
-def billing(request: HttpRequest) -> HttpResponse:
+def billing(request: ConsoleRequest) -> HttpResponse:
     checkout = request.GET.get("checkout")
     if checkout == "success":
         messages.success(request, "Payment received: the plan changes as soon as Stripe confirms.")
     elif checkout == "cancelled":
         messages.info(request, "Checkout cancelled; nothing changed.")
-    overview = billing_overview(account=request.account)  # type: ignore[attr-defined]
+    overview = billing_overview(account=request.account)
     return render_page(request, "console/billing.html", {"billing": overview, "section": "billing"})
 
 
 @require_POST
 @operator_required
-def billing_action(request: HttpRequest) -> HttpResponse:
+def billing_action(request: ConsoleRequest) -> HttpResponse:
     """Upgrade (redirect to Stripe Checkout), open the portal, or cancel at period end."""
-    account = request.account  # type: ignore[attr-defined]
+    account = request.account
     action = request.POST.get("action", "")
     try:
         if action == "checkout":
@@ -325,7 +325,7 @@ def billing_action(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(portal_session_create(account=account))
         elif action == "cancel":
             done = subscription_cancel(
-                actor=request.actor,  # type: ignore[attr-defined]
+                actor=request.actor,
                 request_id=request_id_of(request),
             )
             messages.success(

@@ -4,54 +4,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Concatenate, cast
 
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from accounts.actors import Actor
 from accounts.models import Account, Operator
+from accounts.selectors import operator_for_user
+from accounts.sign_in import SESSION_ACCOUNT_KEY
 from multimail.errors import ApiError
-from oversight.console.services import operator_for_user
-
-SESSION_ACCOUNT_KEY = "console_account_id"
 
 
-class ConsoleRequest(HttpRequest):
-    """What ``operator_required`` adds to the request (for type checkers)."""
+class HtmxRequest(HttpRequest):
+    """Any console request: django-htmx's middleware sets ``htmx`` on every request."""
+
+    htmx: HtmxDetails
+
+
+class ConsoleRequest(HtmxRequest):
+    """A request that passed ``operator_required``: who acts, for which account."""
 
     operator: Operator
     account: Account
     actor: Actor
 
 
-View = Callable[..., HttpResponse]
-
-
-def operator_required(view: View) -> View:
+def operator_required[**P](
+    view: Callable[Concatenate[ConsoleRequest, P], HttpResponse],
+) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
     """Sign-in gate for console pages: sets ``request.operator``, ``.account``, ``.actor``."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        console_request = cast(ConsoleRequest, request)
         operator = None
         if request.user.is_authenticated:
             operator = operator_for_user(
                 user_id=request.user.pk, account_id=request.session.get(SESSION_ACCOUNT_KEY)
             )
         if operator is None:
-            if getattr(request, "htmx", False):
+            if console_request.htmx:
                 # An expired session during polling: send the whole page to the login form.
                 return HttpResponseClientRedirect("/console/login")
             return redirect_to_login(request.get_full_path(), "/console/login", REDIRECT_FIELD_NAME)
         if request.session.get(SESSION_ACCOUNT_KEY) != operator.account_id:
             request.session[SESSION_ACCOUNT_KEY] = operator.account_id
-        request.operator = operator  # type: ignore[attr-defined]
-        request.account = operator.account  # type: ignore[attr-defined]
-        request.actor = Actor.for_operator(operator)  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+        console_request.operator = operator
+        console_request.account = operator.account
+        console_request.actor = Actor.for_operator(operator)
+        return view(console_request, *args, **kwargs)
 
     return wrapper
 

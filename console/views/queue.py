@@ -2,82 +2,53 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.contrib import messages
-from django.db.models import Count, Max, Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from mailboxes.models import Attachment, Direction, Email
+from console.access import ConsoleRequest, error_message, operator_required
+from console.csp import EMAIL_PAGE_CSP
+from console.htmx import render_page
+from console.rendering import email_body_render
+from mailboxes.models import Direction, Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from multimail.pagination import cursor_paginate
-from oversight.console.access import error_message, operator_required
-from oversight.console.csp import EMAIL_PAGE_CSP
-from oversight.console.htmx import pending_count, render_page
-from oversight.console.rendering import email_body_render
-from oversight.selectors import pending_emails
+from oversight.selectors import (
+    pending_count,
+    pending_review_get,
+    pending_review_page,
+    pending_summary,
+)
 from oversight.services import DecisionStatus, email_decide
-
-QUEUE_PAGE_SIZE = 20
-
-
-def queue_version(account_pending: dict[str, object]) -> str:
-    """A short fingerprint of the pending set: it changes when mail is held or decided."""
-    raw = f"{account_pending['count']}:{account_pending['latest']}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def _queue_items(request: HttpRequest) -> tuple[list[Email], str | None]:
-    queryset = (
-        pending_emails(account=request.account)  # type: ignore[attr-defined]
-        .defer(None)
-        .select_related("mailbox")
-        .prefetch_related(
-            Prefetch(
-                "attachments",
-                queryset=Attachment.objects.only(
-                    "id", "email_id", "filename", "content_type", "size"
-                ),
-            )
-        )
-    )
-    page = cursor_paginate(queryset, request.GET, default_limit=QUEUE_PAGE_SIZE)
-    images_for = request.GET.get("images", "")
-    for email in page.items:
-        email.rendered = email_body_render(  # type: ignore[attr-defined]
-            email=email, load_images=images_for == email.pk
-        )
-    return page.items, page.next_cursor
 
 
 @require_GET
 @operator_required
 @csp_override(EMAIL_PAGE_CSP)
-def queue(request: HttpRequest) -> HttpResponse:
-    account = request.account  # type: ignore[attr-defined]
-    summary = pending_emails(account=account).aggregate(count=Count("id"), latest=Max("id"))
-    version = queue_version(summary)
+def queue(request: ConsoleRequest) -> HttpResponse:
+    summary = pending_summary(account=request.account)
     polling = request.GET.get("v") is not None
-    if polling and request.GET["v"] == version:
+    if polling and request.GET["v"] == summary.version:
         # Nothing was held or decided since the last render: htmx swaps nothing on a 204.
         return HttpResponse(status=204)
     try:
-        items, next_cursor = _queue_items(request)
+        page = pending_review_page(account=request.account, params=request.GET)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-queue")
+    images_for = request.GET.get("images", "")
+    for email in page.items:
+        email.rendered = email_body_render(email=email, load_images=images_for == email.pk)
     context = {
-        "items": items,
-        "next_cursor": next_cursor,
-        "version": version,
+        "items": page.items,
+        "next_cursor": page.next_cursor,
+        "version": summary.version,
         "section": "queue",
-        "pending_count": summary["count"],
+        "pending_count": summary.count,
         "oob": polling,
     }
     return render_page(request, "console/queue.html", context, partial="queue-list")
@@ -86,18 +57,12 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_GET
 @operator_required
 @csp_override(EMAIL_PAGE_CSP)
-def queue_item(request: HttpRequest, email_id: str) -> HttpResponse:
+def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
     """One held email (for "load images"); a decided or unknown one sends back to the queue."""
-    email = (
-        pending_emails(account=request.account)  # type: ignore[attr-defined]
-        .defer(None)
-        .select_related("mailbox")
-        .filter(pk=email_id)
-        .first()
-    )
+    email = pending_review_get(account=request.account, email_id=email_id)
     if email is None:
         messages.info(request, "That email is no longer waiting for a decision.")
-        if getattr(request, "htmx", False):
+        if request.htmx:
             # A fragment swap would nest the whole queue page inside the item.
             return HttpResponseClientRedirect(reverse("console-queue"))
         return redirect("console-queue")
@@ -124,14 +89,14 @@ def _outcome_text(status: DecisionStatus, email: Email) -> str:
 
 @require_POST
 @operator_required
-def decide(request: HttpRequest, email_id: str) -> HttpResponse:
+def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "").strip()[:1000]
     decided = None
     outcome = ""
     try:
         decision = email_decide(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             email_id=email_id,
             action=action,
             reason=reason,
@@ -143,7 +108,7 @@ def decide(request: HttpRequest, email_id: str) -> HttpResponse:
         decided = decision.email
         outcome = _outcome_text(decision.status, decided)
         messages.success(request, f"{outcome} ({decided.subject or 'no subject'})")
-    if not getattr(request, "htmx", False):
+    if not request.htmx:
         return redirect("console-queue")
     return render_page(
         request,
@@ -153,7 +118,7 @@ def decide(request: HttpRequest, email_id: str) -> HttpResponse:
             "outcome": outcome,
             "decided_id": email_id,
             "oob": True,
-            "pending_count": pending_count(account=request.account),  # type: ignore[attr-defined]
+            "pending_count": pending_count(account=request.account),
         },
         partial="decided-item",
     )

@@ -13,7 +13,7 @@ message says to call start-session); more than 5 wrong codes from one address in
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user, login, logout
+from django.contrib.auth import get_user, logout
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -21,10 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account, Operator
+from accounts.sign_in import operator_session_start, operator_session_verify, session_sign_in
 from multimail.authentication import ApiPrincipal
-from oversight.console.access import SESSION_ACCOUNT_KEY
-from oversight.console.htmx import client_ip
-from oversight.console.services import operator_session_start, operator_session_verify
+from multimail.ratelimit import client_ip
 
 # The spec's only tier: a console session may do everything the console offers.
 MAX_TIER = "medium"
@@ -90,13 +89,12 @@ class VerifySessionView(APIView):
     def post(self, request: Request) -> Response:
         body = VerifySessionRequest(data=request.data)
         body.is_valid(raise_exception=True)
-        account = _account(request)
         operator = operator_session_verify(
-            account=account, code=body.validated_data["code"], client_ip=client_ip(request)
+            account=_account(request),
+            code=body.validated_data["code"],
+            client_ip=client_ip(request),
         )
-        django_request = request._request
-        login(django_request, operator.user, backend="django.contrib.auth.backends.ModelBackend")
-        django_request.session[SESSION_ACCOUNT_KEY] = account.pk
+        session_sign_in(request._request, operator)
         return Response({"status": "active", "expires_at": _expires_ms(request)})
 
 

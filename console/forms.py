@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
 from accounts.models import Scope
 from accounts.plans import PAID_PLANS
 from billing.models import BillingInterval
-from mailboxes.models import Direction, EmailStatus, GateTiming, Mailbox, OversightMode
+from mailboxes.models import GateTiming, Mailbox, OversightMode
 
 
 class LoginEmailForm(forms.Form):
@@ -57,11 +57,6 @@ class ConfirmForm(forms.Form):
     )
 
 
-class DecisionForm(forms.Form):
-    action = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
-    reason = forms.CharField(label="Reason", max_length=1000, required=False)
-
-
 class ModeForm(forms.Form):
     mode = forms.ChoiceField(label="Oversight mode", choices=OversightMode.choices)
 
@@ -90,35 +85,7 @@ class WebhookForm(forms.Form):
 
     def __init__(self, *args: Any, event_choices: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["events"].choices = event_choices  # type: ignore[attr-defined]
-
-
-class EmailFilterForm(forms.Form):
-    """Renders the filter inputs; parsing and meaning are mailboxes.selectors.EmailFilter."""
-
-    status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "Any"), *EmailStatus.choices]
-    )
-    direction = forms.ChoiceField(
-        label="Direction", required=False, choices=[("", "Both"), *Direction.choices]
-    )
-    sender = forms.CharField(label="Sender contains", required=False, max_length=320)
-    subject_contains = forms.CharField(label="Subject contains", required=False, max_length=998)
-    date_after = forms.CharField(
-        label="Received after",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    date_before = forms.CharField(
-        label="Received before",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    has_attachments = forms.ChoiceField(
-        label="Attachments",
-        required=False,
-        choices=[("", "Any"), ("true", "With attachments"), ("false", "Without")],
-    )
+        cast(forms.MultipleChoiceField, self.fields["events"]).choices = event_choices
 
 
 class MailboxSettingsForm(forms.Form):

@@ -4,31 +4,40 @@ oversight mode and settings."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import content_disposition_header
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from mailboxes.models import Attachment, Mailbox, OversightMode
-from mailboxes.selectors import email_get, email_list, thread_get
+from console.access import ConsoleRequest, error_message, operator_required
+from console.csp import EMAIL_PAGE_CSP
+from console.forms import MailboxSettingsForm, ModeForm
+from console.htmx import render_page
+from console.rendering import email_body_render
+from mailboxes.filters import EmailFilter
+from mailboxes.models import Mailbox, OversightMode
+from mailboxes.selectors import (
+    attachment_get,
+    attachment_list,
+    deleted_mailboxes,
+    email_get,
+    email_list,
+    mailbox_rows,
+    operator_mailbox_get,
+    thread_get,
+)
 from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from oversight.console.access import error_message, operator_required
-from oversight.console.csp import EMAIL_PAGE_CSP
-from oversight.console.forms import EmailFilterForm, MailboxSettingsForm, ModeForm
-from oversight.console.htmx import render_page
-from oversight.console.rendering import email_body_render
-from oversight.console.selectors import deleted_mailboxes, mailbox_rows, operator_mailbox_get
 from oversight.services import mailbox_set_mode
 
 
 def _mailbox_or_redirect(
-    request: HttpRequest, mailbox_id: str, *, for_change: bool = False
+    request: ConsoleRequest, mailbox_id: str, *, for_change: bool = False
 ) -> Mailbox | None:
     """Reading includes soft-deleted mailboxes; changes only active ones."""
-    account = request.account  # type: ignore[attr-defined]
+    account = request.account
     try:
         if for_change:
             return mailbox_get(account=account, mailbox_id=mailbox_id)
@@ -40,8 +49,8 @@ def _mailbox_or_redirect(
 
 @require_GET
 @operator_required
-def mailbox_list(request: HttpRequest) -> HttpResponse:
-    account = request.account  # type: ignore[attr-defined]
+def mailbox_list(request: ConsoleRequest) -> HttpResponse:
+    account = request.account
     return render_page(
         request,
         "console/mailboxes.html",
@@ -55,14 +64,15 @@ def mailbox_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @operator_required
-def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+def mailbox_detail(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id)
     if mailbox is None:
         return redirect("console-mailboxes")
-    filter_form = EmailFilterForm(request.GET or None)
+    # Its form renders the inputs; the selector applies the same FilterSet, so a filter
+    # validates and means the same as on GET /v1/mailboxes/{id}/emails.
+    filter_form = EmailFilter(request.GET or None).form
     page = None
     try:
-        # The same filter, validation and meaning as GET /v1/mailboxes/{id}/emails.
         page = email_list(mailbox=mailbox, params=request.GET, agent=False)
     except ApiError as error:
         error_message(request, error)
@@ -80,7 +90,7 @@ def mailbox_detail(request: HttpRequest, mailbox_id: str) -> HttpResponse:
 
 @require_POST
 @operator_required
-def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+def mailbox_mode(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
     if mailbox is None:
         return redirect("console-mailboxes")
@@ -91,7 +101,7 @@ def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
     try:
         # The operator may move either way at once: upgrades need no code in the console.
         updated = mailbox_set_mode(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             mailbox=mailbox,
             mode=form.cleaned_data["mode"],
             request_id=request_id_of(request),
@@ -108,7 +118,7 @@ def mailbox_mode(request: HttpRequest, mailbox_id: str) -> HttpResponse:
 
 @require_http_methods(["POST"])
 @operator_required
-def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
+def mailbox_settings(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
     if mailbox is None:
         return redirect("console-mailboxes")
@@ -121,7 +131,7 @@ def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
         return redirect("console-mailbox", mailbox_id=mailbox_id)
     try:
         mailbox_update(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             mailbox_id=mailbox.pk,
             changes=form.changes(),
             request_id=request_id_of(request),
@@ -136,7 +146,7 @@ def mailbox_settings(request: HttpRequest, mailbox_id: str) -> HttpResponse:
 @require_GET
 @operator_required
 @csp_override(EMAIL_PAGE_CSP)
-def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id)
     if mailbox is None:
         return redirect("console-mailboxes")
@@ -146,7 +156,7 @@ def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpRe
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
     # The operator sees everything the mailbox holds, including mail the agent may not read.
-    attachments = Attachment.objects.filter(email=email).defer("content")
+    attachments = attachment_list(email=email)
     rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
     return render_page(
         request,
@@ -163,7 +173,7 @@ def email_detail(request: HttpRequest, mailbox_id: str, email_id: str) -> HttpRe
 
 @require_GET
 @operator_required
-def thread_detail(request: HttpRequest, mailbox_id: str, thread_id: str) -> HttpResponse:
+def thread_detail(request: ConsoleRequest, mailbox_id: str, thread_id: str) -> HttpResponse:
     mailbox = _mailbox_or_redirect(request, mailbox_id)
     if mailbox is None:
         return redirect("console-mailboxes")
@@ -182,7 +192,7 @@ def thread_detail(request: HttpRequest, mailbox_id: str, thread_id: str) -> Http
 @require_GET
 @operator_required
 def attachment_download(
-    request: HttpRequest, mailbox_id: str, email_id: str, filename: str
+    request: ConsoleRequest, mailbox_id: str, email_id: str, filename: str
 ) -> HttpResponse:
     """The operator downloads an attachment (also of mail the agent may not read yet).
     Always as a download with a neutral type: an HTML or SVG file must never render as a
@@ -195,8 +205,9 @@ def attachment_download(
     except ApiError as error:
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
-    attachment = Attachment.objects.filter(email=email, filename=filename).first()
-    if attachment is None:
+    try:
+        attachment = attachment_get(email=email, filename=filename, agent=False)
+    except ApiError:
         messages.error(request, "That attachment does not exist on this email.")
         return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
     response = HttpResponse(bytes(attachment.content), content_type="application/octet-stream")

@@ -1,7 +1,8 @@
-"""Console sign-in by emailed code, operator invitations and account switching.
+"""Operator sign-in by emailed code: the console's sign-in and the API's operator sessions.
 
 No passwords: an operator types their email, receives a one-time code (and a link carrying
-it), and enters it. The same flow serves the API's operator-session endpoints.
+it), and enters it. ``POST /v1/operator/start-session`` sends the same code to the
+account's oversight address, and verifying it signs that browser in the same way.
 """
 
 from __future__ import annotations
@@ -11,17 +12,22 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import login
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
-from accounts.models import Account, AccountState, CodePurpose, OneTimeCode, Operator
-from accounts.services import audit_record, operator_create, operator_email_send
+from accounts.models import Account, CodePurpose, OneTimeCode, Operator
+from accounts.selectors import operators_for_email, usable_accounts
+from accounts.services import audit_record, normalize_email, operator_create, operator_email_send
 from multimail import ratelimit
 from multimail.errors import REGISTRY, ApiError, not_found
 
+# The account a signed-in person acts for, among the accounts they operate.
+SESSION_ACCOUNT_KEY = "console_account_id"
 LOGIN_CODE_TTL = timedelta(minutes=15)
 # Codes requested per email address per window; more look like someone mail-bombing a victim.
 CODES_PER_EMAIL = 5
@@ -39,33 +45,17 @@ class LoginStarted:
     masked_email: str
 
 
-def normalize_email(raw: str) -> str:
-    return raw.strip().lower()
-
-
 def mask_email(email: str) -> str:
     local, _, domain = email.partition("@")
     shown = local[:1] if len(local) > 1 else ""
     return f"{shown}{'*' * max(1, len(local) - len(shown))}@{domain}"
 
 
-def _usable_accounts() -> QuerySet[Account]:
-    # A deactivated account's operators cannot sign in; pending accounts can, so the
-    # operator may still find the activation step from the console.
-    return Account.objects.exclude(state=AccountState.DEACTIVATED)
-
-
-def operators_for_email(*, email: str) -> QuerySet[Operator]:
-    return Operator.objects.filter(
-        email__iexact=email, account__in=_usable_accounts()
-    ).select_related("account")
-
-
 def _accounts_for_email(email: str) -> list[Account]:
     """Accounts this address may operate: as an invited operator, or as the account's
     oversight email (whose operator row is created on first sign-in)."""
     return list(
-        _usable_accounts()
+        usable_accounts()
         .filter(Q(oversight_email__iexact=email) | Q(operators__email__iexact=email))
         .distinct()
         .order_by("id")
@@ -198,51 +188,6 @@ def _operator_ensure(*, account: Account, email: str) -> Operator:
         return Operator.objects.get(account=account, email__iexact=email)
 
 
-@transaction.atomic
-def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
-    """An operator adds a colleague to the account; the colleague signs in by code."""
-    email = normalize_email(email)
-    if Operator.objects.filter(account=actor.account, email__iexact=email).exists():
-        raise ApiError("conflict", f"{email} is already an operator of this account.")
-    try:
-        with transaction.atomic():
-            operator = operator_create(account=actor.account, email=email, name=name)
-    except IntegrityError:
-        raise ApiError("conflict", f"{email} is already an operator of this account.") from None
-    operator.invited_by = actor.operator
-    operator.save(update_fields=["invited_by"])
-    audit_record(
-        actor=actor,
-        action="operator.invited",
-        resource_type="operator",
-        resource_id=operator.pk,
-        metadata={"email": email},
-    )
-    operator_email_send(
-        account=actor.account,
-        to=[email],
-        subject=f"You were invited to operate {actor.account.name}",
-        text=(
-            f"{actor.display} added you as an operator of the MultiMail account "
-            f"{actor.account.name} ({actor.account.slug}).\n\nSign in with this email address "
-            f"at {settings.PUBLIC_BASE_URL}/console/login: you will receive a one-time code."
-        ),
-    )
-    return operator
-
-
-def operator_for_user(*, user_id: int, account_id: str | None) -> Operator | None:
-    """The role the signed-in person acts in: the chosen account, else their first."""
-    roles = Operator.objects.filter(user_id=user_id, account__in=_usable_accounts()).select_related(
-        "account"
-    )
-    if account_id:
-        chosen = roles.filter(account_id=account_id).first()
-        if chosen is not None:
-            return chosen
-    return roles.order_by("created_at", "id").first()
-
-
 # --- Operator sessions started through the API ------------------------------------------
 
 
@@ -278,3 +223,9 @@ def operator_session_verify(*, account: Account, code: str, client_ip: str) -> O
     # The code was right but the oversight address no longer operates this account (it
     # changed between start and verify): treat it as the wrong code for this account.
     raise _wrong_code()
+
+
+def session_sign_in(request: HttpRequest, operator: Operator) -> None:
+    """Sign the browser in as ``operator``'s person, acting for ``operator``'s account."""
+    login(request, operator.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_ACCOUNT_KEY] = operator.account_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from django.views.generic import RedirectView
 
-from oversight.console.views import account, auth, mailboxes, queue, settings
+from console.views import account, auth, mailboxes, queue, settings
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("confirm", account.confirm, name="console-confirm"),

@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.approvals import admin_action_approve, admin_action_deny
-from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_list
+from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
 from billing.services.pricing import session_key_claim
+from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
+from console.htmx import render_page
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from multimail.pagination import cursor_paginate
-from oversight.console.access import error_message, operator_required
-from oversight.console.forms import ApiKeyForm, ConfirmForm, WelcomeForm
-from oversight.console.htmx import client_ip, render_page
-
-AUDIT_PAGE_SIZE = 50
+from multimail.ratelimit import client_ip
 
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def confirm(request: HttpRequest) -> HttpResponse:
+def confirm(request: HtmxRequest) -> HttpResponse:
     """Account activation by the code from the activation email. The first API key is
     shown on this response only (never stored in clear, never cached)."""
     if request.method == "POST":
@@ -48,7 +46,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
-def welcome(request: HttpRequest) -> HttpResponse:
+def welcome(request: HtmxRequest) -> HttpResponse:
     """Where Stripe sends the browser after pricing-checkout. The key is handed out by a
     POST (a button), never on the GET: link scanners and prefetchers must not use up a
     key that can be claimed only once."""
@@ -67,9 +65,9 @@ def welcome(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET"])
 @operator_required
-def approvals(request: HttpRequest) -> HttpResponse:
+def approvals(request: ConsoleRequest) -> HttpResponse:
     pending = (
-        admin_actions_awaiting(account=request.account)  # type: ignore[attr-defined]
+        admin_actions_awaiting(account=request.account)
         .select_related("requested_by")
         .order_by("-id")
     )
@@ -80,11 +78,11 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @operator_required
-def approval_decide(request: HttpRequest, request_pk: str) -> HttpResponse:
+def approval_decide(request: ConsoleRequest, request_pk: str) -> HttpResponse:
     approve = request.POST.get("action") == "approve"
     try:
         done = (admin_action_approve if approve else admin_action_deny)(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             request_id=request_pk,
         )
     except ApiError as error:
@@ -97,13 +95,13 @@ def approval_decide(request: HttpRequest, request_pk: str) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @operator_required
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: ConsoleRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
         try:
             created = api_key_issue(
-                actor=request.actor,  # type: ignore[attr-defined]
+                actor=request.actor,
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 request_id=request_id_of(request),
@@ -113,7 +111,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Key {created[0].name} created. Copy it now.")
             form = ApiKeyForm()
-    keys = api_key_list(account=request.account)  # type: ignore[attr-defined]
+    keys = api_key_list(account=request.account)
     return render_page(
         request,
         "console/keys.html",
@@ -129,10 +127,10 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @operator_required
-def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
+def api_key_revoke_view(request: ConsoleRequest, key_id: str) -> HttpResponse:
     try:
         key = api_key_revoke(
-            actor=request.actor,  # type: ignore[attr-defined]
+            actor=request.actor,
             key_id=key_id,
             request_id=request_id_of(request),
         )
@@ -145,13 +143,9 @@ def api_key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
 
 @require_http_methods(["GET"])
 @operator_required
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: ConsoleRequest) -> HttpResponse:
     try:
-        page = cursor_paginate(
-            audit_entry_list(account=request.account),  # type: ignore[attr-defined]
-            request.GET,
-            default_limit=AUDIT_PAGE_SIZE,
-        )
+        page = audit_entry_page(account=request.account, params=request.GET)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-audit")

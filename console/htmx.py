@@ -1,0 +1,42 @@
+"""Rendering helpers: one view answers a whole page, or only a named partial for HTMX."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from accounts.models import Operator
+from accounts.selectors import admin_actions_awaiting, operator_roles
+from console.access import HtmxRequest
+from oversight.selectors import pending_count
+
+
+def render_page(
+    request: HtmxRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    partial: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """Full page for a normal request; ``template#partial`` when HTMX asks for a fragment.
+
+    Full pages get the layout's context: the account, the person's other roles (for the
+    account switcher), the pending count for the navigation badge and the number of admin
+    actions awaiting approval.
+    """
+    name = f"{template}#{partial}" if partial and request.htmx else template
+    # Set by operator_required; the sign-in and activation pages have no operator.
+    operator: Operator | None = getattr(request, "operator", None)
+    if operator is not None:
+        account = operator.account
+        context.setdefault("account", account)
+        context.setdefault("operator", operator)
+        if "pending_count" not in context:
+            context["pending_count"] = pending_count(account=account)
+        if name == template:
+            context.setdefault("approvals_count", admin_actions_awaiting(account=account).count())
+            context.setdefault("roles", operator_roles(user_id=operator.user_id))
+    return render(request, name, context, status=status)

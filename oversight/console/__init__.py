@@ -1,1 +1,0 @@
-"""The operator console: server-rendered pages (HTMX-enhanced) over the apps' services."""
