@@ -7,8 +7,9 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -190,11 +191,21 @@ def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
 
 # --- Account settings -----------------------------------------------------------------
 
-ACCOUNT_EDITABLE = ("name", "oversight_email", "physical_address", "require_operator_approval")
+
+class AccountChanges(TypedDict, total=False):
+    """The settings an account update may carry; absent means unchanged."""
+
+    name: str
+    oversight_email: str
+    physical_address: str | None
+    require_operator_approval: bool
+
+
+ACCOUNT_EDITABLE = tuple(AccountChanges.__annotations__)
 
 
 @transaction.atomic
-def account_update(*, actor: Actor, changes: dict[str, Any], request_id: str = "") -> Account:
+def account_update(*, actor: Actor, changes: Mapping[str, Any], request_id: str = "") -> Account:
     account = Account.objects.select_for_update().get(pk=actor.account.pk)
     fields = [name for name in ACCOUNT_EDITABLE if name in changes]
     before = {name: getattr(account, name) for name in fields}
@@ -337,6 +348,13 @@ def api_key_create_audited(
     return key, raw
 
 
+def api_key_check_changeable(*, key: ApiKey) -> None:
+    if not key.is_active:
+        raise ApiError(
+            "conflict", "This API key is revoked and cannot be changed. Create a new key instead."
+        )
+
+
 @transaction.atomic
 def api_key_update(
     *,
@@ -347,10 +365,7 @@ def api_key_update(
     request_id: str = "",
 ) -> ApiKey:
     key = _key_for_update(actor.account, key_id)
-    if not key.is_active:
-        raise ApiError(
-            "conflict", "This API key is revoked and cannot be changed. Create a new key instead."
-        )
+    api_key_check_changeable(key=key)
     fields = []
     if name is not None:
         key.name = name

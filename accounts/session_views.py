@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from accounts.models import Account, Operator
 from accounts.sign_in import operator_session_start, operator_session_verify, session_sign_in
 from multimail.authentication import ApiPrincipal
+from multimail.epoch import epoch_ms
 from multimail.ratelimit import client_ip
 
 # The spec's only tier: a console session may do everything the console offers.
@@ -60,7 +61,7 @@ def _account(request: Request) -> Account:
 
 
 def _expires_ms(request: Request) -> int:
-    return int(request._request.session.get_expiry_date().timestamp() * 1000)
+    return epoch_ms(request._request.session.get_expiry_date())
 
 
 class StartSessionView(APIView):

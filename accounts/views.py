@@ -5,7 +5,7 @@ Thin: parse with a serializer, call a service or selector, render.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser
@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services, signup, slugs
-from accounts.approvals import admin_action_gate
 from accounts.filters import AuditEntryFilter
 from accounts.models import AuditEntry, Scope
 from accounts.serializers import (
@@ -42,20 +41,17 @@ from accounts.serializers import (
     StatusSerializer,
     parse,
 )
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import check_if_match, etag_response
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
 from multimail.ratelimit import client_ip, hit
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 PENDING = OpenApiResponse(PendingApprovalSerializer, "Operator approval requested (code emailed)")
 CHALLENGES_PER_MINUTE = 30
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
-    return request.user
 
 
 class PublicView(APIView):
@@ -232,25 +228,23 @@ class AccountView(APIView):
         responses={200: AccountInfoSerializer, 202: PENDING},
     )
     def patch(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(AccountUpdateSerializer, request.data)
         approval_code = data.pop("approval_code", None)
         current = self._info(request)
         check_if_match(request, current)
         if not data:  # nothing to change: no approval to ask for
             return etag_response(request, current)
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="account.update",
-            params=data,
-            summary=f"change account settings ({', '.join(sorted(data))})",
+            action=admin_actions.ACCOUNT_UPDATE,
+            params=admin_actions.AccountUpdate(changes=cast(services.AccountChanges, data)),
             approval_code=approval_code,
             request_id=request_id_of(request),
         )
-        account = services.account_update(
-            actor=principal.actor, changes=data, request_id=request_id_of(request)
-        )
-        return etag_response(request, selectors.account_info(account=account))
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return etag_response(request, selectors.account_info(account=outcome))
 
     @extend_schema(
         operation_id="account_delete",
@@ -258,19 +252,19 @@ class AccountView(APIView):
         responses={200: StatusSerializer, 202: PENDING},
     )
     def delete(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApprovalCodeSerializer, request.data or {})
         if request.headers.get("If-Match"):
             check_if_match(request, self._info(request))
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="account.delete",
-            params={},
-            summary=f"DELETE the account {principal.account.slug} and all its data",
+            action=admin_actions.ACCOUNT_DELETE,
+            params=admin_actions.AccountDelete(),
             approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
             request_id=request_id_of(request),
         )
-        services.account_delete(actor=principal.actor, request_id=request_id_of(request))
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
         # The account is gone: nothing after the view (usage counting) may write for it.
         request.user = AnonymousUser()
         return Response({"status": "deleted"})
@@ -279,7 +273,7 @@ class AccountView(APIView):
     def _info(request: Request) -> dict[str, Any]:
         # GET, PATCH and If-Match checks all hash this same representation, so an ETag
         # from any of them matches the others.
-        return selectors.account_info(account=_principal(request).account)
+        return selectors.account_info(account=api_principal(request).account)
 
 
 # --- API keys ---------------------------------------------------------------------------
@@ -295,7 +289,7 @@ class ApiKeyListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.api_key_list(account=_principal(request).account),
+            selectors.api_key_list(account=api_principal(request).account),
             request.query_params,
             default_limit=50,
         )
@@ -312,24 +306,20 @@ class ApiKeyListView(APIView):
         responses={201: ApiKeyCreatedSerializer, 202: PENDING},
     )
     def post(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApiKeyCreateSerializer, request.data)
-        scopes = services.validate_scopes(data.get("scopes") or [Scope.READ])
-        services.api_key_limit_check(account=principal.account)
-        admin_action_gate(
+        outcome = admin_action_run(
             actor=principal.actor,
-            action="api_key.create",
-            params={"name": data["name"], "scopes": scopes},
-            summary=f"create the API key {data['name']!r} with scopes {', '.join(scopes)}",
+            action=admin_actions.API_KEY_CREATE,
+            params=admin_actions.ApiKeyCreate(
+                name=data["name"], scopes=data.get("scopes") or [Scope.READ]
+            ),
             approval_code=data.get("approval_code"),
             request_id=request_id_of(request),
         )
-        key, raw = services.api_key_issue(
-            actor=principal.actor,
-            name=data["name"],
-            scopes=scopes,
-            request_id=request_id_of(request),
-        )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        key, raw = outcome
         return Response(
             {
                 "id": key.pk,
@@ -342,9 +332,6 @@ class ApiKeyListView(APIView):
         )
 
 
-_OVERSIGHT_SCOPES = {Scope.OVERSIGHT, Scope.OVERSIGHT_READ}
-
-
 class ApiKeyDetailView(APIView):
     required_scopes = {"PATCH": "admin", "DELETE": "admin"}
 
@@ -354,28 +341,20 @@ class ApiKeyDetailView(APIView):
         responses={200: ApiKeyUpdatedSerializer, 202: PENDING},
     )
     def patch(self, request: Request, key_id: str) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApiKeyUpdateSerializer, request.data)
-        key = selectors.api_key_get(account=principal.account, key_id=key_id)
-        scopes = services.validate_scopes(data["scopes"]) if "scopes" in data else None
-        if scopes is not None and (set(scopes) - set(key.scopes)) & _OVERSIGHT_SCOPES:
-            # Oversight lets a key approve mail: an agent must not grant it to itself.
-            admin_action_gate(
-                actor=principal.actor,
-                action="api_key.update",
-                params={"key_id": key.pk, "name": data.get("name"), "scopes": scopes},
-                summary=f"give the API key {key.name!r} the scopes {', '.join(scopes)}",
-                approval_code=data.get("approval_code"),
-                request_id=request_id_of(request),
-            )
-        key = services.api_key_update(
+        outcome = admin_action_run(
             actor=principal.actor,
-            key_id=key.pk,
-            name=data.get("name"),
-            scopes=scopes,
+            action=admin_actions.API_KEY_UPDATE,
+            params=admin_actions.ApiKeyUpdate(
+                key_id=key_id, name=data.get("name"), scopes=data.get("scopes")
+            ),
+            approval_code=data.get("approval_code"),
             request_id=request_id_of(request),
         )
-        return Response({"status": "updated", **selectors.api_key_info(key=key)})
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response({"status": "updated", **selectors.api_key_info(key=outcome)})
 
     @extend_schema(
         operation_id="api_keys_revoke",
@@ -383,22 +362,17 @@ class ApiKeyDetailView(APIView):
         responses={200: StatusSerializer, 202: PENDING},
     )
     def delete(self, request: Request, key_id: str) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         data = parse(ApprovalCodeSerializer, request.data or {})
-        key = selectors.api_key_get(account=principal.account, key_id=key_id)
-        if key.is_active:
-            admin_action_gate(
-                actor=principal.actor,
-                action="api_key.revoke",
-                params={"key_id": key.pk},
-                summary=f"revoke the API key {key.name!r} ({key.prefix}…)",
-                approval_code=data.get("approval_code")
-                or request.query_params.get("approval_code"),
-                request_id=request_id_of(request),
-            )
-        services.api_key_revoke(
-            actor=principal.actor, key_id=key.pk, request_id=request_id_of(request)
+        outcome = admin_action_run(
+            actor=principal.actor,
+            action=admin_actions.API_KEY_REVOKE,
+            params=admin_actions.ApiKeyRevoke(key_id=key_id),
+            approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
+            request_id=request_id_of(request),
         )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
         return Response({"status": "revoked"})
 
 
@@ -418,7 +392,7 @@ class AuditLogView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = selectors.audit_entry_page(
-            account=_principal(request).account, params=request.query_params
+            account=api_principal(request).account, params=request.query_params
         )
         return Response(
             {
@@ -433,7 +407,7 @@ class ExportView(APIView):
 
     @extend_schema(operation_id="account_export", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        principal = _principal(request)
+        principal = api_principal(request)
         services.export_claim(account=principal.account)
         try:
             data = selectors.account_export(account=principal.account)

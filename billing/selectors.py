@@ -3,7 +3,7 @@ counters."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import Sum
@@ -13,6 +13,7 @@ from accounts.plans import PLANS, limits_for
 from billing.models import Subscription, SubscriptionStatus, UsageDaily, UsageEventType
 from billing.periods import current_period, previous_period
 from billing.usage import api_calls_flush
+from multimail.epoch import epoch_ms, from_epoch_ms
 
 
 def billing_overview(*, account: Account) -> dict[str, Any]:
@@ -50,14 +51,6 @@ def billing_overview(*, account: Account) -> dict[str, Any]:
             for limits in PLANS.values()
         ],
     }
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def from_epoch_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def usage_window(

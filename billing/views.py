@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.approvals import admin_action_gate
 from accounts.serializers import PendingApprovalSerializer
 from accounts.signup import attribution_clean
 from billing import selectors
@@ -37,18 +36,15 @@ from billing.serializers import (
     UsageSummarySerializer,
 )
 from billing.services import checkout, events, pricing
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip, hit
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 # Each pricing checkout creates an account and a Stripe customer: cap them per address.
 PRICING_CHECKOUTS_PER_HOUR = 10
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
-    return request.user
 
 
 def _parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -74,7 +70,7 @@ class CheckoutView(APIView):
     def post(self, request: Request) -> Response:
         data = _parse(CheckoutRequestSerializer, request.data)
         result = checkout.checkout_start(
-            account=_principal(request).account,
+            account=api_principal(request).account,
             plan=data["plan"],
             interval=data["interval"],
             success_url=data.get("success_url"),
@@ -95,7 +91,7 @@ class PortalView(APIView):
     def post(self, request: Request) -> Response:
         data = _parse(PortalRequestSerializer, request.data)
         url = checkout.portal_session_create(
-            account=_principal(request).account, return_url=data.get("return_url")
+            account=api_principal(request).account, return_url=data.get("return_url")
         )
         return Response({"portal_url": url})
 
@@ -115,20 +111,16 @@ class CancelView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _parse(CancelRequestSerializer, request.data or {})
-        principal = _principal(request)
-        checkout.subscription_cancellable(account=principal.account)
-        admin_action_gate(
-            actor=principal.actor,
-            action="billing.cancel",
-            params={},
-            summary="cancel the paid subscription at the end of the billing period",
+        outcome = admin_action_run(
+            actor=api_principal(request).actor,
+            action=admin_actions.BILLING_CANCEL,
+            params=admin_actions.BillingCancel(),
             approval_code=data.get("approval_code") or None,
             request_id=request_id_of(request),
         )
-        result = checkout.subscription_cancel(
-            actor=principal.actor, request_id=request_id_of(request)
-        )
-        return Response(result)
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(outcome)
 
 
 class PricingCheckoutView(PublicView):
@@ -224,7 +216,7 @@ class UsageView(APIView):
     )
     def get(self, request: Request) -> Response:
         data = _parse(UsageQuerySerializer, request.query_params)
-        account = _principal(request).account
+        account = api_principal(request).account
         period = data.get("period", "current")
         start_ms, end_ms = selectors.usage_window(
             account=account, period=period, start_ms=data.get("from"), end_ms=data.get("to")

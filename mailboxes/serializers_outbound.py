@@ -12,14 +12,11 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from multimail.epoch import epoch_ms
 
 MAX_MARKDOWN_BYTES = 256 * 1024
 MAX_RECIPIENTS = 50
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z$")
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def mailbox_representation(mailbox: Mailbox) -> dict[str, Any]:
@@ -87,11 +84,6 @@ class MailboxCreateSerializer(serializers.Serializer):
         if isinstance(data, dict) and "address_local" not in data and "address" in data:
             data = {**data, "address_local": data["address"]}
         return super().to_internal_value(data)
-
-
-class MailboxCreatedSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    address = serializers.EmailField()
 
 
 class MailboxUpdateSerializer(serializers.Serializer):

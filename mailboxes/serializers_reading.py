@@ -17,6 +17,7 @@ from mailboxes.models import (
     SpamVerdict,
     Suppression,
 )
+from multimail.epoch import epoch_ms
 from multimail.serializers import FastRepresentationMixin
 
 MAX_TAGS = 50
@@ -217,7 +218,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
 
     def get_created_at(self, contact: Contact) -> int:
         """Epoch milliseconds, as the public API types it."""
-        return int(contact.created_at.timestamp() * 1000)
+        return epoch_ms(contact.created_at)
 
 
 class ContactCreateSerializer(serializers.Serializer[Any]):

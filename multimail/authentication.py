@@ -50,6 +50,13 @@ def _credential(request: Request) -> str | None:
     return None
 
 
+def api_principal(request: Request) -> ApiPrincipal:
+    """The caller of an API view that requires a scope: ``ScopePermission`` has already
+    authenticated an API key before any handler runs, so ``request.user`` is its principal."""
+    assert isinstance(request.user, ApiPrincipal)
+    return request.user
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiKey] | None:
         raw = _credential(request)

@@ -16,7 +16,6 @@ from psycopg.errors import DeadlockDetected, SerializationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
-from rest_framework.response import Response
 
 from multimail.errors import ApiError
 
@@ -24,19 +23,6 @@ logger = logging.getLogger("multimail.api")
 
 # DRF field error codes that mean "the field is not there".
 _MISSING_CODES = {"required", "blank", "null", "empty", "missing"}
-
-
-class EarlyResponse(Exception):
-    """Ends a request with a success response from deep inside a service.
-
-    The admin-action approval gate uses it to answer 202 ``pending_approval`` from
-    whichever view asked for the gated action.
-    """
-
-    def __init__(self, status: int, data: Mapping[str, Any]) -> None:
-        self.status = status
-        self.data = dict(data)
-        super().__init__(f"early response {status}")
 
 
 def request_id_of(request: Any) -> str:
@@ -206,8 +192,6 @@ def to_api_error(exc: Exception) -> ApiError | None:
 
 def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse | None:
     request = context.get("request")
-    if isinstance(exc, EarlyResponse):
-        return Response(exc.data, status=exc.status)
     error = to_api_error(exc)
     if error is None:
         if isinstance(exc, DatabaseError):

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailboxes.models import Direction, Email, EmailStatus
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import policy, selectors, services
@@ -34,11 +34,6 @@ from oversight.serializers import (
     UpgradeRequestedSerializer,
     UpgradeRequestSerializer,
 )
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    assert isinstance(request.user, ApiPrincipal)  # guaranteed by ScopePermission
-    return request.user
 
 
 def _request_id(request: Request | HttpRequest) -> str:
@@ -56,7 +51,7 @@ class PendingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.pending_email_rows(account=_principal(request).account),
+            selectors.pending_email_rows(account=api_principal(request).account),
             request.query_params,
         )
         return Response(
@@ -80,7 +75,7 @@ class DecideView(APIView):
         body = DecideRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         decision = services.email_decide(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             email_id=body.validated_data["email_id"],
             action=body.validated_data["action"],
             reason=body.validated_data["reason"],
@@ -108,7 +103,7 @@ class RequestUpgradeView(APIView):
         body.is_valid(raise_exception=True)
         target = body.validated_data["target_mode"]
         services.mailbox_upgrade_request(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             target_mode=target,
             request_id=_request_id(request),
@@ -137,7 +132,7 @@ class UpgradeView(APIView):
         body = UpgradeRedeemSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mailbox = services.mailbox_upgrade_redeem(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             code=body.validated_data["code"],
             request_id=_request_id(request),

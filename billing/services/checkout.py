@@ -240,8 +240,3 @@ def subscription_cancel(*, actor: Actor, request_id: str = "") -> dict[str, Any]
         "cancel_at_period_end": True,
         "access_until": _iso(subscription.current_period_end),
     }
-
-
-def cancel_executor(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Runs ``billing.cancel`` when the operator approves it in the console."""
-    return subscription_cancel(actor=actor)

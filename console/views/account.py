@@ -8,7 +8,6 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.approvals import admin_action_approve, admin_action_deny
 from accounts.selectors import admin_actions_awaiting, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
@@ -19,6 +18,7 @@ from console.htmx import render_page
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip
+from oversight.admin_actions import admin_action_approve, admin_action_deny
 
 
 @never_cache
@@ -83,7 +83,7 @@ def approval_decide(request: ConsoleRequest, request_pk: str) -> HttpResponse:
     try:
         done = (admin_action_approve if approve else admin_action_deny)(
             actor=request.actor,
-            request_id=request_pk,
+            approval_id=request_pk,
         )
     except ApiError as error:
         error_message(request, error)

@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.models import UsageEventType
 from billing.selectors import (
     billing_overview,
-    from_epoch_ms,
     usage_day_series,
     usage_summary,
     usage_window,
@@ -40,6 +39,7 @@ from mailboxes.services.webhooks import (
     subscription_test,
     webhook_delivery_retry,
 )
+from multimail.epoch import from_epoch_ms
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate

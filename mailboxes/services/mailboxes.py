@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,6 +22,7 @@ from mailboxes.models import (
     OversightMode,
 )
 from mailboxes.selectors import active_mailboxes
+from mailboxes.services.netguard import UnsafeTarget, url_vet
 from multimail.errors import ApiError, not_found
 from oversight.policy import is_upgrade
 
@@ -28,20 +30,32 @@ from oversight.policy import is_upgrade
 # both ends.
 _LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
 
-# Settings an agent or operator may change with PATCH; oversight_mode is handled apart.
-UPDATABLE_FIELDS = (
-    "display_name",
-    "auto_cc",
-    "auto_bcc",
-    "forward_inbound",
-    "webhook_url",
-    "oversight_webhook_url",
-    "signature_block",
-    "ai_disclosure",
-    "default_gate_timing",
-    "scheduling_enabled",
-    "mcp_configured",
+
+class MailboxChanges(TypedDict, total=False):
+    """What a mailbox update (PATCH or configure) may carry; absent means unchanged, None
+    clears."""
+
+    oversight_mode: str
+    display_name: str | None
+    auto_cc: str | None
+    auto_bcc: str | None
+    forward_inbound: bool
+    webhook_url: str | None
+    oversight_webhook_url: str | None
+    signature_block: str | None
+    ai_disclosure: bool
+    default_gate_timing: str
+    scheduling_enabled: bool
+    mcp_configured: bool
+
+
+# The settings ``mailbox_update`` copies as they are; oversight_mode is checked apart.
+UPDATABLE_FIELDS = tuple(
+    field for field in MailboxChanges.__annotations__ if field != "oversight_mode"
 )
+
+# Where the mailbox's events are POSTed: vetted like a webhook subscription's URL when set.
+WEBHOOK_URL_FIELDS = ("webhook_url", "oversight_webhook_url")
 
 
 def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
@@ -117,12 +131,22 @@ def _ensure_below_limit(account: Account) -> None:
         )
 
 
-def mailbox_create_check(*, account: Account, address_local: str) -> str:
-    """Every check that can fail, before the approval gate asks the operator for nothing."""
+def _webhook_url_check(field: str, url: str) -> None:
+    # Resolves the host name: callers run it before taking any row lock.
+    try:
+        url_vet(url)
+    except UnsafeTarget as exc:
+        raise ApiError("invalid_parameter", str(exc), param=field) from exc
+
+
+def mailbox_create_check(*, account: Account, address_local: str, webhook_url: str | None) -> None:
+    """Every refusal ``mailbox_create`` can give, checked before the approval gate asks the
+    operator (the create checks again under the account lock)."""
     address, _ = mailbox_address_resolve(account=account, address_local=address_local)
     _ensure_address_free(address)
     _ensure_below_limit(account)
-    return address
+    if webhook_url:
+        _webhook_url_check("webhook_url", webhook_url)
 
 
 @transaction.atomic
@@ -135,6 +159,8 @@ def mailbox_create(
     ai_disclosure: bool = False,
     request_id: str = "",
 ) -> Mailbox:
+    if webhook_url:
+        _webhook_url_check("webhook_url", webhook_url)
     # The account row lock makes the count and the insert one step: two concurrent creates
     # cannot both take the last slot of the plan.
     account = Account.objects.select_for_update(no_key=True).get(pk=actor.account.pk)
@@ -170,18 +196,6 @@ def mailbox_create(
     return mailbox
 
 
-def mailbox_create_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Executor for an approved "mailbox.create" admin action (console approval)."""
-    mailbox = mailbox_create(
-        actor=actor,
-        address_local=params["address_local"],
-        display_name=params.get("display_name") or "",
-        webhook_url=params.get("webhook_url"),
-        ai_disclosure=bool(params.get("ai_disclosure")),
-    )
-    return {"id": mailbox.pk, "address": mailbox.address}
-
-
 def oversight_mode_check(*, current: str, target: str) -> None:
     if target not in OversightMode.values:
         raise ApiError(
@@ -199,32 +213,59 @@ def oversight_mode_check(*, current: str, target: str) -> None:
         )
 
 
+def _webhook_urls_check(mailbox: Mailbox, changes: Mapping[str, Any]) -> None:
+    # Only a new URL is vetted: saving other settings never fails on the stored one.
+    for field in WEBHOOK_URL_FIELDS:
+        url = changes.get(field)
+        if url and url != getattr(mailbox, field):
+            _webhook_url_check(field, url)
+
+
+def _settings_check(mailbox: Mailbox, changes: Mapping[str, Any]) -> None:
+    if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
+        oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
+    if "default_gate_timing" in changes and changes["default_gate_timing"] not in GateTiming.values:
+        raise ApiError(
+            "invalid_parameter",
+            "default_gate_timing must be gate_first or schedule_first.",
+            param="default_gate_timing",
+        )
+
+
+def mailbox_update_check(
+    *, account: Account, mailbox_id: str, changes: Mapping[str, Any]
+) -> Mailbox:
+    """Every refusal ``mailbox_update`` can give, checked before the approval gate asks the
+    operator; returns the mailbox as it is now."""
+    mailbox = mailbox_get(account=account, mailbox_id=mailbox_id)
+    _webhook_urls_check(mailbox, changes)
+    _settings_check(mailbox, changes)
+    return mailbox
+
+
 @transaction.atomic
 def mailbox_update(
     *,
     actor: Actor,
     mailbox_id: str,
-    changes: dict[str, Any],
+    changes: Mapping[str, Any],
     action: str = "mailbox.updated",
     request_id: str = "",
 ) -> Mailbox:
     """Apply settings and a mode downgrade; records what changed, old and new."""
+    if any(changes.get(field) for field in WEBHOOK_URL_FIELDS):
+        # Vetting resolves host names: before the row lock, not under it.
+        _webhook_urls_check(mailbox_get(account=actor.account, mailbox_id=mailbox_id), changes)
     mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+    _settings_check(mailbox, changes)
     diff: dict[str, Any] = {}
     if "oversight_mode" in changes and changes["oversight_mode"] != mailbox.oversight_mode:
-        oversight_mode_check(current=mailbox.oversight_mode, target=changes["oversight_mode"])
         diff["oversight_mode"] = [mailbox.oversight_mode, changes["oversight_mode"]]
         mailbox.oversight_mode = changes["oversight_mode"]
     for field in UPDATABLE_FIELDS:
         if field not in changes:
             continue
         value = changes[field]
-        if field == "default_gate_timing" and value not in GateTiming.values:
-            raise ApiError(
-                "invalid_parameter",
-                "default_gate_timing must be gate_first or schedule_first.",
-                param=field,
-            )
         if field == "display_name":
             value = value or ""
         if getattr(mailbox, field) != value:
@@ -263,11 +304,3 @@ def mailbox_delete(*, actor: Actor, mailbox_id: str, request_id: str = "") -> No
         metadata={"address": mailbox.address, "cancelled_emails": cancelled},
         request_id=request_id,
     )
-
-
-def mailbox_update_from_approval(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Executor for an approved "mailbox.update" admin action (auto_cc/auto_bcc changes)."""
-    mailbox = mailbox_update(
-        actor=actor, mailbox_id=params["mailbox_id"], changes=params["changes"]
-    )
-    return {"id": mailbox.pk, "status": "updated"}

@@ -19,7 +19,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -27,10 +26,6 @@ from django.conf import settings
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _load_or_create_file(path: Path) -> bytes:
@@ -107,17 +102,3 @@ def identity_sign(claim: dict[str, Any]) -> str:
     )
     signature = key.sign(payload.encode("ascii"), ec.ECDSA(hashes.SHA256()))
     return f"{payload}.{_b64url(signature)}"
-
-
-def identity_verify(header: str, public_key: ec.EllipticCurvePublicKey) -> dict[str, Any] | None:
-    """The claim if ``header`` was signed by ``public_key``; None otherwise (receivers' side,
-    also used by the tests)."""
-    payload, _, signature = header.partition(".")
-    try:
-        public_key.verify(
-            _b64url_decode(signature), payload.encode("ascii"), ec.ECDSA(hashes.SHA256())
-        )
-        claim = json.loads(_b64url_decode(payload))
-    except (InvalidSignature, ValueError):
-        return None
-    return claim if isinstance(claim, dict) else None

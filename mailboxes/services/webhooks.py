@@ -172,17 +172,6 @@ def subscription_create(
     return subscription
 
 
-def webhook_create_executor(actor: Actor, params: dict[str, Any]) -> dict[str, Any]:
-    """Runs a create the operator approved in the console (registered in AppConfig.ready)."""
-    subscription = subscription_create(
-        actor=actor,
-        url=params["url"],
-        events=params["events"],
-        mailbox_id=params.get("mailbox_id"),
-    )
-    return {"webhook_id": subscription.pk}
-
-
 @transaction.atomic
 def subscription_delete(*, actor: Actor, subscription_id: str, request_id: str = "") -> None:
     subscription = subscription_get(account=actor.account, subscription_id=subscription_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,17 +10,12 @@ from rest_framework.views import APIView
 
 from mailboxes.models import Domain
 from mailboxes.services.domains import domain_create, domain_delete, domain_get, domain_verify
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
 
 LIST_DEFAULT_LIMIT = 50
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    # ScopePermission has already required an API key on every method of these views.
-    return cast(ApiPrincipal, request.user)
 
 
 class DomainCreateSerializer(serializers.Serializer):
@@ -67,7 +60,7 @@ class DomainListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            Domain.objects.filter(account=_principal(request).account),
+            Domain.objects.filter(account=api_principal(request).account),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
@@ -84,7 +77,7 @@ class DomainListCreateView(APIView):
         body = DomainCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         domain = domain_create(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             domain=body.validated_data["domain"],
             request_id=request_id_of(request),
         )
@@ -96,13 +89,15 @@ class DomainDetailView(APIView):
 
     @extend_schema(operation_id="domains_retrieve", responses={200: DomainSerializer})
     def get(self, request: Request, domain_id: str) -> Response:
-        domain = domain_get(account=_principal(request).account, domain_id=domain_id)
+        domain = domain_get(account=api_principal(request).account, domain_id=domain_id)
         return etag_response(request, DomainSerializer(domain).data)
 
     @extend_schema(operation_id="domains_destroy", responses={200: DELETED})
     def delete(self, request: Request, domain_id: str) -> Response:
         domain_delete(
-            actor=_principal(request).actor, domain_id=domain_id, request_id=request_id_of(request)
+            actor=api_principal(request).actor,
+            domain_id=domain_id,
+            request_id=request_id_of(request),
         )
         return Response({"status": "deleted"})
 
@@ -114,5 +109,5 @@ class DomainVerifyView(APIView):
         operation_id="domains_verify", request=None, responses={200: DomainVerifyResultSerializer}
     )
     def post(self, request: Request, domain_id: str) -> Response:
-        domain = domain_verify(actor=_principal(request).actor, domain_id=domain_id)
+        domain = domain_verify(actor=api_principal(request).actor, domain_id=domain_id)
         return Response(DomainVerifyResultSerializer(domain).data)

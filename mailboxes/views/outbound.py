@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -19,13 +19,8 @@ from mailboxes.serializers_outbound import (
 )
 from mailboxes.services.outbound.accept import Accepted, OutgoingAttachment, email_accept
 from mailboxes.services.outbound.schedule import email_schedule_update
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from oversight.policy import outbound_decision
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    # The scope permission has authenticated the key before any handler runs.
-    return cast(ApiPrincipal, request.user)
 
 
 def _attachments(data: dict[str, Any]) -> list[OutgoingAttachment]:
@@ -85,7 +80,7 @@ class SendView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         accepted = email_accept(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             to=data["to"],
             cc=data.get("cc", []),
@@ -111,7 +106,7 @@ class ReplyView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         accepted = email_accept(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             reply_to_email_id=email_id,
             cc=data.get("cc", []),
@@ -135,7 +130,7 @@ class ScheduleView(APIView):
         serializer = ScheduleUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         email = email_schedule_update(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
             email_id=email_id,
             changes=dict(serializer.validated_data),

@@ -3,7 +3,7 @@ the suppression list. Thin views: parse, call a selector or service, render."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.http import content_disposition_header
@@ -46,7 +46,7 @@ from mailboxes.services.reading import (
 )
 from mailboxes.services.spam import email_mark_not_spam, email_report_spam
 from mailboxes.services.suppression import suppression_remove
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import etag_response
 from multimail.errors import ApiError
 from multimail.exceptions import error_response, request_id_of
@@ -54,18 +54,13 @@ from multimail.pagination import pagination_parameters
 from oversight.policy import agent_can_read_content
 
 
-def _principal(request: Request) -> ApiPrincipal:
-    # Every view here requires a scope, so authentication has produced an ApiPrincipal.
-    return cast(ApiPrincipal, request.user)
-
-
 def _mailbox(request: Request, mailbox_id: str) -> Mailbox:
-    return mailbox_get(account=_principal(request).account, mailbox_id=mailbox_id)
+    return mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
 
 
 def _email(request: Request, mailbox_id: str, email_id: str) -> Email:
     return selectors.mailbox_email_get(
-        account=_principal(request).account, mailbox_id=mailbox_id, email_id=email_id
+        account=api_principal(request).account, mailbox_id=mailbox_id, email_id=email_id
     )
 
 
@@ -94,7 +89,7 @@ class EmailListView(APIView):
     )
     def get(self, request: Request, mailbox_id: str) -> Response:
         page = selectors.mailbox_email_list(
-            account=_principal(request).account,
+            account=api_principal(request).account,
             mailbox_id=mailbox_id,
             params=request.query_params,
         )
@@ -234,7 +229,9 @@ class SpamListView(APIView):
         responses=EmailListResponseSerializer,
     )
     def get(self, request: Request) -> Response:
-        page = selectors.spam_list(account=_principal(request).account, params=request.query_params)
+        page = selectors.spam_list(
+            account=api_principal(request).account, params=request.query_params
+        )
         return Response(
             {
                 "emails": EmailSummarySerializer(page.items, many=True).data,
@@ -253,7 +250,7 @@ class ReportSpamView(APIView):
     @extend_schema(operation_id="spam_report", request=None, responses=SpamActionResponseSerializer)
     def post(self, request: Request, email_id: str) -> Response:
         return _spam_action(
-            email_report_spam(account=_principal(request).account, email_id=email_id)
+            email_report_spam(account=api_principal(request).account, email_id=email_id)
         )
 
 
@@ -265,7 +262,7 @@ class NotSpamView(APIView):
     )
     def post(self, request: Request, email_id: str) -> Response:
         return _spam_action(
-            email_mark_not_spam(account=_principal(request).account, email_id=email_id)
+            email_mark_not_spam(account=api_principal(request).account, email_id=email_id)
         )
 
 
@@ -282,7 +279,7 @@ class ContactsView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = selectors.contact_list(
-            account=_principal(request).account, params=request.query_params
+            account=api_principal(request).account, params=request.query_params
         )
         return Response(
             {"contacts": ContactSerializer(page.items, many=True).data, "cursor": page.next_cursor}
@@ -296,7 +293,9 @@ class ContactsView(APIView):
     def post(self, request: Request) -> Response:
         serializer = ContactCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        contact = contact_create(account=_principal(request).account, **serializer.validated_data)
+        contact = contact_create(
+            account=api_principal(request).account, **serializer.validated_data
+        )
         return Response(ContactSerializer(contact).data, status=201)
 
 
@@ -306,7 +305,7 @@ class ContactDetailView(APIView):
     @extend_schema(operation_id="contacts_delete", responses=DeletedSerializer)
     def delete(self, request: Request, contact_id: str) -> Response:
         deleted = contact_delete(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             contact_id=contact_id,
             request_id=request_id_of(request),
         )
@@ -323,7 +322,7 @@ class SuppressionListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = selectors.suppression_list(
-            account=_principal(request).account, params=request.query_params
+            account=api_principal(request).account, params=request.query_params
         )
         return Response(
             {
@@ -339,6 +338,6 @@ class SuppressionDetailView(APIView):
     @extend_schema(operation_id="suppression_remove", responses=SuppressionRemovedSerializer)
     def delete(self, request: Request, address: str) -> Response:
         suppression_remove(
-            actor=_principal(request).actor, address=address, request_id=request_id_of(request)
+            actor=api_principal(request).actor, address=address, request_id=request_id_of(request)
         )
         return Response({"deleted": True, "email_address": address.strip().lower()})

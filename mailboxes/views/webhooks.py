@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -10,27 +10,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.approvals import admin_action_gate
 from mailboxes.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.webhooks import (
-    subscription_create,
     subscription_delete,
     subscription_get,
     subscription_rotate_secret,
     subscription_test,
-    subscription_validate,
 )
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import api_principal
 from multimail.conditional import etag_response
 from multimail.exceptions import request_id_of
 from multimail.pagination import cursor_paginate, pagination_parameters
+from oversight import admin_actions
+from oversight.admin_actions import PendingApproval, admin_action_run
 
 LIST_DEFAULT_LIMIT = 50
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    # ScopePermission has already required an API key on every method of these views.
-    return cast(ApiPrincipal, request.user)
 
 
 class WebhookCreateSerializer(serializers.Serializer):
@@ -118,7 +112,7 @@ class WebhookListCreateView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookSubscription.objects.filter(account=_principal(request).account),
+            WebhookSubscription.objects.filter(account=api_principal(request).account),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )
@@ -138,29 +132,18 @@ class WebhookListCreateView(APIView):
         body = WebhookCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        actor = _principal(request).actor
-        params = subscription_validate(
-            account=actor.account,
-            url=data["url"],
-            events=data["events"],
-            mailbox_id=data.get("mailbox_id"),
-        )
-        admin_action_gate(
-            actor=actor,
-            action="webhook.create",
-            params=params,
-            summary=f"send {', '.join(params['events'])} events to {params['url']}",
+        outcome = admin_action_run(
+            actor=api_principal(request).actor,
+            action=admin_actions.WEBHOOK_CREATE,
+            params=admin_actions.WebhookCreate(
+                url=data["url"], events=data["events"], mailbox_id=data.get("mailbox_id")
+            ),
             approval_code=data.get("approval_code") or None,
             request_id=request_id_of(request),
         )
-        subscription = subscription_create(
-            actor=actor,
-            url=params["url"],
-            events=params["events"],
-            mailbox_id=params["mailbox_id"],
-            request_id=request_id_of(request),
-        )
-        return Response(WebhookSubscriptionSerializer(subscription).data, status=201)
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(WebhookSubscriptionSerializer(outcome).data, status=201)
 
 
 class WebhookDetailView(APIView):
@@ -169,14 +152,14 @@ class WebhookDetailView(APIView):
     @extend_schema(operation_id="webhooks_retrieve", responses={200: WebhookSubscriptionSerializer})
     def get(self, request: Request, webhook_id: str) -> Response:
         subscription = subscription_get(
-            account=_principal(request).account, subscription_id=webhook_id
+            account=api_principal(request).account, subscription_id=webhook_id
         )
         return etag_response(request, WebhookSubscriptionSerializer(subscription).data)
 
     @extend_schema(operation_id="webhooks_destroy", responses={200: DELETED})
     def delete(self, request: Request, webhook_id: str) -> Response:
         subscription_delete(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             subscription_id=webhook_id,
             request_id=request_id_of(request),
         )
@@ -193,7 +176,7 @@ class WebhookRotateSecretView(APIView):
     )
     def post(self, request: Request, webhook_id: str) -> Response:
         subscription = subscription_rotate_secret(
-            actor=_principal(request).actor,
+            actor=api_principal(request).actor,
             subscription_id=webhook_id,
             request_id=request_id_of(request),
         )
@@ -205,7 +188,7 @@ class WebhookTestView(APIView):
 
     @extend_schema(operation_id="webhooks_test", request=None, responses={202: DeliverySerializer})
     def post(self, request: Request, webhook_id: str) -> Response:
-        delivery = subscription_test(actor=_principal(request).actor, subscription_id=webhook_id)
+        delivery = subscription_test(actor=api_principal(request).actor, subscription_id=webhook_id)
         return Response(DeliverySerializer(delivery).data, status=202)
 
 
@@ -219,7 +202,7 @@ class WebhookDeliveryListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            WebhookDelivery.objects.filter(account=_principal(request).account).defer("payload"),
+            WebhookDelivery.objects.filter(account=api_principal(request).account).defer("payload"),
             request.query_params,
             default_limit=LIST_DEFAULT_LIMIT,
         )

@@ -203,17 +203,17 @@ def test_adding_oversight_needs_approval_but_renaming_does_not(
     assert ApiKey.objects.get(pk=key.pk).scopes == ["read", "oversight"]
 
 
-def test_console_approval_runs_the_registered_executor(
+def test_console_approval_revokes_the_key(
     gated: Any, api: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     from accounts.actors import Actor
-    from accounts.approvals import admin_action_approve
+    from oversight.admin_actions import admin_action_approve
 
     key, _ = key_for(gated.account, "read")
     with django_capture_on_commit_callbacks(execute=True):
         pending = api("admin").delete(f"/v1/api-keys/{key.pk}")
     approved = admin_action_approve(
-        actor=Actor.for_operator(gated.operator), request_id=pending.json()["approval_id"]
+        actor=Actor.for_operator(gated.operator), approval_id=pending.json()["approval_id"]
     )
     assert approved.result == {"status": "revoked"}
     assert not ApiKey.objects.get(pk=key.pk).is_active

@@ -13,11 +13,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
-from accounts.approvals import admin_action_approve
 from accounts.models import Account, AccountState, AdminActionRequest, ApiKey, Operator
 from billing.models import PendingSessionKey, StripeEvent, Subscription, SubscriptionStatus
 from billing.services.enforcement import unpaid_accounts_enforce
 from mailboxes.models import Mailbox
+from oversight.admin_actions import admin_action_approve
 from tests.billing.conftest import MONTH, make_event
 from tests.conftest import assert_error, client_for, key_for, make_tenant
 
@@ -273,7 +273,9 @@ def test_cancel_with_an_agent_key_needs_the_operator(
     assert not stripe_fake.calls("POST", "/v1/subscriptions/")
     request = AdminActionRequest.objects.get(action="billing.cancel")
     owner.account.refresh_from_db()
-    approved = admin_action_approve(actor=Actor.for_operator(owner.operator), request_id=request.pk)
+    approved = admin_action_approve(
+        actor=Actor.for_operator(owner.operator), approval_id=request.pk
+    )
     assert approved.result["status"] == "cancelling"
     assert Subscription.objects.get(account=owner.account).cancel_at_period_end is True
 

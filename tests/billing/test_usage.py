@@ -14,9 +14,10 @@ from accounts.models import Account
 from accounts.plans import DOMAIN_PLANS, PAID_PLANS, PLANS, limits_for
 from billing.models import Subscription, UsageDaily, UsageEventType
 from billing.periods import current_period, monthly_window
-from billing.selectors import billing_overview, epoch_ms
+from billing.selectors import billing_overview
 from billing.usage import api_call_count, api_calls_flush, usage_record
 from mailboxes.quotas import WARMUP_DAILY_CAPS
+from multimail.epoch import epoch_ms
 from tests.conftest import assert_error, client_for, key_for
 
 pytestmark = pytest.mark.django_db

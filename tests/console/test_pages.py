@@ -6,15 +6,17 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db import connection
-from django.test import Client
+from django.test import Client, TestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.actors import Actor
-from accounts.approvals import register_admin_action
 from accounts.codes import code_issue
 from accounts.models import (
+    Account,
     AccountState,
     AdminActionRequest,
     AdminActionStatus,
@@ -36,6 +38,7 @@ from mailboxes.models import (
     WebhookSubscription,
 )
 from multimail.ids import new_id
+from tests.conftest import client_for, key_for
 from tests.console.conftest import held_email, pending_account
 
 CODE = re.compile(r"\b([A-Z2-9]{3}-[A-Z2-9]{3}-[A-Z2-9]{3})\b")
@@ -84,14 +87,14 @@ def test_confirm_requires_a_code(db):
 # --- Admin actions awaiting approval ----------------------------------------------------
 
 
-def _pending_request(account, action="console.test_action"):
+def _pending_request(account, action="api_key.create"):
     code, _ = code_issue(
         account=account, purpose=CodePurpose.ADMIN_ACTION, ttl=timedelta(hours=1), subject="d"
     )
     return AdminActionRequest.objects.create(
         account=account,
         action=action,
-        params={"name": "ci"},
+        params={"name": "ci", "scopes": ["read"]},
         digest="d",
         code=code,
         expires_at=timezone.now() + timedelta(hours=1),
@@ -99,8 +102,6 @@ def _pending_request(account, action="console.test_action"):
 
 
 def test_approvals_approve_and_deny(owner, other, console):
-    ran = []
-    register_admin_action("console.test_action", lambda actor, params: ran.append(params) or {})
     first = _pending_request(owner.account)
     second = _pending_request(owner.account)
     foreign = _pending_request(other.account)
@@ -112,9 +113,16 @@ def test_approvals_approve_and_deny(owner, other, console):
     assert 'aria-label="2 awaiting approval"' in console.get("/console/mailboxes").content.decode()
     console.post(f"/console/approvals/{first.pk}", {"action": "approve"})
     assert 'aria-label="1 awaiting approval"' in console.get("/console/keys").content.decode()
-    assert ran == [{"name": "ci"}]
+    [created] = ApiKey.objects.filter(account=owner.account, name="ci")
+    assert created.scopes == ["read"]
     first.refresh_from_db()
     assert first.status == AdminActionStatus.COMPLETED
+    # The stored result is JSON: the key's datetimes as ISO 8601 text, and no secret.
+    assert first.result["id"] == created.pk
+    assert parse_datetime(first.result["created_at"]) == created.created_at.replace(
+        microsecond=created.created_at.microsecond // 1000 * 1000
+    )
+    assert "api_key" not in first.result
     response = console.post(f"/console/approvals/{second.pk}", {"action": "deny"}, follow=True)
     assert "denied" in response.content.decode()
     second.refresh_from_db()
@@ -124,6 +132,46 @@ def test_approvals_approve_and_deny(owner, other, console):
     assert "code-conflict" in again.content.decode()
     stranger = console.post(f"/console/approvals/{foreign.pk}", {"action": "approve"}, follow=True)
     assert "code-not_found" in stranger.content.decode()
+
+
+def test_approving_an_agents_key_request_creates_the_key(owner, console):
+    """An agent asks for a key over the API; the operator approves it on the Approvals
+    page. The stored result holds the key's datetimes, which once made this page fail."""
+    owner.account.require_operator_approval = True
+    owner.account.save(update_fields=["require_operator_approval"])
+    _, raw = key_for(owner.account, "admin")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        pending = client_for(raw).post(
+            "/v1/api-keys", {"name": "reporting", "scopes": ["read"]}, format="json"
+        )
+    assert pending.status_code == 202
+    approval_id = pending.json()["approval_id"]
+    response = console.post(f"/console/approvals/{approval_id}", {"action": "approve"})
+    assert response.status_code == 302
+    assert "approved and done" in console.get(response["Location"]).content.decode()
+    key = ApiKey.objects.get(account=owner.account, name="reporting")
+    assert key.scopes == ["read"]
+    assert key.is_active
+    request = AdminActionRequest.objects.get(pk=approval_id)
+    assert request.status == AdminActionStatus.COMPLETED
+    assert request.result["id"] == key.pk
+
+
+def test_approving_an_agents_account_deletion_deletes_it(owner, console):
+    """The deletion runs last in the approval: it takes the request and its audit with it."""
+    owner.account.require_operator_approval = True
+    owner.account.save(update_fields=["require_operator_approval"])
+    _, raw = key_for(owner.account, "admin")
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        pending = client_for(raw).delete("/v1/account")
+    assert pending.status_code == 202
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = console.post(
+            f"/console/approvals/{pending.json()['approval_id']}", {"action": "approve"}
+        )
+    assert response.status_code == 302
+    assert not Account.objects.filter(pk=owner.account.pk).exists()
+    assert mail.outbox[-1].subject == "[MultiMail] Account deleted"
 
 
 # --- API keys ---------------------------------------------------------------------------

@@ -189,17 +189,17 @@ def test_agent_key_needs_operator_approval(
     assert WebhookSubscription.objects.count() == 1
 
 
-def test_console_approval_runs_registered_executor(owner: Any) -> None:
+def test_console_approval_creates_the_webhook(owner: Any) -> None:
     from accounts.actors import Actor
-    from accounts.approvals import admin_action_approve
     from accounts.models import AdminActionRequest
+    from oversight.admin_actions import admin_action_approve
 
     Account.objects.filter(pk=owner.account.pk).update(require_operator_approval=True)
     _, raw = key_for(owner.account, "admin")
     assert create(client_for(raw)).status_code == 202
     pending = AdminActionRequest.objects.get()
     owner.account.refresh_from_db()
-    admin_action_approve(actor=Actor.for_operator(owner.operator), request_id=pending.pk)
+    admin_action_approve(actor=Actor.for_operator(owner.operator), approval_id=pending.pk)
     subscription = WebhookSubscription.objects.get()
     assert subscription.url == URL
 

@@ -13,12 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
-from accounts.approvals import _EXECUTORS, admin_action_approve
 from accounts.models import AuditEntry
 from mailboxes.models import Domain, Mailbox
+from oversight.admin_actions import admin_action_approve
 from tests.conftest import Tenant, assert_error
 
-pytestmark = pytest.mark.django_db
+# Mailbox webhook URLs are vetted when saved: host names resolve to a public address.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("public_dns")]
 
 CODE = re.compile(r"\b[A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3}\b")
 
@@ -122,8 +123,6 @@ def test_create_with_agent_key_needs_operator_code(
         "/v1/mailboxes", {"address_local": "gated", "approval_code": code}, format="json"
     )
     assert done.status_code == 201, done.content
-    assert "mailbox.create" in _EXECUTORS
-    assert "mailbox.update" in _EXECUTORS
 
 
 def test_list_is_paginated_and_scoped(
@@ -300,9 +299,9 @@ def test_operator_approves_pending_requests_in_the_console(
             _url(owner.mailbox), {"auto_bcc": "copy@example.org"}, format="json"
         ).json()
     operator = Actor.for_operator(owner.operator)
-    result = admin_action_approve(actor=operator, request_id=created["approval_id"]).result
+    result = admin_action_approve(actor=operator, approval_id=created["approval_id"]).result
     assert result["address"] == "later@acme.multimail.localhost"
-    admin_action_approve(actor=operator, request_id=changed["approval_id"])
+    admin_action_approve(actor=operator, approval_id=changed["approval_id"])
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.auto_bcc == "copy@example.org"
 
@@ -319,3 +318,32 @@ def test_webhook_url_change_needs_operator_code_for_agent_keys(
     assert pending.status_code == 202
     plain = admin.patch(_url(owner.mailbox), {"display_name": "No approval"}, format="json")
     assert plain.status_code == 200
+
+
+@pytest.mark.parametrize("field", ["webhook_url", "oversight_webhook_url"])
+def test_a_new_mailbox_webhook_url_is_vetted_when_saved(
+    admin: APIClient, owner: Tenant, field: str
+) -> None:
+    """Whoever saves it (approvals are off here), a URL this server may not call is refused;
+    a URL stored before the check existed does not block saving the other settings."""
+    refused = admin.patch(_url(owner.mailbox), {field: "https://127.0.0.1/hook"}, format="json")
+    assert_error(refused, "invalid_parameter", param=field)
+    Mailbox.objects.filter(pk=owner.mailbox.pk).update(**{field: "http://legacy.example/hook"})
+    kept = admin.patch(
+        _url(owner.mailbox),
+        {field: "http://legacy.example/hook", "display_name": "Still fine"},
+        format="json",
+    )
+    assert kept.status_code == 200, kept.content
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.display_name == "Still fine"
+
+
+def test_a_mailbox_is_not_created_with_a_webhook_url_it_may_not_call(admin: APIClient) -> None:
+    response = admin.post(
+        "/v1/mailboxes",
+        {"address_local": "hooked", "webhook_url": "http://hooks.example.org/x"},
+        format="json",
+    )
+    assert_error(response, "invalid_parameter", param="webhook_url")
+    assert not Mailbox.objects.filter(address__startswith="hooked@").exists()

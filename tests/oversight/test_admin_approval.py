@@ -9,8 +9,8 @@ from django.core import mail
 from django.test import TestCase
 
 from accounts.actors import Actor
-from accounts.approvals import admin_action_deny
 from accounts.models import AdminActionRequest, AdminActionStatus, ApiKey, AuditEntry
+from oversight.admin_actions import admin_action_deny
 from tests.conftest import Tenant, assert_error, client_for, key_for
 
 CODE = re.compile(r"^\s{4}([A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3})$", re.MULTILINE)
@@ -74,7 +74,7 @@ def test_a_denied_request_cannot_be_completed_with_its_code(owner: Tenant) -> No
     admin = client_for(admin_raw)
     pending_id = _delete(admin, target.pk).json()["approval_id"]
     code = CODE.search(mail.outbox[-1].body).group(1)
-    admin_action_deny(actor=Actor.for_operator(owner.operator), request_id=pending_id)
+    admin_action_deny(actor=Actor.for_operator(owner.operator), approval_id=pending_id)
     assert AdminActionRequest.objects.get(pk=pending_id).status == AdminActionStatus.DENIED
     response = _delete(admin, target.pk, approval_code=code)
     assert_error(response, "validation_error", param="approval_code")
