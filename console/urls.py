@@ -49,6 +49,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="console-email",
     ),
     path(
+        "console/mailboxes/<str:mailbox_id>/emails/<str:email_id>/source",
+        mailboxes.email_source,
+        name="console-email-source",
+    ),
+    path(
         "console/mailboxes/<str:mailbox_id>/emails/<str:email_id>/attachments/<path:filename>",
         mailboxes.attachment_download,
         name="console-attachment",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, ApiKey
 from multimail.ids import new_id
 
 
@@ -162,6 +162,16 @@ class Email(models.Model):
     spam_verdict = models.CharField(
         max_length=16, choices=SpamVerdict.choices, null=True, blank=True
     )
+    # Why the spam score is what it is (one line per rule that scored), for the operator.
+    spam_reasons = models.JSONField(default=list, blank=True)
+    # What the outbound content filter noticed without refusing the email (a refusal is in
+    # failure_reason): shown to the operator who decides on it.
+    content_findings = models.JSONField(default=list, blank=True)
+    # The API key that sent it (outbound). Kept when the key is revoked; a deleted key
+    # leaves null, and the operator then sees that the sender is unknown.
+    sent_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     user_label = models.CharField(max_length=16, null=True, blank=True)
     has_attachments = models.BooleanField(default=False)
     size_bytes = models.PositiveBigIntegerField(default=0)
@@ -244,6 +254,33 @@ class Attachment(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["email", "filename"], name="attachment_unique_name"),
+        ]
+
+
+class Correspondent(models.Model):
+    """An address this account exchanged mail with: one row per address and direction.
+
+    ``outbound`` rows are recipients of sent mail, ``inbound`` rows senders of received
+    mail (not quarantined spam). The operator sees from them whether a held email goes to
+    someone new (first contact) in one indexed lookup, however much mail the account keeps.
+    Written after the sending or receiving transaction commits (services.correspondents).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=320)  # lowercase
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    # The first and latest email of the exchange: an email is never its own history.
+    first_email_id = models.CharField(max_length=26)
+    last_email_id = models.CharField(max_length=26)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "address", "direction"], name="correspondent_unique"
+            ),
         ]
 
 

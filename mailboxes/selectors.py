@@ -161,6 +161,7 @@ def mailbox_email_get(
     email = (
         _as_seen_by(Email.objects.filter(pk=email_id, mailbox_id=mailbox_id), agent=agent)
         .filter(account=account, mailbox__is_active=True)
+        .select_related("mailbox")  # joined anyway; the content version reads it
         .first()
     )
     if email is None:

@@ -82,6 +82,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
     attachments = serializers.SerializerMethodField()
     markdown = serializers.SerializerMethodField()
     failure_reason = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
 
     class Meta:
         model = Email
@@ -109,6 +110,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             "user_label",
             "tags",
             "failure_reason",
+            "version",
         ]
         read_only_fields = fields
 
@@ -122,6 +124,11 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
     def get_attachments(self, email: Email) -> list[dict[str, Any]]:
         attachments = self.context.get("attachments", [])
         return AttachmentInfoSerializer(attachments, many=True).data  # type: ignore[return-value]
+
+    def get_version(self, email: Email) -> str:
+        """The content version (mailboxes.versions): it changes whenever anything the
+        operator judges changes, so a decision can name what it was made on."""
+        return str(self.context.get("version", ""))
 
     def get_failure_reason(self, email: Email) -> str | None:
         """Why outbound mail was rejected or failed to send; null otherwise."""

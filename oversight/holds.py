@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 
 from accounts.services import operator_email_send
 from mailboxes.models import Direction, Email
+from oversight.facts import decision_facts
 from oversight.models import ApprovalLink
 from oversight.selectors import token_hash
 
@@ -27,7 +28,8 @@ def approval_url(token: str) -> str:
 
 
 def hold_announce(*, email: Email, now: datetime) -> bool:
-    """Create the hosted approval link and email the operator the full content with it.
+    """Create the hosted approval link and email the operator the full content with it, and
+    the decision facts (oversight.facts).
 
     False, and nothing sent, when the email already has a working link: held again (a
     re-scan, the sweep), it is already in front of the operator. The caller holds the
@@ -47,7 +49,7 @@ def hold_announce(*, email: Email, now: datetime) -> bool:
         "mailbox": email.mailbox,
         "outbound": email.direction == Direction.OUTBOUND,
         "body": email.text or email.markdown,
-        "attachments": list(email.attachments.values_list("filename", flat=True)),
+        "facts": decision_facts(email=email),
         "approval_url": approval_url(token),
         "expires_at": link.expires_at,
     }

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Prefetch, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from accounts.models import Account
-from mailboxes.models import Attachment, Email
+from mailboxes.models import Email
 from multimail.pagination import Page, cursor_paginate
+from oversight.facts import FACTS_RELATED
 from oversight.models import ApprovalLink
 from oversight.policy import PENDING_STATUSES
 
@@ -23,29 +24,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# What the queue shows of each email.
-PENDING_FIELDS = (
-    "id",
-    "mailbox_id",
-    "direction",
-    "from_address",
-    "to",
-    "subject",
-    "markdown",
-    "status",
-    "received_at",
-)
-
-
 def pending_emails(*, account: Account) -> QuerySet[Email]:
-    """Emails waiting for the operator, both directions, newest first (paged by id)."""
-    return Email.objects.filter(account=account, status__in=PENDING_STATUSES).only(*PENDING_FIELDS)
-
-
-def pending_email_rows(*, account: Account) -> QuerySet[Any]:
-    """The same queue as named rows of PENDING_FIELDS: the API page only renders them, so it
-    skips building a model instance per email."""
-    return pending_emails(account=account).values_list(*PENDING_FIELDS, named=True)
+    """Emails waiting for the operator, both directions, newest first (paged by id), with
+    the rows their decision facts read (oversight.facts)."""
+    return Email.objects.filter(account=account, status__in=PENDING_STATUSES).select_related(
+        *FACTS_RELATED
+    )
 
 
 def pending_count(*, account: Account) -> int:
@@ -68,32 +52,23 @@ def pending_summary(*, account: Account) -> QueueSummary:
     )
 
 
-def _for_review(account: Account) -> QuerySet[Email]:
-    # The reviewer reads the whole email (bodies included) and its mailbox.
-    return pending_emails(account=account).defer(None).select_related("mailbox")
-
-
 def pending_review_page(*, account: Account, params: Mapping[str, Any]) -> Page:
-    """One page of the queue as the console shows it, attachment metadata included."""
-    queryset = _for_review(account).prefetch_related(
-        Prefetch(
-            "attachments",
-            queryset=Attachment.objects.only("id", "email_id", "filename", "content_type", "size"),
-        )
-    )
-    return cursor_paginate(queryset, params, default_limit=QUEUE_PAGE_SIZE)
+    """One page of the queue as the console shows it (the decision facts read the rest)."""
+    return cursor_paginate(pending_emails(account=account), params, default_limit=QUEUE_PAGE_SIZE)
 
 
 def pending_review_get(*, account: Account, email_id: str) -> Email | None:
     """One held email for review; None once it is decided (or was never held)."""
-    return _for_review(account).filter(pk=email_id).first()
+    return pending_emails(account=account).filter(pk=email_id).first()
 
 
 def approval_link_find(*, token: str) -> ApprovalLink | None:
     """The link for a token with the email it decides (any state: the page explains why a
     spent or expired link no longer works)."""
     return (
-        ApprovalLink.objects.select_related("email__mailbox", "email__account")
+        ApprovalLink.objects.select_related(
+            "email__account", *(f"email__{name}" for name in FACTS_RELATED)
+        )
         .filter(token_hash=token_hash(token))
         .first()
     )

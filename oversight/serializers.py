@@ -6,27 +6,105 @@ from typing import Any
 
 from rest_framework import serializers
 
-from mailboxes.models import Email, OversightMode
-from multimail.serializers import FastRepresentationMixin
+from mailboxes.models import GateTiming, OversightMode, SpamVerdict
+from oversight.facts import DecisionFacts
 from oversight.services import Action, DecisionStatus
 
 
-class PendingEmailSerializer(FastRepresentationMixin, serializers.Serializer[Email]):
-    """A held email in the queue; the page renders up to a hundred, from named rows."""
+class PendingAttachmentSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    content_type = serializers.CharField(help_text="As declared by the sender.")
+    size = serializers.IntegerField()
+    detected_type = serializers.CharField(
+        allow_null=True, help_text="What the bytes are, when they have a known signature."
+    )
+    executable = serializers.BooleanField(help_text="A program or script: opening it runs code.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="Executable, or type, name and bytes disagree."
+    )
 
+
+class PendingLinkSerializer(serializers.Serializer[Any]):
+    text = serializers.CharField(help_text="What the reader sees.")
+    url = serializers.CharField(help_text="Where the link really goes.")
+    host = serializers.CharField(help_text="The target's host, in ASCII (punycode) form.")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="E.g. the text shows another address or domain than the target.",
+    )
+
+
+class PendingSpamSerializer(serializers.Serializer[Any]):
+    verdict = serializers.ChoiceField(choices=SpamVerdict.values, allow_null=True)
+    score = serializers.IntegerField(allow_null=True, help_text="0-100")
+    reasons = serializers.ListField(child=serializers.CharField())
+    content_findings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the outbound content filter noticed without refusing the email.",
+    )
+
+
+class SendingKeySerializer(serializers.Serializer[Any]):
     id = serializers.CharField()
-    mailbox_id = serializers.CharField()
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    revoked = serializers.BooleanField()
+
+
+class AnsweredMessageSerializer(serializers.Serializer[Any]):
+    email_id = serializers.CharField()
     direction = serializers.CharField()
-    # "from" is a Python keyword: declared in __init__ below.
-    to = serializers.ListField(child=serializers.CharField())
     subject = serializers.CharField()
-    body_markdown = serializers.CharField(source="markdown")
-    status = serializers.CharField()
-    received_at = serializers.DateTimeField()
+    # "from" is a Python keyword: declared in __init__ below.
+    date = serializers.DateTimeField()
+    excerpt = serializers.CharField()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["from"] = serializers.CharField(source="from_address")
+        self.fields["from"] = serializers.CharField(source="sender")
+
+
+class PendingEmailSerializer(serializers.Serializer[DecisionFacts]):
+    """A held email in the queue with the facts the operator decides on (oversight.facts).
+    The fields before ``cc`` are those of the public API; the rest are additive."""
+
+    id = serializers.CharField(source="email.id")
+    mailbox_id = serializers.CharField(source="email.mailbox_id")
+    direction = serializers.CharField(source="email.direction")
+    # "from" is a Python keyword: declared in __init__ below.
+    to = serializers.ListField(child=serializers.CharField(), source="email.to")
+    subject = serializers.CharField(source="email.subject")
+    body_markdown = serializers.CharField(source="email.markdown")
+    status = serializers.CharField(source="email.status")
+    received_at = serializers.DateTimeField(source="email.received_at")
+    cc = serializers.ListField(child=serializers.CharField(), source="email.cc")
+    bcc = serializers.ListField(child=serializers.CharField(), source="email.bcc")
+    reply_to = serializers.ListField(child=serializers.CharField())
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="The other stored headers (inbound mostly)."
+    )
+    send_at = serializers.DateTimeField(source="email.send_at", allow_null=True)
+    gate_timing = serializers.ChoiceField(choices=GateTiming.values, source="email.gate_timing")
+    attachments = PendingAttachmentSerializer(many=True)
+    links = PendingLinkSerializer(many=True)
+    spam = PendingSpamSerializer()
+    first_contact = serializers.DictField(
+        child=serializers.BooleanField(),
+        help_text="For each recipient (outbound, with the mailbox's automatic Cc and Bcc) or "
+        "the sender (inbound): true when the account never exchanged mail with them.",
+    )
+    sent_by_key = SendingKeySerializer(allow_null=True)
+    replying_to = AnsweredMessageSerializer(source="answers", allow_null=True)
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="Everything above that deserves a second look."
+    )
+    version = serializers.CharField(
+        help_text="Changes whenever anything the operator judges changes (content version)."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["from"] = serializers.CharField(source="email.from_address")
 
 
 class PendingListSerializer(serializers.Serializer[Any]):

@@ -24,6 +24,7 @@ from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import policy, selectors, services
+from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.serializers import (
     DecideRequestSerializer,
     DecideResponseSerializer,
@@ -51,12 +52,14 @@ class PendingListView(APIView):
     )
     def get(self, request: Request) -> Response:
         page = cursor_paginate(
-            selectors.pending_email_rows(account=api_principal(request).account),
-            request.query_params,
+            selectors.pending_emails(account=api_principal(request).account), request.query_params
         )
+        facts = decision_facts_bulk(emails=page.items)
         return Response(
             {
-                "emails": PendingEmailSerializer(page.items, many=True).data,
+                "emails": PendingEmailSerializer(
+                    [facts[email.pk] for email in page.items], many=True
+                ).data,
                 "cursor": page.next_cursor,
             }
         )
@@ -163,7 +166,7 @@ def _review_context(email: Email, expires_at: Any) -> dict[str, Any]:
         "mailbox": email.mailbox,
         "outbound": email.direction == Direction.OUTBOUND,
         "body": email.text or email.markdown,
-        "attachments": list(email.attachments.values_list("filename", flat=True)),
+        "facts": decision_facts(email=email),
         "expires_at": expires_at,
     }
 

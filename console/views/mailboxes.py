@@ -16,10 +16,9 @@ from console.forms import MailboxSettingsForm, ModeForm
 from console.htmx import render_page
 from console.rendering import email_body_render
 from mailboxes.filters import EmailFilter
-from mailboxes.models import Mailbox, OversightMode
+from mailboxes.models import Direction, Mailbox, OversightMode
 from mailboxes.selectors import (
     attachment_get,
-    attachment_list,
     deleted_mailboxes,
     email_get,
     email_list,
@@ -30,7 +29,9 @@ from mailboxes.selectors import (
 from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
+from oversight.facts import decision_facts
 from oversight.services import mailbox_set_mode
+from oversight.source import email_raw_source
 
 
 def _mailbox_or_redirect(
@@ -156,7 +157,7 @@ def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> Htt
         error_message(request, error)
         return redirect("console-mailbox", mailbox_id=mailbox_id)
     # The operator sees everything the mailbox holds, including mail the agent may not read.
-    attachments = attachment_list(email=email)
+    email.mailbox = mailbox
     rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
     return render_page(
         request,
@@ -165,10 +166,33 @@ def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> Htt
             "mailbox": mailbox,
             "email": email,
             "rendered": rendered,
-            "attachments": attachments,
+            "facts": decision_facts(email=email),
             "section": "mailboxes",
         },
     )
+
+
+@require_GET
+@operator_required
+def email_source(request: ConsoleRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+    """An outbound email's raw message as it would be sent, shown as plain text."""
+    mailbox = _mailbox_or_redirect(request, mailbox_id)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    try:
+        email = email_get(mailbox=mailbox, email_id=email_id, agent=False)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox_id)
+    if email.direction != Direction.OUTBOUND:
+        messages.info(request, "Only outbound mail has a source built here.")
+        return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    email.mailbox = mailbox
+    response = HttpResponse(email_raw_source(email=email), content_type="text/plain; charset=utf-8")
+    # The source is the agent's content: never let a browser sniff it into a page.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_GET

@@ -17,6 +17,7 @@ from console.rendering import email_body_render
 from mailboxes.models import Direction, Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
+from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.selectors import (
     pending_count,
     pending_review_get,
@@ -41,8 +42,10 @@ def queue(request: ConsoleRequest) -> HttpResponse:
         error_message(request, error)
         return redirect("console-queue")
     images_for = request.GET.get("images", "")
+    facts = decision_facts_bulk(emails=page.items)
     for email in page.items:
         email.rendered = email_body_render(email=email, load_images=images_for == email.pk)
+        email.facts = facts[email.pk]
     context = {
         "items": page.items,
         "next_cursor": page.next_cursor,
@@ -69,6 +72,7 @@ def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
     email.rendered = email_body_render(  # type: ignore[attr-defined]
         email=email, load_images=request.GET.get("images") == "1"
     )
+    email.facts = decision_facts(email=email)  # type: ignore[attr-defined]
     return render_page(
         request,
         "console/queue.html",

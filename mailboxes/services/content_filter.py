@@ -88,12 +88,18 @@ def _registered_host(host: str) -> str:
     return ".".join(host.lower().rstrip(".").split(".")[-2:])
 
 
-def deceptive_links(html: str) -> list[tuple[str, str]]:
-    """Links whose visible text names one host while the href goes to another."""
+def html_links(html: str) -> list[tuple[str, str]]:
+    """Every ``<a href>`` of ``html`` as (href, visible text), in document order."""
     collector = _LinkCollector()
     collector.feed(html)
+    collector.close()
+    return collector.links
+
+
+def deceptive_links(html: str) -> list[tuple[str, str]]:
+    """Links whose visible text names one host while the href goes to another."""
     found = []
-    for href, text in collector.links:
+    for href, text in html_links(html):
         shown = _HOSTLIKE.match(text)
         target = urlsplit(href).hostname if href.startswith(("http://", "https://")) else None
         if shown and target and _registered_host(shown.group(1)) != _registered_host(target):
@@ -101,10 +107,16 @@ def deceptive_links(html: str) -> list[tuple[str, str]]:
     return found
 
 
-def content_check(
-    *, subject: str, markdown: str, html: str, attachments: Sequence[AttachmentInfo]
-) -> str | None:
-    """The reason the email must not be sent, or None when it may go."""
+@dataclass(frozen=True, slots=True)
+class ContentReport:
+    # Why the email must not be sent, or None when it may go.
+    rejection: str | None
+    # What the filter noticed without refusing the email: the operator who decides on it
+    # sees these (a rule that refuses needs two signals together; each alone is a finding).
+    findings: tuple[str, ...] = ()
+
+
+def _attachment_rejection(attachments: Sequence[AttachmentInfo]) -> str | None:
     for attachment in attachments:
         extension = PurePosixPath(attachment.filename.lower()).suffix
         if extension in EXECUTABLE_EXTENSIONS:
@@ -115,12 +127,27 @@ def content_check(
             return (
                 f"prohibited attachment type {attachment.content_type!r} on {attachment.filename!r}"
             )
-    if _CREDENTIAL_HARVEST.search(f"{subject}\n{markdown}"):
-        links = deceptive_links(html)
-        if links:
-            href, text = links[0]
-            return (
-                f"phishing pattern: asks for credentials and the link text {text!r} "
-                f"hides a different destination ({href})"
-            )
     return None
+
+
+def content_report(
+    *, subject: str, markdown: str, html: str, attachments: Sequence[AttachmentInfo]
+) -> ContentReport:
+    """Whether the email may be sent, and what the operator should know about it."""
+    rejection = _attachment_rejection(attachments)
+    if rejection is not None:
+        return ContentReport(rejection)
+    wording = _CREDENTIAL_HARVEST.search(f"{subject}\n{markdown}")
+    links = deceptive_links(html)
+    if wording and links:
+        href, text = links[0]
+        return ContentReport(
+            f"phishing pattern: asks for credentials and the link text {text!r} "
+            f"hides a different destination ({href})"
+        )
+    findings = [
+        f"the link text {text!r} hides a different destination ({href})" for href, text in links
+    ]
+    if wording:
+        findings.append(f"asks the recipient for credentials or payment details ({wording[0]!r})")
+    return ContentReport(None, tuple(findings))

@@ -92,45 +92,65 @@ class SpamSignals:
 class SpamResult:
     score: int
     verdict: SpamVerdict
+    # One line per rule that scored, e.g. "spam phrase \"you have won\" (+10)".
+    reasons: tuple[str, ...] = ()
 
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower().strip(">").strip()
 
 
-def spam_score(*, signals: SpamSignals) -> SpamResult:
-    score = 0.0
+def _scored_rules(signals: SpamSignals) -> list[tuple[float, str]]:
+    rules: list[tuple[float, str]] = []
     if signals.upstream_flag:
-        score += 50
+        rules.append((50, "an upstream filter marked it as spam (X-Spam-Status: Yes)"))
     if signals.upstream_score is not None and signals.upstream_score > 0:
-        score += min(signals.upstream_score * 5, 40)
-    if any(name.lower().endswith(EXECUTABLE_EXTENSIONS) for name in signals.attachment_names):
-        score += 40
+        rules.append(
+            (min(signals.upstream_score * 5, 40), f"upstream spam score {signals.upstream_score:g}")
+        )
+    executables = [
+        name for name in signals.attachment_names if name.lower().endswith(EXECUTABLE_EXTENSIONS)
+    ]
+    if executables:
+        rules.append((40, f"executable attachment {executables[0]!r}"))
     haystack = f"{signals.subject}\n{signals.body}".lower()
-    score += 10 * min(sum(1 for phrase in SPAM_PHRASES if phrase in haystack), 4)
+    phrases = [phrase for phrase in SPAM_PHRASES if phrase in haystack][:4]
+    rules.extend((10, f'spam phrase "{phrase}"') for phrase in phrases)
     letters = [c for c in signals.subject if c.isalpha()]
     if len(letters) >= 10 and all(c.isupper() for c in letters):
-        score += 15
-    missing = (signals.has_message_id, signals.has_date, bool(signals.from_address))
-    score += 10 * missing.count(False)
-    if len(_LINK.findall(signals.body)) > 10:
-        score += 10
+        rules.append((15, "subject in capitals"))
+    for present, header in (
+        (signals.has_message_id, "Message-ID"),
+        (signals.has_date, "Date"),
+        (bool(signals.from_address), "From"),
+    ):
+        if not present:
+            rules.append((10, f"no {header} header"))
+    links = len(_LINK.findall(signals.body))
+    if links > 10:
+        rules.append((10, f"{links} links"))
     if (
         signals.reply_to
         and signals.from_address
         and _domain(signals.reply_to) != _domain(signals.from_address)
     ):
-        score += 5
+        rules.append((5, "Reply-To on another domain than From"))
     if signals.html_only:
-        score += 5
-    final = max(0, min(100, round(score)))
+        rules.append((5, "HTML without a text alternative"))
+    return rules
+
+
+def spam_score(*, signals: SpamSignals) -> SpamResult:
+    rules = _scored_rules(signals)
+    final = max(0, min(100, round(sum(points for points, _ in rules))))
     if final >= QUARANTINE_THRESHOLD:
         verdict = SpamVerdict.QUARANTINED
     elif final >= FLAG_THRESHOLD:
         verdict = SpamVerdict.FLAGGED
     else:
         verdict = SpamVerdict.CLEAN
-    return SpamResult(score=final, verdict=verdict)
+    reasons = tuple(f"{reason} (+{points:g})" for points, reason in rules)
+    return SpamResult(score=final, verdict=verdict, reasons=reasons)
 
 
 # Received mail the agent may quarantine: everything but what the operator holds or

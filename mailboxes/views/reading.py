@@ -46,6 +46,7 @@ from mailboxes.services.reading import (
 )
 from mailboxes.services.spam import email_mark_not_spam, email_report_spam
 from mailboxes.services.suppression import suppression_remove
+from mailboxes.versions import email_version_read
 from multimail.authentication import api_principal
 from multimail.conditional import etag_response
 from multimail.errors import ApiError
@@ -113,6 +114,7 @@ class EmailDetailView(APIView):
             context={
                 "content_readable": agent_can_read_content(email),
                 "attachments": selectors.email_attachments(email=email),
+                "version": email_version_read(email=email),
             },
         ).data
         return etag_response(request, data)

@@ -9,16 +9,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from accounts.models import ApiKey
-from mailboxes.models import Direction, EmailStatus
+from accounts.services import api_key_create
+from mailboxes.lifecycle import email_hold
+from mailboxes.models import Attachment, Direction, Email, EmailStatus, SpamVerdict
+from mailboxes.services.rendering import html_to_text
 from tests.conftest import Tenant, client_for, key_for
 from tests.console.conftest import held_email, pending_account, signed_in
+from tests.oversight.conftest import last_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -249,3 +255,98 @@ def test_support_admin_works_under_the_csp(page, live_server, owner):
     owner.account.refresh_from_db()
     assert owner.account.sending_disabled
     shot(page, "admin-accounts")
+
+
+# --- The decision facts on the queue card and the hosted approval page ----------------------
+
+PHISHING_HTML = (
+    "<p>Hello Dana,</p><p>Your March statement is ready. Please sign in at "
+    '<a href="https://clientco.com.account-check.example/login">https://clientco.com/login</a>'
+    ' to review it, or read <a href="https://clientco.com/terms">our terms</a>.</p>'
+    "<p>Best, Acme Billing</p>"
+)
+
+
+def _the_email(tenant: Tenant) -> Email:
+    """A held outbound email with something to see in every fact."""
+    tenant.mailbox.display_name = "Acme Billing"
+    tenant.mailbox.oversight_mode = "gated_send"
+    tenant.mailbox.save()
+    key, _ = api_key_create(account=tenant.account, name="Invoicing agent", scopes=["send"])
+    email = held_email(
+        tenant.mailbox,
+        subject="Your March statement",
+        to=["dana@clientco.com"],
+        cc=["finance@clientco.com"],
+        bcc=["collector@partner.example"],
+        html=PHISHING_HTML,
+        markdown=html_to_text(PHISHING_HTML),
+        text=html_to_text(PHISHING_HTML),
+        send_at=(timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0),
+        gate_timing="gate_first",
+        spam_score=15,
+        spam_verdict=SpamVerdict.CLEAN,
+        spam_reasons=["subject in capitals (+15)"],
+        content_findings=[
+            "the link text 'https://clientco.com/login' hides a different destination "
+            "(https://clientco.com.account-check.example/login)"
+        ],
+        sent_by_key=key,
+        has_attachments=True,
+    )
+    for name, content_type, content in (
+        ("statement.pdf", "application/pdf", b"%PDF-1.7 statement"),
+        ("invoice.pdf", "application/pdf", b"MZ\x90\x00\x03\x00 This program cannot be run"),
+    ):
+        Attachment.objects.create(
+            email=email,
+            filename=name,
+            content_type=content_type,
+            size=len(content),
+            content=content,
+        )
+    return email
+
+
+def test_the_queue_card_shows_the_decision_facts(page, live_server, owner):
+    email = _the_email(owner)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    card = page.locator(f"#email-{email.pk}")
+    warnings = card.locator(".facts-warnings")
+    assert warnings.is_visible()
+    text = warnings.inner_text()
+    assert "clientco.com.account-check.example" in text
+    assert "Executable: invoice.pdf is a Windows program" in text
+    assert "First contact" in text
+    facts = card.locator(".facts-list").inner_text()
+    for expected in (
+        "Acme Billing <agent@acme.multimail.localhost>",
+        "Invoicing agent",
+        "collector@partner.example",
+        "gate_first",
+        "statement.pdf",
+        "https://clientco.com/terms",
+    ):
+        assert expected in facts, expected
+    # The deceptive link is flagged where it is listed, and its target is not clickable.
+    flagged = card.locator(".links li.flagged")
+    assert flagged.count() == 1
+    assert "clientco.com.account-check.example" in flagged.inner_text()
+    assert card.locator('.facts a[href*="account-check"]').count() == 0
+    card.screenshot(path=str(ARTIFACTS / "queue-card-facts.png"))
+
+
+def test_the_hosted_page_shows_the_decision_facts(page, owner):
+    email = _the_email(owner)
+    email_hold(email=email)
+    page.goto(f"/v1/approve/{last_token()}")
+    assert page.locator(".facts-warnings").is_visible()
+    assert "Invoicing agent" in page.locator(".facts-list").inner_text()
+    assert "collector@partner.example" in page.locator(".facts-list").inner_text()
+    assert page.locator(".links li.flagged").count() == 1
+    assert page.get_by_role("button", name="Approve and send").is_visible()
+    wide = page.evaluate("document.scrollingElement.scrollWidth > window.innerWidth + 1")
+    assert wide is False  # readable on a phone without scrolling sideways
+    page.screenshot(path=str(ARTIFACTS / "hosted-approval-facts.png"), full_page=True)

@@ -16,8 +16,6 @@ from mailboxes.serializers_reading import (
     ThreadEmailSerializer,
 )
 from multimail.serializers import FastRepresentationMixin, _plans
-from oversight.selectors import pending_email_rows
-from oversight.serializers import PendingEmailSerializer
 from tests.inbound.conftest import make_email
 
 FAST_SERIALIZERS = [EmailSummarySerializer, EmailResponseSerializer, ThreadEmailSerializer]
@@ -73,22 +71,6 @@ def test_emails_render_as_drf_renders_them(owner: Any, serializer_class: type[An
         many = serializer_class(emails, many=True, context=context).data
         assert many == [_drf(serializer_class, item, context) for item in emails]
     assert _plans[serializer_class] is not None  # rendered by the plan, not DRF's fallback
-
-
-def test_pending_rows_render_as_drf(owner: Any) -> None:
-    make_email(owner.mailbox, status=EmailStatus.PENDING_INBOUND_APPROVAL, subject="")
-    make_email(
-        owner.mailbox,
-        direction=Direction.OUTBOUND,
-        status=EmailStatus.PENDING_SEND_APPROVAL,
-        to=["a@example.org", "b@example.org"],
-    )
-    rows = list(pending_email_rows(account=owner.account))
-    assert len(rows) == 2
-    fast = PendingEmailSerializer(rows, many=True).data
-    drf = [_drf(PendingEmailSerializer, row, {}) for row in rows]
-    assert [list(item.items()) for item in fast] == [list(item.items()) for item in drf]
-    assert _plans[PendingEmailSerializer] is not None
 
 
 def test_attachment_info_renders_as_drf(owner: Any) -> None:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mailboxes.services.content_filter import AttachmentInfo, content_check, deceptive_links
+from mailboxes.services.content_filter import AttachmentInfo, content_report, deceptive_links
 from mailboxes.services.rendering import html_sanitize, markdown_render
 
 
@@ -74,45 +74,53 @@ def test_deceptive_links() -> None:
     assert deceptive_links(html) == [("https://evil.example/x", "https://bank.example/login")]
 
 
-def test_content_check_rules() -> None:
-    clean = content_check(subject="Hi", markdown="Hello", html="<p>Hello</p>", attachments=[])
-    assert clean is None
-    exe = content_check(
+def test_content_report_rules() -> None:
+    clean = content_report(subject="Hi", markdown="Hello", html="<p>Hello</p>", attachments=[])
+    assert clean.rejection is None
+    assert clean.findings == ()
+    exe = content_report(
         subject="Hi",
         markdown="x",
         html="",
         attachments=[AttachmentInfo(filename="Report.PDF.scr", content_type="application/pdf")],
     )
-    assert exe is not None
-    assert exe.startswith("executable attachment")
-    mime = content_check(
+    assert exe.rejection is not None
+    assert exe.rejection.startswith("executable attachment")
+    mime = content_report(
         subject="Hi",
         markdown="x",
         html="",
         attachments=[AttachmentInfo(filename="a.txt", content_type="text/javascript; charset=x")],
     )
-    assert mime is not None
-    assert mime.startswith("prohibited attachment type")
-    # Credential wording alone, or a mismatched link alone, is not enough.
-    wording = content_check(
+    assert mime.rejection is not None
+    assert mime.rejection.startswith("prohibited attachment type")
+    # Credential wording alone, or a mismatched link alone, is not enough to refuse: each
+    # is a finding for the operator.
+    wording = content_report(
         subject="Please verify your account",
         markdown="Verify your account at [our site](https://ok.example)",
         html='<a href="https://ok.example">our site</a>',
         attachments=[],
     )
-    assert wording is None
-    link_only = content_check(
+    assert wording.rejection is None
+    assert wording.findings == (
+        "asks the recipient for credentials or payment details ('verify your account')",
+    )
+    link_only = content_report(
         subject="News",
         markdown="x",
         html='<a href="https://evil.example">bank.example</a>',
         attachments=[],
     )
-    assert link_only is None
-    phishing = content_check(
+    assert link_only.rejection is None
+    assert link_only.findings == (
+        "the link text 'bank.example' hides a different destination (https://evil.example)",
+    )
+    phishing = content_report(
         subject="Urgent: confirm your password",
         markdown="x",
         html='<a href="https://evil.example">bank.example</a>',
         attachments=[],
     )
-    assert phishing is not None
-    assert phishing.startswith("phishing pattern")
+    assert phishing.rejection is not None
+    assert phishing.rejection.startswith("phishing pattern")

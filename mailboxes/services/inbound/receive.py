@@ -34,6 +34,7 @@ from mailboxes.models import (
 )
 from mailboxes.quotas import storage_add
 from mailboxes.services.compliance import unsubscribe_by_mail
+from mailboxes.services.correspondents import correspondents_record
 from mailboxes.services.inbound.parse import ParsedMessage, message_parse
 from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
@@ -191,6 +192,7 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
         thread_id=thread_id_for(mailbox=mailbox, parsed=parsed),
         spam_score=spam.score,
         spam_verdict=spam.verdict,
+        spam_reasons=list(spam.reasons),
         has_attachments=bool(parsed.attachments),
         size_bytes=parsed.body_size,
         headers=parsed.headers,
@@ -209,6 +211,12 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     if status == EmailStatus.PENDING_INBOUND_APPROVAL:
         lifecycle.email_hold(email=email)
     if status != EmailStatus.SPAM_QUARANTINED:
+        correspondents_record(
+            account_id=mailbox.account_id,
+            direction=Direction.INBOUND,
+            addresses=[email.from_address],
+            email_id=email.pk,
+        )
         emit_event(
             account=mailbox.account,
             event_type=WebhookEvent.MESSAGE_RECEIVED,

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.models import Account
+from accounts.models import Account, ApiKey
 from billing.periods import current_period
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, Suppression
@@ -175,6 +175,7 @@ def email_accept(
             gate_timing=gate_timing or mailbox.default_gate_timing,
             idempotency_key=idempotency_key or None,
             digest=digest,
+            sent_by_key=actor.api_key,
         )
         enqueue.process_email_after_commit(email.pk)
     logger.info("outbound_accepted email=%s mailbox=%s", email.pk, mailbox.pk)
@@ -303,8 +304,9 @@ def _store(
     gate_timing: str,
     idempotency_key: str | None,
     digest: str,
+    sent_by_key: ApiKey | None,
 ) -> Email:
-    """The email, as ``pending_scan``, with its attachments."""
+    """The email, as ``pending_scan``, with its attachments and the key that sent it."""
     email = lifecycle.email_create(
         account=mailbox.account,
         mailbox=mailbox,
@@ -326,6 +328,7 @@ def _store(
         size_bytes=len(markdown.encode()),
         idempotency_key=idempotency_key,
         content_hash=digest,
+        sent_by_key=sent_by_key,
     )
     Attachment.objects.bulk_create(
         Attachment(

@@ -26,11 +26,13 @@ from django.utils import timezone
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
-from mailboxes.services.content_filter import AttachmentInfo, content_check
+from mailboxes.services.content_filter import AttachmentInfo, content_report
+from mailboxes.services.correspondents import correspondents_record
 from mailboxes.services.inbound.receive import inbound_receive
 from mailboxes.services.outbound.message import message_build
 from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
+from mailboxes.services.spam import SpamSignals, spam_score
 from oversight.policy import Outcome, outbound_decision, outbound_step
 
 logger = logging.getLogger("multimail.outbound")
@@ -96,9 +98,22 @@ def _locked(email_id: str, status: str, **filters: Any) -> Email | None:
     return email
 
 
+# What the scan writes on the email, besides the status.
+SCANNED_FIELDS = (
+    "html",
+    "text",
+    "size_bytes",
+    "spam_score",
+    "spam_verdict",
+    "spam_reasons",
+    "content_findings",
+)
+
+
 def content_scan(email: Email) -> str | None:
-    """Render the email's markdown into its html and text parts (on the instance, not yet
-    saved) and run the content filter; returns the rejection reason, if any."""
+    """Render the email's markdown into its html and text parts, score it for spam and run
+    the content filter (on the instance, not yet saved: SCANNED_FIELDS); returns the
+    rejection reason, if any. The score refuses nothing: it is there for the operator."""
     rendered = markdown_render(markdown=email.markdown)
     email.html, email.text = rendered.html, rendered.text
     email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
@@ -106,9 +121,31 @@ def content_scan(email: Email) -> str | None:
         AttachmentInfo(filename=name, content_type=content_type)
         for name, content_type in email.attachments.values_list("filename", "content_type")
     ]
-    return content_check(
+    spam = spam_score(
+        signals=SpamSignals(
+            subject=email.subject,
+            body=email.text,
+            from_address=email.from_address,
+            reply_to="",
+            # Both are added when the message is built.
+            has_message_id=True,
+            has_date=True,
+            html_only=False,
+            attachment_names=tuple(item.filename for item in attachments),
+            upstream_flag=False,
+            upstream_score=None,
+        )
+    )
+    email.spam_score, email.spam_verdict, email.spam_reasons = (
+        spam.score,
+        spam.verdict,
+        list(spam.reasons),
+    )
+    report = content_report(
         subject=email.subject, markdown=email.markdown, html=email.html, attachments=attachments
     )
+    email.content_findings = list(report.findings)
+    return report.rejection
 
 
 def email_process(*, email_id: str) -> None:
@@ -123,8 +160,9 @@ def email_process(*, email_id: str) -> None:
         if locked is None:
             return
         grown = email.size_bytes - locked.size_bytes
-        locked.html, locked.text, locked.size_bytes = email.html, email.text, email.size_bytes
-        locked.save(update_fields=["html", "text", "size_bytes"])
+        for name in SCANNED_FIELDS:
+            setattr(locked, name, getattr(email, name))
+        locked.save(update_fields=SCANNED_FIELDS)
         storage_add(account_id=locked.account_id, delta=grown)
         if reason is not None:
             lifecycle.email_move(
@@ -239,6 +277,12 @@ def email_deliver(*, email_id: str) -> None:
         if local:
             inbound_receive(raw=raw, recipients=local, source="local")
         lifecycle.email_mark_sent(email=email, provider_message_id=provider_id)
+        correspondents_record(
+            account_id=account.pk,
+            direction=Direction.OUTBOUND,
+            addresses=recipients,
+            email_id=email.pk,
+        )
     logger.info(
         "outbound_sent email=%s local=%d remote=%d provider_id=%s",
         email_id,

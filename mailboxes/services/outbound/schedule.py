@@ -11,7 +11,7 @@ from mailboxes.models import Direction, Email, EmailStatus, GateTiming
 from mailboxes.quotas import storage_add
 from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.outbound.accept import content_hash, suppressed_recipients
-from mailboxes.services.outbound.pipeline import content_scan
+from mailboxes.services.outbound.pipeline import SCANNED_FIELDS, content_scan
 from multimail.errors import ApiError, not_found
 
 CONTENT_FIELDS = ("to", "cc", "bcc", "subject", "markdown")
@@ -89,7 +89,7 @@ def email_schedule_update(
                 "email is unchanged; correct the content and try again.",
                 reason=reason,
             )
-        email.save(update_fields=[*fields, "html", "text", "size_bytes"])
+        email.save(update_fields=[*fields, *SCANNED_FIELDS])
         storage_add(account_id=email.account_id, delta=email.size_bytes - stored_before)
         return email
     if fields:
