@@ -8,8 +8,10 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@localhost:5432/multimail
 TEST_REDIS_URL ?= redis://localhost:6379/15
 PYTEST_ARGS ?=
+# Where the embedded default keeps its state (the SQLite files, the outbox, demo.env).
+export MULTIMAIL_VAR_DIR ?= $(CURDIR)/var
 
-.PHONY: run test setup lint typecheck bench worker smtpd clean
+.PHONY: run test setup lint typecheck bench worker scheduler smtpd clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv==0.13.8
@@ -19,18 +21,21 @@ $(VENV)/.synced: pyproject.toml uv.lock
 setup: $(VENV)/.synced
 
 # Embedded defaults: SQLite in var/, tasks in-process, local mail to var/outbox/,
-# the SMTP listener on 127.0.0.1:$$MULTIMAIL_SMTP_PORT (2525).
+# the SMTP listener on 127.0.0.1:$$MULTIMAIL_SMTP_PORT (2525), the periodic jobs in the
+# scheduler, metrics shared through var/metrics. Ctrl-C or SIGTERM stops all of it.
 run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(MULTIMAIL_VAR_DIR)/metrics
+run: export PYTHONUNBUFFERED = 1
 run: setup
-	@mkdir -p var
-	$(VENV)/bin/python manage.py migrate --noinput -v 0
-	$(VENV)/bin/python manage.py collectstatic --noinput -v 0
-	$(VENV)/bin/python manage.py seed_demo
-	@trap 'kill 0' EXIT INT TERM; \
+	@mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && rm -f "$$PROMETHEUS_MULTIPROC_DIR"/*.db
+	$(VENV)/bin/python manage.py embedded_setup
+	@export METRICS_TOKEN=$${METRICS_TOKEN:-$$(cat "$$MULTIMAIL_VAR_DIR/metrics-token")}; \
+	trap 'trap - INT TERM; kill -TERM $$(jobs -p) 2>/dev/null; wait; exit 0' INT TERM; \
 	$(VENV)/bin/python manage.py smtpd & \
+	$(VENV)/bin/python manage.py scheduler & \
 	$(VENV)/bin/gunicorn multimail.wsgi:application --bind 127.0.0.1:$(PORT) \
-	  --workers 2 --threads 4 --access-logfile - & \
-	wait
+	  --workers 2 --threads 4 --graceful-timeout 3 --access-logfile - & \
+	wait -n; status=$$?; kill -TERM $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 test: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
@@ -47,6 +52,9 @@ bench: setup
 
 worker: setup
 	$(VENV)/bin/celery -A multimail worker --beat --loglevel=INFO
+
+scheduler: setup
+	$(VENV)/bin/python manage.py scheduler
 
 smtpd: setup
 	$(VENV)/bin/python manage.py smtpd

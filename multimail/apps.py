@@ -10,3 +10,8 @@ class MultimailConfig(AppConfig):
     def ready(self) -> None:
         # Registers the ``any_of`` lookup the paginated lists rely on.
         from multimail import lookups  # noqa: F401
+        from multimail.metrics import CoreCollector, connect_task_signals, register_scrape_collector
+
+        # Task run times and the last run of each periodic job, wherever tasks run.
+        connect_task_signals()
+        register_scrape_collector(CoreCollector())

@@ -1,4 +1,11 @@
-"""The Redis cache backend, reusing one client per connection pool, and expiring counters.
+"""The cache backends and expiring counters every process shares.
+
+Production uses Redis. Without Redis (the embedded default) the cache is Django's database
+cache on its own connection (the ``cache`` database alias, a SQLite file next to the main
+one), so the web workers, the SMTP listener and the scheduler count rate limits and
+attempts, and mark used proof-of-work solutions, in one place. Its own connection keeps
+those writes out of the request's transaction: a wrong code counts even though the request
+that checked it rolls back.
 
 Django's RedisCacheClient builds a new ``redis.Redis`` object for every cache call, and
 redis-py builds its response-callback table in that constructor: about a millisecond of
@@ -9,11 +16,19 @@ is thread-safe and holds no state beyond its pool, so one per pool is enough.
 
 from __future__ import annotations
 
+import base64
+import pickle
 from typing import Any
 
 from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache as DjangoDatabaseCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+# The database alias of the database cache (its table is named in settings.CACHES).
+CACHE_DATABASE = "cache"
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
@@ -55,6 +70,90 @@ class RedisCache(DjangoRedisCache):
         return int(results[1]), bool(flag is not None and results[2])
 
 
+class DatabaseCache(DjangoDatabaseCache):
+    """Django's database cache with an atomic ``incr`` (and so ``decr``).
+
+    Django's own is a get then a set: two processes counting at once lose one count, and the
+    set replaces the key's expiry with the default timeout (an hour-long attempt window
+    would shrink to five minutes). Here the read and the write are one transaction with the
+    row locked (SQLite: the whole file, BEGIN IMMEDIATE), and the expiry is kept.
+    """
+
+    @property
+    def _table_name(self) -> str:
+        # Set by Django's constructor; the stubs do not declare it.
+        base: Any = self
+        return str(base._table)
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        cache_key = self.make_and_validate_key(key, version=version)
+        db = router.db_for_write(self.cache_model_class)
+        connection = connections[db]
+        quote = connection.ops.quote_name
+        table = quote(self._table_name)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        now = connection.ops.adapt_datetimefield_value(timezone.now().replace(microsecond=0))
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {quote('value')} FROM {table} "  # noqa: S608 (names are quoted)
+                f"WHERE {quote('cache_key')} = %s AND {quote('expires')} > %s{lock}",
+                [cache_key, now],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise ValueError(f"Key '{key}' not found")
+            stored = connection.ops.process_clob(row[0])
+            value = pickle.loads(base64.b64decode(stored.encode(), validate=True)) + delta  # noqa: S301 (our own rows)
+            encoded = base64.b64encode(pickle.dumps(value, self.pickle_protocol)).decode("latin1")
+            cursor.execute(
+                f"UPDATE {table} SET {quote('value')} = %s "  # noqa: S608
+                f"WHERE {quote('cache_key')} = %s",
+                [encoded, cache_key],
+            )
+        return int(value)
+
+    def delete_expired(self) -> int:
+        db = router.db_for_write(self.cache_model_class)
+        connection = connections[db]
+        quote = connection.ops.quote_name
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {quote(self._table_name)} WHERE {quote('expires')} < %s",  # noqa: S608
+                [now],
+            )
+            return int(cursor.rowcount)
+
+
+class CacheRouter:
+    """Django's database cache reads and writes through the ``cache`` alias; its table is
+    created there (``createcachetable``), and nothing else is."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return CACHE_DATABASE if model._meta.app_label == "django_cache" else None
+
+    db_for_write = db_for_read
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        if app_label == "django_cache":
+            return db == CACHE_DATABASE or _same_database(db, CACHE_DATABASE)
+        return False if db == CACHE_DATABASE else None
+
+
+def _same_database(alias: str, other: str) -> bool:
+    # On PostgreSQL the cache alias is a second connection to the main database (and a test
+    # mirror of it): the table is made wherever that database is migrated.
+    first, second = connections[alias].settings_dict, connections[other].settings_dict
+    return all(first.get(k) == second.get(k) for k in ("ENGINE", "NAME", "HOST", "PORT"))
+
+
+def expired_cache_entries_purge() -> int:
+    """The database cache deletes an expired entry only when it reads it; counters of past
+    windows are never read again, so a periodic purge keeps the table small."""
+    backend = caches["default"]
+    return backend.delete_expired() if isinstance(backend, DatabaseCache) else 0
+
+
 def counter_add(
     key: str, amount: int = 1, *, ttl: int, flag: tuple[str, int] | None = None
 ) -> tuple[int, bool]:
@@ -68,7 +167,7 @@ def counter_add(
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         return backend.counter_add(key, amount, ttl=ttl, flag=flag)
-    # The embedded mode's in-process cache: the same contract, atomic enough in one process.
+    # The database cache: add is an insert against the key, incr is atomic (see above).
     backend.add(key, 0, ttl)
     try:
         value = backend.incr(key, amount)

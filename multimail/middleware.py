@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
 
 from multimail.errors import ApiError
 from multimail.exceptions import error_response, is_api_path, to_api_error
+from multimail.idempotency import (
+    idempotency_claim,
+    idempotency_complete,
+    idempotency_hashes,
+    idempotency_release,
+)
 from multimail.ids import new_id
+from multimail.logs import request_id_var
+from multimail.models import IdempotencyRecord
 from multimail.ratelimit import client_ip
 
 logger = logging.getLogger("multimail.api")
@@ -25,16 +31,22 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class RequestIdMiddleware:
-    """Every response carries X-Request-Id; a sane client-sent one is echoed."""
+    """Every response carries X-Request-Id; a sane client-sent one is echoed. Every log line
+    written while the request runs carries it too (``multimail.logs``)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         sent = request.headers.get("X-Request-Id", "")
-        request.request_id = sent if _SANE_REQUEST_ID.match(sent) else f"req_{new_id()}"  # type: ignore[attr-defined]
-        response = self.get_response(request)
-        response["X-Request-Id"] = request.request_id  # type: ignore[attr-defined]
+        request_id = sent if _SANE_REQUEST_ID.match(sent) else f"req_{new_id()}"
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-Id"] = request_id
         return response
 
 
@@ -123,7 +135,8 @@ class IdempotencyMiddleware:
     The key is scoped to the credential that sent it (or the client address for public
     endpoints). A second request with the key while the first is in flight, or with a body
     whose fingerprint differs, answers ``idempotency_conflict``. Server errors and rate
-    limits are not stored, so the client can retry them with the same key.
+    limits are not stored, so the client can retry them with the same key. The records
+    live in the database (``multimail.idempotency``), shared by every process.
     """
 
     def __init__(self, get_response: Handler) -> None:
@@ -147,89 +160,73 @@ class IdempotencyMiddleware:
             or request.headers.get("X-API-Key")
             or f"ip:{client_ip(request)}"
         )
-        scope = hashlib.sha256(credential.encode()).hexdigest()[:32]
-        cache_key = f"idem:{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
+        scope, key_hash = idempotency_hashes(credential=credential, key=key)
         fingerprint = hashlib.sha256(
             request.method.encode() + request.path.encode() + b"\n" + request.body
         ).hexdigest()
         try:
-            claimed = cache.add(
-                cache_key,
-                {"state": "in_flight", "fp": fingerprint},
-                settings.IDEMPOTENCY_TTL_SECONDS,
-            )
-            stored: dict[str, Any] | None = None if claimed else cache.get(cache_key)
-        except Exception:  # the cache backend's own errors differ by backend
+            claim = idempotency_claim(scope=scope, key_hash=key_hash, fingerprint=fingerprint)
+        except DatabaseError as error:
             logger.warning(
-                "idempotency_cache_unavailable request_id=%s", getattr(request, "request_id", "")
+                "idempotency_store_unavailable request_id=%s", getattr(request, "request_id", "")
             )
             return error_response(
                 request,
-                ApiError(
+                to_api_error(error)
+                or ApiError(
                     "service_unavailable",
                     "The idempotency store is unreachable; retry shortly.",
                     headers={"Retry-After": "5"},
                 ),
             )
-        if not claimed:
-            if stored is None:  # expired between add and get: treat as in flight, be safe
-                stored = {"state": "in_flight", "fp": fingerprint}
-            if stored["fp"] != fingerprint:
-                return error_response(
-                    request,
-                    ApiError(
-                        "idempotency_conflict",
-                        "This Idempotency-Key was used with a different request body. Use a fresh "
-                        "key for a different request.",
-                        param="Idempotency-Key",
-                    ),
-                )
-            if stored["state"] == "in_flight":
-                return error_response(
-                    request,
-                    ApiError(
-                        "idempotency_conflict",
-                        "A request with this Idempotency-Key is still in flight. Wait for it to "
-                        "finish, then retry.",
-                        param="Idempotency-Key",
-                    ),
-                )
-            replay = HttpResponse(
-                stored["body"].encode(),
-                status=stored["status"],
-                content_type=stored["content_type"],
-            )
-            replay["Idempotent-Replayed"] = "true"
-            return replay
+        if not claim.claimed:
+            return self._answer_for_existing(request, claim.record, fingerprint)
         try:
             response = self.get_response(request)
         except BaseException:
-            cache.delete(cache_key)
+            idempotency_release(claim=claim)
             raise
         if response.status_code >= 500 or response.status_code == 429 or response.streaming:
-            cache.delete(cache_key)
+            idempotency_release(claim=claim)
             return response
-        body = response.content.decode("utf-8", errors="replace")
-        if _is_idempotency_conflict(response, body):
-            return response
-        cache.set(
-            cache_key,
-            {
-                "state": "done",
-                "fp": fingerprint,
-                "status": response.status_code,
-                "body": body,
-                "content_type": response.get("Content-Type", "application/json"),
-            },
-            settings.IDEMPOTENCY_TTL_SECONDS,
+        idempotency_complete(
+            claim=claim,
+            status=response.status_code,
+            body=response.content.decode("utf-8", errors="replace"),
+            content_type=response.get("Content-Type", "application/json"),
         )
         return response
 
-
-def _is_idempotency_conflict(response: HttpResponse, body: str) -> bool:
-    if response.status_code != 409 or not isinstance(response, JsonResponse | HttpResponse):
-        return False
-    try:
-        return json.loads(body).get("error", {}).get("code") == "idempotency_conflict"
-    except (ValueError, AttributeError):
-        return False
+    @staticmethod
+    def _answer_for_existing(
+        request: HttpRequest, record: IdempotencyRecord, fingerprint: str
+    ) -> HttpResponse:
+        if record.fingerprint != fingerprint:
+            return error_response(
+                request,
+                ApiError(
+                    "idempotency_conflict",
+                    "This Idempotency-Key was used with a different request body. Use a fresh "
+                    "key for a different request.",
+                    param="Idempotency-Key",
+                ),
+            )
+        if record.state == IdempotencyRecord.State.IN_FLIGHT or record.response_status is None:
+            return error_response(
+                request,
+                ApiError(
+                    "idempotency_conflict",
+                    "A request with this Idempotency-Key is still in flight. Wait for it to "
+                    "finish, then retry.",
+                    param="Idempotency-Key",
+                ),
+            )
+        # The first answer, whatever happened since (the email sent, rejected, deleted):
+        # the key stands for that one request.
+        replay = HttpResponse(
+            record.response_body.encode(),
+            status=record.response_status,
+            content_type=record.response_content_type,
+        )
+        replay["Idempotent-Replayed"] = "true"
+        return replay

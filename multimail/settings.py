@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.utils.csp import CSP
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "multimail.middleware.RequestIdMiddleware",
+    "multimail.metrics.RequestMetricsMiddleware",
     "multimail.compliance.RegionBlockMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -107,20 +109,25 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-DATABASES = {
+# The embedded default's state (SQLite, outbox, signing key, demo credentials) lives here.
+VAR_DIR = Path(env_str("MULTIMAIL_VAR_DIR", str(BASE_DIR / "var")))
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# The embedded default serves the web workers, the SMTP listener, the scheduler and the
+# in-process tasks from one file; WAL and a busy timeout keep them from tripping over
+# each other's locks.
+_SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+_EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _EMBEDDED:
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # The embedded default serves the web process, the SMTP listener and in-process tasks
-    # from one file; WAL and a busy timeout keep them from tripping over each other's locks.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+    DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
     # Covering columns (INCLUDE) of the quota indexes are a PostgreSQL optimization; SQLite
     # builds the same indexes without them, which is all the embedded mode needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
@@ -128,6 +135,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks -------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -137,7 +145,30 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without Redis every process shares Django's database cache (see multimail/cache.py):
+    # a SQLite file of its own beside the main one, or a second connection to PostgreSQL.
+    # `manage.py createcachetable` creates its table (make run does).
+    _main = DATABASES["default"]
+    if _EMBEDDED:
+        _main_file = Path(_main["NAME"])
+        DATABASES["cache"] = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(_main_file.with_name(f"{_main_file.stem}-cache.sqlite3")),
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": dict(_SQLITE_OPTIONS),
+        }
+    else:
+        DATABASES["cache"] = dict(_main)
+    DATABASE_ROUTERS = ["multimail.cache.CacheRouter"]
+    CACHES = {
+        "default": {
+            "BACKEND": "multimail.cache.DatabaseCache",
+            "LOCATION": "multimail_cache",
+            # Django culls a third of the entries past MAX_ENTRIES, live counters included;
+            # the periodic purge of expired entries keeps the table far below this instead.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
+    }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 # No broker configured: run tasks in-process right after the enqueueing transaction
@@ -157,7 +188,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_IMPORTS = ("mailboxes.webhook_tasks", "mailboxes.notification_tasks")
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
 # that resumes emails stuck in a transient state, webhook and operator-notification
-# retries, unpaid-account checks.
+# retries, unpaid-account checks, and the purge of expired idempotency records and
+# database-cache entries.
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
@@ -173,13 +205,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.enforce_unpaid_accounts",
         "schedule": 3600.0,
     },
+    "purge-expired-records": {"task": "multimail.tasks.purge_expired_records", "schedule": 3600.0},
 }
 
 # --- Mail -----------------------------------------------------------------------------
 # local: .eml files under MULTIMAIL_OUTBOX_DIR; postmark: Postmark through django-anymail;
 # smtp: any relay (EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).
 MULTIMAIL_MAIL_BACKEND = env_str("MULTIMAIL_MAIL_BACKEND", "local")
-MULTIMAIL_OUTBOX_DIR = Path(env_str("MULTIMAIL_OUTBOX_DIR", str(BASE_DIR / "var" / "outbox")))
+MULTIMAIL_OUTBOX_DIR = Path(env_str("MULTIMAIL_OUTBOX_DIR", str(VAR_DIR / "outbox")))
 MAILERS = {
     "default": {
         "local": {
@@ -224,6 +257,9 @@ REST_FRAMEWORK = {
 API_RATE_LIMIT_READ_PER_MINUTE = env_int("API_RATE_LIMIT_READ_PER_MINUTE", 600)
 API_RATE_LIMIT_SEND_PER_MINUTE = env_int("API_RATE_LIMIT_SEND_PER_MINUTE", 600)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# A key still claimed this long after its request started belongs to a process that died
+# mid-request: the same request may then claim it again. Well above any request's length.
+IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 300)
 # Request bodies above this answer payload_too_large. Attachments are capped at 10 MB
 # combined; base64 inflates them by a third, plus room for the rest of the JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 15 * 1024 * 1024)
@@ -263,7 +299,7 @@ REGION_SUBDIVISION_HEADER = env_str("REGION_SUBDIVISION_HEADER", "")
 # ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.
 MULTIMAIL_SIGNING_KEY_PEM = env_str("MULTIMAIL_SIGNING_KEY_PEM", "").replace("\\n", "\n")
 MULTIMAIL_SIGNING_KEY_FILE = Path(
-    env_str("MULTIMAIL_SIGNING_KEY_FILE", str(BASE_DIR / "var" / "signing-key.pem"))
+    env_str("MULTIMAIL_SIGNING_KEY_FILE", str(VAR_DIR / "signing-key.pem"))
 )
 # Postmark's account API (domains); a setting so tests can point it at a local fake server.
 POSTMARK_API_BASE = env_str("POSTMARK_API_BASE", "https://api.postmarkapp.com").rstrip("/")
@@ -286,6 +322,14 @@ BILLING_UNPAID_GRACE_DAYS = env_int("BILLING_UNPAID_GRACE_DAYS", 7)
 # API calls are counted in the cache and written to the usage table at most this often.
 BILLING_API_CALLS_FLUSH_SECONDS = env_int("BILLING_API_CALLS_FLUSH_SECONDS", 60)
 MIDDLEWARE = [*MIDDLEWARE, "billing.middleware.ApiCallUsageMiddleware"]
+
+# --- Operations -----------------------------------------------------------------------
+# The demo key and mailbox id of `make run` (seed_demo), so every run prints the same key.
+DEMO_CREDENTIALS_FILE = Path(env_str("DEMO_CREDENTIALS_FILE", str(VAR_DIR / "demo.env")))
+# GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# host:port where a Celery worker serves its own task metrics (a host with no web process).
+METRICS_WORKER_ADDRESS = env_str("METRICS_WORKER_ADDRESS", "")
 
 # --- Auth, sessions, security ---------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
@@ -332,21 +376,42 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# text: key=value lines (the embedded default); json: one JSON object per line, the
+# default on PostgreSQL (production). Both carry the request id of the request they serve.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if _EMBEDDED else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "multimail.logs.RequestIdFilter"}},
     "formatters": {
-        "structured": {
-            "format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        "text": {
+            "format": "%(asctime)s level=%(levelname)s logger=%(name)s "
+            "request_id=%(request_id)s %(message)s",
+        },
+        "json": {"()": "multimail.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
         }
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
         "multimail.api": {"level": "INFO"},
+        # aiosmtpd logs every SMTP command (addresses included) at INFO.
+        "mail.log": {"level": "WARNING"},
+        # Without a broker, tasks run in-process: they would log every run of every
+        # periodic job, and kombu warns once per process about the broker it never uses.
+        **(
+            {"celery.app.trace": {"level": "WARNING"}, "kombu.connection": {"level": "ERROR"}}
+            if not CELERY_BROKER_URL
+            else {}
+        ),
     },
 }
 

@@ -7,7 +7,9 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from multimail import views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("health", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
     path("docs/errors", views.error_docs, name="error-docs"),
     path(
         "v1/openapi.json",

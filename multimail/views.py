@@ -1,7 +1,8 @@
-"""Health, the error documentation page, the OpenAPI schema, and the refused-form page."""
+"""The home page, health, metrics, the error documentation page, and the refused-form page."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from multimail.errors import REGISTRY
+from multimail.metrics import metrics_exposition
 
 logger = logging.getLogger("multimail.api")
 
@@ -41,6 +43,32 @@ def _probe_broker() -> None:
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html", {"base_url": settings.PUBLIC_BASE_URL})
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for a scraper holding METRICS_TOKEN (off when it is unset).
+    Not an API-key endpoint: the token is the operator's, not a tenant's."""
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    if not token:
+        return HttpResponse(
+            "Metrics are off: set METRICS_TOKEN.\n", status=404, content_type="text/plain"
+        )
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        response = HttpResponse(
+            "Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401, content_type="text/plain"
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(
+        metrics_exposition(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 @require_GET

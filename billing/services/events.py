@@ -56,6 +56,11 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> dict[str
             f"The Stripe signature does not verify ({exc.user_message}). Check that "
             "STRIPE_WEBHOOK_SECRET is this endpoint's signing secret.",
         ) from exc
+    except UnicodeDecodeError as exc:  # the SDK decodes the body before it checks anything
+        raise ApiError(
+            "webhook_signature_invalid",
+            "The body is not UTF-8, so it is not what Stripe signed.",
+        ) from exc
     try:
         event = json.loads(payload)
         event_id = str(event["id"])

@@ -47,6 +47,16 @@ def test_webhook_signature_invalid(stripe_fake: Any, header: str) -> None:
     assert_error(_webhook(payload, header), "webhook_signature_invalid")
 
 
+def test_webhook_body_that_is_not_utf8_is_refused_not_a_500(stripe_fake: Any) -> None:
+    response = APIClient().post(
+        "/v1/billing/stripe-webhook",
+        data=b"2\xef",
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=deadbeef",
+    )
+    assert_error(response, "webhook_signature_invalid")
+
+
 def test_webhook_signed_with_another_secret_or_too_old(stripe_fake: Any) -> None:
     payload = json.dumps(make_event("invoice.paid", {"id": "in_1"}))
     assert_error(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+from django.db import OperationalError
+from django.utils import timezone
 
 from accounts.models import ApiKey
-from tests.conftest import assert_error
+from multimail.idempotency import idempotency_hashes, idempotency_records_purge
+from multimail.models import IdempotencyRecord
+from tests.conftest import assert_error, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -40,20 +44,68 @@ def test_in_flight_request_is_conflict(api: Any, owner: Any) -> None:
     _, raw = api_key_create(account=owner.account, name="t", scopes=["admin"])
     body = json.dumps({"name": "k"}).encode()
     # What the middleware stores while the first request runs.
-    scope = hashlib.sha256(f"Bearer {raw}".encode()).hexdigest()[:32]
-    fingerprint = hashlib.sha256(b"POST/v1/api-keys\n" + body).hexdigest()
-    cache.set(
-        f"idem:{scope}:{hashlib.sha256(b'abc').hexdigest()}",
-        {"state": "in_flight", "fp": fingerprint},
-        60,
+    scope, key_hash = idempotency_hashes(credential=f"Bearer {raw}", key="abc")
+    IdempotencyRecord.objects.create(
+        scope=scope,
+        key_hash=key_hash,
+        fingerprint=hashlib.sha256(b"POST/v1/api-keys\n" + body).hexdigest(),
     )
-    from tests.conftest import client_for
-
     response = client_for(raw).post(
         "/v1/api-keys", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="abc"
     )
     error = assert_error(response, "idempotency_conflict")
     assert "in flight" in error["message"]
+    assert not ApiKey.objects.filter(name="k").exists()
+
+
+def test_a_claim_past_its_lease_is_taken_over_by_the_same_request(
+    api: Any, owner: Any, settings: Any
+) -> None:
+    """The first request's process died before answering: the same request runs again."""
+    from accounts.services import api_key_create
+
+    _, raw = api_key_create(account=owner.account, name="t", scopes=["admin"])
+    body = json.dumps({"name": "k"}).encode()
+    scope, key_hash = idempotency_hashes(credential=f"Bearer {raw}", key="abc")
+    stale = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1)
+    IdempotencyRecord.objects.create(
+        scope=scope,
+        key_hash=key_hash,
+        fingerprint=hashlib.sha256(b"POST/v1/api-keys\n" + body).hexdigest(),
+        created_at=stale,
+        claimed_at=stale,
+    )
+    other_body = client_for(raw).post(
+        "/v1/api-keys", {"name": "x"}, format="json", HTTP_IDEMPOTENCY_KEY="abc"
+    )
+    assert_error(other_body, "idempotency_conflict")
+    response = client_for(raw).post(
+        "/v1/api-keys", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="abc"
+    )
+    assert response.status_code == 201
+    replay = client_for(raw).post(
+        "/v1/api-keys", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="abc"
+    )
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == response.json()
+
+
+def test_after_24_hours_the_key_starts_anew_and_old_records_are_purged(api: Any) -> None:
+    client = api("admin")
+    first = client.post("/v1/api-keys", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=24, seconds=1))
+    again = client.post("/v1/api-keys", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
+    assert "Idempotent-Replayed" not in again
+    old = IdempotencyRecord.objects.get()
+    client.post("/v1/api-keys", {"name": "j"}, format="json", HTTP_IDEMPOTENCY_KEY="other")
+    IdempotencyRecord.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    assert idempotency_records_purge() == 1
+    assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()
+    assert IdempotencyRecord.objects.count() == 1
 
 
 def test_keys_are_scoped_to_the_credential(api: Any) -> None:
@@ -87,8 +139,8 @@ def test_unreachable_store_is_service_unavailable(
     client = api("admin")
 
     def down(*args: Any, **kwargs: Any) -> None:
-        raise ConnectionError("cache down")
+        raise OperationalError("database down")
 
-    monkeypatch.setattr(cache, "add", down)
+    monkeypatch.setattr(IdempotencyRecord.objects, "create", down)
     response = client.post("/v1/api-keys", {"name": "k"}, format="json", HTTP_IDEMPOTENCY_KEY="x")
     assert_error(response, "service_unavailable")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from mailboxes.smtp import smtp_controller
+from multimail.shutdown import exit_without_teardown, wait_for_stop_signal
 
 
 class Command(BaseCommand):
@@ -23,11 +22,9 @@ class Command(BaseCommand):
         controller = smtp_controller(host=host, port=port)
         controller.start()
         self.stdout.write(f"SMTP listener on {host}:{port} (Ctrl+C to stop)")
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         try:
-            stop.wait()
+            wait_for_stop_signal()
         finally:
             controller.stop()
             self.stdout.write("SMTP listener stopped")
+        exit_without_teardown()
