@@ -103,6 +103,23 @@ def audit_record(
     )
 
 
+def operator_email_deliver(
+    *, to: list[str], subject: str, text: str, html: str | None = None
+) -> None:
+    """Send one operator email now; the mailer's errors reach the caller (who retries)."""
+    message = EmailMultiAlternatives(
+        # Subjects often quote what an agent wrote: never let a line break end the header.
+        subject=f"[MultiMail] {' '.join(subject.split())}",
+        body=text,
+        from_email=settings.SYSTEM_FROM_EMAIL,
+        to=to,
+        headers={"X-MultiMail-Notification": "operator"},
+    )
+    if html:
+        message.attach_alternative(html, "text/html")
+    message.send()
+
+
 def operator_email_send(
     *,
     account: Account,
@@ -114,20 +131,9 @@ def operator_email_send(
     """Email the account's oversight address (or ``to``), after the transaction commits so
     a rolled-back action sends nothing."""
     recipients = to or [account.oversight_email]
-
-    def send() -> None:
-        message = EmailMultiAlternatives(
-            subject=f"[MultiMail] {subject}",
-            body=text,
-            from_email=settings.SYSTEM_FROM_EMAIL,
-            to=recipients,
-            headers={"X-MultiMail-Notification": "operator"},
-        )
-        if html:
-            message.attach_alternative(html, "text/html")
-        message.send()
-
-    transaction.on_commit(send)
+    transaction.on_commit(
+        lambda: operator_email_deliver(to=recipients, subject=subject, text=text, html=html)
+    )
 
 
 # --- Operators ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from accounts.models import Operator
 from accounts.selectors import admin_actions_awaiting, operator_roles
 from console.access import HtmxRequest
+from mailboxes.quotas import account_sending_problems
 from oversight.selectors import pending_count
 
 
@@ -24,8 +25,8 @@ def render_page(
     """Full page for a normal request; ``template#partial`` when HTMX asks for a fragment.
 
     Full pages get the layout's context: the account, the person's other roles (for the
-    account switcher), the pending count for the navigation badge and the number of admin
-    actions awaiting approval.
+    account switcher), the pending count for the navigation badge, the number of admin
+    actions awaiting approval, and why the account's mail cannot go out (the banner).
     """
     name = f"{template}#{partial}" if partial and request.htmx else template
     # Set by operator_required; the sign-in and activation pages have no operator.
@@ -39,4 +40,7 @@ def render_page(
         if name == template:
             context.setdefault("approvals_count", admin_actions_awaiting(account=account).count())
             context.setdefault("roles", operator_roles(user_id=operator.user_id))
+            problems = account_sending_problems(account=account)
+            context.setdefault("sending_problems", problems)
+            context.setdefault("sending_stopped", any(p.stops_delivery for p in problems))
     return render(request, name, context, status=status)

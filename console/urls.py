@@ -54,6 +54,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="console-email-source",
     ),
     path(
+        "console/mailboxes/<str:mailbox_id>/emails/<str:email_id>/retry",
+        mailboxes.email_retry_view,
+        name="console-email-retry",
+    ),
+    path(
         "console/mailboxes/<str:mailbox_id>/emails/<str:email_id>/attachments/<path:filename>",
         mailboxes.attachment_download,
         name="console-attachment",

@@ -70,3 +70,18 @@ def tasks_run_in_process() -> bool:
     from mailboxes.tasks import deliver_email
 
     return bool(deliver_email.app.conf.task_always_eager)
+
+
+def notify_operator_after_commit(notification_id: str) -> None:
+    """Send a stored operator notification (oversight.notifications). Robust, as for
+    ``process_email_after_commit``: the notification is stored, and the beat sweep sends it
+    if the broker is unreachable now."""
+    from mailboxes.notification_tasks import send_operator_notification
+
+    transaction.on_commit(lambda: send_operator_notification.delay(notification_id), robust=True)
+
+
+def notify_operator_now(notification_id: str) -> None:
+    from mailboxes.notification_tasks import send_operator_notification
+
+    send_operator_notification.delay(notification_id)

@@ -14,10 +14,16 @@ The changes that carry side effects have a function of their own, which emits th
 and writes the audit entry in the same transaction as the change:
 
 * to a held status: ``email_hold`` (approval link and operator email through
-  ``oversight.holds``, then ``oversight.pending``);
+  ``oversight.holds``, then ``oversight.pending``); a held email whose content changed
+  is announced again by ``email_held_changed``;
 * from a held status to approved or rejected: ``email_record_decision``
   (``oversight.approved`` or ``oversight.rejected``, usage, the ``email.*`` audit entry);
-* from sending to sent: ``email_mark_sent`` (``message.sent``, usage).
+* from sending to sent: ``email_mark_sent`` (``message.sent``, usage);
+* to send_failed, from any status an outbound email passes through before it leaves:
+  ``email_fail`` (``message.send_failed`` and an email to the operator, so no failure
+  goes unseen);
+* from send_failed back to pending_scan: ``email_retry``, the operator's explicit retry
+  (audited; the email goes through the scan and the policy again).
 
 Every other change only writes the row and goes through ``email_move``, or through the
 two cancels, which work on ids rather than loaded emails. ``email_move`` refuses the
@@ -26,7 +32,7 @@ changes above, so their effects cannot be skipped.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,22 +44,29 @@ from accounts.actors import Actor
 from accounts.services import audit_record
 from billing.models import UsageEventType
 from billing.usage import usage_record
+from mailboxes import enqueue
 from mailboxes.events import emit_event
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEvent
-from oversight.holds import hold_announce
+from oversight.holds import failure_announce, hold_announce, hold_reannounce
 from oversight.policy import PENDING_STATUSES, held_status
 
 S = EmailStatus
 
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     # Outbound: scanned, then refused, scheduled, held or sent; cancellable until it leaves.
+    # Any step may fail for good (send_failed): a message that cannot be built, a provider
+    # that refuses, a task that kept failing. No outbound email stays in a transient status.
     S.PENDING_SCAN: frozenset(
-        {S.REJECTED, S.SCHEDULED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED}
+        {S.REJECTED, S.SCHEDULED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED, S.SEND_FAILED}
     ),
-    S.SCHEDULED: frozenset({S.REJECTED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED}),
+    S.SCHEDULED: frozenset(
+        {S.REJECTED, S.PENDING_SEND_APPROVAL, S.SENDING, S.CANCELLED, S.SEND_FAILED}
+    ),
     # Approved (sent now, or scheduled when approved before send_at), rejected or cancelled.
     S.PENDING_SEND_APPROVAL: frozenset({S.SENDING, S.SCHEDULED, S.REJECTED, S.CANCELLED}),
     S.SENDING: frozenset({S.SENT, S.SEND_FAILED}),
+    # Only the operator's explicit retry (email_retry), once the cause is gone.
+    S.SEND_FAILED: frozenset({S.PENDING_SCAN}),
     # Inbound: approved into the inbox (flagged spam stays flagged), rejected or cancelled.
     S.PENDING_INBOUND_APPROVAL: frozenset({S.UNREAD, S.SPAM_FLAGGED, S.REJECTED, S.CANCELLED}),
     # The agent reads mail and labels it spam or not spam.
@@ -96,7 +109,12 @@ def allowed(old: str, new: str) -> bool:
 def _has_effects(old: str, new: str) -> bool:
     """Changes that must go through their own function, which emits their effects."""
     held = frozenset(PENDING_STATUSES)
-    return new == S.SENT or new in held or (old in held and new != S.CANCELLED)
+    return (
+        new in (S.SENT, S.SEND_FAILED)
+        or new in held
+        or (old in held and new != S.CANCELLED)
+        or old == S.SEND_FAILED
+    )
 
 
 def _check(from_: Collection[str], to: EmailStatus) -> None:
@@ -221,23 +239,63 @@ def email_hold(*, email: Email) -> None:
     if locked.status != held:
         _move(locked, to=held, at=now)
     email.status, email.status_changed_at = locked.status, locked.status_changed_at
-    if not hold_announce(email=locked, now=now):
+    notification_id = hold_announce(email=locked, now=now)
+    if notification_id is None:
         return
+    enqueue.notify_operator_after_commit(notification_id)
+    _emit_pending(locked)
+
+
+def email_held_changed(*, email: Email, changed: Sequence[str]) -> None:
+    """A held email changed while the operator was deciding (an edit by the agent, or a
+    change of its mailbox's sender settings): it stays held, the operator is emailed again
+    with what changed (``changed``: the labels, "To", "Subject", ...) and a new link, every
+    earlier link stops deciding, and ``oversight.pending`` is emitted again with
+    ``changed``. A decision names the version it was made on, so nothing approved before
+    the change covers the new content. The caller holds the email's row lock."""
+    notification_id = hold_reannounce(email=email, changed=changed, now=timezone.now())
+    enqueue.notify_operator_after_commit(notification_id)
+    _emit_pending(email, changed=changed)
+
+
+def mailbox_sender_changed(*, mailbox: Mailbox, changed: Sequence[str]) -> int:
+    """Settings of ``mailbox`` that its outbound mail carries (sender name, automatic Cc and
+    Bcc, signature, AI disclosure) changed: each of its held emails now reads differently,
+    so each is announced again (``email_held_changed``). The caller holds the mailbox's row
+    lock, which decisions take too. Returns how many emails were announced again."""
+    held = (
+        Email.objects.select_for_update(of=("self",))
+        .select_related("account")
+        .filter(mailbox=mailbox, direction=Direction.OUTBOUND, status=S.PENDING_SEND_APPROVAL)
+        .order_by("pk")
+    )
+    count = 0
+    for email in held:
+        email.mailbox = mailbox
+        email_held_changed(email=email, changed=changed)
+        count += 1
+    return count
+
+
+def _emit_pending(email: Email, *, changed: Sequence[str] | None = None) -> None:
     # The agent may receive this event (mailbox oversight_webhook_url, subscriptions), so it
     # never carries the approval link: only the operator's inbox does.
+    data: dict[str, Any] = {
+        "email_id": email.pk,
+        "mailbox_id": email.mailbox_id,
+        "direction": email.direction,
+        "from": email.from_address,
+        "to": email.to,
+        "subject": email.subject,
+        "status": email.status,
+    }
+    if changed is not None:
+        data["changed"] = list(changed)
     emit_event(
-        account=locked.account,
+        account=email.account,
         event_type=WebhookEvent.OVERSIGHT_PENDING,
-        mailbox=locked.mailbox,
-        data={
-            "email_id": locked.pk,
-            "mailbox_id": locked.mailbox_id,
-            "direction": locked.direction,
-            "from": locked.from_address,
-            "to": locked.to,
-            "subject": locked.subject,
-            "status": locked.status,
-        },
+        mailbox=email.mailbox,
+        data=data,
     )
 
 
@@ -246,13 +304,15 @@ def email_record_decision(
     email: Email,
     to: EmailStatus,
     actor: Actor,
+    version: str,
     reason: str = "",
     request_id: str = "",
     at: datetime | None = None,
 ) -> bool:
     """Record the operator's decision on a held ``email``: it moves to ``to`` (rejected, or
-    where the policy sends approved mail) with who decided, when and why, and the decision
-    is announced (``oversight.approved`` / ``oversight.rejected``), counted and audited.
+    where the policy sends approved mail) with who decided, when, why and on which content
+    ``version`` (delivery sends only that version), and the decision is announced
+    (``oversight.approved`` / ``oversight.rejected``), counted and audited.
 
     False, and nothing written, when the email left its held status first (a concurrent
     cancel or decision). Handing approved mail to delivery is the caller's next step.
@@ -265,6 +325,7 @@ def email_record_decision(
         approved_at=now,
         approved_by=actor.display,
         decision_reason=reason,
+        approved_version=version,
     )
     if not won:
         return False
@@ -295,6 +356,7 @@ def email_record_decision(
             "mailbox_id": email.mailbox_id,
             "status": email.status,
             "reason": reason,
+            "version": version,
         },
         request_id=request_id,
     )
@@ -331,4 +393,63 @@ def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
             "sent_at": now.isoformat(),
         },
     )
+    return True
+
+
+@transaction.atomic
+def email_fail(*, email: Email, reason: str, from_: Collection[str] | None = None) -> bool:
+    """Give up on an outbound email for good: it becomes ``send_failed`` with ``reason`` (for
+    the operator, the agent and the console), ``message.send_failed`` is emitted and the
+    operator is emailed why. False when it had moved on first (``from_``: the statuses it
+    may leave, by default its status as loaded)."""
+    now = timezone.now()
+    if not _move(email, to=S.SEND_FAILED, from_=from_, at=now, failure_reason=reason[:2000]):
+        return False
+    emit_event(
+        account=email.account,
+        event_type=WebhookEvent.MESSAGE_SEND_FAILED,
+        mailbox=email.mailbox,
+        data={
+            "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
+            "thread_id": email.thread_id,
+            "to": email.to,
+            "subject": email.subject,
+            "status": email.status,
+            "failure_reason": email.failure_reason,
+        },
+    )
+    enqueue.notify_operator_after_commit(failure_announce(email=email, now=now))
+    return True
+
+
+@transaction.atomic
+def email_retry(*, email: Email, actor: Actor, request_id: str = "") -> bool:
+    """The operator sends a ``send_failed`` email again. It goes back to ``pending_scan``
+    with its earlier decision and failure cleared, so it is scanned and the policy decides
+    again (a gated mailbox holds it for a new decision); the retry is audited. False when
+    it was not ``send_failed`` any more (a second click)."""
+    previous = email.failure_reason
+    won = _move(
+        email,
+        to=S.PENDING_SCAN,
+        from_=(S.SEND_FAILED,),
+        failure_reason="",
+        approved_at=None,
+        approved_by=None,
+        decision_reason="",
+        approved_version="",
+        send_attempts=0,
+    )
+    if not won:
+        return False
+    audit_record(
+        actor=actor,
+        action="email.retried",
+        resource_type="email",
+        resource_id=email.pk,
+        metadata={"mailbox_id": email.mailbox_id, "failure_reason": previous},
+        request_id=request_id,
+    )
+    enqueue.process_email_after_commit(email.pk)
     return True

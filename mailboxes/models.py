@@ -149,6 +149,9 @@ class Email(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.CharField(max_length=320, null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="")
+    # The content version the operator approved (mailboxes.versions): delivery sends only
+    # that version, and refuses an email that no longer matches it.
+    approved_version = models.CharField(max_length=64, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
@@ -369,6 +372,8 @@ class Contact(models.Model):
 class WebhookEvent(models.TextChoices):
     MESSAGE_RECEIVED = "message.received"
     MESSAGE_SENT = "message.sent"
+    # An outbound email gave up (send_failed), with its failure_reason.
+    MESSAGE_SEND_FAILED = "message.send_failed"
     MESSAGE_DELIVERED = "message.delivered"
     MESSAGE_BOUNCED = "message.bounced"
     MESSAGE_COMPLAINED = "message.complained"

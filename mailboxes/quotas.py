@@ -12,16 +12,19 @@ it (cascade). ``storage_reconcile`` recomputes the counter from the sums.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, AccountState
 from accounts.plans import limits_for
-from billing.periods import current_period
+from billing.periods import current_period, monthly_window, period_anchor
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, StorageUsage
 from multimail.errors import ApiError
 
@@ -44,6 +47,64 @@ def counted_sends(**filters: Any) -> QuerySet[Email]:
 
 def emails_sent_this_period(*, account: Account) -> int:
     return counted_sends(account=account, received_at__gte=current_period(account)[0]).count()
+
+
+@dataclass(frozen=True, slots=True)
+class SendingProblem:
+    message: str  # one sentence, starting in lower case ("sending is disabled ...")
+    # True: even mail the operator approves does not leave. False: new sends are refused
+    # (the monthly quota), or a block is coming (an unpaid invoice).
+    stops_delivery: bool = True
+
+
+def account_sending_problems(*, account: Account) -> list[SendingProblem]:
+    """Why this account's mail cannot go out now, or soon (empty: nothing stands in the
+    way). The console shows them on every page, and after a decision that approved mail
+    anyway."""
+    problems = []
+    if account.state == AccountState.DEACTIVATED:
+        reason = f" ({account.deactivated_reason})" if account.deactivated_reason else ""
+        problems.append(
+            SendingProblem(f"the account is deactivated{reason}: nothing is sent until it is "
+                           "reactivated")
+        )  # fmt: skip
+    elif account.state == AccountState.PENDING:
+        problems.append(
+            SendingProblem("the account is not activated yet: enter the emailed activation code")
+        )
+    if account.sending_disabled:
+        problems.append(
+            SendingProblem(
+                "sending is disabled for this account: "
+                f"{account.sending_disabled_reason or 'enforcement action'}"
+            )
+        )
+    # Read only, unlike current_period, which also advances the stored period start: a page
+    # view should not write.
+    start, end = monthly_window(period_anchor(account), timezone.now())
+    quota = limits_for(account.plan).monthly_email_quota
+    if counted_sends(account=account, received_at__gte=start).count() >= quota:
+        problems.append(
+            SendingProblem(
+                f"this account sent its {quota} emails for this month (plan {account.plan}): "
+                f"new sends are refused until {end:%Y-%m-%d %H:%M} UTC",
+                stops_delivery=False,
+            )
+        )
+    try:
+        past_due = account.subscription.past_due_since  # type: ignore[attr-defined]
+    except ObjectDoesNotExist:
+        past_due = None
+    if past_due is not None:
+        deadline = past_due + timedelta(days=settings.BILLING_UNPAID_GRACE_DAYS)
+        problems.append(
+            SendingProblem(
+                "a payment failed: the account is deactivated, and stops sending, on "
+                f"{deadline:%Y-%m-%d %H:%M} UTC unless the invoice is paid (see Billing)",
+                stops_delivery=False,
+            )
+        )
+    return problems
 
 
 def storage_used_bytes(*, account: Account) -> int:

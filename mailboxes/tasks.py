@@ -11,6 +11,7 @@ from django.db import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from mailboxes import enqueue
+from mailboxes.models import EmailStatus
 from mailboxes.services.outbound import pipeline
 from mailboxes.services.outbound.provider import PermanentSendError, TransientSendError
 
@@ -25,6 +26,23 @@ def _collided(error: OperationalError) -> bool:
     return isinstance(error.__cause__, DeadlockDetected | SerializationFailure)
 
 
+def _retry_or_give_up(
+    task: Task[Any, Any], email_id: str, status: EmailStatus, stage: str, error: Exception
+) -> None:
+    """An error nothing anticipated (a bug, an input no check caught): try again later, and
+    after the last retry fail the email, so it never stays in ``status`` unseen."""
+    logger.exception("outbound_task_error email=%s stage=%s", email_id, stage)
+    if task.request.retries >= MAX_SEND_RETRIES:
+        pipeline.email_send_failed(
+            email_id=email_id,
+            status=status,
+            reason=f"internal_error: {stage} failed {MAX_SEND_RETRIES + 1} times "
+            f"({type(error).__name__}); the server log has the details",
+        )
+        return
+    raise task.retry(countdown=10 * 2**task.request.retries, exc=error) from error
+
+
 @shared_task(bind=True, name="mailboxes.tasks.process_email", max_retries=MAX_SEND_RETRIES)
 def process_email(self: Task[Any, Any], email_id: str) -> None:
     try:
@@ -33,6 +51,8 @@ def process_email(self: Task[Any, Any], email_id: str) -> None:
         if not _collided(error):
             raise
         raise self.retry(countdown=1, exc=error) from error
+    except Exception as error:  # see _retry_or_give_up
+        _retry_or_give_up(self, email_id, EmailStatus.PENDING_SCAN, "preparing it", error)
 
 
 @shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
@@ -56,18 +76,21 @@ def deliver_email(self: Task[Any, Any], email_id: str) -> None:
         # 10 s, 20 s, 40 s, ...: a provider outage gets minutes to recover.
         logger.warning("outbound_retry email=%s error=%s", email_id, error)
         raise self.retry(countdown=10 * 2**self.request.retries, exc=error) from error
+    except Exception as error:  # see _retry_or_give_up
+        _retry_or_give_up(self, email_id, EmailStatus.SENDING, "delivering it", error)
 
 
 @shared_task(name="mailboxes.tasks.send_due_scheduled")
 def send_due_scheduled() -> int:
     due = pipeline.scheduled_due_ids()
     for email_id in due:
-        pipeline.email_release_scheduled(email_id=email_id)
+        pipeline.email_release_scheduled_or_fail(email_id=email_id)
     return len(due)
 
 
 @shared_task(name="mailboxes.tasks.sweep_stuck_emails")
 def sweep_stuck_emails() -> int:
+    pipeline.stuck_emails_give_up()
     stuck = pipeline.stuck_email_ids()
     for email_id in stuck["pending_scan"]:
         enqueue.process_email_now(email_id)

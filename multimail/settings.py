@@ -185,15 +185,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 # Task modules beyond each app's tasks.py.
-CELERY_IMPORTS = ("mailboxes.webhook_tasks",)
+CELERY_IMPORTS = ("mailboxes.webhook_tasks", "mailboxes.notification_tasks")
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
-# that resumes emails stuck in a transient state, webhook retries, unpaid-account checks,
-# and the purge of expired idempotency records and database-cache entries.
+# that resumes emails stuck in a transient state, webhook and operator-notification
+# retries, unpaid-account checks, and the purge of expired idempotency records and
+# database-cache entries.
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
     "retry-webhook-deliveries": {
         "task": "mailboxes.webhook_tasks.deliver_due_webhooks",
+        "schedule": 30.0,
+    },
+    "retry-operator-notifications": {
+        "task": "mailboxes.notification_tasks.send_due_operator_notifications",
         "schedule": 30.0,
     },
     "enforce-unpaid-accounts": {

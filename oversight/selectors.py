@@ -13,7 +13,7 @@ from accounts.models import Account
 from mailboxes.models import Email
 from multimail.pagination import Page, cursor_paginate
 from oversight.facts import FACTS_RELATED
-from oversight.models import ApprovalLink
+from oversight.models import ApprovalLink, OperatorNotification
 from oversight.policy import PENDING_STATUSES
 
 QUEUE_PAGE_SIZE = 20
@@ -39,14 +39,16 @@ def pending_count(*, account: Account) -> int:
 @dataclass(frozen=True, slots=True)
 class QueueSummary:
     count: int
-    # A short fingerprint of the pending set: it changes when mail is held or decided, so
-    # a polling console can tell that nothing changed without rendering the queue.
+    # A short fingerprint of the pending set: it changes when mail is held or decided, or
+    # when a held email changes (each change notifies the operator anew), so a polling
+    # console can tell that nothing changed without rendering the queue.
     version: str
 
 
 def pending_summary(*, account: Account) -> QueueSummary:
     summary = pending_emails(account=account).aggregate(count=Count("id"), latest=Max("id"))
-    raw = f"{summary['count']}:{summary['latest']}"
+    notified = OperatorNotification.objects.filter(account=account).aggregate(latest=Max("id"))
+    raw = f"{summary['count']}:{summary['latest']}:{notified['latest']}"
     return QueueSummary(
         count=summary["count"], version=hashlib.sha256(raw.encode()).hexdigest()[:16]
     )
@@ -72,3 +74,29 @@ def approval_link_find(*, token: str) -> ApprovalLink | None:
         .filter(token_hash=token_hash(token))
         .first()
     )
+
+
+def approval_link_newest(*, link: ApprovalLink) -> ApprovalLink:
+    """The link that replaced ``link``, and any that replaced that one in turn (a few rows:
+    one per edit of the held email)."""
+    seen = {link.pk}
+    while link.replaced_by_id is not None and link.replaced_by_id not in seen:
+        seen.add(link.replaced_by_id)
+        link = ApprovalLink.objects.get(pk=link.replaced_by_id)
+    return link
+
+
+def link_notification(*, link: ApprovalLink) -> OperatorNotification | None:
+    return OperatorNotification.objects.filter(link=link).first()
+
+
+def undelivered_notifications(*, email_ids: list[str]) -> dict[str, list[OperatorNotification]]:
+    """Per email, its operator notifications that failed or are being retried: the console
+    shows them, so the operator knows what they were not told."""
+    found: dict[str, list[OperatorNotification]] = {}
+    rows = OperatorNotification.objects.filter(email_id__in=email_ids, attempts__gt=0).exclude(
+        status__in=(OperatorNotification.Status.SENT, OperatorNotification.Status.SKIPPED)
+    )
+    for notification in rows:
+        found.setdefault(notification.email_id, []).append(notification)
+    return found

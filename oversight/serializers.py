@@ -115,6 +115,13 @@ class PendingListSerializer(serializers.Serializer[Any]):
 class DecideRequestSerializer(serializers.Serializer[Any]):
     email_id = serializers.CharField(max_length=64)
     action = serializers.ChoiceField(choices=[a.value for a in Action])
+    version = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="The email's version as you read it (GET /v1/oversight/pending). If the "
+        "email changed since, nothing is decided and the answer is 409 conflict: read it "
+        "again. Without it the decision is for the current version.",
+    )
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 

@@ -4,7 +4,9 @@ Holding mail is the lifecycle's ``email_hold`` (mailboxes.lifecycle), which has
 ``oversight.holds`` create the approval link and tell the operator.
 
 Every decision, whatever path it comes from (API ``oversight`` key, console, hosted link),
-goes through ``email_decide``: one row lock, one winner, one delivery.
+goes through ``email_decide``: one row lock, one winner, one delivery. A decision names the
+content version it was made on (the console and the hosted page always do, the API may):
+an email that changed since is not decided (``EmailChanged``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from accounts.models import CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from mailboxes.quotas import account_sending_problems
 from mailboxes.services.outbound import pipeline
+from mailboxes.versions import email_version_read
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
@@ -54,21 +58,50 @@ class Decision:
     postmark_message_id: str | None
 
 
+class EmailChanged(ApiError):
+    """The email changed since the version a decision names: nothing was decided."""
+
+    def __init__(self, email: Email) -> None:
+        super().__init__(
+            "conflict",
+            "This email changed since you read it (its version is different now), so "
+            "nothing was decided. Read it again (GET /v1/oversight/pending) and decide on "
+            "the current version.",
+        )
+        self.email = email
+
+
 # --- Decisions ----------------------------------------------------------------------------
 
 
 def email_decide(
-    *, actor: Actor, email_id: str, action: str, reason: str = "", request_id: str = ""
+    *,
+    actor: Actor,
+    email_id: str,
+    action: str,
+    version: str | None = None,
+    reason: str = "",
+    request_id: str = "",
 ) -> Decision:
     """Approve or reject a held email. Of concurrent decisions exactly one wins; the others
     get ``already_decided``. An approved outbound email is handed to delivery once.
+
+    ``version`` is the content version the decider saw (mailboxes.versions): when the
+    email has changed since, nothing is decided (``EmailChanged``, a 409 ``conflict``).
+    Without it the decision is for the current version, which is recorded either way:
+    delivery sends only the approved version.
 
     Signature used by the console and the hosted page; ``action`` is "approve" or "reject".
     """
     if action not in (Action.APPROVE, Action.REJECT):
         raise ApiError("invalid_parameter", "action must be approve or reject.", param="action")
     decision = _decide(
-        actor=actor, email_id=email_id, action=Action(action), reason=reason, request_id=request_id
+        actor=actor,
+        email_id=email_id,
+        action=Action(action),
+        version=version,
+        reason=reason,
+        request_id=request_id,
     )
     if decision.status != DecisionStatus.APPROVED_AND_SENT:
         return decision
@@ -98,7 +131,13 @@ def _not_pending(email: Email) -> ApiError:
 
 @transaction.atomic
 def _decide(
-    *, actor: Actor, email_id: str, action: Action, reason: str, request_id: str
+    *,
+    actor: Actor,
+    email_id: str,
+    action: Action,
+    version: str | None,
+    reason: str,
+    request_id: str,
 ) -> Decision:
     # Decisions queue on the mailbox's row, not the email's: a losing decision waits here,
     # then reads the winner's committed result, and never holds the email row, so the
@@ -121,6 +160,11 @@ def _decide(
     email.account, email.mailbox = actor.account, mailbox
     if email.status not in policy.PENDING_STATUSES:
         raise _not_pending(email)
+    # Under the mailbox lock, which every edit of a held email takes too: the version read
+    # here is the one approved, and cannot change before the decision commits.
+    current = email_version_read(email=email)
+    if version is not None and version != current:
+        raise EmailChanged(email)
     now = timezone.now()
     if action == Action.APPROVE:
         if email.direction == Direction.OUTBOUND:
@@ -139,7 +183,13 @@ def _decide(
     # Compare-and-set on the pending status as well: a cancel by the agent does not take the
     # mailbox lock, and must not be overwritten by a decision.
     won = lifecycle.email_record_decision(
-        email=email, to=new_status, actor=actor, reason=reason, request_id=request_id, at=now
+        email=email,
+        to=new_status,
+        actor=actor,
+        version=current,
+        reason=reason,
+        request_id=request_id,
+        at=now,
     )
     if not won:
         email.refresh_from_db()
@@ -151,22 +201,105 @@ def _decide(
     return Decision(result, email, None)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    message: str
+    # False when an approval will not have its effect (the email does not leave): the
+    # console shows it as a warning, not as a success.
+    as_decided: bool = True
+
+
+def decision_outcome(*, decision: Decision) -> Outcome:
+    """What really happened, in one sentence for the operator (console, hosted page): an
+    approval says so when the email did not, or will not, leave, and why."""
+    email = decision.email
+    if decision.status == DecisionStatus.REJECTED:
+        if email.direction == Direction.INBOUND:
+            return Outcome("Rejected: the agent will never see it.")
+        return Outcome("Rejected: it will never be sent.")
+    if email.direction == Direction.INBOUND:
+        return Outcome("Approved: the agent can read it now.")
+    stopping = [
+        p.message for p in account_sending_problems(account=email.account) if p.stops_delivery
+    ]
+    if stopping:
+        return Outcome(
+            f"Approved, but {'; and '.join(stopping)}. It is not sent: retry it from its page "
+            "in the console once that is fixed.",
+            as_decided=False,
+        )
+    if email.status == EmailStatus.SEND_FAILED:
+        return Outcome(
+            f"Approved, but it was not sent: {email.failure_reason}. Fix the cause, then "
+            "retry it from its page in the console.",
+            as_decided=False,
+        )
+    if email.status == EmailStatus.SENT:
+        return Outcome("Approved and sent.")
+    if email.status == EmailStatus.SCHEDULED and email.send_at is not None:
+        when = f"{email.send_at:%Y-%m-%d %H:%M} UTC"
+        return Outcome(f"Approved: it will be sent at its scheduled time ({when}).")
+    return Outcome("Approved: the email is on its way.")
+
+
 # --- Hosted approval link -------------------------------------------------------------------
 
 
 class LinkUnusable(Exception):
-    """The hosted link cannot decide: unknown, expired, or already spent."""
+    """The hosted link cannot decide: unknown, expired, spent, or replaced by a newer one."""
 
 
-def approval_link_decide(*, token: str, action: str, reason: str = "") -> Decision:
-    """Decide from the hosted page. The token is the authority: it was emailed to the
-    operator only and is bound to one email."""
+def approval_link_decide(*, token: str, action: str, version: str, reason: str = "") -> Decision:
+    """Decide from the hosted page, on the ``version`` the page showed. The token is the
+    authority: it was emailed to the operator only and is bound to one email."""
     link = approval_link_find(token=token)
     if link is None or not link.is_usable(now=timezone.now()):
         raise LinkUnusable
     account = link.email.account
     actor = Actor.hosted_link(account, label=f"approval link sent to {account.oversight_email}")
-    return email_decide(actor=actor, email_id=link.email_id, action=action, reason=reason)
+    return email_decide(
+        actor=actor, email_id=link.email_id, action=action, version=version, reason=reason
+    )
+
+
+# --- Retrying a failed email -------------------------------------------------------------
+
+
+def email_retry(*, actor: Actor, email_id: str, request_id: str = "") -> Email:
+    """The operator sends a ``send_failed`` email again, once its cause is gone: it is
+    scanned and goes through the policy again (a gated mailbox holds it for a new decision:
+    the earlier approval does not carry over). Refused while the cause is still there."""
+    with transaction.atomic():
+        mailbox = (
+            Mailbox.objects.select_for_update(no_key=True)
+            .select_related("account")
+            .filter(
+                pk__in=Email.objects.filter(account=actor.account, pk=email_id).values("mailbox_id")
+            )
+            .first()
+        )
+        if mailbox is None:
+            raise not_found("email")
+        email = Email.objects.select_for_update(of=("self",)).get(pk=email_id)
+        email.mailbox, email.account = mailbox, mailbox.account
+        if email.status != EmailStatus.SEND_FAILED:
+            raise ApiError(
+                "conflict",
+                f"Only emails that failed to send can be retried; this one is {email.status}.",
+            )
+        if not mailbox.is_active:
+            raise ApiError("conflict", "Its mailbox was deleted: a deleted mailbox sends nothing.")
+        policy.ensure_can_send(mailbox.oversight_mode)
+        stopping = [
+            p.message for p in account_sending_problems(account=mailbox.account) if p.stops_delivery
+        ]
+        if stopping:
+            raise ApiError(
+                "conflict",
+                f"It would fail again: {'; and '.join(stopping)}. Retry once that is fixed.",
+            )
+        lifecycle.email_retry(email=email, actor=actor, request_id=request_id)
+    return email
 
 
 # --- Oversight modes ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from oversight import policy, selectors, services
 from oversight.facts import decision_facts, decision_facts_bulk
+from oversight.models import ApprovalLink
 from oversight.serializers import (
     DecideRequestSerializer,
     DecideResponseSerializer,
@@ -81,6 +82,7 @@ class DecideView(APIView):
             actor=api_principal(request).actor,
             email_id=body.validated_data["email_id"],
             action=body.validated_data["action"],
+            version=body.validated_data.get("version"),
             reason=body.validated_data["reason"],
             request_id=_request_id(request),
         )
@@ -159,15 +161,17 @@ def _page(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -
     return response
 
 
-def _review_context(email: Email, expires_at: Any) -> dict[str, Any]:
+def _review_context(email: Email, expires_at: Any, *, notice: str = "") -> dict[str, Any]:
     return {
         "state": "review",
         "email": email,
         "mailbox": email.mailbox,
         "outbound": email.direction == Direction.OUTBOUND,
         "body": email.text or email.markdown,
+        # Its version is what the page decides on, never whatever the email is by then.
         "facts": decision_facts(email=email),
         "expires_at": expires_at,
+        "notice": notice,
     }
 
 
@@ -197,6 +201,35 @@ def _gone(request: HttpRequest, email: Email | None = None) -> HttpResponse:
     )
 
 
+def _replaced(request: HttpRequest, link: ApprovalLink) -> HttpResponse:
+    """An earlier link of an email that changed: it decides nothing, and says which newer
+    notification carries the link that does."""
+    newest = selectors.approval_link_newest(link=link)
+    notification = selectors.link_notification(link=newest)
+    changed = ", ".join(notification.changed) if notification else "its content"
+    message = (
+        f"The email changed after this link was sent ({changed}), so this link decides "
+        "nothing: approving it here would approve content you have not seen."
+    )
+    if notification is not None:
+        message += (
+            f" A new notification was sent to {notification.recipient} at "
+            f"{notification.created_at:%Y-%m-%d %H:%M} UTC with the subject "
+            f"“[MultiMail] {notification.subject}”: use the link in that email, or decide "
+            "in the console."
+        )
+    return _page(
+        request,
+        {
+            "state": "replaced",
+            "heading": "This link was replaced",
+            "message": message,
+            "email": link.email,
+        },
+        status=410,
+    )
+
+
 # CSRF: the operator reaches this page from an email, usually without a console session, so
 # there is no CSRF cookie to check. The token in the URL is itself the secret a forged
 # cross-site request would need (256 random bits, emailed to the operator only, bound to one
@@ -205,25 +238,41 @@ def _gone(request: HttpRequest, email: Email | None = None) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def approve_page(request: HttpRequest, token: str) -> HttpResponse:
     link = selectors.approval_link_find(token=token)
-    if link is None or not link.is_usable(now=timezone.now()):
-        return _gone(request, link.email if link else None)
+    if link is None:
+        return _gone(request)
     email = link.email
     if email.status not in policy.PENDING_STATUSES:
+        return _gone(request, email)
+    if link.replaced_at is not None:
+        return _replaced(request, link)
+    if not link.is_usable(now=timezone.now()):
         return _gone(request, email)
     if request.method == "GET":
         # GET only shows: mail scanners prefetch links and must not decide anything.
         return _page(request, _review_context(email, link.expires_at))
 
     action = request.POST.get("action", "")
-    if action not in (services.Action.APPROVE, services.Action.REJECT):
+    version = request.POST.get("version", "")
+    if action not in (services.Action.APPROVE, services.Action.REJECT) or not version:
         context = _review_context(email, link.expires_at)
         return _page(request, context, status=400)
     try:
         decision = services.approval_link_decide(
-            token=token, action=action, reason=request.POST.get("reason", "").strip()[:2000]
+            token=token,
+            action=action,
+            version=version,
+            reason=request.POST.get("reason", "").strip()[:2000],
         )
     except services.LinkUnusable:
-        return _gone(request)
+        link.refresh_from_db()
+        return _replaced(request, link) if link.replaced_at else _gone(request)
+    except services.EmailChanged:
+        email.refresh_from_db()
+        notice = (
+            "This email changed after this page was loaded, so nothing was decided. Below "
+            "is the email as it is now: read it again before you decide."
+        )
+        return _page(request, _review_context(email, link.expires_at, notice=notice), status=409)
     except ApiError as error:
         email.refresh_from_db()
         if error.code in ("already_decided", "not_found"):
@@ -234,23 +283,13 @@ def approve_page(request: HttpRequest, token: str) -> HttpResponse:
             status=error.status,
         )
     decided = "rejected" if decision.status == services.DecisionStatus.REJECTED else "approved"
+    outcome = services.decision_outcome(decision=decision)
     return _page(
         request,
         {
-            "state": decided,
-            "heading": decided.capitalize(),
-            "message": _outcome_message(decision.status, email),
+            "state": decided if outcome.as_decided else "not-sent",
+            "heading": decided.capitalize() if outcome.as_decided else "Approved, not sent",
+            "message": outcome.message,
             "email": email,
         },
     )
-
-
-def _outcome_message(status: services.DecisionStatus, email: Email) -> str:
-    inbound = email.direction == Direction.INBOUND
-    if status == services.DecisionStatus.REJECTED:
-        return "Rejected: the agent will never see it." if inbound else "Rejected: never sent."
-    if status == services.DecisionStatus.APPROVED_AND_SENT:
-        return "Approved: the email is on its way."
-    if inbound:
-        return "Approved: the agent can now read it."
-    return "Approved: it will be sent at its scheduled time."

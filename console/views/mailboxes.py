@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.csp import csp_override
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.access import ConsoleRequest, error_message, operator_required
 from console.confirmation import (
@@ -23,7 +23,7 @@ from console.forms import MailboxSettingsForm, ModeForm
 from console.htmx import render_page
 from console.rendering import email_body_render
 from mailboxes.filters import EmailFilter
-from mailboxes.models import Direction, Mailbox, OversightMode
+from mailboxes.models import Direction, EmailStatus, Mailbox, OversightMode
 from mailboxes.selectors import (
     attachment_get,
     deleted_mailboxes,
@@ -37,8 +37,9 @@ from mailboxes.services.mailboxes import mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from oversight.facts import decision_facts
-from oversight.policy import is_upgrade
-from oversight.services import mailbox_set_mode
+from oversight.policy import PENDING_STATUSES, is_upgrade
+from oversight.selectors import undelivered_notifications
+from oversight.services import email_retry, mailbox_set_mode
 from oversight.source import email_raw_source
 
 
@@ -191,6 +192,7 @@ def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> Htt
     # The operator sees everything the mailbox holds, including mail the agent may not read.
     email.mailbox = mailbox
     rendered = email_body_render(email=email, load_images=request.GET.get("images") == "1")
+    facts = decision_facts(email=email)
     return render_page(
         request,
         "console/email.html",
@@ -198,10 +200,33 @@ def email_detail(request: ConsoleRequest, mailbox_id: str, email_id: str) -> Htt
             "mailbox": mailbox,
             "email": email,
             "rendered": rendered,
-            "facts": decision_facts(email=email),
+            "facts": facts,
+            # A held email is decided here too, on the version this page shows.
+            "held": email.status in PENDING_STATUSES,
+            "undelivered": undelivered_notifications(email_ids=[email.pk]).get(email.pk, []),
+            "retryable": email.status == EmailStatus.SEND_FAILED,
             "section": "mailboxes",
         },
     )
+
+
+@require_POST
+@operator_required
+def email_retry_view(request: ConsoleRequest, mailbox_id: str, email_id: str) -> HttpResponse:
+    """Send a failed email again: it is scanned and the oversight policy decides again."""
+    try:
+        email = email_retry(
+            actor=request.actor, email_id=email_id, request_id=request_id_of(request)
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(
+            request,
+            f"Sending {email.subject or 'the email'} again: it goes through the content scan "
+            "and the oversight policy again (a gated mailbox holds it for your decision).",
+        )
+    return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
 
 
 @require_GET

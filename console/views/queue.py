@@ -14,17 +14,18 @@ from console.access import ConsoleRequest, error_message, operator_required
 from console.csp import EMAIL_PAGE_CSP
 from console.htmx import render_page
 from console.rendering import email_body_render
-from mailboxes.models import Direction, Email
+from mailboxes.models import Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
-from oversight.facts import decision_facts, decision_facts_bulk
+from oversight.facts import decision_facts_bulk
 from oversight.selectors import (
     pending_count,
     pending_review_get,
     pending_review_page,
     pending_summary,
+    undelivered_notifications,
 )
-from oversight.services import DecisionStatus, email_decide
+from oversight.services import EmailChanged, decision_outcome, email_decide
 
 
 @require_GET
@@ -42,10 +43,9 @@ def queue(request: ConsoleRequest) -> HttpResponse:
         error_message(request, error)
         return redirect("console-queue")
     images_for = request.GET.get("images", "")
-    facts = decision_facts_bulk(emails=page.items)
+    _annotate(page.items)
     for email in page.items:
         email.rendered = email_body_render(email=email, load_images=images_for == email.pk)
-        email.facts = facts[email.pk]
     context = {
         "items": page.items,
         "next_cursor": page.next_cursor,
@@ -69,26 +69,36 @@ def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
             # A fragment swap would nest the whole queue page inside the item.
             return HttpResponseClientRedirect(reverse("console-queue"))
         return redirect("console-queue")
-    email.rendered = email_body_render(  # type: ignore[attr-defined]
-        email=email, load_images=request.GET.get("images") == "1"
-    )
-    email.facts = decision_facts(email=email)  # type: ignore[attr-defined]
+    return _item_page(request, email, load_images=request.GET.get("images") == "1")
+
+
+def _annotate(emails: list[Email]) -> None:
+    """What a card shows beside the email: its decision facts (their version is what its
+    forms decide on), and the notifications about it that did not reach the operator."""
+    facts = decision_facts_bulk(emails=emails)
+    undelivered = undelivered_notifications(email_ids=[email.pk for email in emails])
+    for email in emails:
+        email.facts = facts[email.pk]  # type: ignore[attr-defined]
+        email.undelivered = undelivered.get(email.pk, [])  # type: ignore[attr-defined]
+
+
+def _item_page(
+    request: ConsoleRequest, email: Email, *, load_images: bool = False, notice: str = ""
+) -> HttpResponse:
+    _annotate([email])
+    email.rendered = email_body_render(email=email, load_images=load_images)  # type: ignore[attr-defined]
     return render_page(
         request,
         "console/queue.html",
-        {"items": [email], "item": email, "section": "queue", "version": ""},
+        {"items": [email], "item": email, "section": "queue", "version": "", "notice": notice},
         partial="queue-item",
     )
 
 
-def _outcome_text(status: DecisionStatus, email: Email) -> str:
-    if status == DecisionStatus.REJECTED:
-        return "Rejected: the email will never be sent or shown."
-    if status == DecisionStatus.APPROVED_AND_SENT:
-        return "Approved: the email is on its way."
-    if email.direction == Direction.INBOUND:
-        return "Approved: the agent can read it now."
-    return "Approved: it will be sent at its scheduled time."
+STALE_NOTICE = (
+    "This email changed after you opened it, so nothing was decided. It is shown again "
+    "below as it is now: read it again before you decide."
+)
 
 
 @require_POST
@@ -96,6 +106,9 @@ def _outcome_text(status: DecisionStatus, email: Email) -> str:
 def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
     action = request.POST.get("action", "")
     reason = request.POST.get("reason", "").strip()[:1000]
+    # The form carries the version it showed: an email changed since is never decided.
+    version = request.POST.get("version", "")
+    from_email_page = request.POST.get("from") == "email"
     decided = None
     outcome = ""
     try:
@@ -103,17 +116,27 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
             actor=request.actor,
             email_id=email_id,
             action=action,
+            version=version,
             reason=reason,
             request_id=request_id_of(request),
         )
+    except EmailChanged:
+        if request.htmx and not from_email_page:
+            current = pending_review_get(account=request.account, email_id=email_id)
+            if current is not None:
+                return _item_page(request, current, notice=STALE_NOTICE)
+        messages.warning(request, STALE_NOTICE, extra_tags="code-conflict stale")
+        return _back(request, email_id)
     except ApiError as error:
         error_message(request, error)
     else:
         decided = decision.email
-        outcome = _outcome_text(decision.status, decided)
-        messages.success(request, f"{outcome} ({decided.subject or 'no subject'})")
-    if not request.htmx:
-        return redirect("console-queue")
+        result = decision_outcome(decision=decision)
+        outcome = result.message
+        level = messages.SUCCESS if result.as_decided else messages.WARNING
+        messages.add_message(request, level, f"{outcome} ({decided.subject or 'no subject'})")
+    if not request.htmx or from_email_page:
+        return _back(request, email_id)
     return render_page(
         request,
         "console/queue.html",
@@ -126,3 +149,12 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
         },
         partial="decided-item",
     )
+
+
+def _back(request: ConsoleRequest, email_id: str) -> HttpResponse:
+    """Where a decision returns when it is not swapped into the queue: the page its form
+    was on (the email page names its mailbox; that page checks the tenant itself)."""
+    mailbox_id = request.POST.get("mailbox_id", "")
+    if request.POST.get("from") == "email" and mailbox_id.isalnum():
+        return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    return redirect("console-queue")

@@ -53,6 +53,15 @@ class MailboxChanges(TypedDict, total=False):
 UPDATABLE_FIELDS = tuple(
     field for field in MailboxChanges.__annotations__ if field != "oversight_mode"
 )
+# The settings every outbound email of the mailbox carries, so part of what the operator
+# judges (mailboxes.versions), by the label a renewed approval request names them with.
+SENDER_FIELDS = {
+    "display_name": "Sender name",
+    "auto_cc": "Automatic Cc",
+    "auto_bcc": "Automatic Bcc",
+    "signature_block": "Signature",
+    "ai_disclosure": "AI disclosure",
+}
 
 # Where the mailbox's events are POSTed: vetted like a webhook subscription's URL when set.
 WEBHOOK_URL_FIELDS = ("webhook_url", "oversight_webhook_url")
@@ -281,6 +290,10 @@ def mailbox_update(
             metadata={"changes": diff},
             request_id=request_id,
         )
+    sender_changes = [label for field, label in SENDER_FIELDS.items() if field in diff]
+    if sender_changes:
+        # Its held mail would now go out differently from what the operator was shown.
+        lifecycle.mailbox_sender_changed(mailbox=mailbox, changed=sender_changes)
     return mailbox
 
 

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from accounts.services import audit_record, operator_email_send
 from mailboxes import enqueue
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.netguard import UnsafeTarget, pinned_post, url_vet
+from multimail.backoff import backoff_delay
 from multimail.errors import ApiError, not_found
 from multimail.ids import new_id
 
@@ -249,9 +249,7 @@ def webhook_deliveries_due(*, limit: int = 500) -> list[str]:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    base = min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS)
-    # Jitter spreads retries so a recovering receiver is not hit by every delivery at once.
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))
+    return backoff_delay(attempts, base_seconds=BASE_DELAY_SECONDS, max_seconds=MAX_DELAY_SECONDS)
 
 
 def webhook_delivery_attempt(*, delivery_id: str) -> None:

@@ -14,6 +14,13 @@ from accounts.sign_in import SESSION_ACCOUNT_KEY
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
 from tests.conftest import Tenant
+from tests.oversight.conftest import shown_version
+
+
+def card_version(console: Client, email: Email) -> str:
+    """The version the email's queue card decides on (its forms' hidden field)."""
+    html = console.get(f"/console/queue/{email.pk}", headers={"HX-Request": "true"})
+    return shown_version(html.content.decode())
 
 
 def signed_in(tenant: Tenant) -> Client:

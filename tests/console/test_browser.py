@@ -364,3 +364,67 @@ def test_the_hosted_page_shows_the_decision_facts(page, owner):
     wide = page.evaluate("document.scrollingElement.scrollWidth > window.innerWidth + 1")
     assert wide is False  # readable on a phone without scrolling sideways
     page.screenshot(path=str(ARTIFACTS / "hosted-approval-facts.png"), full_page=True)
+
+
+def test_a_decision_on_a_card_that_changed_shows_the_current_version(page, live_server, owner):
+    """The agent edits a held email while the operator has its card open: Approve decides
+    nothing, and the card shows the email as it is now, with a notice saying so."""
+    owner.mailbox.oversight_mode = "gated_send"
+    owner.mailbox.save()
+    _, raw = key_for(owner.account, "send")
+    agent = client_for(raw)
+    send_at = (timezone.now() + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sent = agent.post(
+        f"/v1/mailboxes/{owner.mailbox.pk}/send",
+        {"to": ["client@example.org"], "subject": "Draft contract", "markdown": "Version one",
+         "send_at": send_at, "gate_timing": "gate_first"},
+        format="json",
+    )  # fmt: skip
+    email_id = sent.json()["id"]
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    card = page.locator(f"#email-{email_id}")
+    assert "Draft contract" in card.inner_text()
+
+    edited = agent.patch(
+        f"/v1/mailboxes/{owner.mailbox.pk}/emails/{email_id}/schedule",
+        {"subject": "Contract, final terms", "bcc": ["rival@example.net"]},
+        format="json",
+    )
+    assert edited.status_code == 200
+    card.get_by_role("button", name="Approve").click()
+    page.wait_for_selector(f"#email-{email_id} .notice.stale")
+    text = card.inner_text()
+    assert "This email changed after you opened it, so nothing was decided" in text
+    assert "Contract, final terms" in text
+    assert "rival@example.net" in text
+    assert card.get_attribute("data-pending") == "1"
+    shot(page, "queue-stale-decision")
+    assert Email.objects.get(pk=email_id).status == EmailStatus.PENDING_SEND_APPROVAL
+
+
+def test_a_banner_shows_while_the_account_cannot_send(page, live_server, owner):
+    from accounts.actors import Actor
+    from accounts.support import support_sending_set
+
+    owner.mailbox.oversight_mode = "gated_send"
+    owner.mailbox.save()
+    email = held_email(owner.mailbox, subject="Waiting while sending is off")
+    support_sending_set(
+        actor=Actor.support(owner.account, "sam"), disabled=True, reason="complaint rate too high"
+    )
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    banner = page.locator("#sending-banner")
+    assert banner.is_visible()
+    assert "Sending is disabled for this account: complaint rate too high." in banner.inner_text()
+    shot(page, "sending-banner")
+    page.locator(f"#email-{email.pk}").get_by_role("button", name="Approve").click()
+    page.wait_for_selector(f"#email-{email.pk}[data-pending='0']")
+    outcome = page.locator(f"#email-{email.pk}").inner_text()
+    assert "Approved, but sending is disabled for this account: complaint rate too high" in outcome
+    shot(page, "sending-banner-decided")
+    page.goto(f"/console/mailboxes/{owner.mailbox.pk}/emails/{email.pk}")
+    assert page.get_by_text("sending_disabled: complaint rate too high").is_visible()
+    assert page.locator("#sending-banner").is_visible()
+    assert page.get_by_role("button", name="Send it again").is_visible()

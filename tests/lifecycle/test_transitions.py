@@ -20,7 +20,7 @@ from tests.conftest import Tenant
 from tests.oversight.conftest import make_email
 
 S = EmailStatus
-FINAL = {S.SENT, S.SEND_FAILED, S.REJECTED, S.CANCELLED}
+FINAL = {S.SENT, S.REJECTED, S.CANCELLED}
 OUTBOUND_ONLY = {
     S.PENDING_SCAN,
     S.SCHEDULED,
@@ -116,13 +116,17 @@ def test_a_refused_transition_raises_and_writes_nothing(owner: Tenant) -> None:
 
 
 def test_a_change_with_effects_cannot_skip_them(owner: Tenant) -> None:
-    """To sent, to held, and decisions have their own functions: email_move refuses them."""
+    """To sent, to held, to send_failed, the retry, and decisions have their own functions:
+    email_move refuses them."""
     email = make_email(owner.mailbox)
     for old, new in [
         (S.SENDING, S.SENT),
         (S.PENDING_SCAN, S.PENDING_SEND_APPROVAL),
         (S.PENDING_SEND_APPROVAL, S.SENDING),
         (S.PENDING_SEND_APPROVAL, S.REJECTED),
+        (S.SENDING, S.SEND_FAILED),
+        (S.PENDING_SCAN, S.SEND_FAILED),
+        (S.SEND_FAILED, S.PENDING_SCAN),
     ]:
         assert lifecycle.allowed(old, new)
         _set_status(email, old)
@@ -204,13 +208,14 @@ def test_a_decision_is_announced_counted_and_audited(hooked: Tenant) -> None:
     email = make_email(owner.mailbox, status=S.PENDING_SEND_APPROVAL)
     actor = Actor.for_operator(owner.operator)
     assert lifecycle.email_record_decision(
-        email=email, to=S.REJECTED, actor=actor, reason="no", request_id="req_1"
+        email=email, to=S.REJECTED, actor=actor, version="v1", reason="no", request_id="req_1"
     )
     row = _row(email)
     assert row["status"] == S.REJECTED
     assert row["approved_by"] == actor.display
     assert row["decision_reason"] == "no"
     assert row["approved_at"] == row["status_changed_at"]
+    assert row["approved_version"] == "v1"
     [event] = WebhookDelivery.objects.filter(event_type=WebhookEvent.OVERSIGHT_REJECTED)
     assert event.payload["data"]["decided_via"] == "operator"
     entry = AuditEntry.objects.get(action="email.rejected", resource_id=email.pk)
@@ -227,12 +232,63 @@ def test_a_lost_decision_writes_and_announces_nothing(hooked: Tenant) -> None:
     Email.objects.filter(pk=email.pk).update(status=S.CANCELLED)  # the agent cancelled first
     before = _row(email)
     won = lifecycle.email_record_decision(
-        email=email, to=S.SENDING, actor=Actor.for_operator(owner.operator)
+        email=email, to=S.SENDING, actor=Actor.for_operator(owner.operator), version="v1"
     )
     assert not won
     assert _row(email) == before
     assert not WebhookDelivery.objects.exists()
     assert not AuditEntry.objects.filter(resource_type="email").exists()
+
+
+def test_send_failed_is_a_status_only_the_operator_retries() -> None:
+    assert TRANSITIONS[S.SEND_FAILED] == {S.PENDING_SCAN}
+    # Every status an outbound email passes through before it leaves can fail for good.
+    for status in (S.PENDING_SCAN, S.SCHEDULED, S.SENDING):
+        assert lifecycle.allowed(status, S.SEND_FAILED), status
+
+
+def test_a_failure_is_announced_and_the_operator_told(hooked: Tenant) -> None:
+    from oversight.models import OperatorNotification
+
+    email = make_email(hooked.mailbox, status=S.SENDING)
+    assert lifecycle.email_fail(email=email, reason="message_unbuildable: bad header")
+    row = _row(email)
+    assert row["status"] == S.SEND_FAILED
+    assert row["failure_reason"] == "message_unbuildable: bad header"
+    [event] = WebhookDelivery.objects.filter(event_type=WebhookEvent.MESSAGE_SEND_FAILED)
+    assert event.url == "https://hooks.example/mail"
+    assert event.payload["data"]["failure_reason"] == "message_unbuildable: bad header"
+    [notice] = OperatorNotification.objects.filter(email=email)
+    assert notice.kind == OperatorNotification.Kind.SEND_FAILED
+    assert notice.subject == f"Not sent: {email.subject}"
+    # Lost to a concurrent change (it was sent meanwhile): nothing more.
+    sent_meanwhile = make_email(hooked.mailbox, status=S.SENDING)
+    Email.objects.filter(pk=sent_meanwhile.pk).update(status=S.SENT)
+    assert not lifecycle.email_fail(email=sent_meanwhile, reason="x")
+    assert OperatorNotification.objects.count() == 1
+
+
+def test_a_retry_clears_the_decision_and_is_audited(owner: Tenant) -> None:
+    email = make_email(owner.mailbox, status=S.SEND_FAILED)
+    Email.objects.filter(pk=email.pk).update(
+        failure_reason="sending_disabled: x",
+        approved_at=timezone.now(),
+        approved_by="operator:ops@acme.example",
+        approved_version="v1",
+        send_attempts=3,
+    )
+    email.refresh_from_db()
+    actor = Actor.for_operator(owner.operator)
+    assert lifecycle.email_retry(email=email, actor=actor, request_id="req_2")
+    row = _row(email)
+    assert row["status"] == S.PENDING_SCAN
+    assert (row["failure_reason"], row["approved_version"], row["send_attempts"]) == ("", "", 0)
+    assert row["approved_at"] is None
+    assert row["approved_by"] is None
+    entry = AuditEntry.objects.get(action="email.retried", resource_id=email.pk)
+    assert entry.metadata["failure_reason"] == "sending_disabled: x"
+    assert entry.request_id == "req_2"
+    assert not lifecycle.email_retry(email=email, actor=actor)  # a second click
 
 
 def test_sent_is_announced_once(hooked: Tenant) -> None:

@@ -67,10 +67,16 @@ def test_content_change_is_scanned_again(patch: Callable[..., Any], scheduled: E
     assert scheduled.markdown == "x"  # unchanged
 
 
-def test_approved_content_is_frozen(patch: Callable[..., Any], scheduled: Email) -> None:
+def test_an_approved_email_is_frozen_send_time_included(
+    patch: Callable[..., Any], scheduled: Email
+) -> None:
+    """The operator approved it as it was, when it was to leave included."""
     Email.objects.filter(pk=scheduled.pk).update(approved_at=timezone.now())
-    assert_error(patch(scheduled, {"subject": "changed"}), "conflict")
-    assert patch(scheduled, {"send_at": _later(hours=3)}).status_code == 200
+    before = Email.objects.filter(pk=scheduled.pk).values().get()
+    for change in ({"subject": "changed"}, {"send_at": _later(hours=3)}):
+        error = assert_error(patch(scheduled, change), "conflict")
+        assert "already approved" in error["message"]
+    assert Email.objects.filter(pk=scheduled.pk).values().get() == before
 
 
 def test_only_scheduled_emails(patch: Callable[..., Any], send: Callable[..., Any]) -> None:

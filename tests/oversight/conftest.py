@@ -15,6 +15,7 @@ from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
 
 TOKEN_IN_LINK = re.compile(r"/v1/approve/([A-Za-z0-9_-]{40,})")
+VERSION_FIELD = re.compile(r'name="version" value="([^"]*)"')
 
 
 def make_email(
@@ -64,6 +65,21 @@ def last_token() -> str:
         if found:
             return found.group(1)
     raise AssertionError("no approval link was emailed")
+
+
+def shown_version(html: str) -> str:
+    """The version a decision form decides on (its hidden field), "" when there is none."""
+    found = VERSION_FIELD.search(html)
+    return found.group(1) if found else ""
+
+
+def hosted_decision(client: Any, token: str, **data: str) -> Any:
+    """POST the hosted page's form as the operator's browser does: on the version the page
+    showed when it was opened (a GET decides nothing)."""
+    if "version" not in data:
+        data["version"] = shown_version(client.get(f"/v1/approve/{token}").content.decode())
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(f"/v1/approve/{token}", data)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from mailboxes.models import Direction, Email, EmailStatus
 from mailboxes.services.inbound.receive import inbound_receive
 from mailboxes.tasks import deliver_email, send_due_scheduled, sweep_stuck_emails
 from tests.conftest import Tenant, assert_error, client_for, key_for
-from tests.oversight.conftest import TOKEN_IN_LINK, mime
+from tests.oversight.conftest import TOKEN_IN_LINK, hosted_decision, mime
 
 
 def _set_mode(tenant: Tenant, mode: str) -> None:
@@ -91,8 +91,7 @@ def test_a_rejected_email_is_never_delivered(
         )
     email = Email.objects.get(pk=response.json()["id"])
     token = TOKEN_IN_LINK.search(mail.outbox[-1].body).group(1)
-    with django_capture_on_commit_callbacks(execute=True):
-        page = Client().post(f"/v1/approve/{token}", {"action": "reject", "reason": "no"})
+    page = hosted_decision(Client(), token, action="reject", reason="no")
     assert page.status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         sweep_stuck_emails()
@@ -147,10 +146,9 @@ def test_approving_from_the_hosted_page_sends_it(
         )
     email = Email.objects.get(pk=response.json()["id"])
     token = TOKEN_IN_LINK.search(mail.outbox[-1].body).group(1)
-    with django_capture_on_commit_callbacks(execute=True):
-        page = Client().post(f"/v1/approve/{token}", {"action": "approve"})
+    page = hosted_decision(Client(), token, action="approve")
     assert page.status_code == 200
-    assert "on its way" in page.content.decode()
+    assert "Approved: the email is on its way." in page.content.decode()
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT
     assert email.approved_by.startswith("hosted_link:")

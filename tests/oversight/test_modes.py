@@ -15,6 +15,7 @@ from accounts.models import AuditEntry
 from mailboxes.models import Direction, Email, EmailStatus
 from mailboxes.services.inbound.receive import inbound_receive
 from mailboxes.tasks import send_due_scheduled
+from mailboxes.versions import email_version_read
 from oversight import policy
 from oversight.services import email_decide
 from tests.conftest import Tenant, assert_error
@@ -111,7 +112,12 @@ def test_inbound(owner: Tenant, mode: str, source: str, django_capture_on_commit
 
 
 def _due(email: Email, django_capture_on_commit_callbacks) -> None:
+    """Stand in for the clock reaching send_at by moving send_at back. What the operator
+    approved was this email at its send time, so its approved version moves with it."""
     Email.objects.filter(pk=email.pk).update(send_at=timezone.now() - timedelta(seconds=1))
+    if email.approved_version:
+        moved = Email.objects.select_related("mailbox").get(pk=email.pk)
+        Email.objects.filter(pk=email.pk).update(approved_version=email_version_read(email=moved))
     with django_capture_on_commit_callbacks(execute=True):
         send_due_scheduled()
     email.refresh_from_db()

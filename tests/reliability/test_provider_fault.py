@@ -15,6 +15,7 @@ import pytest
 
 from mailboxes.models import Email, EmailStatus
 from mailboxes.tasks import MAX_SEND_RETRIES, deliver_email
+from oversight.models import OperatorNotification
 from tests.conftest import Tenant
 from tests.reliability.conftest import FakeProvider
 
@@ -30,6 +31,17 @@ def postmark(settings: Any, fake_postmark: FakeProvider) -> FakeProvider:
         "POSTMARK_API_URL": fake_postmark.url,
     }
     return fake_postmark
+
+
+def _operator_mail(request: dict[str, Any]) -> bool:
+    headers = request["json"].get("Headers") or []
+    return any(header["Name"] == "X-MultiMail-Notification" for header in headers)
+
+
+def _agent_mail(provider: FakeProvider) -> list[dict[str, Any]]:
+    """The requests that carried the agent's email (the operator's notices go out through
+    the same provider)."""
+    return [request for request in provider.requests if not _operator_mail(request)]
 
 
 @pytest.fixture
@@ -93,10 +105,15 @@ def test_provider_always_5xx_is_send_failed_after_the_budget(
     postmark.statuses = [500] * 20
     email = send_one()
     attempts = MAX_SEND_RETRIES + 1
-    assert len(postmark.requests) == attempts
+    assert len(_agent_mail(postmark)) == attempts
     assert postmark.accepted() == []
     assert email.status == EmailStatus.SEND_FAILED
     assert f"after {attempts} attempts" in email.failure_reason
+    # The operator's notice met the same outage: it waits for its own retry, recorded.
+    notice = OperatorNotification.objects.get(email=email)
+    assert notice.status == OperatorNotification.Status.PENDING
+    assert notice.attempts == 1
+    assert "500" in notice.last_error
     # Never given up early: every retry found the email still "sending".
     assert [status for _, status in retry_delays] == [EmailStatus.SENDING] * MAX_SEND_RETRIES
     delays = [delay for delay, _ in retry_delays]
@@ -109,7 +126,11 @@ def test_provider_4xx_is_not_retried(
 ) -> None:
     postmark.statuses = [422]
     email = send_one()
-    assert len(postmark.requests) == 1
+    assert len(_agent_mail(postmark)) == 1
     assert retry_delays == []
     assert email.status == EmailStatus.SEND_FAILED
     assert email.failure_reason.startswith("provider refused")
+    # The operator is told, through the provider, which takes the notice.
+    [notice] = [request for request in postmark.requests if _operator_mail(request)]
+    assert notice["json"]["Subject"] == "[MultiMail] Not sent: Invoice"
+    assert notice["status"] == 200

@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from mailboxes.services.outbound.message import message_build
 from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
+from mailboxes.versions import email_version_read
 from oversight.policy import Outcome, outbound_decision, outbound_step
 
 logger = logging.getLogger("multimail.outbound")
@@ -40,6 +41,9 @@ logger = logging.getLogger("multimail.outbound")
 # An email in pending_scan or sending for longer than this lost its task (worker killed,
 # broker restarted): the sweep enqueues it again.
 STUCK_AFTER = timedelta(minutes=3)
+# ... and one still there after this long is not coming out (a message that kills the
+# worker each time): the sweep gives up on it, and the operator is told.
+GIVE_UP_AFTER = timedelta(hours=6)
 
 
 def _route(email: Email, now: datetime) -> None:
@@ -197,8 +201,26 @@ def sent_message_id(*, email: Email) -> str | None:
     worker has it queued: there is no id yet, so the row is not read again."""
     if not enqueue.tasks_run_in_process():
         return None
-    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at"])
+    email.refresh_from_db(fields=["status", "provider_message_id", "sent_at", "failure_reason"])
     return email.provider_message_id or None
+
+
+def email_release_scheduled_or_fail(*, email_id: str) -> None:
+    """Release one due scheduled email for the beat job: an error in one email (its hold,
+    its routing) fails that email, with the operator told, and never stops the others. A
+    database error is left for the next run (the email is still due then)."""
+    try:
+        email_release_scheduled(email_id=email_id)
+    except OperationalError:
+        logger.warning("scheduled_release_deferred email=%s", email_id, exc_info=True)
+    except Exception as error:  # any error of this one email's release
+        logger.exception("scheduled_release_failed email=%s", email_id)
+        email_send_failed(
+            email_id=email_id,
+            status=EmailStatus.SCHEDULED,
+            reason=f"internal_error: releasing it at its send time failed "
+            f"({type(error).__name__}); the server log has the details",
+        )
 
 
 def scheduled_due_ids(*, limit: int = 500) -> list[str]:
@@ -216,11 +238,31 @@ def stuck_email_ids(*, older_than: timedelta = STUCK_AFTER) -> dict[str, list[st
         direction=Direction.OUTBOUND,
         status__in=(EmailStatus.PENDING_SCAN, EmailStatus.SENDING),
         status_changed_at__lt=cutoff,
+        status_changed_at__gte=timezone.now() - GIVE_UP_AFTER,
     ).values_list("pk", "status")[:1000]
     found: dict[str, list[str]] = {EmailStatus.PENDING_SCAN: [], EmailStatus.SENDING: []}
     for pk, status in rows:
         found[status].append(pk)
     return found
+
+
+def stuck_emails_give_up() -> int:
+    """Fail every email stuck in a transient status for longer than GIVE_UP_AFTER (the
+    sweep requeued it all that time): it becomes send_failed and the operator is told."""
+    rows = Email.objects.filter(
+        direction=Direction.OUTBOUND,
+        status__in=(EmailStatus.PENDING_SCAN, EmailStatus.SENDING),
+        status_changed_at__lt=timezone.now() - GIVE_UP_AFTER,
+    ).values_list("pk", "status")[:1000]
+    hours = int(GIVE_UP_AFTER.total_seconds() // 3600)
+    for pk, status in rows:
+        email_send_failed(
+            email_id=pk,
+            status=EmailStatus(status),
+            reason=f"stuck: it was still {status} after {hours} hours of retries; the "
+            "server log has the errors",
+        )
+    return len(rows)
 
 
 def email_deliver(*, email_id: str) -> None:
@@ -242,23 +284,23 @@ def email_deliver(*, email_id: str) -> None:
         )
         if email is None:
             return
-        account = email.account
-        if not email.mailbox.is_active:
-            lifecycle.email_move(
-                email,
-                to=EmailStatus.SEND_FAILED,
-                failure_reason="mailbox deleted: a deleted mailbox sends nothing",
-            )
-            return
-        if account.sending_disabled:
-            lifecycle.email_move(
-                email,
-                to=EmailStatus.SEND_FAILED,
-                failure_reason=f"sending_disabled: {account.sending_disabled_reason}",
-            )
+        refusal = _delivery_refusal(email)
+        if refusal:
+            lifecycle.email_fail(email=email, reason=refusal)
             return
         copy_operator = outbound_decision(email.mailbox.oversight_mode).copy_operator
-        built = message_build(email=email, copy_operator=copy_operator)
+        try:
+            built = message_build(email=email, copy_operator=copy_operator)
+            raw = built.message.message().as_bytes()  # before provider_send narrows the copy
+        except Exception as error:  # whatever the email package refuses
+            # Retrying cannot help: the same content fails the same way. The operator is
+            # told, and the agent sees why in the email's failure_reason.
+            logger.warning("outbound_unbuildable email=%s error=%r", email_id, error)
+            lifecycle.email_fail(
+                email=email,
+                reason=f"message_unbuildable: the message could not be built ({error})",
+            )
+            return
         recipients = built.recipients
         local_mailboxes = dict(
             Mailbox.objects.filter(
@@ -267,7 +309,6 @@ def email_deliver(*, email_id: str) -> None:
         )
         local = [a for a in recipients if a.lower() in local_mailboxes]
         remote = [a for a in recipients if a.lower() not in local_mailboxes]
-        raw = built.message.message().as_bytes()  # before provider_send narrows the copy
         provider_id = provider_send(built, remote) if remote else ""
         # Locks taken only after the provider call (a slow provider holds up nobody): the
         # sender's and the local recipients' mailboxes, in id order, so two deliveries
@@ -278,7 +319,7 @@ def email_deliver(*, email_id: str) -> None:
             inbound_receive(raw=raw, recipients=local, source="local")
         lifecycle.email_mark_sent(email=email, provider_message_id=provider_id)
         correspondents_record(
-            account_id=account.pk,
+            account_id=email.account_id,
             direction=Direction.OUTBOUND,
             addresses=recipients,
             email_id=email.pk,
@@ -292,16 +333,39 @@ def email_deliver(*, email_id: str) -> None:
     )
 
 
+def _delivery_refusal(email: Email) -> str:
+    """Why a ``sending`` email must not leave now ("" when it may): the mailbox was deleted,
+    the account may not send, or it is not the version the operator approved."""
+    account = email.account
+    if not email.mailbox.is_active:
+        return "mailbox deleted: a deleted mailbox sends nothing"
+    if not account.is_active:
+        return f"account_deactivated: {account.deactivated_reason or 'the account is deactivated'}"
+    if account.sending_disabled:
+        return f"sending_disabled: {account.sending_disabled_reason or 'enforcement action'}"
+    if email.approved_version and email.approved_version != email_version_read(email=email):
+        return (
+            "changed_after_approval: the email or its mailbox's sender settings changed "
+            "after the operator approved it, so it was not sent. Retry it from the console "
+            "to have the current version approved."
+        )
+    return ""
+
+
 def email_attempt_count(*, email_id: str) -> None:
     Email.objects.filter(pk=email_id, status=EmailStatus.SENDING).update(
         send_attempts=F("send_attempts") + 1
     )
 
 
-def email_send_failed(*, email_id: str, reason: str) -> None:
-    """Give up on an email: permanent provider refusal, or retries exhausted."""
+def email_send_failed(
+    *, email_id: str, reason: str, status: EmailStatus = EmailStatus.SENDING
+) -> None:
+    """Give up on an email still in ``status``: a permanent provider refusal, retries
+    exhausted, or a step that kept failing (its scan, its release, its delivery). The
+    lifecycle tells the operator."""
     with transaction.atomic():
-        email = _locked(email_id, EmailStatus.SENDING)
+        email = _locked(email_id, status)
         if email is not None:
-            lifecycle.email_move(email, to=EmailStatus.SEND_FAILED, failure_reason=reason[:2000])
+            lifecycle.email_fail(email=email, reason=reason)
     logger.warning("outbound_failed email=%s reason=%s", email_id, reason)

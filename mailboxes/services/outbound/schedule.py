@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.actors import Actor
+from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, GateTiming
 from mailboxes.quotas import storage_add
 from mailboxes.services.mailboxes import mailbox_get
@@ -15,6 +16,15 @@ from mailboxes.services.outbound.pipeline import SCANNED_FIELDS, content_scan
 from multimail.errors import ApiError, not_found
 
 CONTENT_FIELDS = ("to", "cc", "bcc", "subject", "markdown")
+# How a renewed approval request names what changed.
+CHANGE_LABELS = {
+    "to": "To",
+    "cc": "Cc",
+    "bcc": "Bcc",
+    "subject": "Subject",
+    "markdown": "Body",
+    "send_at": "Send time",
+}
 
 
 @transaction.atomic
@@ -22,7 +32,9 @@ def email_schedule_update(
     *, actor: Actor, mailbox_id: str, email_id: str, changes: dict[str, Any]
 ) -> Email:
     """Edit a scheduled email (or a gate_first one still waiting for approval). New content
-    is scanned again; approved content is frozen, only its send_at may move."""
+    is scanned again. A held email stays held and the operator is told again what changed
+    (the earlier approval link stops working); an approved email is frozen, send time
+    included, because the operator approved it as it was."""
     mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
     email = (
         Email.objects.select_for_update(of=("self",))
@@ -44,16 +56,22 @@ def email_schedule_update(
             f"Only scheduled emails can be edited; this one is {email.status}. Cancel it and "
             "send a new one instead.",
         )
-    content = {name: changes[name] for name in CONTENT_FIELDS if name in changes}
-    if content and email.approved_at is not None:
+    if email.approved_at is not None:
         raise ApiError(
             "conflict",
-            "The operator already approved this email's recipients and content; only send_at "
-            "can change. Cancel it and send a new one to change the content.",
+            "The operator already approved this email as it is, its recipients, content and "
+            "send time; nothing of it can change now. Cancel it and send a new one to change "
+            "it (a gated mailbox holds that one for approval).",
         )
-    fields: dict[str, Any] = {}
-    if "send_at" in changes:
-        fields["send_at"] = changes["send_at"]
+    fields = {
+        name: changes[name]
+        for name in (*CONTENT_FIELDS, "send_at")
+        if name in changes and changes[name] != getattr(email, name)
+    }
+    if not fields:
+        return email
+    content = {name: value for name, value in fields.items() if name in CONTENT_FIELDS}
+    stored_before = email.size_bytes
     if content:
         recipients = {
             name: list(content.get(name, getattr(email, name))) for name in ("to", "cc", "bcc")
@@ -67,7 +85,6 @@ def email_schedule_update(
                 f"These recipients are on the suppression list: {', '.join(suppressed)}.",
                 suppressed=suppressed,
             )
-        fields.update(content)
         fields["content_hash"] = content_hash(
             to=recipients["to"],
             cc=recipients["cc"],
@@ -75,12 +92,11 @@ def email_schedule_update(
             subject=content.get("subject", email.subject),
             markdown=content.get("markdown", email.markdown),
         )
-        stored_before = email.size_bytes
-        for name, value in fields.items():
-            setattr(email, name, value)
-        # Scanned again now: refused content leaves the scheduled email as it was, and the
-        # agent can correct it. The status stays: a held email stays in front of the
-        # operator, who sees (and approves) the current content on the approval page.
+    for name, value in fields.items():
+        setattr(email, name, value)
+    if content:
+        # Scanned again now: refused content leaves the scheduled email as it was (nothing
+        # is saved), and the agent can correct it.
         reason = content_scan(email)
         if reason is not None:
             raise ApiError(
@@ -91,9 +107,10 @@ def email_schedule_update(
             )
         email.save(update_fields=[*fields, *SCANNED_FIELDS])
         storage_add(account_id=email.account_id, delta=email.size_bytes - stored_before)
-        return email
-    if fields:
-        Email.objects.filter(pk=email.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(email, name, value)
+    else:
+        email.save(update_fields=list(fields))
+    if email.status == EmailStatus.PENDING_SEND_APPROVAL:
+        # In front of the operator: they decide on the new version, told what changed.
+        changed = [label for name, label in CHANGE_LABELS.items() if name in fields]
+        lifecycle.email_held_changed(email=email, changed=changed)
     return email
