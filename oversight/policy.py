@@ -152,6 +152,16 @@ def inbound_facts(
     )
 
 
+def outbound_by_rules(mode: str, rules: Sequence[Rule], facts: MailFacts) -> OutboundDecision:
+    """What the mode and the first matching rule make of outbound mail with ``facts``,
+    timing and earlier approvals aside (``outbound_step`` adds those)."""
+    base = outbound_decision(mode)
+    if base.outcome == Outcome.REFUSE:
+        return base
+    rule = first_match(rules, facts)
+    return base if rule is None else _by_rule(base, rule)
+
+
 def _by_rule(base: OutboundDecision, rule: Rule) -> OutboundDecision:
     if rule.action == RuleAction.REFUSE:
         return OutboundDecision(Outcome.REFUSE, rule=rule.name)
@@ -174,11 +184,9 @@ def outbound_step(
         return base
     approved = email.approved_at is not None
     if not approved and rules:
-        rule = first_match(rules, outbound_facts(email))
-        if rule is not None:
-            base = _by_rule(base, rule)
-            if base.outcome == Outcome.REFUSE:
-                return base
+        base = outbound_by_rules(mode, rules, outbound_facts(email))
+        if base.outcome == Outcome.REFUSE:
+            return base
     if email.send_at is not None and email.send_at > now:
         hold_now = base.held and not approved and email.gate_timing == GateTiming.GATE_FIRST
         if hold_now:
