@@ -117,3 +117,15 @@ def test_dry_run_costs_the_same_queries_for_many_emails(
     typed = json.dumps([APPROVE_TEAM])
     with django_assert_max_num_queries(20):
         console.get(_url(owner), {"rules": typed}, headers={"HX-Request": "true"})
+
+
+def test_the_email_page_and_the_queue_say_who_decided(owner: Tenant, console) -> None:
+    sent = _sent(owner, "ann@acme.example")
+    Email.objects.filter(pk=sent.pk).update(decided_by="rule", decided_rule="team")
+    page = console.get(f"/console/mailboxes/{owner.mailbox.pk}/emails/{sent.pk}")
+    assert "the rule “team”" in page.content.decode()
+    held = _sent(owner, "eve@evil.example")
+    Email.objects.filter(pk=held.pk).update(
+        status=EmailStatus.PENDING_SEND_APPROVAL, decided_by="rule", decided_rule="strangers"
+    )
+    assert "the rule “strangers”" in console.get("/console/").content.decode()
