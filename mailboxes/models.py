@@ -27,10 +27,11 @@ class DecidedBy(models.TextChoices):
     one of its oversight rules, the operator (console, hosted link), or an API key with the
     oversight scope."""
 
-    MODE = "mode", "The oversight mode"
-    RULE = "rule", "An oversight rule"
-    OPERATOR = "operator", "The operator"
-    API_KEY = "api_key", "An API key"
+    # Labels read inside a sentence: "approved by the operator".
+    MODE = "mode", "the oversight mode"
+    RULE = "rule", "an oversight rule"
+    OPERATOR = "operator", "the operator"
+    API_KEY = "api_key", "an API key"
 
 
 class Domain(models.Model):

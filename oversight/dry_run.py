@@ -104,8 +104,7 @@ def _happened(email: Email) -> Verdict | None:
     if email.decided_by in (DecidedBy.OPERATOR, DecidedBy.API_KEY):
         # The operator decided on a held email: it was held first, then approved or not.
         outcome = "rejected" if email.status == EmailStatus.REJECTED else "approved"
-        who = email.get_decided_by_display().lower()
-        return Verdict("held", None, then=f"then {outcome} by {who}")
+        return Verdict("held", None, then=f"then {outcome} by {email.get_decided_by_display()}")
     if email.status == EmailStatus.REJECTED:
         return Verdict("refused", rule)
     default = "sent" if email.direction == Direction.OUTBOUND else "delivered"

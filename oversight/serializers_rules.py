@@ -38,7 +38,7 @@ class RuleMatchSerializer(serializers.Serializer[Any]):
 
 class RuleSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, help_text="Unique in the mailbox.")
-    direction = serializers.ChoiceField(choices=Direction.values)
+    direction = serializers.ChoiceField(choices=Direction.choices)
     match = RuleMatchSerializer(help_text="Every field given must hold.")
     action = serializers.ChoiceField(choices=[str(action) for action in RuleAction])
 

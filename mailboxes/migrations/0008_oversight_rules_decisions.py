@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='email',
             name='decided_by',
-            field=models.CharField(blank=True, choices=[('mode', 'The oversight mode'), ('rule', 'An oversight rule'), ('operator', 'The operator'), ('api_key', 'An API key')], default='', max_length=16),
+            field=models.CharField(blank=True, choices=[('mode', 'the oversight mode'), ('rule', 'an oversight rule'), ('operator', 'the operator'), ('api_key', 'an API key')], default='', max_length=16),
         ),
         migrations.AddField(
             model_name='email',
