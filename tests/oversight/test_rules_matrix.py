@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from accounts.models import AuditEntry
 from mailboxes.models import (
@@ -20,6 +22,7 @@ from mailboxes.models import (
     WebhookDelivery,
     WebhookEvent,
 )
+from mailboxes.tasks import send_due_scheduled
 from oversight import policy
 from tests.conftest import Tenant, assert_error
 from tests.inbound.conftest import build_mime
@@ -241,3 +244,54 @@ def test_rules_look_at_every_recipient_and_first_contact(
     )
     known = send("old@friend.example")
     assert (known.status, known.decided_by, known.decided_rule) == (EmailStatus.SENT, "mode", "")
+
+
+@pytest.mark.parametrize(
+    ("mode", "gate_timing", "action", "at_once", "when_due"),
+    [
+        # A hold rule in an open mode holds scheduled mail as a gated mode would.
+        ("autonomous", "gate_first", "hold", EmailStatus.PENDING_SEND_APPROVAL, None),
+        ("autonomous", "schedule_first", "hold", EmailStatus.SCHEDULED, "pending_send_approval"),
+        # An approve rule in a gated mode lets it wait and go without a hold.
+        ("gated_send", "gate_first", "approve", EmailStatus.SCHEDULED, "sent"),
+        ("gated_all", "schedule_first", "approve", EmailStatus.SCHEDULED, "sent"),
+        # Refusing does not wait for the send time.
+        ("monitored", "schedule_first", "refuse", EmailStatus.REJECTED, None),
+    ],
+)
+def test_scheduled_mail(
+    owner: Tenant,
+    api,
+    django_capture_on_commit_callbacks,
+    mode: str,
+    gate_timing: str,
+    action: str,
+    at_once: str,
+    when_due: str | None,
+) -> None:
+    owner.mailbox.oversight_mode = mode
+    _rules(owner, Direction.OUTBOUND, action)
+    agent = api("send", "read")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = agent.post(
+            f"/v1/mailboxes/{owner.mailbox.pk}/send",
+            {
+                "to": ["client@example.org"],
+                "subject": "Report, later",
+                "markdown": "Hi",
+                "send_at": (timezone.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "gate_timing": gate_timing,
+            },
+            format="json",
+        )
+    assert response.status_code == 202, response.content
+    email = Email.objects.get(pk=response.json()["id"])
+    assert email.status == at_once
+    if when_due is None:
+        return
+    Email.objects.filter(pk=email.pk).update(send_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        send_due_scheduled()
+    email.refresh_from_db()
+    assert email.status == when_due
+    assert (email.decided_by, email.decided_rule) == ("rule", f"{action} example.org")
