@@ -27,8 +27,9 @@ and body). The first matching rule decides, per mode:
 | hold        | outbound refused   | held                       | held, as a gated mode does |
 | refuse      | outbound refused   | rejected, never sent/shown | rejected, never sent/shown |
 
-With no match the mode decides. Every routed email records whether its mode or a rule
-(and which) decided (``RouteDecision.rule``); the lifecycle writes it.
+(Inbound mail of a read_only mailbox follows its rules like any other mode's.) With no
+match the mode decides. Every routed email records whether its mode or a rule (and which)
+decided (``OutboundDecision.rule``, ``InboundDecision.rule``); the lifecycle writes it.
 
 Decisions (approve or reject) come from the API (``oversight`` scope), the console and the
 hosted approval link; all go through ``oversight.services.email_decide``.
