@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django import forms
@@ -118,3 +119,27 @@ class MailboxSettingsForm(forms.Form):
 class CheckoutForm(forms.Form):
     plan = forms.ChoiceField(label="Plan", choices=[(plan, plan) for plan in PAID_PLANS])
     interval = forms.ChoiceField(label="Billing interval", choices=BillingInterval.choices)
+
+
+class RulesForm(forms.Form):
+    """A mailbox's oversight rules as JSON (the API's list); each rule is checked by the
+    service, which names the bad rule's index and field."""
+
+    rules = forms.CharField(
+        label="Rules (JSON)",
+        max_length=200_000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false", "class": "code"}),
+        help_text='A list, first match wins: [{"name": "strangers", "direction": "outbound", '
+        '"match": {"first_contact": true}, "action": "hold"}]',
+    )
+
+    def clean_rules(self) -> list[Any]:
+        text = self.cleaned_data["rules"].strip() or "[]"
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise forms.ValidationError(f"This is not valid JSON: {error}.") from error
+        if not isinstance(value, list):
+            raise forms.ValidationError("The rules are a JSON list: [ ... ].")
+        return value

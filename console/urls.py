@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from django.views.generic import RedirectView
 
-from console.views import account, auth, mailboxes, queue, settings
+from console.views import account, auth, mailboxes, queue, rules, settings
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("confirm", account.confirm, name="console-confirm"),
@@ -37,6 +37,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "console/mailboxes/<str:mailbox_id>/mode",
         mailboxes.mailbox_mode,
         name="console-mailbox-mode",
+    ),
+    path(
+        "console/mailboxes/<str:mailbox_id>/rules",
+        rules.rules_page,
+        name="console-mailbox-rules",
+    ),
+    path(
+        "console/mailboxes/<str:mailbox_id>/rules/save",
+        rules.rules_save,
+        name="console-mailbox-rules-save",
     ),
     path(
         "console/mailboxes/<str:mailbox_id>/settings",

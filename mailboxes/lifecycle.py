@@ -23,7 +23,14 @@ and writes the audit entry in the same transaction as the change:
   ``email_fail`` (``message.send_failed`` and an email to the operator, so no failure
   goes unseen);
 * from send_failed back to pending_scan: ``email_retry``, the operator's explicit retry
-  (audited; the email goes through the scan and the policy again).
+  (audited; the email goes through the scan and the policy again);
+* to rejected because an oversight rule refuses it: ``email_refuse_by_rule``
+  (``oversight.rejected`` naming the rule, the audit entry); inbound mail a rule refuses
+  is stored rejected already and announced by the same function.
+
+Every email records who decided where it went (``oversight_decision``: its mode, a rule,
+the operator or an API key, and when): the policy's routing writes it with the move
+(``routed_by``), a decision on a held email in ``email_record_decision``.
 
 Every other change only writes the row and goes through ``email_move``, or through the
 two cancels, which work on ids rather than loaded emails. ``email_move`` refuses the
@@ -41,14 +48,15 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.actors import Actor
+from accounts.models import ActorKind
 from accounts.services import audit_record
 from billing.models import UsageEventType
 from billing.usage import usage_record
 from mailboxes import enqueue
 from mailboxes.events import emit_event
-from mailboxes.models import Direction, Email, EmailStatus, Mailbox, WebhookEvent
+from mailboxes.models import DecidedBy, Direction, Email, EmailStatus, Mailbox, WebhookEvent
 from oversight.holds import failure_announce, hold_announce, hold_reannounce
-from oversight.policy import PENDING_STATUSES, held_status
+from oversight.policy import PENDING_STATUSES, held_status, rule_refusal_reason
 
 S = EmailStatus
 
@@ -81,9 +89,10 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
 FIRST_STATUSES: Mapping[str, frozenset[str]] = {
     # Accepted sends wait for the scan; the pipeline moves them on.
     Direction.OUTBOUND: frozenset({S.PENDING_SCAN}),
-    # Arrivals land where the oversight policy puts them (oversight.policy).
+    # Arrivals land where the oversight policy puts them (oversight.policy): rejected when
+    # a rule refuses them (announced by email_refuse_by_rule).
     Direction.INBOUND: frozenset(
-        {S.UNREAD, S.SPAM_FLAGGED, S.SPAM_QUARANTINED, S.PENDING_INBOUND_APPROVAL}
+        {S.UNREAD, S.SPAM_FLAGGED, S.SPAM_QUARANTINED, S.PENDING_INBOUND_APPROVAL, S.REJECTED}
     ),
 }
 
@@ -156,6 +165,31 @@ def _move(
     return bool(changed)
 
 
+# --- Who decided -------------------------------------------------------------------------
+
+
+def routed_by(rule: str | None, at: datetime) -> dict[str, Any]:
+    """The oversight_decision fields of an email the policy just routed: by ``rule`` (its
+    name), or by the mode when none matched. Written with the move (or the creation)."""
+    return {
+        "decided_by": DecidedBy.RULE if rule else DecidedBy.MODE,
+        "decided_rule": rule or "",
+        "decided_at": at,
+    }
+
+
+def oversight_decision(email: Email) -> dict[str, Any] | None:
+    """Who decided where the email goes, as the API, the console, events and the audit log
+    show it; None while nobody has (an email still waiting for its scan)."""
+    if not email.decided_by:
+        return None
+    return {
+        "by": email.decided_by,
+        "rule": email.decided_rule or None,
+        "at": email.decided_at.isoformat() if email.decided_at else None,
+    }
+
+
 # --- Storing -------------------------------------------------------------------------
 
 
@@ -221,13 +255,15 @@ def mailbox_cancel_queued(*, mailbox: Mailbox) -> int:
 
 
 @transaction.atomic
-def email_hold(*, email: Email) -> None:
+def email_hold(*, email: Email, rule: str | None = None) -> None:
     """Put an email in front of the operator: called by every path whose policy decision is
     HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends), and for an
     email stored already held (inbound in gated_all).
 
     Sets the held status, has oversight create the hosted approval link and email the
-    operator the full content with it, and emits ``oversight.pending``. Safe to call twice
+    operator the full content with it, and emits ``oversight.pending``. ``rule`` names the
+    oversight rule that held it (None: its mode did); an email stored held already carries
+    that from its creation. Safe to call twice
     (the sweep resumes stuck emails): an email that already has a live link is not
     announced again. A decided or cancelled email is left alone.
     """
@@ -237,8 +273,10 @@ def email_hold(*, email: Email) -> None:
     now = timezone.now()
     held = held_status(locked.direction)
     if locked.status != held:
-        _move(locked, to=held, at=now)
+        _move(locked, to=held, at=now, **routed_by(rule, now))
     email.status, email.status_changed_at = locked.status, locked.status_changed_at
+    email.decided_by, email.decided_rule = locked.decided_by, locked.decided_rule
+    email.decided_at = locked.decided_at
     notification_id = hold_announce(email=locked, now=now)
     if notification_id is None:
         return
@@ -288,6 +326,7 @@ def _emit_pending(email: Email, *, changed: Sequence[str] | None = None) -> None
         "to": email.to,
         "subject": email.subject,
         "status": email.status,
+        "oversight_decision": oversight_decision(email),
     }
     if changed is not None:
         data["changed"] = list(changed)
@@ -326,10 +365,14 @@ def email_record_decision(
         approved_by=actor.display,
         decision_reason=reason,
         approved_version=version,
+        decided_by=DecidedBy.API_KEY if actor.kind == ActorKind.API_KEY else DecidedBy.OPERATOR,
+        decided_rule="",
+        decided_at=now,
     )
     if not won:
         return False
     approved = to != S.REJECTED
+    decision = oversight_decision(email)
     emit_event(
         account=email.account,
         event_type=WebhookEvent.OVERSIGHT_APPROVED if approved else WebhookEvent.OVERSIGHT_REJECTED,
@@ -343,6 +386,7 @@ def email_record_decision(
             "decision": "approved" if approved else "rejected",
             "decided_via": str(actor.kind),
             "reason": reason,
+            "oversight_decision": decision,
         },
     )
     usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
@@ -357,10 +401,61 @@ def email_record_decision(
             "status": email.status,
             "reason": reason,
             "version": version,
+            "oversight_decision": decision,
         },
         request_id=request_id,
     )
     return True
+
+
+@transaction.atomic
+def email_refuse_by_rule(*, email: Email, rule: str, at: datetime | None = None) -> bool:
+    """An oversight rule refuses ``email``: it ends ``rejected`` with a failure_reason naming
+    the rule and the rule recorded as its decision, ``oversight.rejected`` says so and the
+    audit log keeps it. Outbound mail moves from where it waits (pending_scan or scheduled;
+    the caller holds its row lock); inbound mail was stored rejected (``email_create`` with
+    ``rule_refused_fields``) and is only announced. False when outbound mail moved first."""
+    now = at or timezone.now()
+    if email.status != S.REJECTED and not _move(
+        email, to=S.REJECTED, at=now, **rule_refused_fields(rule, now)
+    ):
+        return False
+    decision = oversight_decision(email)
+    emit_event(
+        account=email.account,
+        event_type=WebhookEvent.OVERSIGHT_REJECTED,
+        mailbox=email.mailbox,
+        data={
+            "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
+            "direction": email.direction,
+            "subject": email.subject,
+            "status": email.status,
+            "decision": "rejected",
+            "decided_via": DecidedBy.RULE.value,
+            "rule": rule,
+            "failure_reason": email.failure_reason,
+            "oversight_decision": decision,
+        },
+    )
+    audit_record(
+        actor=Actor.system(email.account, label=f"oversight rule {rule}"),
+        action="email.refused_by_rule",
+        resource_type="email",
+        resource_id=email.pk,
+        metadata={
+            "direction": email.direction,
+            "mailbox_id": email.mailbox_id,
+            "rule": rule,
+            "oversight_decision": decision,
+        },
+    )
+    return True
+
+
+def rule_refused_fields(rule: str, at: datetime) -> dict[str, Any]:
+    """What an email a rule refused carries besides its status."""
+    return {"failure_reason": rule_refusal_reason(rule), **routed_by(rule, at)}
 
 
 def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
@@ -439,6 +534,9 @@ def email_retry(*, email: Email, actor: Actor, request_id: str = "") -> bool:
         approved_by=None,
         decision_reason="",
         approved_version="",
+        decided_by="",
+        decided_rule="",
+        decided_at=None,
         send_attempts=0,
     )
     if not won:

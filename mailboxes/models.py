@@ -22,6 +22,18 @@ class GateTiming(models.TextChoices):
     SCHEDULE_FIRST = "schedule_first", "At send_at, then approval"
 
 
+class DecidedBy(models.TextChoices):
+    """Who decided where an email went (its ``oversight_decision``): the mailbox's mode,
+    one of its oversight rules, the operator (console, hosted link), or an API key with the
+    oversight scope."""
+
+    # Labels read inside a sentence: "approved by the operator".
+    MODE = "mode", "the oversight mode"
+    RULE = "rule", "an oversight rule"
+    OPERATOR = "operator", "the operator"
+    API_KEY = "api_key", "an API key"
+
+
 class Domain(models.Model):
     """A custom sending/receiving domain (Pro and Scale)."""
 
@@ -74,6 +86,9 @@ class Mailbox(models.Model):
     default_gate_timing = models.CharField(
         max_length=16, choices=GateTiming.choices, default=GateTiming.GATE_FIRST
     )
+    # The mailbox's oversight rules, in order (oversight.rules validates and evaluates
+    # them): one JSON list, replaced whole, under the mailbox's row lock.
+    oversight_rules = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -152,6 +167,11 @@ class Email(models.Model):
     # The content version the operator approved (mailboxes.versions): delivery sends only
     # that version, and refuses an email that no longer matches it.
     approved_version = models.CharField(max_length=64, blank=True, default="")
+    # Who last decided where the email goes (oversight_decision): set by the lifecycle when
+    # the policy routes it (mode or rule) and when someone decides on it while held.
+    decided_by = models.CharField(max_length=16, choices=DecidedBy.choices, blank=True, default="")
+    decided_rule = models.CharField(max_length=100, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from mailboxes.models import (
     Attachment,
     Contact,
+    DecidedBy,
     Direction,
     Email,
     EmailStatus,
@@ -66,6 +67,24 @@ class AttachmentInfoSerializer(FastRepresentationMixin, serializers.ModelSeriali
         read_only_fields = fields
 
 
+class OversightDecisionSerializer(serializers.Serializer[Email]):
+    """Who decided where an email goes (``oversight_decision``), read from the email; null
+    while nobody has (an email waiting for its scan)."""
+
+    by = serializers.ChoiceField(choices=DecidedBy.values, source="decided_by")
+    rule = serializers.CharField(
+        source="decided_rule", allow_null=True, help_text="The rule's name when by is rule."
+    )
+    at = serializers.DateTimeField(source="decided_at", allow_null=True)
+
+    def to_representation(self, instance: Email) -> dict[str, Any] | None:  # type: ignore[override]
+        if not instance.decided_by:
+            return None
+        data = super().to_representation(instance)
+        data["rule"] = data["rule"] or None
+        return data
+
+
 class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializer[Email]):
     """One email with its body. ``markdown`` is empty and ``attachments`` is empty while
     the agent may not read the content (held or rejected inbound mail)."""
@@ -83,6 +102,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
     markdown = serializers.SerializerMethodField()
     failure_reason = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
+    oversight_decision = serializers.SerializerMethodField()
 
     class Meta:
         model = Email
@@ -111,6 +131,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             "tags",
             "failure_reason",
             "version",
+            "oversight_decision",
         ]
         read_only_fields = fields
 
@@ -129,6 +150,10 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
         """The content version (mailboxes.versions): it changes whenever anything the
         operator judges changes, so a decision can name what it was made on."""
         return str(self.context.get("version", ""))
+
+    @extend_schema_field(OversightDecisionSerializer(allow_null=True))
+    def get_oversight_decision(self, email: Email) -> dict[str, Any] | None:
+        return OversightDecisionSerializer().to_representation(email)
 
     def get_failure_reason(self, email: Email) -> str | None:
         """Why outbound mail was rejected or failed to send; null otherwise."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from oversight import views
+from oversight import views, views_rules
 
 urlpatterns = [
     path("oversight/pending", views.PendingListView.as_view(), name="oversight-pending"),
@@ -13,5 +13,10 @@ urlpatterns = [
         name="mailbox-request-upgrade",
     ),
     path("mailboxes/<str:mailbox_id>/upgrade", views.UpgradeView.as_view(), name="mailbox-upgrade"),
+    path(
+        "mailboxes/<str:mailbox_id>/oversight-rules",
+        views_rules.OversightRulesView.as_view(),
+        name="mailbox-oversight-rules",
+    ),
     path("approve/<str:token>", views.approve_page, name="approve-page"),
 ]

@@ -17,12 +17,27 @@ Scheduled mail (``send_at`` in the future) in a gated mode follows the email's g
 ``schedule_first`` waits as ``scheduled`` first and is held when send_at arrives. An email
 the operator already approved is never held a second time (``outbound_step``).
 
+A mailbox's oversight rules (``oversight.rules``) are evaluated here and nowhere else, on
+the facts gathered here (recipients or sender, first contact, attachments, links, subject
+and body). The first matching rule decides, per mode:
+
+| rule action | read_only          | gated_all / gated_send     | monitored / autonomous     |
+|-------------|--------------------|----------------------------|----------------------------|
+| approve     | outbound refused   | sent (inbound delivered)   | as the mode: sent/delivered|
+| hold        | outbound refused   | held                       | held, as a gated mode does |
+| refuse      | outbound refused   | rejected, never sent/shown | rejected, never sent/shown |
+
+(Inbound mail of a read_only mailbox follows its rules like any other mode's.) With no
+match the mode decides. Every routed email records whether its mode or a rule (and which)
+decided (``OutboundDecision.rule``, ``InboundDecision.rule``); the lifecycle writes it.
+
 Decisions (approve or reject) come from the API (``oversight`` scope), the console and the
 hosted approval link; all go through ``oversight.services.email_decide``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -35,10 +50,14 @@ from mailboxes.models import (
     Email,
     EmailStatus,
     GateTiming,
+    Mailbox,
     OversightMode,
     SpamVerdict,
 )
+from mailboxes.services.correspondents import correspondents_new, normalized_address
 from multimail.errors import ApiError
+from oversight.inspection import body_links
+from oversight.rules import MailFacts, Rule, RuleAction, first_match, rules_load
 
 LADDER: tuple[str, ...] = tuple(OversightMode.values)
 UPGRADE_PATH = ["gated_all", "gated_send", "monitored", "autonomous"]
@@ -57,6 +76,8 @@ class Outcome(StrEnum):
 class OutboundDecision:
     outcome: Outcome
     copy_operator: bool = False
+    # The name of the rule that decided; None when the mode did.
+    rule: str | None = None
 
     @property
     def held(self) -> bool:
@@ -79,17 +100,99 @@ def outbound_decision(mode: str) -> OutboundDecision:
     return OutboundDecision(Outcome.SEND, copy_operator=mode == OversightMode.MONITORED)
 
 
-def outbound_step(email: Email, mode: str, *, now: datetime) -> OutboundDecision:
+def mailbox_rules(mailbox: Mailbox) -> list[Rule]:
+    return rules_load(mailbox.oversight_rules)
+
+
+def rule_refusal_reason(rule: str) -> str:
+    """The failure_reason of an email a rule refused: it names the rule."""
+    return f"refused_by_rule: the oversight rule {rule!r} refuses this mail"
+
+
+def outbound_facts(email: Email) -> MailFacts:
+    """What rules look at in an outbound email: the recipients the agent chose (the
+    mailbox's own automatic Cc and Bcc are the operator's), first contact with any of them
+    (the account's correspondents, as the operator's decision facts show it)."""
+    recipients = [normalized_address(a) for a in (*email.to, *email.cc, *email.bcc)]
+    recipients = list(dict.fromkeys(a for a in recipients if a))
+    new = correspondents_new(account_id=email.account_id, addresses=recipients, email_id=email.pk)
+    return MailFacts(
+        direction=Direction.OUTBOUND,
+        recipients=tuple(recipients),
+        sender="",
+        first_contact=bool(new),
+        has_attachments=email.has_attachments,
+        has_links=bool(body_links(html=email.html, markdown=email.markdown, text=email.text)),
+        subject=email.subject,
+        body=email.text or email.markdown,
+    )
+
+
+def inbound_facts(
+    *,
+    account_id: str,
+    sender: str,
+    subject: str,
+    text: str,
+    html: str,
+    markdown: str,
+    has_attachments: bool,
+) -> MailFacts:
+    """What rules look at in an arriving message, before it is stored."""
+    address = normalized_address(sender)
+    new = correspondents_new(account_id=account_id, addresses=[address]) if address else set()
+    return MailFacts(
+        direction=Direction.INBOUND,
+        recipients=(),
+        sender=address,
+        first_contact=bool(new) or not address,
+        has_attachments=has_attachments,
+        has_links=bool(body_links(html=html, markdown=markdown, text=text)),
+        subject=subject,
+        body=text or markdown or html,
+    )
+
+
+def outbound_by_rules(mode: str, rules: Sequence[Rule], facts: MailFacts) -> OutboundDecision:
+    """What the mode and the first matching rule make of outbound mail with ``facts``,
+    timing and earlier approvals aside (``outbound_step`` adds those)."""
+    base = outbound_decision(mode)
+    if base.outcome == Outcome.REFUSE:
+        return base
+    rule = first_match(rules, facts)
+    return base if rule is None else _by_rule(base, rule)
+
+
+def _by_rule(base: OutboundDecision, rule: Rule) -> OutboundDecision:
+    if rule.action == RuleAction.REFUSE:
+        return OutboundDecision(Outcome.REFUSE, rule=rule.name)
+    if rule.action == RuleAction.HOLD:
+        return OutboundDecision(Outcome.HOLD, rule=rule.name)
+    # approve: no hold, in any mode that sends at all (a monitored copy still goes out).
+    return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator, rule=rule.name)
+
+
+def outbound_step(
+    email: Email, mode: str, *, now: datetime, rules: Sequence[Rule] = ()
+) -> OutboundDecision:
     """What to do with an outbound email now: after the scan, and again when a scheduled
     email comes due. Read-only always refuses (the mode may have been lowered since the
-    email was accepted or approved); an approved email is sent without a second hold."""
+    email was accepted or approved), whatever the rules say; an approved email is sent
+    without a second hold; otherwise the first of ``rules`` that matches decides, and with
+    none the mode."""
     base = outbound_decision(mode)
     if base.outcome == Outcome.REFUSE:
         return base
     approved = email.approved_at is not None
+    if not approved and rules:
+        base = outbound_by_rules(mode, rules, outbound_facts(email))
+        if base.outcome == Outcome.REFUSE:
+            return base
     if email.send_at is not None and email.send_at > now:
         hold_now = base.held and not approved and email.gate_timing == GateTiming.GATE_FIRST
-        return OutboundDecision(Outcome.HOLD) if hold_now else OutboundDecision(Outcome.WAIT)
+        if hold_now:
+            return OutboundDecision(Outcome.HOLD, rule=base.rule)
+        return OutboundDecision(Outcome.WAIT)
     if approved:
         return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator)
     return base
@@ -99,17 +202,43 @@ def inbound_decision(mode: str) -> Outcome:
     return Outcome.HOLD if mode == OversightMode.GATED_ALL else Outcome.DELIVER
 
 
+@dataclass(frozen=True, slots=True)
+class InboundDecision:
+    status: EmailStatus
+    # The name of the rule that decided; None when the mode (or the spam filter) did.
+    rule: str | None = None
+
+
+def inbound_route(
+    mode: str, verdict: str, *, rules: Sequence[Rule] = (), facts: MailFacts | None = None
+) -> InboundDecision:
+    """Where an arriving email lands: quarantined spam never reaches anyone; then the first
+    matching rule (``facts`` are needed only when there are rules), then the mode."""
+    if verdict == SpamVerdict.QUARANTINED or not rules or facts is None:
+        return InboundDecision(inbound_first_status(mode, verdict))
+    rule = first_match(rules, facts)
+    if rule is None:
+        return InboundDecision(inbound_first_status(mode, verdict))
+    if rule.action == RuleAction.REFUSE:
+        return InboundDecision(EmailStatus.REJECTED, rule.name)
+    if rule.action == RuleAction.HOLD:
+        return InboundDecision(EmailStatus.PENDING_INBOUND_APPROVAL, rule.name)
+    return InboundDecision(_delivered_status(verdict), rule.name)
+
+
+def _delivered_status(verdict: str) -> EmailStatus:
+    return EmailStatus.SPAM_FLAGGED if verdict == SpamVerdict.FLAGGED else EmailStatus.UNREAD
+
+
 def inbound_first_status(mode: str, verdict: str) -> EmailStatus:
-    """Where an arriving email lands. Quarantined spam never reaches anyone; otherwise the
-    mode decides, and a held email keeps its spam verdict for the operator to see (approving
-    it lands flagged spam as flagged, see ``approved_status``)."""
+    """Where an arriving email lands by its mode. Quarantined spam never reaches anyone;
+    otherwise the mode decides, and a held email keeps its spam verdict for the operator to
+    see (approving it lands flagged spam as flagged, see ``approved_status``)."""
     if verdict == SpamVerdict.QUARANTINED:
         return EmailStatus.SPAM_QUARANTINED
     if inbound_decision(mode) == Outcome.HOLD:
         return EmailStatus.PENDING_INBOUND_APPROVAL
-    if verdict == SpamVerdict.FLAGGED:
-        return EmailStatus.SPAM_FLAGGED
-    return EmailStatus.UNREAD
+    return _delivered_status(verdict)
 
 
 def ensure_can_send(mode: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
+from mailboxes.serializers_reading import OversightDecisionSerializer
 from oversight.facts import DecisionFacts
 from oversight.services import Action, DecisionStatus
 
@@ -100,6 +101,9 @@ class PendingEmailSerializer(serializers.Serializer[DecisionFacts]):
     )
     version = serializers.CharField(
         help_text="Changes whenever anything the operator judges changes (content version)."
+    )
+    oversight_decision = OversightDecisionSerializer(
+        source="email", allow_null=True, help_text="Who held it: its mode, or which rule."
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -61,3 +61,23 @@ def correspondents_record(
         )
 
     transaction.on_commit(write, robust=True)
+
+
+def correspondents_new(
+    *, account_id: str, addresses: Iterable[str], email_id: str | None = None
+) -> set[str]:
+    """Of ``addresses``, those this account never exchanged mail with in either direction
+    (normalized), in one query. An email is not its own history: a row whose only email is
+    ``email_id`` does not count."""
+    wanted = {normalized_address(address) for address in addresses} - {""}
+    if not wanted:
+        return set()
+    rows = Correspondent.objects.filter(account_id=account_id, address__in=wanted).values_list(
+        "address", "first_email_id", "last_email_id"
+    )
+    known = {
+        address
+        for address, first_id, last_id in rows
+        if email_id is None or not first_id == last_id == email_id
+    }
+    return wanted - known

@@ -45,7 +45,13 @@ def _accepted_response(accepted: Accepted) -> Response:
             status=200,
         )
     message = "Email queued for scanning and delivery."
-    if outbound_decision(email.mailbox.oversight_mode).held:
+    if email.mailbox.oversight_rules:
+        message += (
+            " After the scan this mailbox's oversight rules, then its mode, decide whether it "
+            "is sent, held for the operator (pending_send_approval) or refused (rejected); the "
+            "email's oversight_decision says which. Do not resend it."
+        )
+    elif outbound_decision(email.mailbox.oversight_mode).held:
         message += (
             " This mailbox is gated: after the scan the email waits for the operator's "
             "approval (pending_send_approval). Do not resend it."

@@ -9,8 +9,9 @@ An API view calls ``admin_action_run`` and nothing else:
 
 1. the action's check runs first: a request that cannot succeed is refused with its catalog
    error at once, and no operator is asked to approve it;
-2. an operator (console, support), an account with approvals turned off, or a call the
-   action's predicate finds harmless: the action runs now;
+2. an operator (console, support), an account with approvals turned off (unless the action
+   grants autonomy, like loosening oversight rules: ``even_without_approvals``), or a call
+   the action's predicate finds harmless: the action runs now;
 3. with ``approval_code``: the code must have been issued for this exact action and these
    parameters; it is used up and the action runs, or ``validation_error``;
 4. otherwise the request is recorded, the operator is emailed a code, and the view gets a
@@ -33,6 +34,7 @@ from oversight.admin_actions.table import (
     API_KEY_UPDATE,
     BILLING_CANCEL,
     MAILBOX_CREATE,
+    MAILBOX_RULES_REPLACE,
     MAILBOX_UPDATE,
     WEBHOOK_CREATE,
     AccountDelete,
@@ -42,6 +44,7 @@ from oversight.admin_actions.table import (
     ApiKeyUpdate,
     BillingCancel,
     MailboxCreate,
+    MailboxRulesReplace,
     MailboxUpdate,
     WebhookCreate,
 )
@@ -55,6 +58,7 @@ __all__ = [
     "API_KEY_UPDATE",
     "BILLING_CANCEL",
     "MAILBOX_CREATE",
+    "MAILBOX_RULES_REPLACE",
     "MAILBOX_UPDATE",
     "WEBHOOK_CREATE",
     "AccountDelete",
@@ -66,6 +70,7 @@ __all__ = [
     "ApiKeyUpdate",
     "BillingCancel",
     "MailboxCreate",
+    "MailboxRulesReplace",
     "MailboxUpdate",
     "PendingApproval",
     "WebhookCreate",

@@ -25,6 +25,13 @@ from mailboxes.services.mailboxes import (
 )
 from mailboxes.services.webhooks import subscription_create, subscription_validate
 from oversight.admin_actions.base import ActionParams, AdminAction
+from oversight.rule_changes import (
+    mailbox_for_rules,
+    mailbox_rules_replace,
+    rules_digest,
+    rules_loosening,
+)
+from oversight.rules import rules_dump, rules_load, rules_parse
 
 # --- Typed parameters -------------------------------------------------------------------
 
@@ -87,6 +94,15 @@ class MailboxUpdate(ActionParams):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(mailbox_id=data["mailbox_id"], changes=data["changes"])
+
+
+@dataclass(frozen=True)
+class MailboxRulesReplace(ActionParams):
+    mailbox_id: str
+    rules: list[dict[str, Any]]
+    # The digest of the rules this change was compared against, filled in by the check:
+    # the change applies only to that list (oversight.rule_changes).
+    based_on: str = ""
 
 
 @dataclass(frozen=True)
@@ -276,6 +292,44 @@ MAILBOX_UPDATE: AdminAction[MailboxUpdate, Mailbox] = AdminAction(
 )
 
 
+def _rules_replace_check(actor: Actor, params: MailboxRulesReplace) -> MailboxRulesReplace:
+    rules = rules_dump(rules_parse(params.rules))
+    mailbox = mailbox_for_rules(actor=actor, mailbox_id=params.mailbox_id)
+    # A stored request keeps the list it was compared against; a new one takes today's.
+    based_on = params.based_on or rules_digest(mailbox.oversight_rules)
+    return dataclasses.replace(params, rules=rules, based_on=based_on)
+
+
+def _rules_loosening(actor: Actor, params: MailboxRulesReplace) -> list[str]:
+    mailbox = mailbox_for_rules(actor=actor, mailbox_id=params.mailbox_id)
+    return rules_loosening(rules_load(mailbox.oversight_rules), rules_load(params.rules))
+
+
+def _rules_summary(actor: Actor, params: MailboxRulesReplace) -> str:
+    mailbox = mailbox_for_rules(actor=actor, mailbox_id=params.mailbox_id)
+    reasons = "; ".join(_rules_loosening(actor, params))
+    return f"loosen the oversight rules of {mailbox.address} ({reasons})"
+
+
+MAILBOX_RULES_REPLACE: AdminAction[MailboxRulesReplace, Mailbox] = AdminAction(
+    name="mailbox.oversight_rules",
+    params_type=MailboxRulesReplace,
+    check=_rules_replace_check,
+    # Tightening is immediate; loosening gives the agent autonomy, as a mode upgrade does.
+    needs_operator=lambda actor, p: bool(_rules_loosening(actor, p)),
+    even_without_approvals=True,
+    summary=_rules_summary,
+    execute=lambda actor, p, request_id: mailbox_rules_replace(
+        actor=actor,
+        mailbox_id=p.mailbox_id,
+        rules=rules_load(p.rules),
+        based_on=p.based_on,
+        request_id=request_id,
+    ),
+    record=lambda mailbox: {"id": mailbox.pk, "rules": mailbox.oversight_rules},
+)
+
+
 def _webhook_create_check(actor: Actor, params: WebhookCreate) -> WebhookCreate:
     clean = subscription_validate(
         account=actor.account, url=params.url, events=params.events, mailbox_id=params.mailbox_id
@@ -319,6 +373,7 @@ ACTIONS: dict[str, AdminAction[Any, Any]] = {
         API_KEY_REVOKE,
         MAILBOX_CREATE,
         MAILBOX_UPDATE,
+        MAILBOX_RULES_REPLACE,
         WEBHOOK_CREATE,
         BILLING_CANCEL,
     )

@@ -6,6 +6,7 @@ screenshot under test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from accounts.services import api_key_create
 from mailboxes.lifecycle import email_hold
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, SpamVerdict
 from mailboxes.services.rendering import html_to_text
+from multimail.ids import new_id
 from tests.conftest import Tenant, client_for, key_for
 from tests.console.conftest import held_email, pending_account, signed_in
 from tests.oversight.conftest import last_token
@@ -428,3 +430,48 @@ def test_a_banner_shows_while_the_account_cannot_send(page, live_server, owner):
     assert page.get_by_text("sending_disabled: complaint rate too high").is_visible()
     assert page.locator("#sending-banner").is_visible()
     assert page.get_by_role("button", name="Send it again").is_visible()
+
+
+# --- Oversight rules editor: type rules, dry-run them (HTMX swaps the table in), save ---
+
+EDITOR_RULES = [
+    {
+        "name": "strangers",
+        "direction": "outbound",
+        "match": {"recipients": ["@evil.example"]},
+        "action": "refuse",
+    }
+]
+
+
+def test_dry_run_then_save_rules(page, live_server, owner):
+    for to in ("ann@acme.example", "eve@evil.example"):
+        Email.objects.create(
+            account=owner.account,
+            mailbox=owner.mailbox,
+            direction=Direction.OUTBOUND,
+            status=EmailStatus.SENT,
+            from_address=owner.mailbox.address,
+            to=[to],
+            subject=f"Hello {to}",
+            thread_id=new_id(),
+            decided_by="mode",
+        )
+    sign_in_cookie(page, live_server, owner)
+    page.goto(f"/console/mailboxes/{owner.mailbox.pk}")
+    page.get_by_role("link", name="Oversight rules").click()
+    page.get_by_label("Rules (JSON)").fill(json.dumps(EDITOR_RULES, indent=2))
+    page.get_by_role("button", name="Dry run").click()
+    page.wait_for_selector("#dry-run >> text=refused by rule 'strangers'")
+    # HTMX replaced the table only: the typed rules are still in the editor, unsaved.
+    assert "strangers" in page.get_by_label("Rules (JSON)").input_value()
+    assert page.locator("tr.differs").count() == 1
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.oversight_rules == []
+    assert page.evaluate(A11Y_PROBE) == []
+    shot(page, "rules-dry-run")
+    page.get_by_role("button", name="Save rules").click()
+    page.wait_for_selector("text=Saved 1 rule.")
+    owner.mailbox.refresh_from_db()
+    assert owner.mailbox.oversight_rules == EDITOR_RULES
+    shot(page, "rules-saved")

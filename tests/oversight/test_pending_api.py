@@ -63,6 +63,7 @@ def test_lists_pending_emails_of_both_directions_newest_first(owner: Tenant, api
         "replying_to",
         "warnings",
         "version",
+        "oversight_decision",
     }
 
 

@@ -39,7 +39,7 @@ from mailboxes.services.inbound.parse import ParsedMessage, message_parse
 from mailboxes.services.rendering import html_sanitize
 from mailboxes.services.spam import SpamSignals, spam_score
 from multimail.ids import new_id
-from oversight.policy import inbound_first_status
+from oversight.policy import inbound_facts, inbound_route, mailbox_rules
 
 logger = logging.getLogger("multimail.inbound")
 
@@ -173,7 +173,28 @@ def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) 
 def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     mailbox = Mailbox.objects.select_related("account").get(pk=mailbox_id)
     spam = spam_score(signals=_spam_signals(parsed))
-    status = inbound_first_status(mailbox.oversight_mode, spam.verdict)
+    rules = mailbox_rules(mailbox)
+    facts = (
+        inbound_facts(
+            account_id=mailbox.account_id,
+            sender=parsed.from_address,
+            subject=parsed.subject,
+            text=parsed.text,
+            html=parsed.html,
+            markdown=parsed.markdown,
+            has_attachments=bool(parsed.attachments),
+        )
+        if rules
+        else None
+    )
+    route = inbound_route(mailbox.oversight_mode, spam.verdict, rules=rules, facts=facts)
+    status, now = route.status, timezone.now()
+    refused_by = route.rule if status == EmailStatus.REJECTED else None
+    decision = (
+        lifecycle.rule_refused_fields(refused_by, now)
+        if refused_by
+        else lifecycle.routed_by(route.rule, now)
+    )
     email = lifecycle.email_create(
         account=mailbox.account,
         mailbox=mailbox,
@@ -196,6 +217,7 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
         has_attachments=bool(parsed.attachments),
         size_bytes=parsed.body_size,
         headers=parsed.headers,
+        **decision,
     )
     Attachment.objects.bulk_create(
         Attachment(
@@ -210,7 +232,11 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     )
     if status == EmailStatus.PENDING_INBOUND_APPROVAL:
         lifecycle.email_hold(email=email)
-    if status != EmailStatus.SPAM_QUARANTINED:
+    if refused_by:
+        # Never shown: no message.received, no correspondent; the operator's event names
+        # the rule.
+        lifecycle.email_refuse_by_rule(email=email, rule=refused_by, at=now)
+    elif status != EmailStatus.SPAM_QUARANTINED:
         correspondents_record(
             account_id=mailbox.account_id,
             direction=Direction.INBOUND,

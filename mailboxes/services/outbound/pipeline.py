@@ -34,7 +34,7 @@ from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
 from mailboxes.versions import email_version_read
-from oversight.policy import Outcome, outbound_decision, outbound_step
+from oversight.policy import Outcome, mailbox_rules, outbound_decision, outbound_step
 
 logger = logging.getLogger("multimail.outbound")
 
@@ -47,21 +47,26 @@ GIVE_UP_AFTER = timedelta(hours=6)
 
 
 def _route(email: Email, now: datetime) -> None:
-    """Ask the policy where an email (scanned, or scheduled and due) goes next. The caller
-    holds the email's row lock."""
-    step = outbound_step(email, email.mailbox.oversight_mode, now=now)
-    if step.outcome == Outcome.REFUSE:
+    """Ask the policy where an email (scanned, or scheduled and due) goes next: its mode,
+    or the first of its mailbox's oversight rules that matches. The caller holds the
+    email's row lock."""
+    mailbox = email.mailbox
+    step = outbound_step(email, mailbox.oversight_mode, now=now, rules=mailbox_rules(mailbox))
+    if step.outcome == Outcome.REFUSE and step.rule is not None:
+        lifecycle.email_refuse_by_rule(email=email, rule=step.rule, at=now)
+    elif step.outcome == Outcome.REFUSE:
         lifecycle.email_move(
             email,
             to=EmailStatus.REJECTED,
             failure_reason="mailbox_read_only: the mailbox became read_only before the email "
             "was sent",
+            **lifecycle.routed_by(None, now),
         )
     elif step.outcome == Outcome.HOLD:
-        lifecycle.email_hold(email=email)
+        lifecycle.email_hold(email=email, rule=step.rule)
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
-    elif lifecycle.email_move(email, to=EmailStatus.SENDING):
+    elif lifecycle.email_move(email, to=EmailStatus.SENDING, **lifecycle.routed_by(step.rule, now)):
         enqueue.deliver_email_after_commit(email.pk)
 
 
