@@ -1,0 +1,237 @@
+"""/mcp driven by the official MCP SDK's Streamable HTTP client over real HTTP, against a
+live web process: the tool list, a send between two local mailboxes read on the other
+side, a gated send shown as held, errors and scope refusals as tool errors, wait_for_email
+returning when mail arrives, and 401 without a key."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import anyio
+import pytest
+
+from accounts.services import api_key_create
+from mailboxes.models import Email
+from tests.conftest import make_tenant
+from tests.mcp.conftest import mcp_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The 46 tools of MultiMail's official MCP server (v0.7.0), as its reference lists them;
+# setup_multimail exists there only when no key is configured, so it is not served here.
+OFFICIAL_TOOLS = {
+    "request_challenge", "create_account", "activate_account", "resend_confirmation",
+    "list_mailboxes", "send_email", "schedule_email", "edit_scheduled_email", "check_inbox",
+    "wait_for_email", "read_email", "reply_email", "download_attachment", "get_thread",
+    "cancel_message", "tag_email", "update_mailbox", "configure_mailbox", "create_mailbox",
+    "delete_mailbox", "request_upgrade", "apply_upgrade", "get_account", "update_account",
+    "delete_account", "get_usage", "list_pending", "decide_email", "report_spam", "not_spam",
+    "list_spam", "add_contact", "search_contacts", "delete_contact", "check_suppression",
+    "remove_suppression", "list_api_keys", "create_api_key", "revoke_api_key",
+    "get_audit_log", "get_billing_portal", "upgrade_plan", "cancel_subscription",
+    "create_webhook", "list_webhooks", "delete_webhook",
+}  # fmt: skip
+
+
+def _json(result: Any) -> Any:
+    assert not result.is_error, result.content[0].text
+    return json.loads(result.content[0].text)
+
+
+def _untrusted(text: str) -> Any:
+    """The JSON between the untrusted-data markers of a tool's answer."""
+    lines = text.splitlines()
+    assert lines[0].startswith("--- BEGIN UNTRUSTED"), text[:200]
+    assert lines[-1].startswith("--- END UNTRUSTED"), text[-200:]
+    return json.loads("\n".join(lines[1:-1]))
+
+
+def _run(scenario: Any, *args: Any) -> Any:
+    return anyio.run(scenario, *args)
+
+
+def test_the_tools_are_the_official_servers(live_server_url: str) -> None:
+    tenant = make_tenant("toolset")
+    _, key = api_key_create(account=tenant.account, name="mcp", scopes=["read"])
+
+    async def scenario() -> Any:
+        async with mcp_session(live_server_url, key) as session:
+            return await session.list_tools()
+
+    listed = _run(scenario)
+    assert {tool.name for tool in listed.tools} == OFFICIAL_TOOLS
+    send = next(tool for tool in listed.tools if tool.name == "send_email")
+    assert set(send.input_schema["required"]) == {"to", "subject", "markdown"}
+    assert {"cc", "bcc", "attachments", "idempotency_key", "send_at", "gate_timing",
+            "mailbox_id"} <= set(send.input_schema["properties"])  # fmt: skip
+
+
+def test_a_send_between_two_local_mailboxes_is_read_by_the_other_agent(
+    live_server_url: str,
+) -> None:
+    alice = make_tenant("alice")
+    bob = make_tenant("bob")
+    _, alice_key = api_key_create(account=alice.account, name="mcp", scopes=["send", "read"])
+    _, bob_key = api_key_create(account=bob.account, name="mcp", scopes=["send", "read"])
+
+    async def scenario() -> tuple[Any, Any, list[str], Any]:
+        async with mcp_session(live_server_url, alice_key) as session:
+            sent = _json(
+                await session.call_tool(
+                    "send_email",
+                    {
+                        "to": [bob.mailbox.address],
+                        "subject": "Lunch on Friday?",
+                        "markdown": "Shall we meet at **noon**?",
+                    },
+                )
+            )
+        async with mcp_session(live_server_url, bob_key) as session:
+            deadline = time.monotonic() + 30
+            emails: list[Any] = []
+            while not emails and time.monotonic() < deadline:
+                inbox = await session.call_tool("check_inbox", {"direction": "inbound"})
+                emails = _untrusted(inbox.content[0].text)["emails"]
+                if not emails:
+                    await anyio.sleep(0.3)
+            assert emails, "the email never reached bob's mailbox"
+            read = await session.call_tool("read_email", {"email_id": emails[0]["id"]})
+            assert not read.is_error
+            replied = _json(
+                await session.call_tool(
+                    "reply_email", {"email_id": emails[0]["id"], "markdown": "Noon works."}
+                )
+            )
+            return sent, emails[0], [block.text for block in read.content], replied
+
+    sent, summary, read_blocks, replied = _run(scenario)
+    assert sent["status"] == "pending_scan"
+    assert sent["id"] and sent["thread_id"]
+    assert summary["subject"] == "Lunch on Friday?"
+    metadata = _untrusted(read_blocks[0])
+    assert metadata["from"].endswith(alice.mailbox.address)
+    assert metadata["thread_id"]
+    assert "BEGIN UNTRUSTED EMAIL BODY" in read_blocks[1]
+    assert "Shall we meet at **noon**?" in read_blocks[1]
+    assert replied["status"] == "pending_scan"
+    assert replied["thread_id"] == metadata["thread_id"]
+    assert Email.objects.get(pk=replied["id"]).mailbox_id == bob.mailbox.pk
+
+
+def test_a_gated_send_is_shown_as_held(live_server_url: str) -> None:
+    tenant = make_tenant("gated", mode="gated_send")
+    _, key = api_key_create(account=tenant.account, name="mcp", scopes=["send", "read"])
+
+    async def scenario() -> tuple[Any, Any]:
+        async with mcp_session(live_server_url, key) as session:
+            sent = _json(
+                await session.call_tool(
+                    "send_email",
+                    {"to": ["client@example.org"], "subject": "Offer", "markdown": "Hello"},
+                )
+            )
+            deadline = time.monotonic() + 30
+            while True:
+                held = await session.call_tool(
+                    "check_inbox", {"status": "pending_send_approval"}
+                )
+                emails = _untrusted(held.content[0].text)["emails"]
+                if emails or time.monotonic() > deadline:
+                    return sent, emails
+                await anyio.sleep(0.3)
+
+    sent, held = _run(scenario)
+    assert "pending_send_approval" in sent["message"]
+    assert [email["id"] for email in held] == [sent["id"]]
+    assert held[0]["status"] == "pending_send_approval"
+
+
+def test_errors_are_tool_errors_with_the_catalogs_code_message_and_fix(
+    live_server_url: str,
+) -> None:
+    tenant = make_tenant("errors")
+    _, key = api_key_create(account=tenant.account, name="mcp", scopes=["send", "read"])
+
+    async def scenario() -> tuple[Any, Any]:
+        async with mcp_session(live_server_url, key) as session:
+            missing = await session.call_tool("read_email", {"email_id": "01NOSUCHEMAIL0000000000000"})
+            scope = await session.call_tool("list_pending", {})
+            return missing, scope
+
+    missing, scope = _run(scenario)
+    assert missing.is_error
+    text = missing.content[0].text
+    assert "Error not_found (HTTP 404)" in text
+    assert "Fix: " in text
+    assert "Traceback" not in text and "[object Object]" not in text
+    assert scope.is_error
+    assert "insufficient_permissions" in scope.content[0].text
+    assert "oversight_read" in scope.content[0].text
+
+
+def test_wait_for_email_returns_when_mail_arrives(live_server_url: str) -> None:
+    waiter = make_tenant("waiter")
+    writer = make_tenant("writer")
+    _, waiter_key = api_key_create(account=waiter.account, name="mcp", scopes=["read"])
+    _, writer_key = api_key_create(account=writer.account, name="mcp", scopes=["send"])
+
+    async def scenario() -> tuple[Any, float]:
+        result: dict[str, Any] = {}
+
+        async def wait() -> None:
+            async with mcp_session(live_server_url, waiter_key) as session:
+                started = time.monotonic()
+                result["wait"] = await session.call_tool(
+                    "wait_for_email", {"timeout_seconds": 60, "filter": {"subject_contains": "Ping"}}
+                )
+                result["took"] = time.monotonic() - started
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.sleep(3)
+            async with mcp_session(live_server_url, writer_key) as session:
+                _json(
+                    await session.call_tool(
+                        "send_email",
+                        {
+                            "to": [waiter.mailbox.address],
+                            "subject": "Ping",
+                            "markdown": "pong?",
+                            # A send-only key cannot list mailboxes to find its own.
+                            "mailbox_id": writer.mailbox.pk,
+                        },
+                    )
+                )
+        return result["wait"], result["took"]
+
+    waited, took = _run(scenario)
+    assert not waited.is_error, waited.content[0].text
+    found = _untrusted(waited.content[0].text)
+    assert found["found"] is True
+    assert [email["subject"] for email in found["emails"]] == ["Ping"]
+    assert took < 30
+
+
+def test_without_a_valid_key_mcp_answers_401_with_www_authenticate(
+    live_server_url: str,
+) -> None:
+    initialize = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    ).encode()
+    for headers in ({}, {"Authorization": "Bearer mm_live_notarealkey0000000000"}):
+        request = urllib.request.Request(
+            f"{live_server_url}/mcp",
+            data=initialize,
+            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+        assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+        body = json.loads(refused.value.read())
+        assert body["error"]["code"] in ("authentication_required", "invalid_api_key")
