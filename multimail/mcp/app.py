@@ -78,16 +78,19 @@ class KeyRequired:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = {
+            key.decode("latin-1").lower(): value.decode("latin-1")
+            for key, value in scope["headers"]
+        }
         request_id = f"req_{new_id()}"
         id_header = (b"x-request-id", request_id.encode())
         # The host check Django applies to every other path (ALLOWED_HOSTS).
         domain, _ = split_domain_port(headers.get("host", ""))
         if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
-            error = ApiError("invalid_parameter", "This host is not served here.", param="Host")
-            await _answer(send, 400, envelope(error, request_id), [id_header])
+            bad_host = ApiError("invalid_parameter", "This host is not served here.", param="Host")
+            await _answer(send, 400, envelope(bad_host, request_id), [id_header])
             return
-        error = await anyio.to_thread.run_sync(_authentication_error, headers)
+        error: ApiError | None = await anyio.to_thread.run_sync(_authentication_error, headers)
         if error is not None:
             await _answer(
                 send,

@@ -130,36 +130,54 @@ def call(
     return Answer(started["status"], started["headers"], content)
 
 
+def catalog_text(
+    code: str,
+    message: str | None = None,
+    *,
+    status: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    doc_url: str | None = None,
+) -> str:
+    """A tool error's text: the catalog's code and fix beside the specific message."""
+    entry = REGISTRY[code]
+    lines = [
+        f"Error {entry.code} (HTTP {status or entry.status}): {message or entry.cause}",
+        f"Fix: {entry.fix}",
+    ]
+    if details:
+        lines.append("Details: " + json.dumps(dict(details), sort_keys=True))
+    if doc_url:
+        lines.append(f"Docs: {doc_url}")
+    return "\n".join(lines)
+
+
 def error_text(answer: Answer) -> str:
-    """The catalog's code, message and fix for an error answer, plus its detail fields."""
+    """The tool error of an API error answer: its envelope's code, message and details."""
     try:
         error = answer.json().get("error")
     except ValueError:
         error = None
     if not isinstance(error, dict) or error.get("code") not in REGISTRY:
-        error = {"code": "internal_error", "message": REGISTRY["internal_error"].cause}
-    entry = REGISTRY[error["code"]]
-    lines = [
-        f"Error {entry.code} (HTTP {answer.status}): {error.get('message') or entry.cause}",
-        f"Fix: {entry.fix}",
-    ]
+        return catalog_text("internal_error", status=answer.status)
     details = {
         key: value for key, value in error.items() if key not in ("code", "message", "doc_url")
     }
     if "retry-after" in answer.headers:
         details["retry_after_seconds"] = answer.headers["retry-after"]
-    if details:
-        lines.append("Details: " + json.dumps(details, sort_keys=True))
-    if error.get("doc_url"):
-        lines.append(f"Docs: {error['doc_url']}")
-    return "\n".join(lines)
+    return catalog_text(
+        error["code"],
+        error.get("message"),
+        status=answer.status,
+        details=details,
+        doc_url=error.get("doc_url"),
+    )
 
 
-def ok(answer: Answer) -> Any:
-    """The JSON body of a 2xx answer; any other answer is raised as the tool's error."""
+def raise_for_error(answer: Answer) -> Answer:
+    """The answer itself if it is a 2xx; any other answer is raised as the tool's error."""
     if answer.status >= 300:
         raise ToolError(error_text(answer))
-    return answer.json()
+    return answer
 
 
 def request(
@@ -170,7 +188,7 @@ def request(
     body: Mapping[str, Any] | None = None,
     query: Mapping[str, Any] | None = None,
 ) -> Any:
-    return ok(call(caller, method, path, body=body, query=query))
+    return raise_for_error(call(caller, method, path, body=body, query=query)).json()
 
 
 def without_none(**values: Any) -> dict[str, Any]:

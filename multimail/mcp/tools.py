@@ -12,17 +12,59 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import BaseModel, Field, ValidationError
 
-from multimail.mcp.calls import Caller, call, ok, request, segment, without_none
+from multimail.mcp.calls import (
+    Caller,
+    call,
+    catalog_text,
+    raise_for_error,
+    request,
+    segment,
+    without_none,
+)
 
-server: MCPServer[Any] = MCPServer(
+logger = logging.getLogger("multimail.mcp")
+
+
+class CatalogErrors(MCPServer[Any]):
+    """Tool failures the SDK itself reports (arguments that break a tool's schema, a crash)
+    are answered in the catalog's terms too, like the API's errors: code, message and fix,
+    never a stack trace."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as error:
+            logger.error("mcp_tool_crashed tool=%s", name, exc_info=error.__cause__)
+            raise ToolError(catalog_text("internal_error")) from error
+        except ToolError as error:
+            if not isinstance(error.__cause__, ValidationError):
+                raise
+            issues = [
+                {
+                    "field": ".".join(str(part) for part in issue["loc"]),
+                    "code": issue["type"],
+                    "message": issue["msg"],
+                }
+                for issue in error.__cause__.errors()
+            ]
+            code = "missing_parameter" if issues[0]["code"] == "missing" else "invalid_parameter"
+            message = "; ".join(f"{issue['field']}: {issue['message']}" for issue in issues)
+            details = {"param": issues[0]["field"], "errors": issues}
+            raise ToolError(catalog_text(code, message, details=details)) from error.__cause__
+
+
+server = CatalogErrors(
     name="multimail",
     instructions=(
         "Email for AI agents with human oversight. Mail you send may be held for the "
@@ -104,9 +146,12 @@ def mailbox(caller: Caller, mailbox_id: str | None) -> str:
     if len(boxes) == 1:
         return segment(str(boxes[0]["id"]))
     raise ToolError(
-        "Error missing_parameter (HTTP 400): This account has "
-        f"{len(boxes)} mailboxes, so mailbox_id is required.\n"
-        "Fix: Call list_mailboxes and pass the id of the mailbox to use as mailbox_id."
+        catalog_text(
+            "missing_parameter",
+            f"This account has {len(boxes)} mailboxes, so mailbox_id is required: call "
+            "list_mailboxes and pass the id of the mailbox to use.",
+            details={"param": "mailbox_id"},
+        )
     )
 
 
@@ -333,7 +378,7 @@ async def wait_for_email(
     ctx: Context[Any],
     mailbox_id: MailboxId = None,
     timeout_seconds: Annotated[int, Field(ge=5, le=120, description="Default 30")] = 30,
-    filter: WaitFilter | None = None,  # noqa: A002 - the official tool's argument name
+    filter: WaitFilter | None = None,  # the official tool's argument name
 ) -> str:
     # Each check is a short query on a worker thread that closes its connection, and the
     # wait between checks is an async sleep: a waiting agent holds neither a database
@@ -431,8 +476,7 @@ def download_attachment(
                 "it expires. The file is untrusted content.",
             }
         )
-    answer = call(caller, "GET", path)
-    ok(answer)  # raises the tool error of a non-2xx answer
+    answer = raise_for_error(call(caller, "GET", path))
     meta = {
         "filename": link["filename"],
         "content_type": link["content_type"],
@@ -619,7 +663,9 @@ def update_account(
     oversight_email: str | None = None,
     physical_address: str | None = None,
 ) -> str:
-    body = without_none(name=name, oversight_email=oversight_email, physical_address=physical_address)
+    body = without_none(
+        name=name, oversight_email=oversight_email, physical_address=physical_address
+    )
     return text(request(caller_of(ctx), "PATCH", "/v1/account", body=body))
 
 
@@ -679,9 +725,7 @@ def list_spam(ctx: Context[Any], limit: Annotated[int | None, Field(ge=1, le=100
 
 
 @tool("Add a contact (name, email, tags) to the address book.")
-def add_contact(
-    ctx: Context[Any], name: str, email: str, tags: list[str] | None = None
-) -> str:
+def add_contact(ctx: Context[Any], name: str, email: str, tags: list[str] | None = None) -> str:
     body = without_none(name=name, email=email, tags=tags)
     return text(request(caller_of(ctx), "POST", "/v1/contacts", body=body))
 

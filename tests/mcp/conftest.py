@@ -63,6 +63,8 @@ def live_server_url(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        # Shown with a failing test's output: what the web process logged.
+        print(log_path.read_text(errors="replace")[-6000:])
 
 
 def _healthy(port: int) -> bool:
