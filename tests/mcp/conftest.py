@@ -43,7 +43,7 @@ def live_server_url(transactional_db: Any, tmp_path: Path) -> Iterator[str]:
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "multimail.asgi:application",
-                "--worker-class", "uvicorn_worker.UvicornWorker",
+                "--worker-class", "multimail.asgi_worker.Worker",
                 "--bind", f"127.0.0.1:{port}", "--workers", "1",
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
