@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from django.http.request import split_domain_port, validate_host
 from mcp.server.transport_security import TransportSecuritySettings
 from rest_framework.request import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from multimail.authentication import ApiKeyAuthentication
 from multimail.errors import ApiError
@@ -99,7 +99,17 @@ class KeyRequired:
                 [id_header, (b"www-authenticate", b'Bearer realm="mcp"')],
             )
             return
-        await self.app(scope, receive, send)
+        # The tools' API calls carry this request id too (their log lines share it), and
+        # the answer names it, as every API answer does.
+        kept = [(key, value) for key, value in scope["headers"] if key.lower() != b"x-request-id"]
+        scope = {**scope, "headers": [*kept, id_header]}
+
+        async def with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), id_header]}
+            await send(message)
+
+        await self.app(scope, receive, with_request_id)
 
 
 def mcp_app() -> ASGIApp:

@@ -25,9 +25,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from multimail.errors import REGISTRY
 
-# The caller's headers an inner call carries: the key, and what identifies the client
-# to the rate limits and the idempotency scope, as on a direct API call.
-FORWARDED_HEADERS = ("authorization", "user-agent", "x-forwarded-for", "x-forwarded-proto")
+# The caller's headers an inner call carries: the key, what identifies the client to the
+# rate limits and the idempotency scope, as on a direct API call, and the /mcp request's id.
+FORWARDED_HEADERS = (
+    "authorization",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-request-id",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,6 +247,7 @@ def test_without_a_valid_key_mcp_answers_401_with_www_authenticate(
         assert refused.value.code == 401
         assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
         body = json.loads(refused.value.read())
+        assert body["meta"]["request_id"] == refused.value.headers["X-Request-Id"]
         assert body["error"]["code"] in ("authentication_required", "invalid_api_key")
 
 
