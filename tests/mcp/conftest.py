@@ -89,3 +89,9 @@ async def mcp_session(base_url: str, key: str) -> AsyncIterator[ClientSession]:
     ):
         await session.initialize()
         yield session
+
+
+@pytest.fixture
+def live_outbox(tmp_path: Path) -> Path:
+    """Where the live server writes outgoing mail, operator notifications included."""
+    return tmp_path / "outbox"

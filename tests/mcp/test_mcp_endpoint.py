@@ -6,10 +6,14 @@ returning when mail arrives, and 401 without a key."""
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import json
+import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,6 +40,9 @@ OFFICIAL_TOOLS = {
     "get_audit_log", "get_billing_portal", "upgrade_plan", "cancel_subscription",
     "create_webhook", "list_webhooks", "delete_webhook",
 }  # fmt: skip
+
+
+APPROVAL_CODE = re.compile(r"approval code:\s+([A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3})")
 
 
 def _json(result: Any) -> Any:
@@ -346,3 +353,73 @@ def test_idempotency_tenancy_and_argument_errors_apply_as_on_the_api(
     # Another tenant's mailbox and email do not exist for this key.
     assert foreign.is_error
     assert "Error not_found (HTTP 404)" in foreign.content[0].text
+
+
+def _approval_code(outbox: Path) -> str:
+    """The code of the operator's latest admin-action approval email."""
+    for path in sorted(outbox.glob("*.eml"), key=lambda item: item.stat().st_mtime, reverse=True):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        part = message.get_body(preferencelist=("plain",))
+        found = APPROVAL_CODE.search(part.get_content() if part is not None else "")
+        if found:
+            return found.group(1)
+    raise AssertionError("no approval code in the outbox")
+
+
+def test_an_admin_action_takes_the_operators_approval_code(
+    live_server_url: str, live_outbox: Path
+) -> None:
+    tenant = make_tenant("approvals")
+    tenant.account.require_operator_approval = True
+    tenant.account.save(update_fields=["require_operator_approval"])
+    _, key = api_key_create(account=tenant.account, name="mcp", scopes=["admin"])
+    arguments = {"name": "Reader", "scopes": ["read"]}
+
+    async def scenario() -> tuple[Any, Any]:
+        async with mcp_session(live_server_url, key) as session:
+            first = _json(await session.call_tool("create_api_key", arguments))
+            code = await anyio.to_thread.run_sync(_approval_code, live_outbox)
+            created = _json(
+                await session.call_tool("create_api_key", {**arguments, "approval_code": code})
+            )
+            return first, created
+
+    first, created = _run(scenario)
+    assert first["status"] == "pending_approval"
+    assert created["api_key"].startswith("mm_live_")
+    assert created["scopes"] == ["read"]
+
+
+def test_an_oversight_key_sees_the_pending_queue_and_approves(live_server_url: str) -> None:
+    tenant = make_tenant("queue", mode="gated_send")
+    _, agent_key = api_key_create(account=tenant.account, name="agent", scopes=["send", "read"])
+    _, operator_key = api_key_create(account=tenant.account, name="ops", scopes=["oversight"])
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        async with mcp_session(live_server_url, agent_key) as session:
+            sent = _json(
+                await session.call_tool(
+                    "send_email",
+                    {"to": ["client@example.org"], "subject": "Quote", "markdown": "Attached."},
+                )
+            )
+        async with mcp_session(live_server_url, operator_key) as session:
+            deadline = time.monotonic() + 30
+            while True:
+                listed = await session.call_tool("list_pending", {})
+                pending = _untrusted(listed.content[0].text)
+                if pending["emails"] or time.monotonic() > deadline:
+                    break
+                await anyio.sleep(0.3)
+            decided = _json(
+                await session.call_tool(
+                    "decide_email", {"email_id": sent["id"], "action": "approve"}
+                )
+            )
+        return sent, pending, decided
+
+    sent, pending, decided = _run(scenario)
+    assert [item["id"] for item in pending["emails"]] == [sent["id"]]
+    # Tasks run in-process here, so the approved email has left by the answer.
+    assert decided["status"] == "approved_and_sent"
+    assert Email.objects.get(pk=sent["id"]).status == "sent"
