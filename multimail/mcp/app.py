@@ -26,7 +26,8 @@ from multimail.authentication import ApiKeyAuthentication
 from multimail.errors import ApiError
 from multimail.exceptions import envelope
 from multimail.ids import new_id
-from multimail.mcp.tools import server
+from multimail.mcp import tools  # noqa: F401 - registers the tools on the server
+from multimail.mcp.server import server
 
 MCP_PATH = "/mcp"
 
