@@ -53,8 +53,10 @@ def _json(result: Any) -> Any:
 def _untrusted(text: str) -> Any:
     """The JSON between the untrusted-data markers of a tool's answer."""
     lines = text.splitlines()
-    assert lines[0].startswith("--- BEGIN UNTRUSTED"), text[:200]
-    assert lines[-1].startswith("--- END UNTRUSTED"), text[-200:]
+    begin = re.match(r"--- BEGIN UNTRUSTED ([A-Z ]+) ([0-9a-f]{8}) ", lines[0])
+    assert begin, text[:200]
+    # The closing marker names the same block and the same per-answer token.
+    assert lines[-1] == f"--- END UNTRUSTED {begin.group(1)} {begin.group(2)} ---", text[-200:]
     return json.loads("\n".join(lines[1:-1]))
 
 
