@@ -53,6 +53,18 @@ def _authentication_error(headers: dict[str, str]) -> ApiError | None:
     return None
 
 
+def _is_secure(scope: Scope, headers: dict[str, str]) -> bool:
+    """Django's ``request.is_secure()``: https, or the proxy's header when it is trusted."""
+    if scope.get("scheme") == "https":
+        return True
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header is None:
+        return False
+    name, value = proxy_header
+    sent = headers.get(name.removeprefix("HTTP_").replace("_", "-").lower(), "")
+    return sent.split(",")[0].strip() == value
+
+
 async def _answer(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
     payload = json.dumps(body).encode()
     await send(
@@ -90,6 +102,12 @@ class KeyRequired:
         if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
             bad_host = ApiError("invalid_parameter", "This host is not served here.", param="Host")
             await _answer(send, 400, envelope(bad_host, request_id), [id_header])
+            return
+        if settings.SECURE_SSL_REDIRECT and not _is_secure(scope, headers):
+            # What Django's SecurityMiddleware does for every other path; 308 keeps the
+            # POST, and the SDK's client follows it (same host, http to https).
+            location = f"https://{headers.get('host', domain)}{MCP_PATH}".encode("latin-1")
+            await _answer(send, 308, {}, [id_header, (b"location", location)])
             return
         error: ApiError | None = await anyio.to_thread.run_sync(_authentication_error, headers)
         if error is not None:
