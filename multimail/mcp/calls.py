@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
@@ -66,9 +66,18 @@ def _django() -> WSGIHandler:
     return _handler
 
 
-def segment(value: str) -> str:
-    """One path segment from a tool argument: ``/`` and ``..`` cannot reach another route."""
-    return quote(value, safe="")
+def segment(value: str, param: str) -> str:
+    """One path segment from a tool argument. The inner request's path is decoded, as a WSGI
+    server hands it over, so a ``/`` or a dot segment would reach another route: refused."""
+    if not value or "/" in value or value in (".", ".."):
+        raise ToolError(
+            catalog_text(
+                "invalid_parameter",
+                f"{param} must be an id or name without '/'.",
+                details={"param": param},
+            )
+        )
+    return value
 
 
 def call(
@@ -86,7 +95,8 @@ def call(
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
-        "PATH_INFO": path,
+        # WSGI carries the decoded path as UTF-8 bytes in a latin-1 str.
+        "PATH_INFO": path.encode("utf-8").decode("latin-1"),
         "QUERY_STRING": urlencode(
             {
                 key: str(value).lower() if isinstance(value, bool) else str(value)

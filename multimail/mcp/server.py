@@ -123,10 +123,10 @@ def untrusted(label: str, data: Any) -> str:
 def mailbox(caller: Caller, mailbox_id: str | None) -> str:
     """The mailbox a tool acts on: the argument, or the key's account's only mailbox."""
     if mailbox_id:
-        return segment(mailbox_id)
+        return segment(mailbox_id, "mailbox_id")
     boxes = request(caller, "GET", "/v1/mailboxes").get("mailboxes", [])
     if len(boxes) == 1:
-        return segment(str(boxes[0]["id"]))
+        return segment(str(boxes[0]["id"]), "mailbox_id")
     raise ToolError(
         catalog_text(
             "missing_parameter",

@@ -198,7 +198,7 @@ def edit_scheduled_email(
     mailbox_id: MailboxId = None,
 ) -> str:
     caller = caller_of(ctx)
-    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id)}/schedule")
+    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id, 'email_id')}/schedule")
     body = without_none(send_at=send_at, to=to, cc=cc, bcc=bcc, subject=subject, markdown=markdown)
     return text(request(caller, "PATCH", path, body=body))
 
@@ -297,7 +297,9 @@ def read_email(
     mailbox_id: MailboxId = None,
 ) -> list[str]:
     caller = caller_of(ctx)
-    email = request(caller, "GET", mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id)}"))
+    email = request(
+        caller, "GET", mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id, 'email_id')}")
+    )
     body = email.pop("markdown", None) or email.pop("body", None) or ""
     email.pop("body", None)
     return [untrusted("EMAIL METADATA", email), untrusted("EMAIL BODY", body)]
@@ -325,7 +327,7 @@ def reply_email(
         attachments=[item.model_dump() for item in attachments] if attachments else None,
         idempotency_key=idempotency_key,
     )
-    path = mailbox_path(caller, mailbox_id, f"/reply/{segment(email_id)}")
+    path = mailbox_path(caller, mailbox_id, f"/reply/{segment(email_id, 'email_id')}")
     return text(request(caller, "POST", path, body=body))
 
 
@@ -341,7 +343,9 @@ def download_attachment(
 ) -> str:
     caller = caller_of(ctx)
     path = mailbox_path(
-        caller, mailbox_id, f"/emails/{segment(email_id)}/attachments/{segment(filename)}"
+        caller,
+        mailbox_id,
+        f"/emails/{segment(email_id, 'email_id')}/attachments/{segment(filename, 'filename')}",
     )
     link = request(caller, "GET", f"{path}/url")
     if link["size_bytes"] > INLINE_ATTACHMENT_BYTES:
@@ -378,7 +382,7 @@ def get_thread(
     mailbox_id: MailboxId = None,
 ) -> str:
     caller = caller_of(ctx)
-    path = mailbox_path(caller, mailbox_id, f"/threads/{segment(thread_id)}")
+    path = mailbox_path(caller, mailbox_id, f"/threads/{segment(thread_id, 'thread_id')}")
     return untrusted("THREAD", request(caller, "GET", path))
 
 
@@ -389,7 +393,7 @@ def cancel_message(
     mailbox_id: MailboxId = None,
 ) -> str:
     caller = caller_of(ctx)
-    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id)}/cancel")
+    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id, 'email_id')}/cancel")
     return text(request(caller, "POST", path))
 
 
@@ -405,11 +409,11 @@ def tag_email(
     mailbox_id: MailboxId = None,
 ) -> str:
     caller = caller_of(ctx)
-    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id)}/tags")
+    path = mailbox_path(caller, mailbox_id, f"/emails/{segment(email_id, 'email_id')}/tags")
     if action == "set":
         return text(request(caller, "PUT", path, body={"tags": tags or {}}))
     if action == "delete":
-        return text(request(caller, "DELETE", f"{path}/{segment(key or '')}"))
+        return text(request(caller, "DELETE", f"{path}/{segment(key or '', 'key')}"))
     return text(request(caller, "GET", path))
 
 
@@ -503,7 +507,9 @@ def delete_mailbox(
     ctx: Context[Any],
     mailbox_id: Annotated[str, Field(description="Mailbox ID to delete")],
 ) -> str:
-    return text(request(caller_of(ctx), "DELETE", f"/v1/mailboxes/{segment(mailbox_id)}"))
+    return text(
+        request(caller_of(ctx), "DELETE", f"/v1/mailboxes/{segment(mailbox_id, 'mailbox_id')}")
+    )
 
 
 @tool("Ask the operator to upgrade the mailbox's oversight mode; they get an upgrade code.")
@@ -589,13 +595,15 @@ def decide_email(
 
 @tool("Report an email as spam: it moves to spam_quarantined.")
 def report_spam(ctx: Context[Any], email_id: str) -> str:
-    path = f"/v1/emails/{segment(email_id)}/report-spam"
+    path = f"/v1/emails/{segment(email_id, 'email_id')}/report-spam"
     return text(request(caller_of(ctx), "POST", path))
 
 
 @tool("Mark an email as not spam: it is restored to unread.")
 def not_spam(ctx: Context[Any], email_id: str) -> str:
-    return text(request(caller_of(ctx), "POST", f"/v1/emails/{segment(email_id)}/not-spam"))
+    return text(
+        request(caller_of(ctx), "POST", f"/v1/emails/{segment(email_id, 'email_id')}/not-spam")
+    )
 
 
 @tool("List spam_flagged and spam_quarantined emails of the account.")
@@ -617,7 +625,9 @@ def search_contacts(ctx: Context[Any], query: str | None = None) -> str:
 
 @tool("Delete a contact (find its id with search_contacts).")
 def delete_contact(ctx: Context[Any], contact_id: str) -> str:
-    return text(request(caller_of(ctx), "DELETE", f"/v1/contacts/{segment(contact_id)}"))
+    return text(
+        request(caller_of(ctx), "DELETE", f"/v1/contacts/{segment(contact_id, 'contact_id')}")
+    )
 
 
 @tool("List suppressed addresses (mail to them is not sent).")
@@ -632,7 +642,7 @@ def check_suppression(
 
 @tool("Remove an address from the suppression list.")
 def remove_suppression(ctx: Context[Any], email_address: str) -> str:
-    path = f"/v1/suppression/{segment(email_address)}"
+    path = f"/v1/suppression/{segment(email_address, 'email_address')}"
     return text(request(caller_of(ctx), "DELETE", path))
 
 
@@ -657,7 +667,7 @@ def create_api_key(
 
 @tool("Revoke an API key (admin scope, operator approval). Confirm with the user first.")
 def revoke_api_key(ctx: Context[Any], key_id: str) -> str:
-    return text(request(caller_of(ctx), "DELETE", f"/v1/api-keys/{segment(key_id)}"))
+    return text(request(caller_of(ctx), "DELETE", f"/v1/api-keys/{segment(key_id, 'key_id')}"))
 
 
 @tool("The account's audit log, newest first (admin scope).")
@@ -714,4 +724,6 @@ def list_webhooks(ctx: Context[Any]) -> str:
 
 @tool("Delete a webhook subscription.")
 def delete_webhook(ctx: Context[Any], webhook_id: str) -> str:
-    return text(request(caller_of(ctx), "DELETE", f"/v1/webhooks/{segment(webhook_id)}"))
+    return text(
+        request(caller_of(ctx), "DELETE", f"/v1/webhooks/{segment(webhook_id, 'webhook_id')}")
+    )
