@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
+from django.http.request import split_domain_port
 from mcp.server.mcpserver.exceptions import ToolError
 
 from multimail.errors import REGISTRY
@@ -91,7 +92,7 @@ def call(
     """Run one API request in this thread and return its answer, whatever the status."""
     payload = json.dumps(body).encode() if body is not None else b""
     params = {key: value for key, value in (query or {}).items() if value is not None}
-    host, _, port = caller.host.partition(":")
+    host, port = split_domain_port(caller.host)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
