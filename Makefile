@@ -33,8 +33,8 @@ run: setup
 	trap 'trap - INT TERM; kill -TERM $$(jobs -p) 2>/dev/null; wait; exit 0' INT TERM; \
 	$(VENV)/bin/python manage.py smtpd & \
 	$(VENV)/bin/python manage.py scheduler & \
-	$(VENV)/bin/gunicorn multimail.wsgi:application --bind 127.0.0.1:$(PORT) \
-	  --workers 2 --threads 4 --graceful-timeout 3 --access-logfile - & \
+	$(VENV)/bin/gunicorn multimail.asgi:application --worker-class multimail.asgi_worker.Worker \
+	  --bind 127.0.0.1:$(PORT) --workers 2 --graceful-timeout 3 --access-logfile - & \
 	wait -n; status=$$?; kill -TERM $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 test: setup

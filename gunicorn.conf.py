@@ -10,7 +10,8 @@ from typing import Any
 # checkouts, a test run next to make run) would take it from each other. Nothing uses it.
 control_socket_disable = True
 
-# Each answer's request id and the worker that served it, next to the usual fields.
+# Each answer's request id and the worker that served it, next to the usual fields. The
+# uvicorn workers of multimail.asgi write their access lines in this same layout.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s request_id=%({x-request-id}o)s'
 
 

@@ -88,8 +88,9 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
     processes = [
         Process(
             [
-                sys.executable, "-m", "gunicorn", "multimail.wsgi:application",
-                "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+                sys.executable, "-m", "gunicorn", "multimail.asgi:application",
+                "--worker-class", "multimail.asgi_worker.Worker",
+                "--bind", f"127.0.0.1:{port}", "--workers", "1",
             ],
             quiet,
             tmp_path / f"web{index}.log",

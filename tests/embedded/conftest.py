@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def free_port() -> int:
 @dataclass
 class Answer:
     status: int
-    headers: dict[str, str]
+    # Header names are case-insensitive (uvicorn sends them in lower case).
+    headers: Message
     body: Any
 
 
@@ -162,7 +164,7 @@ class EmbeddedService:
             parsed: Any = json.loads(raw)
         except ValueError:
             parsed = raw.decode(errors="replace")
-        return Answer(status=response.status, headers=dict(response.getheaders()), body=parsed)
+        return Answer(status=response.status, headers=response.headers, body=parsed)
 
     def get(self, path: str, **options: Any) -> Answer:
         return self.request("GET", path, **options)
