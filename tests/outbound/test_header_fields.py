@@ -21,7 +21,9 @@ from django.core import mail
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework.test import APIClient
 
+from accounts.models import Account
 from mailboxes.models import Email, EmailStatus, Mailbox
 from mailboxes.services.outbound import pipeline
 from tests.conftest import Tenant, assert_error
@@ -331,3 +333,30 @@ def test_an_email_whose_message_cannot_be_built_fails_and_the_operator_is_told(
     [notice] = [m for m in mail.outbox if m.subject.startswith("[MultiMail] Not sent: ")]
     assert notice.to == [owner.account.oversight_email]
     assert email.failure_reason in notice.body
+
+
+def test_operator_and_account_names_refuse_control_characters(api: Any, owner: Tenant) -> None:
+    """The operator's name and the account's name go into operator mail and the identity
+    header: the same rule, at signup and on PATCH /v1/account."""
+    client = api("admin")
+    pow_solution = {"algorithm": "SHA-256", "challenge": "c", "number": 1, "salt": "s"}
+    signup = {
+        "oversight_email": "boss@initech.example",
+        "accepted_tos": True,
+        "accepted_operator_agreement": True,
+        "accepted_anti_spam_policy": True,
+        # Never checked: the name is refused first.
+        "pow_solution": {**pow_solution, "signature": "x"},
+    }
+
+    @checked
+    @given(value=bad_text)
+    def check(value: str) -> None:
+        response = APIClient().post(
+            "/v1/account", {**signup, "operator_name": value}, format="json"
+        )
+        _refused(response, "operator_name")
+        _refused(client.patch("/v1/account", {"name": value}, format="json"), "name")
+        assert list(Account.objects.values_list("name", flat=True)) == ["Acme Org"]
+
+    check()
