@@ -22,6 +22,7 @@ from accounts.models import (
     AuditEntry,
     Operator,
 )
+from accounts.oversight_addresses import oversight_address_problem
 from accounts.services import account_update
 from accounts.support import (
     support_account_deactivate,
@@ -30,7 +31,9 @@ from accounts.support import (
     support_admin_key_recover,
     support_sending_set,
 )
+from multimail.addresses import address_validator
 from multimail.errors import ApiError
+from multimail.header_fields import header_text_validator
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -89,8 +92,32 @@ class OperatorInline(admin.TabularInline):
         return False
 
 
+class AccountAdminForm(forms.ModelForm):
+    """A support edit is refused like the same change through the API: the rules are the
+    shared ones, shown on the form instead of failing in ``account_update``."""
+
+    class Meta:
+        model = Account
+        fields = ("name", "oversight_email", "physical_address", "require_operator_approval")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "name" in self.fields:
+            self.fields["name"].validators.append(header_text_validator)
+        if "oversight_email" in self.fields:
+            self.fields["oversight_email"].validators.append(address_validator)
+
+    def clean_oversight_email(self) -> str:
+        address = str(self.cleaned_data["oversight_email"])
+        problem = oversight_address_problem(address)
+        if problem:
+            raise forms.ValidationError(problem, code="hosted_domain")
+        return address
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    form = AccountAdminForm
     list_display = (
         "slug",
         "name",

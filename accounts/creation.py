@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account, AccountState, ApiKey, Scope
+from accounts.oversight_addresses import oversight_address_ensure
 from accounts.plans import Plan
 from accounts.services import api_key_create_audited, audit_record, operator_create
 from accounts.slugs import (
@@ -103,6 +104,7 @@ def account_create(
     transaction ends, so the caller's own writes are covered too.
     """
     name, email = name.strip(), oversight_email.strip()
+    oversight_address_ensure(email)
     if one_per_email:
         _lock_email(email)
         existing = oversight_email_holder(email)

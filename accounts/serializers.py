@@ -7,8 +7,11 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import Scope
+from accounts.oversight_addresses import OversightAddressField
 from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
+from multimail.addresses import AddressField
+from multimail.header_fields import HeaderTextField
 
 
 def _must_be_true(value: bool, field: str) -> bool:
@@ -23,7 +26,7 @@ def _must_be_true(value: bool, field: str) -> bool:
 
 
 class ChallengeRequestSerializer(serializers.Serializer):
-    oversight_email = serializers.EmailField(max_length=320, required=False)
+    oversight_email = AddressField(required=False)
 
 
 class ChallengeSerializer(serializers.Serializer):
@@ -43,8 +46,9 @@ class PowSolutionSerializer(serializers.Serializer):
 
 
 class SignupRequestSerializer(serializers.Serializer):
-    operator_name = serializers.CharField(max_length=200)
-    oversight_email = serializers.EmailField(max_length=320)
+    # The operator's name goes into the identity header and the operator's mail.
+    operator_name = HeaderTextField(max_length=200)
+    oversight_email = OversightAddressField()
     accepted_tos = serializers.BooleanField()
     accepted_operator_agreement = serializers.BooleanField()
     accepted_anti_spam_policy = serializers.BooleanField()
@@ -114,7 +118,7 @@ class ConfirmResponseSerializer(serializers.Serializer):
 
 
 class ResendRequestSerializer(serializers.Serializer):
-    oversight_email = serializers.EmailField(max_length=320)
+    oversight_email = AddressField()
 
 
 # --- Account ----------------------------------------------------------------------------
@@ -148,8 +152,8 @@ class ApprovalCodeSerializer(serializers.Serializer):
 
 
 class AccountUpdateSerializer(ApprovalCodeSerializer):
-    name = serializers.CharField(max_length=200, required=False)
-    oversight_email = serializers.EmailField(max_length=320, required=False)
+    name = HeaderTextField(max_length=200, required=False)
+    oversight_email = OversightAddressField(required=False)
     physical_address = serializers.CharField(
         max_length=2000, required=False, allow_blank=True, allow_null=True
     )

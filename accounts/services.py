@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account, ApiKey, AuditEntry, Operator, Scope
+from accounts.oversight_addresses import oversight_address_ensure
 from accounts.plans import limits_for
 from multimail.errors import ApiError, not_found
 
@@ -166,6 +167,7 @@ def operator_create(*, account: Account, email: str, name: str = "") -> Operator
 def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
     """An operator adds a colleague to the account; the colleague signs in by code."""
     email = normalize_email(email)
+    oversight_address_ensure(email, param="email")
     if Operator.objects.filter(account=actor.account, email__iexact=email).exists():
         raise ApiError("conflict", f"{email} is already an operator of this account.")
     try:
@@ -212,6 +214,10 @@ ACCOUNT_EDITABLE = tuple(AccountChanges.__annotations__)
 
 @transaction.atomic
 def account_update(*, actor: Actor, changes: Mapping[str, Any], request_id: str = "") -> Account:
+    if changes.get("oversight_email"):
+        # Every path (API, console, Django admin) ends here: none can hand the operator's
+        # mail to a mailbox an agent reads.
+        oversight_address_ensure(changes["oversight_email"])
     account = Account.objects.select_for_update().get(pk=actor.account.pk)
     fields = [name for name in ACCOUNT_EDITABLE if name in changes]
     before = {name: getattr(account, name) for name in fields}

@@ -6,10 +6,12 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.oversight_addresses import OversightAddressField
 from accounts.plans import PAID_PLANS
 from accounts.signup import SIGNUP_MODES
 from billing.models import BillingInterval
 from mailboxes.models import OversightMode
+from multimail.header_fields import HeaderTextField
 
 PAID_PLAN_CHOICES = [str(plan) for plan in PAID_PLANS]
 
@@ -58,8 +60,8 @@ def _must_be_true(value: bool) -> None:
 
 
 class PricingCheckoutRequestSerializer(serializers.Serializer):
-    operator_name = serializers.CharField(max_length=200)
-    oversight_email = serializers.EmailField(max_length=320)
+    operator_name = HeaderTextField(max_length=200)
+    oversight_email = OversightAddressField()
     plan = serializers.ChoiceField(choices=PAID_PLAN_CHOICES)
     interval = serializers.ChoiceField(
         choices=BillingInterval.values, default=BillingInterval.MONTHLY

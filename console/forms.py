@@ -11,6 +11,8 @@ from accounts.models import Scope
 from accounts.plans import PAID_PLANS
 from billing.models import BillingInterval
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from multimail.addresses import address_validator
+from multimail.header_fields import header_text_validator
 
 
 class LoginEmailForm(forms.Form):
@@ -41,7 +43,7 @@ class LoginCodeForm(forms.Form):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="Email address", max_length=320)
+    email = forms.EmailField(label="Email address", max_length=320, validators=[address_validator])
     name = forms.CharField(label="Name", max_length=200, required=False)
 
 
@@ -90,10 +92,16 @@ class WebhookForm(forms.Form):
 
 
 class MailboxSettingsForm(forms.Form):
-    display_name = forms.CharField(label="Display name", required=False, max_length=200)
+    display_name = forms.CharField(
+        label="Display name", required=False, max_length=200, validators=[header_text_validator]
+    )
     signature_block = forms.CharField(label="Signature", required=False, max_length=200)
-    auto_cc = forms.EmailField(label="Always Cc", required=False, max_length=320)
-    auto_bcc = forms.EmailField(label="Always Bcc", required=False, max_length=320)
+    auto_cc = forms.EmailField(
+        label="Always Cc", required=False, max_length=320, validators=[address_validator]
+    )
+    auto_bcc = forms.EmailField(
+        label="Always Bcc", required=False, max_length=320, validators=[address_validator]
+    )
     forward_inbound = forms.BooleanField(label="Forward inbound mail", required=False)
     ai_disclosure = forms.BooleanField(label="Add an AI disclosure line", required=False)
     scheduling_enabled = forms.BooleanField(label="Allow scheduled sends", required=False)

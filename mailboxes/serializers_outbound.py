@@ -12,11 +12,15 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from multimail.addresses import AddressField
 from multimail.epoch import epoch_ms
+from multimail.header_fields import HeaderTextField
 
 MAX_MARKDOWN_BYTES = 256 * 1024
 MAX_RECIPIENTS = 50
 _ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z$")
+# type/subtype in ASCII, then optional parameters in printable ASCII: it is a header value.
+_MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+( *;[ -~]*)?$", re.ASCII)
 
 
 def mailbox_representation(mailbox: Mailbox) -> dict[str, Any]:
@@ -70,8 +74,8 @@ class MailboxListSerializer(serializers.Serializer):
 
 
 class MailboxCreateSerializer(serializers.Serializer):
-    address_local = serializers.CharField(max_length=320)
-    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    address_local = HeaderTextField(max_length=320)
+    display_name = HeaderTextField(max_length=200, required=False, allow_blank=True)
     webhook_url = serializers.URLField(max_length=2000, required=False, allow_null=True)
     ai_disclosure = serializers.BooleanField(required=False, default=False)
     approval_code = serializers.CharField(max_length=32, required=False, allow_blank=True)
@@ -88,16 +92,12 @@ class MailboxCreateSerializer(serializers.Serializer):
 
 class MailboxUpdateSerializer(serializers.Serializer):
     # BooleanField takes true/false and 1/0: the MCP's configure tool sends integers.
-    display_name = serializers.CharField(
+    display_name = HeaderTextField(
         max_length=200, required=False, allow_blank=True, allow_null=True
     )
     oversight_mode = serializers.CharField(required=False)
-    auto_cc = serializers.EmailField(
-        max_length=320, required=False, allow_null=True, allow_blank=True
-    )
-    auto_bcc = serializers.EmailField(
-        max_length=320, required=False, allow_null=True, allow_blank=True
-    )
+    auto_cc = AddressField(required=False, allow_null=True, allow_blank=True)
+    auto_bcc = AddressField(required=False, allow_null=True, allow_blank=True)
     forward_inbound = serializers.BooleanField(required=False)
     webhook_url = serializers.URLField(
         max_length=2000, required=False, allow_null=True, allow_blank=True
@@ -150,17 +150,18 @@ class SendAtField(serializers.CharField):
 
 
 class AttachmentInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
+    # Both become MIME header parameters (Content-Disposition, Content-Type).
+    name = HeaderTextField(max_length=255)
     content_base64 = serializers.CharField(trim_whitespace=False)
-    content_type = serializers.CharField(max_length=255)
+    content_type = HeaderTextField(max_length=255)
 
     def validate_name(self, value: str) -> str:
-        if any(char in value for char in "/\\\x00\r\n") or value in {".", ".."}:
+        if any(char in value for char in "/\\") or value in {".", ".."}:
             raise serializers.ValidationError("name must be a file name without path separators.")
         return value
 
     def validate_content_type(self, value: str) -> str:
-        if not re.match(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$", value):
+        if not _MIME_TYPE.fullmatch(value):
             raise serializers.ValidationError("content_type must be a MIME type like text/plain.")
         return value
 
@@ -173,7 +174,7 @@ class AttachmentInputSerializer(serializers.Serializer):
 
 def _recipients(required: bool) -> serializers.ListField:
     return serializers.ListField(
-        child=serializers.EmailField(max_length=320),
+        child=AddressField(),
         required=required,
         allow_empty=not required,
         max_length=MAX_RECIPIENTS,
@@ -203,7 +204,7 @@ class _BodyMixin(serializers.Serializer):
 
 class SendEmailSerializer(_BodyMixin):
     to = _recipients(True)
-    subject = serializers.CharField(max_length=998)
+    subject = HeaderTextField(max_length=998)
     send_at = SendAtField(required=False, help_text="ISO 8601 UTC ending in Z")
     gate_timing = serializers.ChoiceField(choices=GateTiming.values, required=False)
 
@@ -229,14 +230,14 @@ class IdempotentReplaySerializer(serializers.Serializer):
 class ScheduleUpdateSerializer(serializers.Serializer):
     send_at = SendAtField(required=False, help_text="ISO 8601 UTC ending in Z")
     to = serializers.ListField(
-        child=serializers.EmailField(max_length=320),
+        child=AddressField(),
         required=False,
         allow_empty=False,
         max_length=MAX_RECIPIENTS,
     )
     cc = _recipients(False)
     bcc = _recipients(False)
-    subject = serializers.CharField(max_length=998, required=False)
+    subject = HeaderTextField(max_length=998, required=False)
     markdown = serializers.CharField(
         max_length=MAX_MARKDOWN_BYTES, required=False, trim_whitespace=False
     )

@@ -18,6 +18,7 @@ from mailboxes.models import (
     SpamVerdict,
     Suppression,
 )
+from multimail.addresses import AddressField
 from multimail.epoch import epoch_ms
 from multimail.serializers import FastRepresentationMixin
 
@@ -255,7 +256,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
 
 class ContactCreateSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=320)
+    email = AddressField()
     tags = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
     )
