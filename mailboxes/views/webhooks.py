@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.codes import typed_code
 from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
 from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.webhooks import (
@@ -162,7 +163,7 @@ class WebhookListCreateView(APIView):
             params=admin_actions.WebhookCreate(
                 url=data["url"], events=data["events"], mailbox_id=data.get("mailbox_id")
             ),
-            approval_code=data.get("approval_code") or None,
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
