@@ -44,16 +44,15 @@ TTL = timedelta(hours=1)
 _serial = itertools.count()
 
 
+def _as_typed(raw: str, hyphens: bool, lower: bool) -> str:
+    text = normalize_code(raw) if hyphens else raw
+    return text.lower() if lower else text
+
+
 def wrong_codes(count: int) -> st.SearchStrategy[list[str]]:
-    code = st.text(alphabet=CODE_ALPHABET, min_size=9, max_size=9)
     # Typed as people type them: with or without hyphens, any case.
-    typed = st.tuples(code, st.booleans(), st.booleans()).map(
-        lambda t: (
-            (normalize_code(t[0]) if t[1] else t[0]).lower()
-            if t[2]
-            else (normalize_code(t[0]) if t[1] else t[0])
-        )
-    )
+    code = st.text(alphabet=CODE_ALPHABET, min_size=9, max_size=9)
+    typed = st.builds(_as_typed, code, st.booleans(), st.booleans())
     return st.lists(typed, min_size=count, max_size=count)
 
 
