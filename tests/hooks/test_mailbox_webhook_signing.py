@@ -118,3 +118,18 @@ def test_the_secret_needs_admin_scope_and_the_own_tenant(api: Any, owner: Any, o
 def test_the_secret_is_not_in_the_mailbox_representation(api: Any, owner: Any) -> None:
     body = api("admin").get(f"/v1/mailboxes/{owner.mailbox.pk}").content.decode()
     assert owner.mailbox.webhook_signing_secret not in body
+
+
+def test_rotation_is_not_gated_by_the_operator(api: Any, owner: Any, public_dns: None) -> None:
+    """Rotating gives an admin key nothing it cannot already read; where events go (the
+    URLs) stays gated."""
+    owner.account.require_operator_approval = True
+    owner.account.save(update_fields=["require_operator_approval"])
+    response = api("admin").post(f"/v1/mailboxes/{owner.mailbox.pk}/webhook-secret/rotate")
+    assert response.status_code == 200, response.content
+    gated = api("admin").patch(
+        f"/v1/mailboxes/{owner.mailbox.pk}",
+        {"webhook_url": "https://hooks.example.com/elsewhere"},
+        format="json",
+    )
+    assert gated.status_code == 202, gated.content
