@@ -2,19 +2,30 @@
 
 Format: groups of three characters joined by hyphens (``SKP-7D2-4V8``), from an alphabet
 without look-alikes (no 0/O, 1/I/L). Input is accepted with or without hyphens, any case.
+
+Every code a person types is attempt-limited here, where it is redeemed, whatever the
+purpose: per source (the client address) and per target (what the code unlocks: a sign-in
+address, a mailbox, an account). The counters live in the shared cache, so every web
+worker and process counts against the same budget, and they count outside the request's
+transaction: a wrong code counts even though the request that checked it rolls back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
+from rest_framework.request import Request
 
 from accounts.models import Account, CodePurpose, OneTimeCode
+from multimail import ratelimit
+from multimail.errors import ApiError
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -56,22 +67,109 @@ def code_issue(
     return record, plaintext
 
 
-@transaction.atomic
+@dataclass(frozen=True, slots=True)
+class TypedCode:
+    """A code a person typed, and the client address it came from (the per-source limit)."""
+
+    code: str
+    client_ip: str
+
+
+def typed_code(raw: object, request: HttpRequest | Request) -> TypedCode | None:
+    """The code a request carries, if any. Not text (a number in JSON) is just a wrong code."""
+    return TypedCode(code=str(raw), client_ip=ratelimit.client_ip(request)) if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLimit:
+    per_source: int
+    per_target: int
+    window_seconds: int = 3600
+
+
+# Codes are 9 characters of a 31-letter alphabet: a few tries an hour leave guessing
+# hopeless. The per-source limit is below the per-target one, so one address alone cannot
+# lock the person a code is for out of their own code. An activation code names no target
+# before it is found (the body is the code alone): its target is every pending activation,
+# with a budget that many addresses guessing at once, not one person's typos, exhaust.
+ATTEMPT_LIMITS: dict[str, AttemptLimit] = {
+    CodePurpose.ACTIVATION: AttemptLimit(per_source=5, per_target=300),
+    CodePurpose.CONSOLE_LOGIN: AttemptLimit(per_source=5, per_target=10),
+    CodePurpose.MODE_UPGRADE: AttemptLimit(per_source=5, per_target=10),
+    CodePurpose.ADMIN_ACTION: AttemptLimit(per_source=5, per_target=10),
+}
+ACTIVATION_TARGET = "pending-activations"
+
+
+def _attempt_buckets(
+    purpose: CodePurpose, typed: TypedCode, target: str
+) -> list[tuple[str, str, int]]:
+    limit = ATTEMPT_LIMITS[purpose]
+    # Source first: an address over its own budget never spends the target's.
+    return [
+        ("from this address", f"code-attempt:{purpose}:source:{typed.client_ip}", limit.per_source),
+        ("for this code", f"code-attempt:{purpose}:target:{target}", limit.per_target),
+    ]
+
+
+def _attempt_count(purpose: CodePurpose, typed: TypedCode, target: str) -> list[str]:
+    """Count this attempt before the code is looked at (so concurrent guesses cannot all
+    slip in under the limit); refuse it once a budget is spent. Returns the buckets."""
+    window = ATTEMPT_LIMITS[purpose].window_seconds
+    counted: list[str] = []
+    for where, bucket, limit in _attempt_buckets(purpose, typed, target):
+        hit = ratelimit.hit(bucket, limit=limit, window_seconds=window)
+        if not hit.allowed:
+            raise ApiError(
+                "too_many_attempts",
+                f"Too many codes were tried {where} in the last hour. Wait {hit.retry_after} "
+                "seconds (Retry-After), then enter the newest code you received.",
+                headers={"Retry-After": str(hit.retry_after)},
+            )
+        counted.append(bucket)
+    return counted
+
+
 def code_redeem(
-    *, account: Account | None, purpose: CodePurpose, code: str, subject: str | None = None
+    *,
+    account: Account | None,
+    purpose: CodePurpose,
+    typed: TypedCode,
+    target: str,
+    subject: str | list[str] | None = None,
 ) -> OneTimeCode | None:
     """Use a code once. Returns the record, or None when it is wrong, expired or used.
 
-    The lookup is by hash (equal hashes mean equal codes, so no timing leak on the code);
-    the row lock makes two concurrent redemptions of one code end with exactly one winner.
+    ``target`` names what the code unlocks, for the per-target attempt limit; past either
+    limit this answers ``too_many_attempts`` (429, Retry-After) without looking at the code.
+    A right code gives its attempt back, so only wrong ones spend the budgets (people behind
+    one address activating their own accounts are not held up by each other).
     """
+    counted = _attempt_count(purpose, typed, target)
+    record = _redeem(account=account, purpose=purpose, code=typed.code, subject=subject)
+    if record is not None:
+        window = ATTEMPT_LIMITS[purpose].window_seconds
+        for bucket in counted:
+            # At a window boundary the refund lands in the next window: one try more, once.
+            ratelimit.hit(bucket, limit=0, window_seconds=window, cost=-1)
+    return record
+
+
+@transaction.atomic
+def _redeem(
+    *, account: Account | None, purpose: CodePurpose, code: str, subject: str | list[str] | None
+) -> OneTimeCode | None:
+    # The lookup is by hash (equal hashes mean equal codes, so no timing leak on the code);
+    # the row lock makes two concurrent redemptions of one code end with exactly one winner.
     now = timezone.now()
     query = OneTimeCode.objects.select_for_update().filter(
         purpose=purpose, code_hash=hash_code(code), used_at__isnull=True, expires_at__gt=now
     )
     if account is not None:
         query = query.filter(account=account)
-    if subject is not None:
+    if isinstance(subject, list):
+        query = query.filter(subject__in=subject)
+    elif subject is not None:
         query = query.filter(subject=subject)
     record = query.order_by("-id").first()
     if record is None:

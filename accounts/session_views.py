@@ -7,8 +7,9 @@ read the oversight inbox. The key alone never signs anyone in.
 
 Errors: a wrong or used code is ``validation_error`` (param ``code``); no code waiting is
 ``not_found`` with resource ``account`` (the catalog has no resource for sessions; the
-message says to call start-session); more than 5 wrong codes from one address in an hour is
-``too_many_attempts``; more than 5 codes asked in 15 minutes is ``rate_limit_exceeded``.
+message says to call start-session); past the code attempt limits (per address and per
+sign-in address, see ``accounts.codes``) is ``too_many_attempts``; more than 5 codes asked
+in 15 minutes is ``rate_limit_exceeded``.
 """
 
 from __future__ import annotations

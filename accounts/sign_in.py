@@ -19,12 +19,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.codes import code_issue, code_redeem
+from accounts.codes import TypedCode, code_issue, code_redeem
 from accounts.models import Account, CodePurpose, OneTimeCode, Operator
 from accounts.selectors import operators_for_email, usable_accounts
 from accounts.services import audit_record, normalize_email, operator_create, operator_email_send
 from multimail import ratelimit
-from multimail.errors import REGISTRY, ApiError, not_found
+from multimail.errors import ApiError, not_found
 
 # The account a signed-in person acts for, among the accounts they operate.
 SESSION_ACCOUNT_KEY = "console_account_id"
@@ -32,9 +32,6 @@ LOGIN_CODE_TTL = timedelta(minutes=15)
 # Codes requested per email address per window; more look like someone mail-bombing a victim.
 CODES_PER_EMAIL = 5
 CODES_WINDOW_SECONDS = 15 * 60
-# Wrong codes per client address per window; more look like guessing.
-FAILURES_PER_IP = 5
-FAILURES_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +56,6 @@ def _accounts_for_email(email: str) -> list[Account]:
         .filter(Q(oversight_email__iexact=email) | Q(operators__email__iexact=email))
         .distinct()
         .order_by("id")
-    )
-
-
-def _too_many_attempts() -> ApiError:
-    entry = REGISTRY["too_many_attempts"]
-    return ApiError(
-        "too_many_attempts",
-        "More than 5 wrong codes were entered from this address in the last hour. "
-        "Wait an hour, then enter the newest code you received.",
-        headers={"Retry-After": str(FAILURES_WINDOW_SECONDS)} if entry.is_retryable else None,
     )
 
 
@@ -125,22 +112,6 @@ def _send_login_code(*, account: Account, email: str, next_url: str) -> None:
     )
 
 
-def _check_failures(client_ip: str) -> None:
-    if (
-        ratelimit.peek(f"console-login-fail:{client_ip}", window_seconds=FAILURES_WINDOW_SECONDS)
-        >= FAILURES_PER_IP
-    ):
-        raise _too_many_attempts()
-
-
-def _record_failure(client_ip: str) -> None:
-    ratelimit.hit(
-        f"console-login-fail:{client_ip}",
-        limit=FAILURES_PER_IP,
-        window_seconds=FAILURES_WINDOW_SECONDS,
-    )
-
-
 def _wrong_code() -> ApiError:
     return ApiError(
         "validation_error",
@@ -157,10 +128,14 @@ def console_login_verify(*, email: str, code: str, client_ip: str) -> list[Opera
     The account's oversight address becomes an operator on its first sign-in.
     """
     email = normalize_email(email)
-    _check_failures(client_ip)
-    record = code_redeem(account=None, purpose=CodePurpose.CONSOLE_LOGIN, code=code, subject=email)
+    record = code_redeem(
+        account=None,
+        purpose=CodePurpose.CONSOLE_LOGIN,
+        typed=TypedCode(code=code, client_ip=client_ip),
+        target=email,
+        subject=email,
+    )
     if record is None:
-        _record_failure(client_ip)
         raise _wrong_code()
     for account in _accounts_for_email(email):
         if account.oversight_email.lower() == email:

@@ -22,19 +22,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.codes import code_issue, code_redeem
+from accounts.codes import ACTIVATION_TARGET, TypedCode, code_issue, code_redeem
 from accounts.creation import FIRST_KEY_SCOPES, Activation, OversightEmailInUse, account_create
 from accounts.models import Account, AccountState, CodePurpose, OneTimeCode
 from accounts.services import api_key_create_audited, audit_record, operator_email_send
 from accounts.slugs import signup_slug
 from mailboxes.models import Mailbox, OversightMode
 from multimail.errors import ApiError
-from multimail.ratelimit import hit, peek
 
 POW_ALGORITHM: Final = "SHA-256"
 ACTIVATION_TTL = timedelta(days=2)
 RESEND_INTERVAL_SECONDS = 5 * 60
-CONFIRM_FAILURES_PER_HOUR = 5
 SIGNUP_MODES = (OversightMode.GATED_ALL, OversightMode.GATED_SEND, OversightMode.MONITORED)
 SIGNUP_MODE_CHOICES = [mode.value for mode in SIGNUP_MODES]
 DEFAULT_SIGNUP_MODE = OversightMode.GATED_SEND
@@ -260,24 +258,10 @@ def account_signup(
 # --- Activation -------------------------------------------------------------------------
 
 
-def _failure_bucket(client_ip: str) -> str:
-    return f"confirm:fail:{client_ip}"
-
-
 def account_confirm(*, code: str, client_ip: str, request_id: str = "") -> Activation:
-    """Redeem an activation code. More than CONFIRM_FAILURES_PER_HOUR wrong codes from one
-    address in an hour answer ``too_many_attempts`` (the codes are short)."""
-    bucket = _failure_bucket(client_ip)
-    if peek(bucket, window_seconds=3600) >= CONFIRM_FAILURES_PER_HOUR:
-        raise ApiError(
-            "too_many_attempts",
-            "Too many wrong activation codes from this address. Wait an hour and try again "
-            "with the code from the activation email.",
-            headers={"Retry-After": str(3600 - int(time.time()) % 3600)},
-        )
-    activation = _activate(code=code, request_id=request_id)
+    """Redeem an activation code (attempt-limited per address and overall, see codes)."""
+    activation = _activate(typed=TypedCode(code=code, client_ip=client_ip), request_id=request_id)
     if activation is None:
-        hit(bucket, limit=CONFIRM_FAILURES_PER_HOUR, window_seconds=3600)
         raise ApiError(
             "validation_error",
             "The activation code is wrong, expired or already used. Check the activation "
@@ -288,8 +272,10 @@ def account_confirm(*, code: str, client_ip: str, request_id: str = "") -> Activ
 
 
 @transaction.atomic
-def _activate(*, code: str, request_id: str) -> Activation | None:
-    record = code_redeem(account=None, purpose=CodePurpose.ACTIVATION, code=code)
+def _activate(*, typed: TypedCode, request_id: str) -> Activation | None:
+    record = code_redeem(
+        account=None, purpose=CodePurpose.ACTIVATION, typed=typed, target=ACTIVATION_TARGET
+    )
     if record is None:
         return None
     account = Account.objects.select_for_update().get(pk=record.account_id)

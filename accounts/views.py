@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services, signup, slugs
+from accounts.codes import typed_code
 from accounts.filters import AuditEntryFilter
 from accounts.models import AuditEntry, Scope
 from accounts.serializers import (
@@ -239,7 +240,7 @@ class AccountView(APIView):
             actor=principal.actor,
             action=admin_actions.ACCOUNT_UPDATE,
             params=admin_actions.AccountUpdate(changes=cast(services.AccountChanges, data)),
-            approval_code=approval_code,
+            approval_code=typed_code(approval_code, request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -260,7 +261,9 @@ class AccountView(APIView):
             actor=principal.actor,
             action=admin_actions.ACCOUNT_DELETE,
             params=admin_actions.AccountDelete(),
-            approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
+            approval_code=typed_code(
+                data.get("approval_code") or request.query_params.get("approval_code"), request
+            ),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -314,7 +317,7 @@ class ApiKeyListView(APIView):
             params=admin_actions.ApiKeyCreate(
                 name=data["name"], scopes=data.get("scopes") or [Scope.READ]
             ),
-            approval_code=data.get("approval_code"),
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -349,7 +352,7 @@ class ApiKeyDetailView(APIView):
             params=admin_actions.ApiKeyUpdate(
                 key_id=key_id, name=data.get("name"), scopes=data.get("scopes")
             ),
-            approval_code=data.get("approval_code"),
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -368,7 +371,9 @@ class ApiKeyDetailView(APIView):
             actor=principal.actor,
             action=admin_actions.API_KEY_REVOKE,
             params=admin_actions.ApiKeyRevoke(key_id=key_id),
-            approval_code=data.get("approval_code") or request.query_params.get("approval_code"),
+            approval_code=typed_code(
+                data.get("approval_code") or request.query_params.get("approval_code"), request
+            ),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.codes import typed_code
 from accounts.serializers import PendingApprovalSerializer
 from accounts.signup import attribution_clean
 from billing import selectors
@@ -115,7 +116,7 @@ class CancelView(APIView):
             actor=api_principal(request).actor,
             action=admin_actions.BILLING_CANCEL,
             params=admin_actions.BillingCancel(),
-            approval_code=data.get("approval_code") or None,
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):

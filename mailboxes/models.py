@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Account, ApiKey
 from multimail.ids import new_id
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def new_signing_secret() -> str:
+    """A webhook signing secret. Here rather than in the webhook service because it is the
+    default of the mailbox's secret column (every mailbox has one from its first row)."""
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 class OversightMode(models.TextChoices):
@@ -79,6 +89,11 @@ class Mailbox(models.Model):
     forward_inbound = models.BooleanField(default=False)
     webhook_url = models.URLField(max_length=2000, null=True, blank=True)
     oversight_webhook_url = models.URLField(max_length=2000, null=True, blank=True)
+    # Signs deliveries to webhook_url and oversight_webhook_url as a subscription's secret
+    # signs its deliveries; during rotation the old one also signs until it expires.
+    webhook_signing_secret = models.CharField(max_length=100, default=new_signing_secret)
+    webhook_previous_secret = models.CharField(max_length=100, blank=True, default="")
+    webhook_previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     signature_block = models.CharField(max_length=200, null=True, blank=True)
     ai_disclosure = models.BooleanField(default=False)
     mcp_configured = models.BooleanField(default=False)

@@ -327,8 +327,9 @@ _CODES = [
         "too_many_attempts",
         429,
         "Too many attempts",
-        "More than 5 wrong codes were entered from this IP address in the last hour.",
-        "Wait an hour and try again with the correct code.",
+        "Too many wrong codes were entered from this IP address, or for this code's "
+        "target, in the last hour.",
+        "Wait the seconds in Retry-After and try again with the correct code.",
     ),
     ErrorCode(
         "confirmation_recently_sent",

@@ -294,6 +294,9 @@ REGION_HEADER = env_str("REGION_HEADER", "")
 BLOCKED_REGIONS = env_list("BLOCKED_REGIONS", "CU,IR,KP,SY,RU,UA-43,UA-14,UA-09")
 # Webhook targets on private/loopback addresses are refused unless this is set (local dev).
 WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+# The only ports outgoing webhook requests may use (comma-separated). Any other port could
+# reach a service that listens on a public address but was never meant for the internet.
+WEBHOOKS_ALLOWED_PORTS = [int(port) for port in env_list("WEBHOOKS_ALLOWED_PORTS", "443")]
 # Header with the ISO 3166-2 subdivision ("43" or "UA-43"), for regions such as Crimea.
 REGION_SUBDIVISION_HEADER = env_str("REGION_SUBDIVISION_HEADER", "")
 # ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.

@@ -21,7 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.codes import code_issue, code_redeem
+from accounts.codes import TypedCode, code_issue, code_redeem
 from accounts.models import CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
@@ -413,22 +413,23 @@ def mailbox_upgrade_request(
 
 @transaction.atomic
 def mailbox_upgrade_redeem(
-    *, actor: Actor, mailbox_id: str, code: str, request_id: str = ""
+    *, actor: Actor, mailbox_id: str, typed: TypedCode, request_id: str = ""
 ) -> Mailbox:
     """Use an upgrade code: single use, 24 h, only for the mailbox and mode it was issued
-    for, and only while that mode is still above the mailbox's current one."""
+    for, and only while that mode is still above the mailbox's current one. One typed code
+    is one attempt against the mailbox's budget, whichever modes it could be for."""
     mailbox = _mailbox_of(actor, mailbox_id, lock=True)
     current = mailbox.oversight_mode
-    record = None
-    for target in policy.LADDER[policy.rank(current) + 1 :]:
-        record = code_redeem(
-            account=actor.account,
-            purpose=CodePurpose.MODE_UPGRADE,
-            code=code,
-            subject=_upgrade_subject(mailbox, target),
-        )
-        if record is not None:
-            break
+    record = code_redeem(
+        account=actor.account,
+        purpose=CodePurpose.MODE_UPGRADE,
+        typed=typed,
+        target=mailbox.pk,
+        subject=[
+            _upgrade_subject(mailbox, target)
+            for target in policy.LADDER[policy.rank(current) + 1 :]
+        ],
+    )
     if record is None:
         raise ApiError(
             "validation_error",

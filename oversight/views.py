@@ -19,10 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.codes import TypedCode
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
+from multimail.ratelimit import client_ip
 from oversight import policy, selectors, services
 from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.models import ApprovalLink
@@ -139,7 +141,7 @@ class UpgradeView(APIView):
         mailbox = services.mailbox_upgrade_redeem(
             actor=api_principal(request).actor,
             mailbox_id=mailbox_id,
-            code=body.validated_data["code"],
+            typed=TypedCode(code=body.validated_data["code"], client_ip=client_ip(request)),
             request_id=_request_id(request),
         )
         return Response({"status": "upgraded", "oversight_mode": mailbox.oversight_mode})

@@ -21,5 +21,15 @@ urlpatterns: list[URLPattern | URLResolver] = [
         webhooks.WebhookDeliveryListView.as_view(),
         name="webhook-deliveries",
     ),
+    path(
+        "mailboxes/<str:mailbox_id>/webhook-secret",
+        webhooks.MailboxWebhookSecretView.as_view(),
+        name="mailbox-webhook-secret",
+    ),
+    path(
+        "mailboxes/<str:mailbox_id>/webhook-secret/rotate",
+        webhooks.MailboxWebhookSecretRotateView.as_view(),
+        name="mailbox-webhook-secret-rotate",
+    ),
     path("unsubscribe/<str:token>", public.unsubscribe, name="unsubscribe"),
 ]

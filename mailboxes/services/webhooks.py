@@ -5,7 +5,9 @@ Delivery contract (documented in the README):
 * POST with a JSON body, ``Content-Type: application/json``;
 * ``X-MultiMail-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>]`` where each ``v1`` is
   HMAC-SHA256(secret, f"{t}.{raw body}"); during a secret rotation both the new and the old
-  secret sign, so a receiver accepts either while it switches over;
+  secret sign, so a receiver accepts either while it switches over. The secret is the
+  subscription's, or for a mailbox's own ``webhook_url`` / ``oversight_webhook_url`` the
+  mailbox's (``GET /v1/mailboxes/{id}/webhook-secret``);
 * ``X-MultiMail-Event`` (event type) and ``X-MultiMail-Delivery`` (the delivery id, stable
   across retries: receivers dedupe on it);
 * any 2xx within the timeout is success; anything else is retried with exponential backoff
@@ -18,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,14 @@ from accounts.models import Account
 from accounts.plans import limits_for
 from accounts.services import audit_record, operator_email_send
 from mailboxes import enqueue
-from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
+from mailboxes.models import (
+    Mailbox,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    new_signing_secret,
+)
+from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.netguard import UnsafeTarget, pinned_post, url_vet
 from multimail.backoff import backoff_delay
 from multimail.errors import ApiError, not_found
@@ -40,7 +48,6 @@ from multimail.ids import new_id
 
 logger = logging.getLogger("multimail.webhooks")
 
-SECRET_PREFIX = "whsec_"
 ROTATION_GRACE = timedelta(hours=24)
 TIMEOUT_SECONDS = 10.0
 # 1, 2, 4, ... minutes, capped at 6 hours: 12 attempts span roughly 20 hours.
@@ -57,10 +64,6 @@ TEST_EVENT = "webhook.test"
 USER_AGENT = "MultiMail-Webhooks/1"
 
 
-def new_signing_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
 def signature_header(*, signing_secrets: list[str], timestamp: int, body: bytes) -> str:
     signed = f"{timestamp}.".encode() + body
     parts = [f"t={timestamp}"]
@@ -70,12 +73,30 @@ def signature_header(*, signing_secrets: list[str], timestamp: int, body: bytes)
     return ",".join(parts)
 
 
-def _active_secrets(subscription: WebhookSubscription) -> list[str]:
-    keys = [subscription.signing_secret]
-    expires = subscription.previous_secret_expires_at
-    if subscription.previous_secret and expires and expires > timezone.now():
-        keys.append(subscription.previous_secret)
+def _signing_secrets(
+    current: str, previous: str, previous_expires_at: datetime | None
+) -> list[str]:
+    keys = [current]
+    if previous and previous_expires_at and previous_expires_at > timezone.now():
+        keys.append(previous)
     return keys
+
+
+def _delivery_secrets(delivery: WebhookDelivery) -> list[str]:
+    """The secrets that sign a delivery: its subscription's, else its mailbox's."""
+    if delivery.subscription is not None:
+        sub = delivery.subscription
+        return _signing_secrets(
+            sub.signing_secret, sub.previous_secret, sub.previous_secret_expires_at
+        )
+    if delivery.mailbox is not None:
+        box = delivery.mailbox
+        return _signing_secrets(
+            box.webhook_signing_secret,
+            box.webhook_previous_secret,
+            box.webhook_previous_secret_expires_at,
+        )
+    return []
 
 
 def _validated_url(url: str) -> str:
@@ -214,6 +235,34 @@ def subscription_rotate_secret(
 
 
 @transaction.atomic
+def mailbox_webhook_secret_rotate(
+    *, actor: Actor, mailbox_id: str, request_id: str = ""
+) -> Mailbox:
+    """New mailbox secret now; the old one keeps signing for 24 hours, as for a
+    subscription. Not gated by the operator: it grants nothing the admin key does not
+    already have (it can read the secret), and receivers keep verifying through the grace."""
+    mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+    mailbox.webhook_previous_secret = mailbox.webhook_signing_secret
+    mailbox.webhook_previous_secret_expires_at = timezone.now() + ROTATION_GRACE
+    mailbox.webhook_signing_secret = new_signing_secret()
+    mailbox.save(
+        update_fields=[
+            "webhook_previous_secret",
+            "webhook_previous_secret_expires_at",
+            "webhook_signing_secret",
+        ]
+    )
+    audit_record(
+        actor=actor,
+        action="mailbox.webhook_secret_rotated",
+        resource_type="mailbox",
+        resource_id=mailbox.pk,
+        request_id=request_id,
+    )
+    return mailbox
+
+
+@transaction.atomic
 def subscription_test(*, actor: Actor, subscription_id: str) -> WebhookDelivery:
     """Queue a ``webhook.test`` event to this subscription alone (also when it is disabled,
     which is how an operator checks a repaired endpoint before re-creating it)."""
@@ -260,7 +309,7 @@ def webhook_delivery_attempt(*, delivery_id: str) -> None:
     ).update(next_attempt_at=now + CLAIM_LEASE)
     if not claimed:
         return
-    delivery = WebhookDelivery.objects.select_related("subscription").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("subscription", "mailbox").get(pk=delivery_id)
     subscription = delivery.subscription
     if (
         subscription is not None
@@ -282,10 +331,17 @@ def webhook_delivery_attempt(*, delivery_id: str) -> None:
         "X-MultiMail-Event": delivery.event_type,
         "X-MultiMail-Delivery": delivery.pk,
     }
-    if subscription is not None:
-        headers["X-MultiMail-Signature"] = signature_header(
-            signing_secrets=_active_secrets(subscription), timestamp=int(time.time()), body=body
+    signing_secrets = _delivery_secrets(delivery)
+    if not signing_secrets:
+        # A mailbox-level delivery whose mailbox row is gone: nothing can sign it, and an
+        # unsigned event is one a receiver must not trust.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.Status.FAILED, last_error="The mailbox no longer exists."
         )
+        return
+    headers["X-MultiMail-Signature"] = signature_header(
+        signing_secrets=signing_secrets, timestamp=int(time.time()), body=body
+    )
     status: int | None = None
     error = ""
     try:

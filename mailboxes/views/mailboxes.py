@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.codes import typed_code
 from accounts.serializers import PendingApprovalSerializer, StatusSerializer
 from mailboxes.models import Mailbox
 from mailboxes.serializers_outbound import (
@@ -71,7 +72,7 @@ class MailboxListCreateView(APIView):
                 webhook_url=data.get("webhook_url"),
                 ai_disclosure=data["ai_disclosure"],
             ),
-            approval_code=data.get("approval_code") or None,
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -141,6 +142,6 @@ def _update(
             changes=cast(MailboxChanges, dict(serializer.validated_data)),
             audit_action=audit_action,
         ),
-        approval_code=approval_code or None,
+        approval_code=typed_code(approval_code, request),
         request_id=request_id_of(request),
     )

@@ -1,4 +1,5 @@
-"""Webhook subscriptions, their deliveries, secret rotation and test events (admin)."""
+"""Webhook subscriptions, their deliveries, secret rotation and test events, and the
+signing secret of a mailbox's own webhook URLs (admin)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mailboxes.models import WebhookDelivery, WebhookEvent, WebhookSubscription
+from accounts.codes import typed_code
+from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
+from mailboxes.services.mailboxes import mailbox_get
 from mailboxes.services.webhooks import (
+    mailbox_webhook_secret_rotate,
     subscription_delete,
     subscription_get,
     subscription_rotate_secret,
@@ -59,6 +63,27 @@ class WebhookSubscriptionSerializer(WebhookSummarySerializer):
     previous_secret_expires_at = serializers.DateTimeField(
         allow_null=True, help_text="Until then the previous secret also signs deliveries."
     )
+
+
+class MailboxWebhookSecretSerializer(serializers.Serializer):
+    mailbox_id = serializers.CharField(source="pk")
+    signing_secret = serializers.CharField(
+        source="webhook_signing_secret",
+        help_text="HMAC signing secret (whsec_...) of deliveries to the mailbox's "
+        "webhook_url and oversight_webhook_url",
+    )
+    previous_secret_expires_at = serializers.DateTimeField(
+        source="webhook_previous_secret_expires_at",
+        allow_null=True,
+        help_text="Until then the previous secret also signs deliveries.",
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        mailbox: Mailbox = instance
+        if not mailbox.webhook_previous_secret:
+            data["previous_secret_expires_at"] = None
+        return data
 
 
 class WebhookListSerializer(serializers.Serializer):
@@ -138,7 +163,7 @@ class WebhookListCreateView(APIView):
             params=admin_actions.WebhookCreate(
                 url=data["url"], events=data["events"], mailbox_id=data.get("mailbox_id")
             ),
-            approval_code=data.get("approval_code") or None,
+            approval_code=typed_code(data.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):
@@ -212,3 +237,32 @@ class WebhookDeliveryListView(APIView):
                 "cursor": page.next_cursor,
             }
         )
+
+
+class MailboxWebhookSecretView(APIView):
+    required_scopes = {"GET": "admin"}
+
+    @extend_schema(
+        operation_id="mailbox_webhook_secret_retrieve",
+        responses={200: MailboxWebhookSecretSerializer},
+    )
+    def get(self, request: Request, mailbox_id: str) -> Response:
+        mailbox = mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
+        return Response(MailboxWebhookSecretSerializer(mailbox).data)
+
+
+class MailboxWebhookSecretRotateView(APIView):
+    required_scopes = {"POST": "admin"}
+
+    @extend_schema(
+        operation_id="mailbox_webhook_secret_rotate",
+        request=None,
+        responses={200: MailboxWebhookSecretSerializer},
+    )
+    def post(self, request: Request, mailbox_id: str) -> Response:
+        mailbox = mailbox_webhook_secret_rotate(
+            actor=api_principal(request).actor,
+            mailbox_id=mailbox_id,
+            request_id=request_id_of(request),
+        )
+        return Response(MailboxWebhookSecretSerializer(mailbox).data)

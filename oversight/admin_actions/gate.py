@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.actors import Actor
-from accounts.codes import code_issue, code_redeem
+from accounts.codes import TypedCode, code_issue, code_redeem
 from accounts.models import AdminActionRequest, AdminActionStatus, CodePurpose, OneTimeCode
 from accounts.services import audit_record, operator_email_send
 from multimail.errors import ApiError, not_found
@@ -28,7 +28,7 @@ def admin_action_run[P: ActionParams, R](
     actor: Actor,
     action: AdminAction[P, R],
     params: P,
-    approval_code: str | None,
+    approval_code: TypedCode | None,
     request_id: str = "",
 ) -> R | PendingApproval:
     """Check, then do the action or ask the operator. Call it outside any
@@ -55,14 +55,15 @@ def _redeem[P: ActionParams, R](
     actor: Actor,
     action: AdminAction[P, R],
     params: P,
-    approval_code: str,
+    approval_code: TypedCode,
     request_id: str,
 ) -> None:
     with transaction.atomic():
         record = code_redeem(
             account=actor.account,
             purpose=CodePurpose.ADMIN_ACTION,
-            code=approval_code,
+            typed=approval_code,
+            target=actor.account.pk,
             subject=_digest(action.name, params.to_json()),
         )
         if record is None:

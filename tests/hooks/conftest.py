@@ -35,6 +35,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=lambda: [200])
     requests: list[Received] = field(default_factory=list)
     reply_body: dict[str, Any] = field(default_factory=dict)
+    reply_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -60,6 +61,8 @@ def _start(receiver_ref: list[Receiver], port: int = 0) -> ThreadingHTTPServer:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in receiver.reply_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

@@ -99,8 +99,13 @@ def tls_receiver(
 
 
 def _delivery(owner: Any, url: str) -> WebhookDelivery:
+    # A mailbox-level delivery (no subscription): signed with the mailbox's secret.
     return WebhookDelivery.objects.create(
-        account=owner.account, event_type="message.sent", url=url, payload={"data": {}}
+        account=owner.account,
+        mailbox=owner.mailbox,
+        event_type="message.sent",
+        url=url,
+        payload={"data": {}},
     )
 
 
