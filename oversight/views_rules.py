@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.codes import typed_code
 from accounts.serializers import PendingApprovalSerializer
 from multimail.authentication import api_principal
 from multimail.errors import ApiError
@@ -48,16 +49,11 @@ class OversightRulesView(APIView):
         body = request.data if isinstance(request.data, dict) else None
         if body is None or "rules" not in body:
             raise ApiError("missing_parameter", 'Send {"rules": [...]}.', param="rules")
-        code = body.get("approval_code")
-        if code is not None and not isinstance(code, str):
-            raise ApiError(
-                "invalid_parameter", "approval_code must be text.", param="approval_code"
-            )
         outcome = admin_action_run(
             actor=api_principal(request).actor,
             action=admin_actions.MAILBOX_RULES_REPLACE,
             params=admin_actions.MailboxRulesReplace(mailbox_id=mailbox_id, rules=body["rules"]),
-            approval_code=code or None,
+            approval_code=typed_code(body.get("approval_code"), request),
             request_id=request_id_of(request),
         )
         if isinstance(outcome, PendingApproval):

@@ -17,7 +17,7 @@ def _own_secret_each(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailboxes', '0007_email_approved_version'),
+        ('mailboxes', '0008_oversight_rules_decisions'),
     ]
 
     operations = [
