@@ -126,6 +126,11 @@ class AccountInfoSerializer(serializers.Serializer):
     slug = serializers.CharField()
     plan = serializers.ChoiceField(choices=Plan.choices)
     oversight_email = serializers.EmailField()
+    pending_oversight_email = serializers.EmailField(
+        allow_null=True,
+        help_text="A new oversight email that was asked for and has not confirmed yet; "
+        "oversight_email changes once it does.",
+    )
     physical_address = serializers.CharField(allow_null=True)
     use_case = serializers.CharField(allow_null=True)
     state = serializers.CharField()
