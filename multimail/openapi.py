@@ -37,11 +37,13 @@ class AutoSchema(openapi.AutoSchema):
             return schema
         if not isinstance(schema, dict) or schema.get("type") != "array":
             return schema
-        minimum = field.min_length or (0 if field.allow_empty else 1)
+        # Both classes take min_length, max_length and allow_empty (DRF's stubs lag).
+        minimum = getattr(field, "min_length", None) or (0 if field.allow_empty else 1)
         if minimum:
             schema["minItems"] = max(minimum, schema.get("minItems", 0))
-        if field.max_length is not None:
-            schema.setdefault("maxItems", field.max_length)
+        maximum = getattr(field, "max_length", None)
+        if maximum is not None:
+            schema.setdefault("maxItems", maximum)
         return schema
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:
