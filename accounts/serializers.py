@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Scope
 from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
+
+
+@extend_schema_field({"type": "boolean", "enum": [True]})
+class AcceptedField(serializers.BooleanField):
+    """A box that must be ticked: the schema says only ``true`` is accepted (validate_*
+    methods refuse false with a message naming the field)."""
+
+
+@extend_schema_field({"type": "string", "enum": list(Scope.values)})
+class ScopeNameField(serializers.CharField):
+    """A scope name, published as the enum it is. Checked by
+    accounts.services.validate_scopes, whose messages name the valid scopes."""
 
 
 def _must_be_true(value: bool, field: str) -> bool:
@@ -45,9 +58,9 @@ class PowSolutionSerializer(serializers.Serializer):
 class SignupRequestSerializer(serializers.Serializer):
     operator_name = serializers.CharField(max_length=200)
     oversight_email = serializers.EmailField(max_length=320)
-    accepted_tos = serializers.BooleanField()
-    accepted_operator_agreement = serializers.BooleanField()
-    accepted_anti_spam_policy = serializers.BooleanField()
+    accepted_tos = AcceptedField()
+    accepted_operator_agreement = AcceptedField()
+    accepted_anti_spam_policy = AcceptedField()
     pow_solution = PowSolutionSerializer()
     slug = serializers.CharField(max_length=63, required=False, allow_blank=True)
     physical_address = serializers.CharField(
@@ -191,16 +204,15 @@ class ApiKeyListSerializer(serializers.Serializer):
 
 class ApiKeyCreateSerializer(ApprovalCodeSerializer):
     name = serializers.CharField(max_length=200)
-    # Checked by accounts.services.validate_scopes, whose messages name the valid scopes.
     scopes = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, max_length=5
+        child=ScopeNameField(max_length=32), required=False, max_length=5
     )
 
 
 class ApiKeyUpdateSerializer(ApprovalCodeSerializer):
     name = serializers.CharField(max_length=200, required=False)
     scopes = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, max_length=5
+        child=ScopeNameField(max_length=32), required=False, max_length=5
     )
 
 

@@ -91,8 +91,8 @@ DELIBERATE: dict[str, str] = {
     "POST /v1/mailboxes/{mailbox_id}/upgrade": _SECRET,
     "POST /v1/operator/verify-session": _SECRET,
     "POST /v1/billing/stripe-webhook": "only a body signed with Stripe's secret is accepted",
-    "POST /v1/api-keys": "send and oversight scopes cannot be combined (a rule between "
-    "items), and scopes are checked by the service against the catalog",
+    "POST /v1/api-keys": "send and oversight scopes cannot be combined on one key (a rule "
+    "between items)",
     "PATCH /v1/api-keys/{key_id}": _NUL,
     "PUT /v1/mailboxes/{mailbox_id}/emails/{email_id}/tags": _NUL,
     "POST /v1/contacts": _NUL,
