@@ -12,12 +12,6 @@ from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
 
 
-@extend_schema_field({"type": "boolean", "enum": [True]})
-class AcceptedField(serializers.BooleanField):
-    """A box that must be ticked: the schema says only ``true`` is accepted (validate_*
-    methods refuse false with a message naming the field)."""
-
-
 @extend_schema_field({"type": "string", "enum": list(Scope.values)})
 class ScopeNameField(serializers.CharField):
     """A scope name, published as the enum it is. Checked by
@@ -58,9 +52,9 @@ class PowSolutionSerializer(serializers.Serializer):
 class SignupRequestSerializer(serializers.Serializer):
     operator_name = serializers.CharField(max_length=200)
     oversight_email = serializers.EmailField(max_length=320)
-    accepted_tos = AcceptedField()
-    accepted_operator_agreement = AcceptedField()
-    accepted_anti_spam_policy = AcceptedField()
+    accepted_tos = serializers.BooleanField()
+    accepted_operator_agreement = serializers.BooleanField()
+    accepted_anti_spam_policy = serializers.BooleanField()
     pow_solution = PowSolutionSerializer()
     slug = serializers.CharField(max_length=63, required=False, allow_blank=True)
     physical_address = serializers.CharField(
