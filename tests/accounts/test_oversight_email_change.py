@@ -289,3 +289,10 @@ def test_the_oversight_address_and_oneself_are_not_removable(owner, other):
         Operator.objects.filter(pk__in=[owner.operator.pk, colleague.pk, other.operator.pk]).count()
         == 3
     )
+
+
+def test_the_operator_signup_makes_is_the_oversight_emails_role(signed_up: Any) -> None:
+    """So it ends when the oversight email moves elsewhere; an invited role does not."""
+    signed_up()
+    operator = Operator.objects.get(email="boss@initech.example")
+    assert operator.via_oversight_email
