@@ -15,15 +15,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.actors import Actor
+from accounts.email_change import account_change
 from accounts.models import (
     Account,
     AdminActionRequest,
     ApiKey,
     AuditEntry,
     Operator,
+    OversightEmailChange,
 )
 from accounts.oversight_addresses import oversight_address_problem
-from accounts.services import account_update
 from accounts.support import (
     support_account_deactivate,
     support_account_reactivate,
@@ -115,6 +116,23 @@ class AccountAdminForm(forms.ModelForm):
         return address
 
 
+class OversightEmailChangeInline(admin.TabularInline):
+    """Requested changes of the oversight email and what became of them (history)."""
+
+    model = OversightEmailChange
+    fields = ("created_at", "old_email", "new_email", "status", "requested_by", "decided_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-id",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
@@ -164,7 +182,7 @@ class AccountAdmin(admin.ModelAdmin):
         "activated_at",
         "confirmation_sent_at",
     )
-    inlines = (OperatorInline,)
+    inlines = (OperatorInline, OversightEmailChangeInline)
     action_form = SupportActionForm
     actions = (
         "deactivate",
@@ -183,12 +201,19 @@ class AccountAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: Account, form: Any, change: bool) -> None:
-        # Through the account service: audited, and a changed oversight email is announced
-        # to the previous address.
-        account_update(
+        # Through the account service: audited, and a new oversight email is only requested:
+        # it gains nothing until it confirms, and the current address can cancel or undo.
+        account_change(
             actor=support_actor(request, obj),
             changes={name: form.cleaned_data[name] for name in form.changed_data},
         )
+        if "oversight_email" in form.changed_data:
+            self.message_user(
+                request,
+                f"{form.cleaned_data['oversight_email']} was asked to confirm; the oversight "
+                "email changes once it does. The current address was told and can cancel.",
+                messages.WARNING,
+            )
 
     def _reason(self, request: HttpRequest) -> str:
         return str(request.POST.get("reason", ""))

@@ -132,7 +132,7 @@ def account_create(
             param="slug",
             suggestions=slug_suggestions(slug),
         ) from None
-    operator_create(account=account, email=email, name=name)
+    operator_create(account=account, email=email, name=name, via_oversight_email=True)
     mailbox = Mailbox.objects.create(
         account=account, address=default_mailbox_address(slug), oversight_mode=oversight_mode
     )

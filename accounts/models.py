@@ -63,6 +63,9 @@ class Operator(models.Model):
     email = models.EmailField(max_length=320)
     name = models.CharField(max_length=200, blank=True, default="")
     invited_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    # The role exists only because the address is the account's oversight email (signup,
+    # first sign-in): it ends when the oversight email moves elsewhere. Invited roles stay.
+    via_oversight_email = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -199,3 +202,41 @@ class AdminActionRequest(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["account", "status", "-id"])]
+
+
+class OversightEmailChange(models.Model):
+    """A new oversight email someone asked for, which takes effect only once that address
+    confirms (a link mailed to it). The previous address is told at each step and holds a
+    link that cancels the change, or undoes it for 14 days after it took effect.
+
+    Only hashes of the two link tokens are stored: the links are the credentials.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the new address to confirm"
+        CONFIRMED = "confirmed", "Confirmed by the new address"
+        CANCELLED = "cancelled", "Cancelled before it took effect"
+        UNDONE = "undone", "Undone by the previous address"
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_id, editable=False)
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="oversight_email_changes"
+    )
+    old_email = models.EmailField(max_length=320)
+    new_email = models.EmailField(max_length=320)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.CharField(max_length=320, blank=True, default="")
+    confirm_token_hash = models.CharField(max_length=64, unique=True)
+    undo_token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirm_expires_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    undo_expires_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.old_email} → {self.new_email} ({self.status})"

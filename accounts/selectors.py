@@ -18,6 +18,7 @@ from accounts.models import (
     ApiKey,
     AuditEntry,
     Operator,
+    OversightEmailChange,
 )
 from accounts.plans import limits_for
 from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
@@ -36,6 +37,20 @@ def admin_actions_awaiting(*, account: Account) -> QuerySet[AdminActionRequest]:
     )
 
 
+def oversight_email_pending(*, account: Account) -> str | None:
+    """The address asked to become the oversight email that has not confirmed yet."""
+    return (
+        OversightEmailChange.objects.filter(
+            account=account,
+            status=OversightEmailChange.Status.PENDING,
+            confirm_expires_at__gt=timezone.now(),
+        )
+        .order_by("-id")
+        .values_list("new_email", flat=True)
+        .first()
+    )
+
+
 def account_info(*, account: Account) -> dict[str, Any]:
     """The AccountInfo shape: settings, plan limits and what is used of them."""
     limits = limits_for(account.plan)
@@ -46,6 +61,7 @@ def account_info(*, account: Account) -> dict[str, Any]:
         "slug": account.slug,
         "plan": account.plan,
         "oversight_email": account.oversight_email,
+        "pending_oversight_email": oversight_email_pending(account=account),
         "physical_address": account.physical_address or None,
         "use_case": account.use_case or None,
         "state": account.state,

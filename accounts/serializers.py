@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Scope
@@ -12,6 +13,12 @@ from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
 from multimail.addresses import AddressField
 from multimail.header_fields import HeaderTextField
+
+
+@extend_schema_field({"type": "string", "enum": list(Scope.values)})
+class ScopeNameField(serializers.CharField):
+    """A scope name, published as the enum it is. Checked by
+    accounts.services.validate_scopes, whose messages name the valid scopes."""
 
 
 def _must_be_true(value: bool, field: str) -> bool:
@@ -130,6 +137,11 @@ class AccountInfoSerializer(serializers.Serializer):
     slug = serializers.CharField()
     plan = serializers.ChoiceField(choices=Plan.choices)
     oversight_email = serializers.EmailField()
+    pending_oversight_email = serializers.EmailField(
+        allow_null=True,
+        help_text="A new oversight email that was asked for and has not confirmed yet; "
+        "oversight_email changes once it does.",
+    )
     physical_address = serializers.CharField(allow_null=True)
     use_case = serializers.CharField(allow_null=True)
     state = serializers.CharField()
@@ -190,16 +202,15 @@ class ApiKeyListSerializer(serializers.Serializer):
 
 class ApiKeyCreateSerializer(ApprovalCodeSerializer):
     name = serializers.CharField(max_length=200)
-    # Checked by accounts.services.validate_scopes, whose messages name the valid scopes.
     scopes = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, max_length=5
+        child=ScopeNameField(max_length=32), required=False, max_length=5
     )
 
 
 class ApiKeyUpdateSerializer(ApprovalCodeSerializer):
     name = serializers.CharField(max_length=200, required=False)
     scopes = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, max_length=5
+        child=ScopeNameField(max_length=32), required=False, max_length=5
     )
 
 

@@ -150,7 +150,9 @@ def _username_for(email: str) -> str:
     return lowered if len(lowered) <= 150 else f"op-{hashlib.sha256(lowered.encode()).hexdigest()}"
 
 
-def operator_create(*, account: Account, email: str, name: str = "") -> Operator:
+def operator_create(
+    *, account: Account, email: str, name: str = "", via_oversight_email: bool = False
+) -> Operator:
     """An operator of ``account``. One person may oversee several accounts: the Django user
     is shared, keyed by the address. Operators sign in by emailed code, never a password."""
     user_model = get_user_model()
@@ -160,7 +162,28 @@ def operator_create(*, account: Account, email: str, name: str = "") -> Operator
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    return Operator.objects.create(account=account, user=user, email=email.strip(), name=name)
+    return Operator.objects.create(
+        account=account,
+        user=user,
+        email=email.strip(),
+        name=name,
+        via_oversight_email=via_oversight_email,
+    )
+
+
+def operator_users_prune(*, user_ids: list[int]) -> None:
+    """People left with no account to operate (and not staff) have nothing to sign in to."""
+    get_user_model().objects.filter(
+        pk__in=user_ids, is_staff=False, operator_roles__isnull=True
+    ).delete()
+
+
+def oversight_role_end(*, account: Account, email: str) -> None:
+    """``email`` is no longer the oversight email: the role it had only for that ends."""
+    roles = Operator.objects.filter(account=account, email__iexact=email, via_oversight_email=True)
+    user_ids = list(roles.values_list("user_id", flat=True))
+    roles.delete()
+    operator_users_prune(user_ids=user_ids)
 
 
 @transaction.atomic
@@ -197,6 +220,47 @@ def operator_invite(*, actor: Actor, email: str, name: str = "") -> Operator:
     return operator
 
 
+@transaction.atomic
+def operator_remove(*, actor: Actor, operator_id: str, request_id: str = "") -> Operator:
+    """An operator removes another one (an unknown address a change left behind, a
+    colleague who left). Their console access ends with their next request."""
+    account = actor.account
+    operator = Operator.objects.select_for_update().filter(account=account, pk=operator_id).first()
+    if operator is None:
+        raise not_found("operator", "That operator does not exist in this account.")
+    if normalize_email(operator.email) == normalize_email(account.oversight_email):
+        raise ApiError(
+            "conflict",
+            f"{operator.email} is the oversight email: it would be an operator again at its "
+            "next sign-in. Change the oversight email first (support can), then remove it.",
+        )
+    if actor.operator is not None and actor.operator.pk == operator.pk:
+        raise ApiError(
+            "conflict", "You cannot remove yourself. Ask another operator of this account."
+        )
+    user_id, email = operator.user_id, operator.email
+    operator.delete()
+    operator_users_prune(user_ids=[user_id])
+    audit_record(
+        actor=actor,
+        action="operator.removed",
+        resource_type="operator",
+        resource_id=operator_id,
+        metadata={"email": email},
+        request_id=request_id,
+    )
+    operator_email_send(
+        account=account,
+        to=[email],
+        subject=f"You no longer operate {account.name}",
+        text=(
+            f"{actor.display} removed this address from the operators of the MultiMail "
+            f"account {account.name} ({account.slug})."
+        ),
+    )
+    return operator
+
+
 # --- Account settings -----------------------------------------------------------------
 
 
@@ -209,18 +273,17 @@ class AccountChanges(TypedDict, total=False):
     require_operator_approval: bool
 
 
-ACCOUNT_EDITABLE = tuple(AccountChanges.__annotations__)
+# The oversight email is not set here: a new address must confirm first
+# (accounts.email_change.account_change is the entry point for a whole update).
+ACCOUNT_EDITABLE = tuple(
+    name for name in AccountChanges.__annotations__ if name != "oversight_email"
+)
 
 
 @transaction.atomic
 def account_update(*, actor: Actor, changes: Mapping[str, Any], request_id: str = "") -> Account:
-    if changes.get("oversight_email"):
-        # Every path (API, console, Django admin) ends here: none can hand the operator's
-        # mail to a mailbox an agent reads.
-        oversight_address_ensure(changes["oversight_email"])
     account = Account.objects.select_for_update().get(pk=actor.account.pk)
     fields = [name for name in ACCOUNT_EDITABLE if name in changes]
-    before = {name: getattr(account, name) for name in fields}
     for name in fields:
         value = changes[name]
         setattr(account, name, "" if value is None and name == "physical_address" else value)
@@ -234,19 +297,6 @@ def account_update(*, actor: Actor, changes: Mapping[str, Any], request_id: str 
         metadata={"fields": fields},
         request_id=request_id,
     )
-    old_email = before.get("oversight_email")
-    if old_email and old_email != account.oversight_email:
-        # The previous address hears about it: a takeover would otherwise be silent.
-        operator_email_send(
-            account=account,
-            to=[old_email],
-            subject="The oversight email was changed",
-            text=(
-                f"The oversight email of {account.name} ({account.slug}) changed from this "
-                f"address to {account.oversight_email} by {actor.display}. If you did not "
-                "expect this, contact support."
-            ),
-        )
     return account
 
 
@@ -267,10 +317,7 @@ def account_delete(*, actor: Actor, request_id: str = "") -> None:
     # cascade from tripping over that order.
     account.mailboxes.all().delete()
     account.delete()
-    # Users that oversaw only this account (and are not staff) have nothing left to sign in to.
-    get_user_model().objects.filter(
-        pk__in=user_ids, is_staff=False, operator_roles__isnull=True
-    ).delete()
+    operator_users_prune(user_ids=user_ids)
 
     def notify() -> None:
         EmailMultiAlternatives(

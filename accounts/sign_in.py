@@ -158,7 +158,7 @@ def _operator_ensure(*, account: Account, email: str) -> Operator:
     try:
         # A savepoint: a concurrent sign-in may create the same operator first.
         with transaction.atomic():
-            return operator_create(account=account, email=email)
+            return operator_create(account=account, email=email, via_oversight_email=True)
     except IntegrityError:
         return Operator.objects.get(account=account, email__iexact=email)
 

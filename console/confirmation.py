@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpResponse, HttpResponseRedirect
 
-from console.access import ConsoleRequest
+from console.access import HtmxRequest
 from console.htmx import render_page
 
 CONFIRM_FIELD = "confirmed"
@@ -27,11 +27,11 @@ class Confirmation:
     section: str
 
 
-def is_confirmed(request: ConsoleRequest) -> bool:
+def is_confirmed(request: HtmxRequest) -> bool:
     return request.POST.get(CONFIRM_FIELD) == "yes"
 
 
-def confirmation_redirect(request: ConsoleRequest) -> HttpResponse:
+def confirmation_redirect(request: HtmxRequest) -> HttpResponse:
     """An unconfirmed POST: to the confirmation page, carrying what was posted."""
     fields = {
         name: value
@@ -42,7 +42,7 @@ def confirmation_redirect(request: ConsoleRequest) -> HttpResponse:
     return HttpResponseRedirect(request.path + query)
 
 
-def confirmation_page(request: ConsoleRequest, confirmation: Confirmation) -> HttpResponse:
+def confirmation_page(request: HtmxRequest, confirmation: Confirmation) -> HttpResponse:
     return render_page(
         request,
         "console/confirm_action.html",

@@ -20,6 +20,21 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("console/logout", auth.logout_view, name="console-logout"),
     path("console/switch", auth.switch_account, name="console-switch"),
     path("console/operators", auth.operators, name="console-operators"),
+    path(
+        "console/operators/<str:operator_id>/remove",
+        auth.operator_remove_view,
+        name="console-operator-remove",
+    ),
+    path(
+        "console/oversight-email/confirm",
+        account.oversight_email_confirm,
+        name="console-oversight-email-confirm",
+    ),
+    path(
+        "console/oversight-email/undo",
+        account.oversight_email_undo,
+        name="console-oversight-email-undo",
+    ),
     path("console/approvals", account.approvals, name="console-approvals"),
     path(
         "console/approvals/<str:request_pk>",

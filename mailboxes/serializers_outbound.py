@@ -228,6 +228,9 @@ class IdempotentReplaySerializer(serializers.Serializer):
 
 
 class ScheduleUpdateSerializer(serializers.Serializer):
+    # Every field is optional, but at least one must be sent (validate): the schema says
+    # so with minProperties, and the body is required.
+    min_fields = 1
     send_at = SendAtField(required=False, help_text="ISO 8601 UTC ending in Z")
     to = serializers.ListField(
         child=AddressField(),

@@ -109,3 +109,8 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             {"type": "http", "scheme": "bearer", "bearerFormat": "mm_live_..."},
             {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         ]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        # Either header authenticates: two alternative requirements. One requirement naming
+        # both schemes would mean that both headers must be sent.
+        return [{name: []} for name in self.name]

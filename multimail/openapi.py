@@ -1,5 +1,5 @@
-"""Schema additions: list filters from their FilterSet, the error envelope as a component
-and on every operation."""
+"""Schema additions: list filters from their FilterSet, array and body bounds the server
+enforces, the error envelope as a component and on every operation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular import openapi
+from rest_framework import serializers
 
 from multimail.errors import REGISTRY
 
@@ -24,6 +25,34 @@ class AutoSchema(openapi.AutoSchema):
         if self.method == "GET" and getattr(self.view, "filterset_class", None) is not None:
             return [DjangoFilterBackend]
         return super().get_filter_backends()
+
+    def _map_serializer_field(
+        self, field: Any, direction: str, bypass_extensions: bool = False
+    ) -> Any:
+        """Arrays carry the bounds the server enforces: spectacular maps a ListField's
+        ``min_length``/``max_length`` but not ``allow_empty=False``, and neither for a
+        nested ``many=True`` serializer."""
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if not isinstance(field, serializers.ListField | serializers.ListSerializer):
+            return schema
+        if not isinstance(schema, dict) or schema.get("type") != "array":
+            return schema
+        # Both classes take min_length, max_length and allow_empty (DRF's stubs lag).
+        minimum = getattr(field, "min_length", None) or (0 if field.allow_empty else 1)
+        if minimum:
+            schema["minItems"] = max(minimum, schema.get("minItems", 0))
+        maximum = getattr(field, "max_length", None)
+        if maximum is not None:
+            schema.setdefault("maxItems", maximum)
+        return schema
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:
+        """A serializer that refuses an empty body says so with ``min_fields``."""
+        schema = super()._map_basic_serializer(serializer, direction)
+        min_fields = getattr(serializer, "min_fields", 0)
+        if min_fields:
+            schema["minProperties"] = min_fields
+        return schema
 
 
 ERROR_ENVELOPE = {
@@ -61,6 +90,22 @@ ERROR_ENVELOPE = {
         },
     },
 }
+
+
+def require_non_empty_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A request body whose schema needs at least one property cannot be left out: mark
+    the body required (spectacular does so only for schemas with required fields)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if not body:
+                continue
+            for media in body.get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if schemas.get(ref.rsplit("/", 1)[-1], {}).get("minProperties"):
+                    body["required"] = True
+    return result
 
 
 def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

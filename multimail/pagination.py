@@ -91,6 +91,10 @@ def cursor_paginate(
 
 def pagination_parameters(default_limit: int = 20) -> list[OpenApiParameter]:
     return [
-        OpenApiParameter("limit", int, description=f"1-100, default {default_limit}"),
+        OpenApiParameter(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": default_limit},
+            description=f"1-{MAX_LIMIT}, default {default_limit}",
+        ),
         OpenApiParameter("cursor", str, description="Opaque cursor from the previous page"),
     ]

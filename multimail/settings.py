@@ -285,6 +285,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "multimail.openapi.require_non_empty_bodies",
         "multimail.openapi.add_error_responses",
     ],
 }

@@ -11,6 +11,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.email_change import (
+    email_change_confirm,
+    email_change_preview,
+    email_change_undo,
+)
 from accounts.selectors import admin_actions_awaiting, api_key_get, api_key_list, audit_entry_page
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
@@ -69,6 +74,70 @@ def confirm(request: HtmxRequest) -> HttpResponse:
         return render_page(request, "console/confirm_done.html", {"activation": activation_shown})
     form = form_kept(request, ConfirmForm, initial={"code": request.GET.get("code", "")})
     return render_page(request, "console/confirm.html", {"form": form})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def oversight_email_confirm(request: HtmxRequest) -> HttpResponse:
+    """The link mailed to a new oversight address. GET describes the change (a mail scanner
+    fetching the link decides nothing); only the confirmed POST makes the change."""
+    return _oversight_email_link(request, undo=False)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def oversight_email_undo(request: HtmxRequest) -> HttpResponse:
+    """The link mailed to the previous oversight address: cancels or undoes the change."""
+    return _oversight_email_link(request, undo=True)
+
+
+def _oversight_email_link(request: HtmxRequest, *, undo: bool) -> HttpResponse:
+    if request.method == "GET":
+        try:
+            change = email_change_preview(token=request.GET.get("token", ""), undo=undo)
+        except ApiError as error:
+            error_message(request, error)
+            return redirect("console-login")
+        account = change.account
+        if undo:
+            confirmation = Confirmation(
+                title=f"Keep {change.old_email} as the oversight email?",
+                detail=f"{change.new_email} was asked to oversee {account.name} "
+                f"({account.slug}) by {change.requested_by}. Cancelling keeps {change.old_email}"
+                f" (or puts it back) and removes the operator role the change gave "
+                f"{change.new_email}.",
+                button="Cancel the change",
+                cancel_url=reverse("console-login"),
+                section="",
+            )
+        else:
+            confirmation = Confirmation(
+                title=f"Oversee {account.name}?",
+                detail=f"{change.new_email} becomes the oversight email of {account.name} "
+                f"({account.slug}) instead of {change.old_email}: it approves the account's "
+                f"mail and signs in to its console. {change.old_email} is told and can undo it.",
+                button="Confirm",
+                cancel_url=reverse("console-login"),
+                section="",
+            )
+        return confirmation_page(request, confirmation)
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    token = request.POST.get("token", "")
+    try:
+        change = email_change_undo(token=token) if undo else email_change_confirm(token=token)
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        if undo:
+            messages.success(request, f"{change.old_email} is the oversight email.")
+        else:
+            messages.success(
+                request,
+                f"{change.new_email} is now the oversight email of {change.account.name}. "
+                "Sign in with it.",
+            )
+    return redirect("console-login")
 
 
 @never_cache

@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import operator_for_user, operator_list, operator_role_get
-from accounts.services import operator_invite
+from accounts.services import operator_invite, operator_remove
 from accounts.sign_in import (
     SESSION_ACCOUNT_KEY,
     console_login_start,
@@ -19,10 +19,17 @@ from accounts.sign_in import (
     session_sign_in,
 )
 from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.confirmation import (
+    Confirmation,
+    confirmation_page,
+    confirmation_redirect,
+    is_confirmed,
+)
 from console.forms import InviteForm, LoginCodeForm, LoginEmailForm
 from console.htmx import render_page
 from console.prg import form_keep, form_kept
 from multimail.errors import ApiError
+from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip
 
 
@@ -155,3 +162,36 @@ def operators(request: ConsoleRequest) -> HttpResponse:
             "section": "operators",
         },
     )
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def operator_remove_view(request: ConsoleRequest, operator_id: str) -> HttpResponse:
+    """GET asks for confirmation; only a confirmed POST removes the operator."""
+    if request.method == "GET":
+        target = operator_list(account=request.account).filter(pk=operator_id).first()
+        if target is None:
+            messages.error(request, "That operator does not exist in this account.")
+            return redirect("console-operators")
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=f"Remove operator {target.email}?",
+                detail=f"{target.email} can no longer sign in to {request.account.name}'s "
+                "console, and is told by email. Invite them again to undo this.",
+                button="Remove operator",
+                cancel_url=reverse("console-operators"),
+                section="operators",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    try:
+        removed = operator_remove(
+            actor=request.actor, operator_id=operator_id, request_id=request_id_of(request)
+        )
+    except ApiError as error:
+        error_message(request, error)
+    else:
+        messages.success(request, f"{removed.email} is no longer an operator.")
+    return redirect("console-operators")

@@ -99,7 +99,9 @@ class MailboxDetailView(APIView):
             return Response(outcome.body, status=202)
         return Response({"status": "updated"})
 
-    @extend_schema(operation_id="mailboxes_destroy", request=None, responses=StatusSerializer)
+    @extend_schema(
+        operation_id="mailboxes_destroy", request=None, responses={200: StatusSerializer}
+    )
     def delete(self, request: Request, mailbox_id: str) -> Response:
         mailbox = mailbox_get(account=api_principal(request).account, mailbox_id=mailbox_id)
         check_if_match(request, mailbox_representation(mailbox))

@@ -183,7 +183,7 @@ class EmailTagsView(APIView):
 class EmailTagDeleteView(APIView):
     required_scopes = {"DELETE": "send"}
 
-    @extend_schema(operation_id="emails_tags_delete", responses=TagDeletedSerializer)
+    @extend_schema(operation_id="emails_tags_delete", responses={200: TagDeletedSerializer})
     def delete(self, request: Request, mailbox_id: str, email_id: str, key: str) -> Response:
         email = _email(request, mailbox_id, email_id)
         return Response({"deleted": email_tag_delete(email=email, key=key)})
@@ -304,7 +304,7 @@ class ContactsView(APIView):
 class ContactDetailView(APIView):
     required_scopes = {"DELETE": "admin"}
 
-    @extend_schema(operation_id="contacts_delete", responses=DeletedSerializer)
+    @extend_schema(operation_id="contacts_delete", responses={200: DeletedSerializer})
     def delete(self, request: Request, contact_id: str) -> Response:
         deleted = contact_delete(
             actor=api_principal(request).actor,
@@ -337,7 +337,7 @@ class SuppressionListView(APIView):
 class SuppressionDetailView(APIView):
     required_scopes = {"DELETE": "admin"}
 
-    @extend_schema(operation_id="suppression_remove", responses=SuppressionRemovedSerializer)
+    @extend_schema(operation_id="suppression_remove", responses={200: SuppressionRemovedSerializer})
     def delete(self, request: Request, address: str) -> Response:
         suppression_remove(
             actor=api_principal(request).actor, address=address, request_id=request_id_of(request)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self, cast
 
+from accounts import email_change
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.actors import Actor
@@ -135,7 +136,9 @@ ACCOUNT_UPDATE: AdminAction[AccountUpdate, Account] = AdminAction(
     name="account.update",
     params_type=AccountUpdate,
     summary=lambda actor, p: f"change account settings ({', '.join(sorted(p.changes))})",
-    execute=lambda actor, p, request_id: account_services.account_update(
+    # A new oversight email is only requested here: it takes effect once that address
+    # confirms, even when the operator approved the call.
+    execute=lambda actor, p, request_id: email_change.account_change(
         actor=actor, changes=p.changes, request_id=request_id
     ),
     record=lambda account: account_selectors.account_info(account=account),

@@ -139,6 +139,10 @@ def test_account_edit_goes_through_the_service(staff, owner):
             "operators-MAX_NUM_FORMS": "1000",
             "operators-0-id": owner.operator.pk,
             "operators-0-account": owner.account.pk,
+            "oversight_email_changes-TOTAL_FORMS": "0",
+            "oversight_email_changes-INITIAL_FORMS": "0",
+            "oversight_email_changes-MIN_NUM_FORMS": "0",
+            "oversight_email_changes-MAX_NUM_FORMS": "1000",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
