@@ -95,7 +95,7 @@ class OperatorInline(admin.TabularInline):
 
 class AccountAdminForm(forms.ModelForm):
     """A support edit is refused like the same change through the API: the rules are the
-    shared ones, shown on the form instead of failing in ``account_update``."""
+    shared ones, shown on the form instead of failing in the account service."""
 
     class Meta:
         model = Account
