@@ -66,7 +66,20 @@ _CONTENT = (
     "content rules a JSON Schema cannot state: base64 that decodes, executable "
     "attachments refused, recipients on the suppression list"
 )
+_ADDRESS = (
+    "an address must be a plain one the mail stack cannot rewrite (no quoted local part, "
+    "domain literal or special-use domain), and an oversight address may not be on a domain "
+    "this server hosts: stricter than the schema's format email"
+)
 DELIBERATE: dict[str, str] = {
+    **{
+        operation: _ADDRESS
+        for operation in (
+            "PATCH /v1/account",
+            "POST /v1/account/challenge",
+            "POST /v1/account/resend-confirmation",
+        )
+    },
     **{
         f"GET {path}": _CURSOR
         for path in (
@@ -109,6 +122,9 @@ DELIBERATE: dict[str, str] = {
     "POST /v1/mailboxes/{mailbox_id}/send": _CONTENT,
     "POST /v1/mailboxes/{mailbox_id}/reply/{email_id}": _CONTENT,
     "POST /v1/webhooks": "the URL must be https and pass the outgoing-URL guard",
+    "PUT /v1/mailboxes/{mailbox_id}/oversight-rules": "rule names must be unique, a match "
+    "entry must be an address or @domain, and a change that loosens oversight needs the "
+    "operator's code: rules between items and a secret",
 }
 DELIBERATE_KINDS = {"RejectedPositiveData"}
 
