@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from mailboxes.services.attachment_safety import attachment_name_normalize
 from multimail.epoch import epoch_ms
 
 MAX_MARKDOWN_BYTES = 256 * 1024
@@ -157,7 +158,8 @@ class AttachmentInputSerializer(serializers.Serializer):
     def validate_name(self, value: str) -> str:
         if any(char in value for char in "/\\\x00\r\n") or value in {".", ".."}:
             raise serializers.ValidationError("name must be a file name without path separators.")
-        return value
+        # Stored, judged and sent as the recipient's system will read it.
+        return attachment_name_normalize(value)
 
     def validate_content_type(self, value: str) -> str:
         if not re.match(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$", value):
