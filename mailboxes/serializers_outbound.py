@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from mailboxes.services.attachment_safety import attachment_name_normalize
 from multimail.addresses import AddressField
 from multimail.epoch import epoch_ms
 from multimail.header_fields import HeaderTextField
@@ -158,7 +159,8 @@ class AttachmentInputSerializer(serializers.Serializer):
     def validate_name(self, value: str) -> str:
         if any(char in value for char in "/\\") or value in {".", ".."}:
             raise serializers.ValidationError("name must be a file name without path separators.")
-        return value
+        # Stored, judged and sent as the recipient's system will read it.
+        return attachment_name_normalize(value)
 
     def validate_content_type(self, value: str) -> str:
         if not _MIME_TYPE.fullmatch(value):

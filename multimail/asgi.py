@@ -23,12 +23,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multimail.settings")
 django_app = get_wsgi_application()
 
 # Imported once Django is set up: the MCP tools reach the API through its handler.
+from multimail.chunked import ChunkedBodyMiddleware  # noqa: E402
 from multimail.mcp.app import MCP_PATH, KeyRequired, mcp_app  # noqa: E402
 
 # Threads per process for the Django application, as gunicorn's --threads was.
 WEB_THREADS = int(os.environ.get("WEB_THREADS", "4"))
 
-_django = cast(ASGIApp, WSGIMiddleware(cast(Any, django_app), workers=WEB_THREADS))
+# Chunked request bodies get their length before Django reads them (multimail.chunked).
+_django = cast(
+    ASGIApp,
+    WSGIMiddleware(
+        cast(Any, ChunkedBodyMiddleware(django_app, input_always_terminated=True)),
+        workers=WEB_THREADS,
+    ),
+)
 _mcp = mcp_app()
 _mcp_with_key = KeyRequired(_mcp)
 # gunicorn's access log (configured by --access-logfile; silent without it).

@@ -249,7 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["multimail.permissions.ScopePermission"],
     "DEFAULT_THROTTLE_CLASSES": ["multimail.throttling.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["multimail.json_limits.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "multimail.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "multimail.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -16,11 +16,12 @@ from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from mailboxes.services.content_filter import (
+from mailboxes.services.attachment_safety import (
     EXECUTABLE_EXTENSIONS,
+    PROGRAM_SIGNATURES,
     PROHIBITED_MIME_TYPES,
-    html_links,
 )
+from mailboxes.services.content_filter import html_links
 from mailboxes.services.rendering import markdown_render
 
 # --- Links ---------------------------------------------------------------------------------
@@ -210,13 +211,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"Rar!\x1a\x07", "rar"),
     (b"7z\xbc\xaf\x27\x1c", "7z"),
     (b"{\\rtf", "rtf"),
-    (b"MZ", "exe"),
-    (b"\x7fELF", "elf"),
-    (b"\xfe\xed\xfa\xce", "macho"),
-    (b"\xfe\xed\xfa\xcf", "macho"),
-    (b"\xce\xfa\xed\xfe", "macho"),
-    (b"\xcf\xfa\xed\xfe", "macho"),
-    (b"\xca\xfe\xba\xbe", "macho"),
+    *PROGRAM_SIGNATURES,
     (b"#!", "script"),
 )
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<script", b"<body")

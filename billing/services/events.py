@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -33,6 +32,7 @@ from billing.services.subscriptions import (
     subscription_apply,
 )
 from multimail.errors import ApiError
+from multimail.json_limits import json_loads_bounded
 
 logger = logging.getLogger("multimail.billing")
 
@@ -62,7 +62,7 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> dict[str
             "The body is not UTF-8, so it is not what Stripe signed.",
         ) from exc
     try:
-        event = json.loads(payload)
+        event = json_loads_bounded(payload)
         event_id = str(event["id"])
         str(event["type"])
         int(event["created"])

@@ -12,37 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-# Attachments that run code when opened on common desktops.
-EXECUTABLE_EXTENSIONS = frozenset(
-    {
-        ".exe", ".bat", ".cmd", ".com", ".scr", ".pif", ".cpl", ".msi", ".msp", ".dll",
-        ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".hta", ".ps1", ".psm1", ".jar",
-        ".lnk", ".reg", ".app", ".apk", ".sh", ".iso",
-    }
-)  # fmt: skip
-PROHIBITED_MIME_TYPES = frozenset(
-    {
-        "application/x-msdownload",
-        "application/x-msdos-program",
-        "application/x-dosexec",
-        "application/x-executable",
-        "application/vnd.microsoft.portable-executable",
-        "application/x-ms-installer",
-        "application/x-msi",
-        "application/hta",
-        "application/x-sh",
-        "application/x-bat",
-        "application/javascript",
-        "text/javascript",
-        "application/x-javascript",
-        "application/java-archive",
-        "application/vnd.android.package-archive",
-        "application/x-ms-shortcut",
-    }
-)
+from mailboxes.services.attachment_safety import executable_reason
+
 # Wording that asks the recipient to hand over credentials or payment details.
 _CREDENTIAL_HARVEST = re.compile(
     r"\b(verify|confirm|update|validate|re-?enter|unlock|restore)\s+(your\s+)?"
@@ -59,6 +32,8 @@ _HOSTLIKE = re.compile(r"^(?:https?://)?([a-z0-9-]+(?:\.[a-z0-9-]+)+)(?:[/:?#]\S
 class AttachmentInfo:
     filename: str
     content_type: str
+    # The file's first bytes (attachment_safety.HEAD_BYTES): programs are told by them.
+    head: bytes = b""
 
 
 class _LinkCollector(HTMLParser):
@@ -118,15 +93,11 @@ class ContentReport:
 
 def _attachment_rejection(attachments: Sequence[AttachmentInfo]) -> str | None:
     for attachment in attachments:
-        extension = PurePosixPath(attachment.filename.lower()).suffix
-        if extension in EXECUTABLE_EXTENSIONS:
-            return (
-                f"executable attachment {attachment.filename!r} ({extension} files are not allowed)"
-            )
-        if attachment.content_type.split(";")[0].strip().lower() in PROHIBITED_MIME_TYPES:
-            return (
-                f"prohibited attachment type {attachment.content_type!r} on {attachment.filename!r}"
-            )
+        reason = executable_reason(
+            name=attachment.filename, content_type=attachment.content_type, head=attachment.head
+        )
+        if reason is not None:
+            return reason
     return None
 
 

@@ -30,28 +30,12 @@ from accounts.models import Account
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict
 from mailboxes.selectors import SPAM_STATUSES
+from mailboxes.services.attachment_safety import executable_reason
 from multimail.errors import not_found
 
 FLAG_THRESHOLD = 50
 QUARANTINE_THRESHOLD = 80
 
-EXECUTABLE_EXTENSIONS = (
-    ".exe",
-    ".scr",
-    ".bat",
-    ".cmd",
-    ".com",
-    ".pif",
-    ".js",
-    ".jse",
-    ".vbs",
-    ".vbe",
-    ".jar",
-    ".msi",
-    ".ps1",
-    ".hta",
-    ".lnk",
-)
 SPAM_PHRASES = (
     "viagra",
     "lottery",
@@ -86,6 +70,8 @@ class SpamSignals:
     attachment_names: tuple[str, ...]
     upstream_flag: bool
     upstream_score: float | None
+    # The first bytes of each attachment, in the order of attachment_names.
+    attachment_heads: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +94,11 @@ def _scored_rules(signals: SpamSignals) -> list[tuple[float, str]]:
         rules.append(
             (min(signals.upstream_score * 5, 40), f"upstream spam score {signals.upstream_score:g}")
         )
+    heads = [*signals.attachment_heads, *[b""] * len(signals.attachment_names)]
     executables = [
-        name for name in signals.attachment_names if name.lower().endswith(EXECUTABLE_EXTENSIONS)
+        name
+        for name, head in zip(signals.attachment_names, heads, strict=False)
+        if executable_reason(name=name, content_type="", head=head) is not None
     ]
     if executables:
         rules.append((40, f"executable attachment {executables[0]!r}"))

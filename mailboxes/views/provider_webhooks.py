@@ -32,6 +32,7 @@ from mailboxes.services.delivery_events import (
 from mailboxes.services.inbound.parse import message_parse, postmark_message_parse
 from mailboxes.services.inbound.receive import inbound_deliver
 from multimail.errors import ApiError
+from multimail.json_limits import json_bounds_check, json_loads_bounded
 
 logger = logging.getLogger("multimail.inbound")
 
@@ -60,6 +61,8 @@ class _PostmarkAuthMixin:
             ) from None
 
     def _events(self, request: HttpRequest) -> list[Any]:
+        # anymail parses the body with the unbounded json.loads: check the bounds first.
+        json_bounds_check(request.body)
         try:
             return list(self.parse_events(request))  # type: ignore[attr-defined]
         except (ValueError, KeyError, TypeError, AttributeError, AnymailConfigurationError):
@@ -91,7 +94,7 @@ class PostmarkInboundView(_PostmarkAuthMixin, PostmarkInboundWebhookView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         self._authenticate(request)
         try:
-            payload = json.loads(request.body)
+            payload = json_loads_bounded(request.body)
         except ValueError:
             raise _not_a_payload() from None
         # Postmark's other webhooks carry a RecordType; inbound payloads have none.

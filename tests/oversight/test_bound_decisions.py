@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditEntry
 from mailboxes.models import Email, EmailStatus, WebhookDelivery, WebhookEvent
+from mailboxes.services.rendering import markdown_render
 from mailboxes.tasks import send_due_scheduled
 from mailboxes.versions import email_version_read
 from oversight.models import ApprovalLink, OperatorNotification
@@ -360,7 +361,8 @@ def _assert_sent_as_approved(sent: Any, approved: dict[str, Any], sender: str) -
     text = next(
         part.get_content() for part in raw.walk() if part.get_content_type() == "text/plain"
     )
-    assert text.startswith(approved["body_markdown"])
+    # The plain-text part is the approved markdown rendered as readable text.
+    assert text.startswith(markdown_render(markdown=approved["body_markdown"]).text.rstrip())
 
 
 def test_what_is_sent_is_exactly_the_edited_version_approved(

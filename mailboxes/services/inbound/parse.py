@@ -23,6 +23,8 @@ import html2text
 from anymail.utils import EmailAddress
 from django.conf import settings
 
+from mailboxes.services.attachment_safety import attachment_name_normalize
+
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(\.{_ATEXT})*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
@@ -143,7 +145,7 @@ def _attachment(
     if not filename:
         extension = ".eml" if content_type == "message/rfc822" else ".bin"
         filename = f"attachment-{index}{extension}"
-    filename = filename.replace("/", "_").replace("\\", "_").strip()[:200] or "attachment"
+    filename = attachment_name_normalize(filename)
     return ParsedAttachment(
         filename=_unique_name(filename, taken),
         content_type=content_type,

@@ -33,6 +33,7 @@ from mailboxes.models import (
     WebhookEvent,
 )
 from mailboxes.quotas import storage_add
+from mailboxes.services.attachment_safety import HEAD_BYTES
 from mailboxes.services.compliance import unsubscribe_by_mail
 from mailboxes.services.correspondents import correspondents_record
 from mailboxes.services.inbound.parse import ParsedMessage, message_parse
@@ -69,6 +70,7 @@ def _spam_signals(parsed: ParsedMessage) -> SpamSignals:
         has_date=parsed.has_date,
         html_only=bool(parsed.html) and not parsed.text,
         attachment_names=tuple(a.filename for a in parsed.attachments),
+        attachment_heads=tuple(a.content[:HEAD_BYTES] for a in parsed.attachments),
         upstream_flag=parsed.headers.get("X-Spam-Status", "").strip().lower().startswith("yes"),
         upstream_score=upstream_score,
     )

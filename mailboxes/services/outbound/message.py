@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.message import EmailMessage, Message
 from email.utils import formataddr, formatdate
+from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
 from django.utils.html import escape, linebreaks
 
 from mailboxes.models import Email
 from mailboxes.services import compliance
+from mailboxes.services.outbound.headers import OUTBOUND_HEADERS
 
 
 def _unique(addresses: Sequence[str], exclude: set[str] | None = None) -> list[str]:
@@ -26,6 +30,49 @@ def _unique(addresses: Sequence[str], exclude: set[str] | None = None) -> list[s
 
 def _footer_html(footer: str) -> str:
     return f'<hr><div class="mm-footer">{linebreaks(escape(footer))}</div>'
+
+
+class OutboundMessage(EmailMultiAlternatives):
+    """Django's message with the two things receivers need kept exact: structured headers
+    written raw (``headers.RawFoldedHeader``) and every attachment base64-encoded.
+
+    Django encodes a text attachment as text: it normalizes its line endings and adds a
+    final newline, so the recipient's bytes differ from the sender's. Base64 carries any
+    bytes through any relay unchanged. ESP backends (anymail) read ``attachments`` itself,
+    not this MIME, and send the same bytes base64-encoded in their API.
+    """
+
+    def message(self, *, policy: Any = None) -> EmailMessage:
+        # Every backend (file outbox, SMTP, local delivery) passes or defaults its policy;
+        # the header registry is swapped in whichever it is.
+        base = email.policy.default if policy is None else policy
+        return super().message(policy=base.clone(header_factory=OUTBOUND_HEADERS))  # type: ignore[no-any-return]
+
+    def _add_attachment(
+        self, msg: EmailMessage, filename: Any, content: Any, mimetype: Any
+    ) -> None:
+        header = Message()
+        header["Content-Type"] = str(mimetype)
+        maintype, subtype = header.get_content_maintype(), header.get_content_subtype()
+        params = dict((header.get_params() or [])[1:])
+        if maintype == "message":
+            # RFC 2046 5.2.1: a message/rfc822 part may not be base64-encoded; it is
+            # written as the message it is.
+            super()._add_attachment(msg, filename, content, mimetype)  # type: ignore[misc]
+            return
+        # attach() turned UTF-8 text into str (and other text into octet-stream bytes):
+        # encoding the str again gives the exact bytes back.
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        if isinstance(content, str):
+            params.setdefault("charset", "utf-8")
+        msg.add_attachment(
+            data,
+            maintype=maintype,
+            subtype=subtype,
+            filename=filename,
+            cte="base64",
+            params=params or None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +114,7 @@ def message_build(*, email: Email, copy_operator: bool) -> BuiltMessage:
     if footer:
         text = f"{text.rstrip()}\n\n-- \n{footer}\n"
         html = f"{html}{_footer_html(footer)}"
-    message = EmailMultiAlternatives(
+    message = OutboundMessage(
         subject=email.subject,
         body=text,
         from_email=formataddr((mailbox.display_name, mailbox.address))

@@ -20,12 +20,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import OperationalError, transaction
-from django.db.models import F
+from django.db.models import BinaryField, F
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
+from mailboxes.services.attachment_safety import HEAD_BYTES
 from mailboxes.services.content_filter import AttachmentInfo, content_report
 from mailboxes.services.correspondents import correspondents_record
 from mailboxes.services.inbound.receive import inbound_receive
@@ -127,8 +129,10 @@ def content_scan(email: Email) -> str | None:
     email.html, email.text = rendered.html, rendered.text
     email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
     attachments = [
-        AttachmentInfo(filename=name, content_type=content_type)
-        for name, content_type in email.attachments.values_list("filename", "content_type")
+        AttachmentInfo(filename=name, content_type=content_type, head=bytes(head or b""))
+        for name, content_type, head in email.attachments.annotate(
+            head=Substr("content", 1, HEAD_BYTES, output_field=BinaryField())
+        ).values_list("filename", "content_type", "head")
     ]
     spam = spam_score(
         signals=SpamSignals(
@@ -141,6 +145,7 @@ def content_scan(email: Email) -> str | None:
             has_date=True,
             html_only=False,
             attachment_names=tuple(item.filename for item in attachments),
+            attachment_heads=tuple(item.head for item in attachments),
             upstream_flag=False,
             upstream_score=None,
         )
