@@ -76,10 +76,12 @@ def _kept(char: str) -> bool:
 
 def attachment_name_normalize(name: str) -> str:
     """The name a recipient's system shows and saves (see the module docstring)."""
-    text = unicodedata.normalize("NFC", name)
+    # Invisible characters go first: one between a letter and its combining accent would
+    # otherwise keep the pair from composing.
     text = "".join(
-        " " if unicodedata.category(char) == "Zs" else char for char in text if _kept(char)
+        " " if unicodedata.category(char) == "Zs" else char for char in name if _kept(char)
     )
+    text = unicodedata.normalize("NFC", text)
     # Separators would make a path: the file name is what follows them, so keep it whole.
     text = text.replace("/", "_").replace("\\", "_")
     # NTFS writes "a.txt:b.exe" into a stream of a.txt, and "a.exe::$DATA" is a.exe.

@@ -62,8 +62,26 @@ def disguised(draw: st.DrawFn, extensions: list[str]) -> tuple[str, str]:
 
 
 def _payload_names(name: str) -> str:
-    # The API refuses CR and LF in names outright; every other disguise reaches the filter.
+    # Inbound names come from strangers and are normalized. CR and LF are left out: a
+    # name cannot carry them through the payloads these tests build.
     return name.replace("\r", "").replace("\n", "")
+
+
+def _mime_name(name: str) -> str:
+    # Python's MIME writer refuses every character str.splitlines breaks at in a header;
+    # the Postmark JSON path still carries them.
+    return "".join(char for char in name if len(f"a{char}a".splitlines()) == 1)
+
+
+def _refused_at_the_door(response: Any, name: str) -> bool:
+    """The API takes no control character in a header-bound field (a 400 naming it); a
+    name without one reaches the attachment filter."""
+    if not any(char in CONTROL for char in name):
+        return False
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_parameter", "attachments.0.name")
+    return True
 
 
 @hypothesis_settings(
@@ -77,9 +95,10 @@ def test_a_disguised_program_is_refused_on_send_and_reply(
     send: Callable[..., Any], owner: Tenant, case: tuple[str, str]
 ) -> None:
     name, seen = case
-    response = send(
-        subject=f"Files {new_id()}", attachments=[attachment(_payload_names(name), b"hello")]
-    )
+    name = _payload_names(name)
+    response = send(subject=f"Files {new_id()}", attachments=[attachment(name, b"hello")])
+    if _refused_at_the_door(response, name):
+        return
     assert response.status_code == 202, response.content[:300]
     email = Email.objects.get(pk=response.json()["id"])
     assert email.status == EmailStatus.REJECTED
@@ -92,7 +111,7 @@ def test_a_disguised_program_is_refused_on_send_and_reply(
         to=None,
         subject=None,
         markdown=f"again {new_id()}",
-        attachments=[attachment(_payload_names(name), b"hello")],
+        attachments=[attachment(name, b"hello")],
     )
     assert reply.status_code == 202, reply.content[:300]
     replied = Email.objects.get(pk=reply.json()["id"])
@@ -109,9 +128,10 @@ def test_a_harmless_name_is_stored_and_sent_normalized(
 ) -> None:
     name, seen = case
     assert attachment_name_normalize(name) == seen
-    response = send(
-        subject=f"Files {new_id()}", attachments=[attachment(_payload_names(name), b"hello")]
-    )
+    name = _payload_names(name)
+    response = send(subject=f"Files {new_id()}", attachments=[attachment(name, b"hello")])
+    if _refused_at_the_door(response, name):
+        return
     email = Email.objects.get(pk=response.json()["id"])
     assert email.status == EmailStatus.SENT, email.failure_reason
     assert email.attachments.get().filename == seen
@@ -170,7 +190,7 @@ def test_inbound_names_are_normalized_and_programs_scored(
         body["RawEmail"] = build_mime(
             to=owner.mailbox.address,
             message_id=message_id,
-            attachments=[(name, "application/octet-stream", content)],
+            attachments=[(_mime_name(name), "application/octet-stream", content)],
         ).decode()
     assert _postmark(body).json() == {"received": True, "processed": 1}
     received = Email.objects.get(mailbox=owner.mailbox, message_id=message_id)

@@ -43,7 +43,8 @@ STRUCTURED = ("List-Unsubscribe", "List-Unsubscribe-Post", "X-MultiMail-Identity
 # newline, bytes that are not UTF-8, arbitrary binary.
 contents = st.one_of(
     st.text(min_size=1, max_size=200).map(str.encode),
-    st.lists(st.text(max_size=20), min_size=1, max_size=6).map(
+    # An empty file is no attachment (content_base64 may not be blank): at least one byte.
+    st.lists(st.text(max_size=20), min_size=2, max_size=6).map(
         lambda lines: "\r\n".join(lines).encode()
     ),
     st.text(alphabet="é€ab\r\n", min_size=1, max_size=50).map(
