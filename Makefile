@@ -44,7 +44,9 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy .
+	@# python -m puts this directory first on sys.path: the Django plugin imports the settings,
+	@# and the dev dependency multimail (MultiMail's SDK) would otherwise shadow the project.
+	$(VENV)/bin/python -m mypy .
 	$(VENV)/bin/lint-imports
 
 bench: setup

@@ -203,7 +203,8 @@ def send_limits_claim(
     if used >= limits.monthly_email_quota:
         raise ApiError(
             "monthly_quota_exceeded",
-            f"This account sent its {limits.monthly_email_quota} emails for this month "
+            # MultiMail's clients recognise this error by the word "quota" in its message.
+            f"This account used its monthly quota of {limits.monthly_email_quota} emails "
             f"(plan {account.plan}). Wait until {period_end.isoformat()} or upgrade the plan "
             "with POST /v1/billing/checkout.",
             headers={"Retry-After": str(_seconds_until(period_end, now))},

@@ -1,4 +1,10 @@
-"""Rendering of errors in the envelope, for DRF views and for everything else under /v1/."""
+"""Rendering of errors, for DRF views and for everything else under the API's paths.
+
+``/v1`` answers the envelope of the error contract; a request that came through the compat
+base URL (``multimail.compat``) answers the same error in MultiMail's own shape. Every error
+of the API, whoever raises it (a view, a throttle, authentication, a middleware), is rendered
+by ``error_response``, so the shape is chosen in this one place.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf
 
+from multimail.compat import is_compat_path, is_compat_request
 from multimail.errors import ApiError
 
 logger = logging.getLogger("multimail.api")
@@ -44,6 +51,21 @@ def envelope(error: ApiError, request_id: str) -> dict[str, Any]:
     return {"ok": False, "error": body, "meta": {"request_id": request_id}}
 
 
+def multimail_body(error: ApiError, request_id: str) -> dict[str, Any]:
+    """MultiMail's own error shape, for its clients: the message as the string ``error``
+    (what they show), every detail of the envelope beside it at the top level (where they
+    look for details such as the warm-up fields), plus ``hint``, the catalog's fix, which
+    MultiMail's clients show with a warm-up error."""
+    detail = envelope(error, request_id)["error"]
+    message = detail.pop("message")
+    return {
+        "error": message,
+        **detail,
+        "hint": detail.get("hint", error.entry.fix),
+        "request_id": request_id,
+    }
+
+
 def error_response(request: Any, error: ApiError) -> JsonResponse:
     request_id = request_id_of(request)
     if error.status >= 500:
@@ -62,7 +84,8 @@ def error_response(request: Any, error: ApiError) -> JsonResponse:
             request_id,
             getattr(request, "path", ""),
         )
-    response = JsonResponse(envelope(error, request_id), status=error.status)
+    body = (multimail_body if is_compat_request(request) else envelope)(error, request_id)
+    response = JsonResponse(body, status=error.status)
     headers = dict(error.headers)
     if error.entry.is_retryable and error.status in (429, 503) and "Retry-After" not in headers:
         headers["Retry-After"] = "1" if error.status == 429 else "5"
@@ -221,4 +244,5 @@ def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRes
 
 
 def is_api_path(request: HttpRequest) -> bool:
-    return request.path.startswith("/v1/") or request.path == "/v1"
+    path = request.path
+    return path.startswith("/v1/") or path == "/v1" or is_compat_path(path)

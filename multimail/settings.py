@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "multimail.compat.CompatBaseUrlMiddleware",
     "multimail.middleware.RequestIdMiddleware",
     "multimail.metrics.RequestMetricsMiddleware",
     "multimail.compliance.RegionBlockMiddleware",
@@ -283,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "OversightModeEnum": "mailboxes.models.OversightMode.values",
         "GateTimingEnum": "mailboxes.models.GateTiming.values",
     },
+    "PREPROCESSING_HOOKS": ["multimail.compat.exclude_from_schema"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "multimail.openapi.require_non_empty_bodies",
