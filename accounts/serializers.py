@@ -132,6 +132,11 @@ class AccountInfoSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
     sending_disabled = serializers.BooleanField()
     sending_disabled_reason = serializers.CharField(allow_null=True)
+    sending_stopped = serializers.BooleanField(
+        help_text="The operator stopped all outbound mail (POST /v1/oversight/stop): sends "
+        "are accepted and held with the reason 'sending stopped by the operator'."
+    )
+    sending_stopped_at = serializers.DateTimeField(allow_null=True)
     require_operator_approval = serializers.BooleanField()
     monthly_email_quota = serializers.IntegerField()
     emails_sent_this_month = serializers.IntegerField()

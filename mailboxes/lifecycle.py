@@ -64,7 +64,8 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     ),
     # Approved (sent now, or scheduled when approved before send_at), rejected or cancelled.
     S.PENDING_SEND_APPROVAL: frozenset({S.SENDING, S.SCHEDULED, S.REJECTED, S.CANCELLED}),
-    S.SENDING: frozenset({S.SENT, S.SEND_FAILED}),
+    # Held instead of handed to the provider when the operator stopped sending meanwhile.
+    S.SENDING: frozenset({S.SENT, S.SEND_FAILED, S.PENDING_SEND_APPROVAL}),
     # Only the operator's explicit retry (email_retry), once the cause is gone.
     S.SEND_FAILED: frozenset({S.PENDING_SCAN}),
     # Inbound: approved into the inbox (flagged spam stays flagged), rejected or cancelled.
@@ -221,7 +222,7 @@ def mailbox_cancel_queued(*, mailbox: Mailbox) -> int:
 
 
 @transaction.atomic
-def email_hold(*, email: Email) -> None:
+def email_hold(*, email: Email, reason: str = "") -> None:
     """Put an email in front of the operator: called by every path whose policy decision is
     HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends), and for an
     email stored already held (inbound in gated_all).
@@ -230,15 +231,30 @@ def email_hold(*, email: Email) -> None:
     operator the full content with it, and emits ``oversight.pending``. Safe to call twice
     (the sweep resumes stuck emails): an email that already has a live link is not
     announced again. A decided or cancelled email is left alone.
+
+    ``reason``: why it is held when its mode did not hold it (the operator's stop switch).
+    Such a hold also takes back an approval the email had: it was approved to leave, it
+    is not leaving, and it needs a decision again once sending resumes.
     """
     locked = Email.objects.select_for_update().get(pk=email.pk)
-    if locked.approved_at is not None or locked.status in (S.REJECTED, S.CANCELLED):
-        return  # decided or withdrawn meanwhile: nothing left to hold
+    if locked.status in (S.REJECTED, S.CANCELLED):
+        return  # withdrawn or rejected meanwhile: nothing left to hold
+    if locked.approved_at is not None and not reason:
+        return  # decided meanwhile
     now = timezone.now()
     held = held_status(locked.direction)
     if locked.status != held:
-        _move(locked, to=held, at=now)
+        voided: dict[str, Any] = {}
+        if reason:
+            voided = {
+                "approved_at": None,
+                "approved_by": None,
+                "decision_reason": "",
+                "approved_version": "",
+            }
+        _move(locked, to=held, at=now, hold_reason=reason[:200], **voided)
     email.status, email.status_changed_at = locked.status, locked.status_changed_at
+    email.hold_reason, email.approved_at = locked.hold_reason, locked.approved_at
     notification_id = hold_announce(email=locked, now=now)
     if notification_id is None:
         return
@@ -291,6 +307,8 @@ def _emit_pending(email: Email, *, changed: Sequence[str] | None = None) -> None
     }
     if changed is not None:
         data["changed"] = list(changed)
+    if email.hold_reason:
+        data["hold_reason"] = email.hold_reason
     emit_event(
         account=email.account,
         event_type=WebhookEvent.OVERSIGHT_PENDING,
@@ -435,6 +453,7 @@ def email_retry(*, email: Email, actor: Actor, request_id: str = "") -> bool:
         to=S.PENDING_SCAN,
         from_=(S.SEND_FAILED,),
         failure_reason="",
+        hold_reason="",
         approved_at=None,
         approved_by=None,
         decision_reason="",

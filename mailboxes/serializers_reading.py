@@ -82,6 +82,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
     attachments = serializers.SerializerMethodField()
     markdown = serializers.SerializerMethodField()
     failure_reason = serializers.SerializerMethodField()
+    hold_reason = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
 
     class Meta:
@@ -110,6 +111,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             "user_label",
             "tags",
             "failure_reason",
+            "hold_reason",
             "version",
         ]
         read_only_fields = fields
@@ -137,6 +139,13 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             EmailStatus.SEND_FAILED,
         ):
             return email.failure_reason or None
+        return None
+
+    def get_hold_reason(self, email: Email) -> str | None:
+        """Why an outbound email waits for the operator when its mailbox's mode did not
+        hold it ("sending stopped by the operator"); null otherwise."""
+        if email.status == EmailStatus.PENDING_SEND_APPROVAL:
+            return email.hold_reason or None
         return None
 
 

@@ -57,6 +57,8 @@ class Outcome(StrEnum):
 class OutboundDecision:
     outcome: Outcome
     copy_operator: bool = False
+    # Why it is held when the mode would not hold it (the stop switch); "" otherwise.
+    hold_reason: str = ""
 
     @property
     def held(self) -> bool:
@@ -79,17 +81,29 @@ def outbound_decision(mode: str) -> OutboundDecision:
     return OutboundDecision(Outcome.SEND, copy_operator=mode == OversightMode.MONITORED)
 
 
-def outbound_step(email: Email, mode: str, *, now: datetime) -> OutboundDecision:
+STOPPED_HOLD_REASON = "sending stopped by the operator"
+
+
+def outbound_step(
+    email: Email, mode: str, *, now: datetime, stopped: bool = False
+) -> OutboundDecision:
     """What to do with an outbound email now: after the scan, and again when a scheduled
     email comes due. Read-only always refuses (the mode may have been lowered since the
-    email was accepted or approved); an approved email is sent without a second hold."""
+    email was accepted or approved); an approved email is sent without a second hold.
+    ``stopped``: the account's sending is stopped, so what would leave now is held."""
     base = outbound_decision(mode)
     if base.outcome == Outcome.REFUSE:
         return base
     approved = email.approved_at is not None
     if email.send_at is not None and email.send_at > now:
+        if stopped and approved:
+            # Approved for later: it keeps its place until then, and is held only if
+            # sending is still stopped when it comes due.
+            return OutboundDecision(Outcome.WAIT)
         hold_now = base.held and not approved and email.gate_timing == GateTiming.GATE_FIRST
         return OutboundDecision(Outcome.HOLD) if hold_now else OutboundDecision(Outcome.WAIT)
+    if stopped and (approved or not base.held):
+        return OutboundDecision(Outcome.HOLD, hold_reason=STOPPED_HOLD_REASON)
     if approved:
         return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator)
     return base
@@ -121,6 +135,18 @@ def ensure_can_send(mode: str) -> None:
             "This mailbox is read_only, which blocks all outbound email. Request an upgrade "
             "with POST /v1/mailboxes/{id}/request-upgrade.",
             upgrade_path=UPGRADE_PATH,
+        )
+
+
+def ensure_not_stopped(*, stopped: bool) -> None:
+    """Approving outbound mail while the account's sending is stopped would only hold it
+    again: refused, so the operator resumes first."""
+    if stopped:
+        raise ApiError(
+            "conflict",
+            "Sending is stopped for this account (the operator's stop switch), so approved "
+            "mail cannot leave. Resume sending first (POST /v1/oversight/resume, or the "
+            "console), then approve it; rejecting works meanwhile.",
         )
 
 

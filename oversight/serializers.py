@@ -85,6 +85,11 @@ class PendingEmailSerializer(serializers.Serializer[DecisionFacts]):
     )
     send_at = serializers.DateTimeField(source="email.send_at", allow_null=True)
     gate_timing = serializers.ChoiceField(choices=GateTiming.values, source="email.gate_timing")
+    hold_reason = serializers.CharField(
+        source="email.hold_reason",
+        help_text="Why it is held when its mailbox's mode did not hold it (the stop "
+        "switch: 'sending stopped by the operator'); empty otherwise.",
+    )
     attachments = PendingAttachmentSerializer(many=True)
     links = PendingLinkSerializer(many=True)
     spam = PendingSpamSerializer()
@@ -147,3 +152,9 @@ class UpgradeRedeemSerializer(serializers.Serializer[Any]):
 class UpgradedSerializer(serializers.Serializer[Any]):
     status = serializers.CharField()
     oversight_mode = serializers.CharField()
+
+
+class SendingSwitchSerializer(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=["stopped", "resumed"])
+    sending_stopped = serializers.BooleanField()
+    message = serializers.CharField()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.codes import code_issue, code_redeem
 from accounts.models import CodePurpose, OneTimeCode
+from accounts.selectors import account_sending_stopped
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
@@ -170,6 +171,8 @@ def _decide(
         if email.direction == Direction.OUTBOUND:
             # The mailbox may have been lowered to read_only since the email was held.
             policy.ensure_can_send(email.mailbox.oversight_mode)
+            # Read as committed now: an approval racing a stop is held again at delivery.
+            policy.ensure_not_stopped(stopped=account_sending_stopped(account_id=email.account_id))
         new_status = policy.approved_status(email, now=now)
         result = (
             DecisionStatus.APPROVED_AND_SENT

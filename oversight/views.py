@@ -19,11 +19,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.serializers import ApprovalCodeSerializer, PendingApprovalSerializer
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
-from oversight import policy, selectors, services
+from oversight import admin_actions, policy, selectors, services, stop
+from oversight.admin_actions import PendingApproval, admin_action_run
 from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.models import ApprovalLink
 from oversight.serializers import (
@@ -31,6 +33,7 @@ from oversight.serializers import (
     DecideResponseSerializer,
     PendingEmailSerializer,
     PendingListSerializer,
+    SendingSwitchSerializer,
     UpgradedSerializer,
     UpgradeRedeemSerializer,
     UpgradeRequestedSerializer,
@@ -90,6 +93,63 @@ class DecideView(APIView):
             {
                 "status": str(decision.status),
                 "postmark_message_id": decision.postmark_message_id,
+            }
+        )
+
+
+class StopView(APIView):
+    # Stopping only tightens: the operator's oversight key or an admin key, no code.
+    required_scopes = {"POST": ("admin", "oversight")}
+
+    @extend_schema(
+        operation_id="oversight_stop",
+        request=None,
+        responses=SendingSwitchSerializer,
+        summary="Stop all outbound mail of the account at once (the stop switch)",
+    )
+    def post(self, request: Request) -> Response:
+        account = stop.sending_stop(
+            actor=api_principal(request).actor, request_id=_request_id(request)
+        )
+        return Response(
+            {
+                "status": "stopped",
+                "sending_stopped": account.sending_stopped,
+                "message": "Sending is stopped: no outbound email of this account leaves. "
+                f"New sends are accepted and held with the reason '{policy.STOPPED_HOLD_REASON}'"
+                "; scheduled and queued mail is held instead of sent. Only the operator can "
+                "resume (the console, or POST /v1/oversight/resume with their approval_code).",
+            }
+        )
+
+
+class ResumeView(APIView):
+    required_scopes = {"POST": ("admin", "oversight")}
+
+    @extend_schema(
+        operation_id="oversight_resume",
+        request=ApprovalCodeSerializer,
+        responses={200: SendingSwitchSerializer, 202: PendingApprovalSerializer},
+        summary="Resume sending after a stop (needs the operator's approval code)",
+    )
+    def post(self, request: Request) -> Response:
+        body = ApprovalCodeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcome = admin_action_run(
+            actor=api_principal(request).actor,
+            action=admin_actions.SENDING_RESUME,
+            params=admin_actions.SendingResume(),
+            approval_code=body.validated_data.get("approval_code") or None,
+            request_id=_request_id(request),
+        )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(
+            {
+                "status": "resumed",
+                "sending_stopped": outcome.sending_stopped,
+                "message": "Sending resumed. Mail the stop held is still held: approve or "
+                "reject it (POST /v1/oversight/decide).",
             }
         )
 

@@ -34,6 +34,7 @@ from oversight.admin_actions.table import (
     BILLING_CANCEL,
     MAILBOX_CREATE,
     MAILBOX_UPDATE,
+    SENDING_RESUME,
     WEBHOOK_CREATE,
     AccountDelete,
     AccountUpdate,
@@ -43,6 +44,7 @@ from oversight.admin_actions.table import (
     BillingCancel,
     MailboxCreate,
     MailboxUpdate,
+    SendingResume,
     WebhookCreate,
 )
 
@@ -56,6 +58,7 @@ __all__ = [
     "BILLING_CANCEL",
     "MAILBOX_CREATE",
     "MAILBOX_UPDATE",
+    "SENDING_RESUME",
     "WEBHOOK_CREATE",
     "AccountDelete",
     "AccountUpdate",
@@ -68,6 +71,7 @@ __all__ = [
     "MailboxCreate",
     "MailboxUpdate",
     "PendingApproval",
+    "SendingResume",
     "WebhookCreate",
     "admin_action_approve",
     "admin_action_deny",

@@ -46,6 +46,9 @@ class AdminAction[P: ActionParams, R]:
     check: Callable[[Actor, P], P] = _unchecked
     # Whether this call needs the operator at all (some changes are harmless).
     needs_operator: Callable[[Actor, P], bool] = _always
+    # Asked for even when the account lets keys do admin actions without approval
+    # (require_operator_approval off): undoing the operator's own stop switch.
+    operator_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def admin_action_run[P: ActionParams, R](
     account = actor.account
     if (
         not actor.is_operator
-        and account.require_operator_approval
+        and (account.require_operator_approval or action.operator_only)
         and action.needs_operator(actor, params)
     ):
         if not approval_code:

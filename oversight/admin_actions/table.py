@@ -25,6 +25,7 @@ from mailboxes.services.mailboxes import (
 )
 from mailboxes.services.webhooks import subscription_create, subscription_validate
 from oversight.admin_actions.base import ActionParams, AdminAction
+from oversight.stop import sending_resume
 
 # --- Typed parameters -------------------------------------------------------------------
 
@@ -98,6 +99,11 @@ class WebhookCreate(ActionParams):
 
 @dataclass(frozen=True)
 class BillingCancel(ActionParams):
+    pass
+
+
+@dataclass(frozen=True)
+class SendingResume(ActionParams):
     pass
 
 
@@ -309,6 +315,19 @@ BILLING_CANCEL: AdminAction[BillingCancel, dict[str, Any]] = AdminAction(
     record=lambda result: result,
 )
 
+SENDING_RESUME: AdminAction[SendingResume, Account] = AdminAction(
+    name="sending.resume",
+    params_type=SendingResume,
+    operator_only=True,
+    # Resuming an account that is not stopped changes nothing: no need to ask.
+    needs_operator=lambda actor, p: account_selectors.account_sending_stopped(
+        account_id=actor.account.pk
+    ),
+    summary=lambda actor, p: "resume sending: undo the stop switch, so outbound mail leaves again",
+    execute=lambda actor, p, request_id: sending_resume(actor=actor, request_id=request_id),
+    record=lambda account: {"sending_stopped": account.sending_stopped},
+)
+
 ACTIONS: dict[str, AdminAction[Any, Any]] = {
     action.name: action
     for action in (
@@ -321,5 +340,6 @@ ACTIONS: dict[str, AdminAction[Any, Any]] = {
         MAILBOX_UPDATE,
         WEBHOOK_CREATE,
         BILLING_CANCEL,
+        SENDING_RESUME,
     )
 }

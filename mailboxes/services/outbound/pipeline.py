@@ -23,6 +23,7 @@ from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.selectors import account_sending_stopped
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
@@ -34,7 +35,7 @@ from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
 from mailboxes.versions import email_version_read
-from oversight.policy import Outcome, outbound_decision, outbound_step
+from oversight.policy import STOPPED_HOLD_REASON, Outcome, outbound_decision, outbound_step
 
 logger = logging.getLogger("multimail.outbound")
 
@@ -48,8 +49,11 @@ GIVE_UP_AFTER = timedelta(hours=6)
 
 def _route(email: Email, now: datetime) -> None:
     """Ask the policy where an email (scanned, or scheduled and due) goes next. The caller
-    holds the email's row lock."""
-    step = outbound_step(email, email.mailbox.oversight_mode, now=now)
+    holds the email's row lock, after its mailbox's and account's (``_lock_sender``): the
+    stop switch, which locks the account row, is read as it is now."""
+    step = outbound_step(
+        email, email.mailbox.oversight_mode, now=now, stopped=email.account.sending_stopped
+    )
     if step.outcome == Outcome.REFUSE:
         lifecycle.email_move(
             email,
@@ -58,7 +62,7 @@ def _route(email: Email, now: datetime) -> None:
             "was sent",
         )
     elif step.outcome == Outcome.HOLD:
-        lifecycle.email_hold(email=email)
+        lifecycle.email_hold(email=email, reason=step.hold_reason)
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
     elif lifecycle.email_move(email, to=EmailStatus.SENDING):
@@ -309,6 +313,13 @@ def email_deliver(*, email_id: str) -> None:
         )
         local = [a for a in recipients if a.lower() in local_mailboxes]
         remote = [a for a in recipients if a.lower() not in local_mailboxes]
+        # The last moment before the mail leaves: the stop switch is read under a KEY SHARE
+        # lock on the account row, kept until this commits. Stopping takes FOR UPDATE on
+        # that row, so it waits for a delivery already past this point, and every
+        # delivery after it sees the stop: once the stop returns, nothing more leaves.
+        if account_sending_stopped(account_id=email.account_id, lock=True):
+            lifecycle.email_hold(email=email, reason=STOPPED_HOLD_REASON)
+            return
         provider_id = provider_send(built, remote) if remote else ""
         # Locks taken only after the provider call (a slow provider holds up nobody): the
         # sender's and the local recipients' mailboxes, in id order, so two deliveries
