@@ -13,6 +13,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("console", RedirectView.as_view(pattern_name="console-queue", permanent=False)),
     path("console/", queue.queue, name="console-queue"),
     path("console/queue", queue.queue),
+    path("console/sending/stop", queue.sending_stop_view, name="console-sending-stop"),
+    path("console/sending/resume", queue.sending_resume_view, name="console-sending-resume"),
     path("console/queue/<str:email_id>", queue.queue_item, name="console-queue-item"),
     path("console/queue/<str:email_id>/decide", queue.decide, name="console-decide"),
     path("console/login", auth.login_start, name="console-login"),

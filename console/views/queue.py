@@ -1,4 +1,5 @@
-"""The pending queue: every held email, decided inline, refreshed by polling."""
+"""The pending queue: every held email, decided inline, refreshed by polling; and the stop
+switch, which holds all of the account's outbound mail."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.csp import csp_override
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from console.access import ConsoleRequest, error_message, operator_required
+from console.confirmation import (
+    Confirmation,
+    confirmation_page,
+    confirmation_redirect,
+    is_confirmed,
+)
 from console.csp import EMAIL_PAGE_CSP
 from console.htmx import render_page
 from console.rendering import email_body_render
 from mailboxes.models import Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
+from oversight import admin_actions, stop
+from oversight.admin_actions import admin_action_run
 from oversight.facts import decision_facts_bulk
 from oversight.selectors import (
     pending_count,
@@ -157,4 +166,65 @@ def _back(request: ConsoleRequest, email_id: str) -> HttpResponse:
     mailbox_id = request.POST.get("mailbox_id", "")
     if request.POST.get("from") == "email" and mailbox_id.isalnum():
         return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
+    return redirect("console-queue")
+
+
+# --- The stop switch ----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def sending_stop_view(request: ConsoleRequest) -> HttpResponse:
+    """GET asks for confirmation; a confirmed POST stops all of the account's sending."""
+    if request.method == "GET":
+        return confirmation_page(
+            request,
+            Confirmation(
+                title="Stop all sending?",
+                detail="No outbound email of this account will leave, from any mailbox, "
+                "until you resume. Agents can still send: their mail is held with the "
+                "reason 'sending stopped by the operator', and so is scheduled and queued "
+                "mail when its time comes. Mail held by the stop waits for your decision "
+                "after you resume.",
+                button="Stop all sending",
+                cancel_url=reverse("console-queue"),
+                section="queue",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    stop.sending_stop(actor=request.actor, request_id=request_id_of(request))
+    messages.warning(request, "Sending is stopped: no outbound email leaves until you resume.")
+    return redirect("console-queue")
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def sending_resume_view(request: ConsoleRequest) -> HttpResponse:
+    """GET asks for confirmation; a confirmed POST lets the account's mail leave again."""
+    if request.method == "GET":
+        return confirmation_page(
+            request,
+            Confirmation(
+                title="Resume sending?",
+                detail="Outbound mail leaves again as each mailbox's oversight mode says. "
+                "Mail the stop held stays in the queue: approve or reject it there.",
+                button="Resume sending",
+                cancel_url=reverse("console-queue"),
+                section="queue",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    # The operator: the gate runs the action at once (a key would need their code).
+    admin_action_run(
+        actor=request.actor,
+        action=admin_actions.SENDING_RESUME,
+        params=admin_actions.SendingResume(),
+        approval_code=None,
+        request_id=request_id_of(request),
+    )
+    messages.success(
+        request, "Sending resumed. Mail held by the stop is still waiting for your decision."
+    )
     return redirect("console-queue")
