@@ -35,6 +35,8 @@ class Account(models.Model):
     # choice, and only the operator clears it.
     sending_stopped = models.BooleanField(default=False)
     sending_stopped_at = models.DateTimeField(null=True, blank=True)
+    # A held email waiting longer than this is rejected (oversight.expiry); 0 means never.
+    approval_expiry_hours = models.PositiveIntegerField(default=72)
     # Admin actions taken with an agent's API key need the operator's code (design: on by
     # default, the operator can turn it off).
     require_operator_approval = models.BooleanField(default=True)

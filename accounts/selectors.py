@@ -78,6 +78,7 @@ def account_info(*, account: Account) -> dict[str, Any]:
         "sending_stopped": account.sending_stopped,
         "sending_stopped_at": account.sending_stopped_at,
         "require_operator_approval": account.require_operator_approval,
+        "approval_expiry_hours": account.approval_expiry_hours,
         "monthly_email_quota": limits.monthly_email_quota,
         "emails_sent_this_month": sent,
         "emails_remaining_this_month": max(0, limits.monthly_email_quota - sent),

@@ -205,6 +205,7 @@ class AccountChanges(TypedDict, total=False):
     oversight_email: str
     physical_address: str | None
     require_operator_approval: bool
+    approval_expiry_hours: int
 
 
 ACCOUNT_EDITABLE = tuple(AccountChanges.__annotations__)

@@ -8,6 +8,7 @@ from django import forms
 
 from accounts.models import Scope
 from accounts.plans import PAID_PLANS
+from accounts.serializers import MAX_APPROVAL_EXPIRY_HOURS
 from billing.models import BillingInterval
 from mailboxes.models import GateTiming, Mailbox, OversightMode
 
@@ -118,3 +119,12 @@ class MailboxSettingsForm(forms.Form):
 class CheckoutForm(forms.Form):
     plan = forms.ChoiceField(label="Plan", choices=[(plan, plan) for plan in PAID_PLANS])
     interval = forms.ChoiceField(label="Billing interval", choices=BillingInterval.choices)
+
+
+class ApprovalExpiryForm(forms.Form):
+    approval_expiry_hours = forms.IntegerField(
+        label="Held emails expire after (hours)",
+        min_value=0,
+        max_value=MAX_APPROVAL_EXPIRY_HOURS,
+        help_text="0: never. You get one reminder at half time.",
+    )

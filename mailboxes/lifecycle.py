@@ -41,6 +41,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.actors import Actor
+from accounts.models import ActorKind
 from accounts.services import audit_record
 from billing.models import UsageEventType
 from billing.usage import usage_record
@@ -326,6 +327,7 @@ def email_record_decision(
     reason: str = "",
     request_id: str = "",
     at: datetime | None = None,
+    failure_reason: str = "",
 ) -> bool:
     """Record the operator's decision on a held ``email``: it moves to ``to`` (rejected, or
     where the policy sends approved mail) with who decided, when, why and on which content
@@ -334,6 +336,10 @@ def email_record_decision(
 
     False, and nothing written, when the email left its held status first (a concurrent
     cancel or decision). Handing approved mail to delivery is the caller's next step.
+
+    The approval expiry rejects through here too, as the system actor, with
+    ``failure_reason`` ("expired after N hours"): the same events and audit entry, but no
+    oversight action is counted, since nobody decided.
     """
     now = at or timezone.now()
     won = _move(
@@ -344,6 +350,7 @@ def email_record_decision(
         approved_by=actor.display,
         decision_reason=reason,
         approved_version=version,
+        **({"failure_reason": failure_reason[:2000]} if failure_reason else {}),
     )
     if not won:
         return False
@@ -363,7 +370,8 @@ def email_record_decision(
             "reason": reason,
         },
     )
-    usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
+    if actor.kind != ActorKind.SYSTEM:
+        usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
     audit_record(
         actor=actor,
         action="email.approved" if approved else "email.rejected",

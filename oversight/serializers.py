@@ -8,7 +8,10 @@ from rest_framework import serializers
 
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
 from oversight.facts import DecisionFacts
-from oversight.services import Action, DecisionStatus
+from oversight.services import MAX_BATCH, Action, DecisionStatus
+
+# Named in SPECTACULAR_SETTINGS ENUM_NAME_OVERRIDES: single and batch answers share it.
+DECISION_STATUSES = [status.value for status in DecisionStatus]
 
 
 class PendingAttachmentSerializer(serializers.Serializer[Any]):
@@ -118,7 +121,20 @@ class PendingListSerializer(serializers.Serializer[Any]):
 
 
 class DecideRequestSerializer(serializers.Serializer[Any]):
-    email_id = serializers.CharField(max_length=64)
+    email_id = serializers.CharField(max_length=64, required=False)
+    email_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        max_length=MAX_BATCH,
+        required=False,
+        help_text=f"Instead of email_id: 1-{MAX_BATCH} emails decided the same way, each "
+        "on its own; the answer is {'results': [...]}, one entry per id.",
+    )
+    versions = serializers.DictField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        help_text="With email_ids: the version of each email as you read it, by id.",
+    )
     action = serializers.ChoiceField(choices=[a.value for a in Action])
     version = serializers.CharField(
         max_length=64,
@@ -129,9 +145,49 @@ class DecideRequestSerializer(serializers.Serializer[Any]):
     )
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        single, batch = attrs.get("email_id"), attrs.get("email_ids")
+        if single is None and batch is None:
+            raise serializers.ValidationError(
+                {"email_id": ["Send email_id (one email) or email_ids (several)."]},
+                code="required",
+            )
+        if single is not None and batch is not None:
+            raise serializers.ValidationError(
+                {"email_ids": ["Send email_id or email_ids, not both."]}, code="invalid"
+            )
+        if batch is not None and len(set(batch)) != len(batch):
+            raise serializers.ValidationError(
+                {"email_ids": ["Each email id may appear once."]}, code="invalid"
+            )
+        unknown = sorted(set(attrs.get("versions", {})) - set(batch or ()))
+        if unknown:
+            raise serializers.ValidationError(
+                {"versions": [f"Versions given for ids not in email_ids: {', '.join(unknown)}."]},
+                code="invalid",
+            )
+        return attrs
+
+
+class BatchErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer[Any]):
+    email_id = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=DECISION_STATUSES, required=False, help_text="When decided."
+    )
+    error = BatchErrorSerializer(required=False, help_text="When this email was not decided.")
+
+
+class BatchDecideResponseSerializer(serializers.Serializer[Any]):
+    results = BatchResultSerializer(many=True)
+
 
 class DecideResponseSerializer(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(choices=[s.value for s in DecisionStatus])
+    status = serializers.ChoiceField(choices=DECISION_STATUSES)
     postmark_message_id = serializers.CharField(allow_null=True)
 
 
@@ -155,6 +211,6 @@ class UpgradedSerializer(serializers.Serializer[Any]):
 
 
 class SendingSwitchSerializer(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(choices=["stopped", "resumed"])
+    status = serializers.CharField(help_text="stopped or resumed")
     sending_stopped = serializers.BooleanField()
     message = serializers.CharField()

@@ -11,9 +11,11 @@ an email that changed since is not decided (``EmailChanged``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -109,6 +111,57 @@ def email_decide(
     # Delivery may have run already (in-process tasks): then report its message id.
     message_id = pipeline.sent_message_id(email=decision.email)
     return Decision(decision.status, decision.email, message_id)
+
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    email_id: str
+    decision: Decision | None = None
+    error: ApiError | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {
+                "email_id": self.email_id,
+                "error": {"code": self.error.code, "message": self.error.message},
+            }
+        assert self.decision is not None
+        return {"email_id": self.email_id, "status": str(self.decision.status)}
+
+
+def emails_decide(
+    *,
+    actor: Actor,
+    email_ids: Sequence[str],
+    action: str,
+    versions: Mapping[str, str] | None = None,
+    reason: str = "",
+    request_id: str = "",
+) -> list[BatchResult]:
+    """Decide several held emails the same way, in the order given. Each is decided on its
+    own, exactly as a single decision (``email_decide``: its own transaction, the mailbox
+    lock, the compare-and-set), so a concurrent decision on any of them still has exactly
+    one winner, and one email's refusal (already decided, changed since ``versions[id]``,
+    not found) is its result alone, never the others'."""
+    results = []
+    for email_id in email_ids:
+        try:
+            decision = email_decide(
+                actor=actor,
+                email_id=email_id,
+                action=action,
+                version=(versions or {}).get(email_id),
+                reason=reason,
+                request_id=request_id,
+            )
+        except ApiError as error:
+            results.append(BatchResult(email_id, error=error))
+        else:
+            results.append(BatchResult(email_id, decision=decision))
+    return results
 
 
 def _not_pending(email: Email) -> ApiError:

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +29,7 @@ from oversight.admin_actions import PendingApproval, admin_action_run
 from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.models import ApprovalLink
 from oversight.serializers import (
+    BatchDecideResponseSerializer,
     DecideRequestSerializer,
     DecideResponseSerializer,
     PendingEmailSerializer,
@@ -75,12 +76,26 @@ class DecideView(APIView):
     @extend_schema(
         operation_id="oversight_decide",
         request=DecideRequestSerializer,
-        responses=DecideResponseSerializer,
-        summary="Approve or reject a pending email",
+        responses=PolymorphicProxySerializer(
+            component_name="DecideAnswer",
+            serializers=[DecideResponseSerializer, BatchDecideResponseSerializer],
+            resource_type_field_name=None,
+        ),
+        summary="Approve or reject a pending email, or several (email_ids)",
     )
     def post(self, request: Request) -> Response:
         body = DecideRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if "email_ids" in body.validated_data:
+            results = services.emails_decide(
+                actor=api_principal(request).actor,
+                email_ids=body.validated_data["email_ids"],
+                action=body.validated_data["action"],
+                versions=body.validated_data.get("versions"),
+                reason=body.validated_data["reason"],
+                request_id=_request_id(request),
+            )
+            return Response({"results": [result.as_json() for result in results]})
         decision = services.email_decide(
             actor=api_principal(request).actor,
             email_id=body.validated_data["email_id"],

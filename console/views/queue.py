@@ -3,6 +3,8 @@ switch, which holds all of the account's outbound mail."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -19,22 +21,32 @@ from console.confirmation import (
     is_confirmed,
 )
 from console.csp import EMAIL_PAGE_CSP
+from console.forms import ApprovalExpiryForm
 from console.htmx import render_page
+from console.prg import form_keep, form_kept
 from console.rendering import email_body_render
 from mailboxes.models import Email
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from oversight import admin_actions, stop
 from oversight.admin_actions import admin_action_run
+from oversight.expiry import held_deadline
 from oversight.facts import decision_facts_bulk
 from oversight.selectors import (
     pending_count,
     pending_review_get,
+    pending_review_many,
     pending_review_page,
     pending_summary,
     undelivered_notifications,
 )
-from oversight.services import EmailChanged, decision_outcome, email_decide
+from oversight.services import (
+    MAX_BATCH,
+    EmailChanged,
+    decision_outcome,
+    email_decide,
+    emails_decide,
+)
 
 
 @require_GET
@@ -46,18 +58,27 @@ def queue(request: ConsoleRequest) -> HttpResponse:
     if polling and request.GET["v"] == summary.version:
         # Nothing was held or decided since the last render: htmx swaps nothing on a 204.
         return HttpResponse(status=204)
+    newest_first = request.GET.get("order") == "newest"
     try:
-        page = pending_review_page(account=request.account, params=request.GET)
+        page = pending_review_page(
+            account=request.account, params=request.GET, oldest_first=not newest_first
+        )
     except ApiError as error:
         error_message(request, error)
         return redirect("console-queue")
     images_for = request.GET.get("images", "")
-    _annotate(page.items)
+    _annotate(page.items, hours=request.account.approval_expiry_hours)
     for email in page.items:
         email.rendered = email_body_render(email=email, load_images=images_for == email.pk)
     context = {
         "items": page.items,
         "next_cursor": page.next_cursor,
+        "newest_first": newest_first,
+        "expiry_form": form_kept(
+            request,
+            ApprovalExpiryForm,
+            initial={"approval_expiry_hours": request.account.approval_expiry_hours},
+        ),
         "version": summary.version,
         "section": "queue",
         "pending_count": summary.count,
@@ -81,7 +102,7 @@ def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
     return _item_page(request, email, load_images=request.GET.get("images") == "1")
 
 
-def _annotate(emails: list[Email]) -> None:
+def _annotate(emails: list[Email], *, hours: int) -> None:
     """What a card shows beside the email: its decision facts (their version is what its
     forms decide on), and the notifications about it that did not reach the operator."""
     facts = decision_facts_bulk(emails=emails)
@@ -89,12 +110,14 @@ def _annotate(emails: list[Email]) -> None:
     for email in emails:
         email.facts = facts[email.pk]  # type: ignore[attr-defined]
         email.undelivered = undelivered.get(email.pk, [])  # type: ignore[attr-defined]
+        # When it was held, and when it expires unless decided (None: never).
+        email.expires_at = held_deadline(email=email, hours=hours)  # type: ignore[attr-defined]
 
 
 def _item_page(
     request: ConsoleRequest, email: Email, *, load_images: bool = False, notice: str = ""
 ) -> HttpResponse:
-    _annotate([email])
+    _annotate([email], hours=request.account.approval_expiry_hours)
     email.rendered = email_body_render(email=email, load_images=load_images)  # type: ignore[attr-defined]
     return render_page(
         request,
@@ -227,4 +250,80 @@ def sending_resume_view(request: ConsoleRequest) -> HttpResponse:
     messages.success(
         request, "Sending resumed. Mail held by the stop is still waiting for your decision."
     )
+    return redirect("console-queue")
+
+
+@require_POST
+@operator_required
+def approval_expiry_view(request: ConsoleRequest) -> HttpResponse:
+    """The account's approval expiry (an operator's setting: it runs at once)."""
+    form = ApprovalExpiryForm(request.POST)
+    form_keep(request, form, path=reverse("console-queue"))
+    if not form.is_valid():
+        return redirect("console-queue")
+    hours = form.cleaned_data["approval_expiry_hours"]
+    try:
+        admin_action_run(
+            actor=request.actor,
+            action=admin_actions.ACCOUNT_UPDATE,
+            params=admin_actions.AccountUpdate(changes={"approval_expiry_hours": hours}),
+            approval_code=None,
+            request_id=request_id_of(request),
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-queue")
+    messages.success(
+        request,
+        f"Held emails now expire after {hours} hours." if hours else "Held emails never expire.",
+    )
+    return redirect("console-queue")
+
+
+# --- Batch decisions --------------------------------------------------------------------
+
+BATCH_ACTIONS = {"approve": "Approve", "reject": "Reject"}
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def batch_decide(request: ConsoleRequest) -> HttpResponse:
+    """The selected emails, approved or rejected together. GET confirms, listing each
+    email's recipients and subject with the version shown; only the confirmed POST decides,
+    each email on the version its line showed."""
+    source = request.GET if request.method == "GET" else request.POST
+    action = source.get("action", "")
+    email_ids = list(dict.fromkeys(source.getlist("email_id")))[:MAX_BATCH]
+    if action not in BATCH_ACTIONS or not email_ids:
+        messages.info(request, "Select at least one email first.")
+        return redirect("console-queue")
+    if request.method == "POST" and not is_confirmed(request):
+        query = urlencode([("action", action), *(("email_id", pk) for pk in email_ids)])
+        return redirect(f"{reverse('console-batch-decide')}?{query}")
+    if request.method == "GET":
+        emails = pending_review_many(account=request.account, email_ids=email_ids)
+        if not emails:
+            messages.info(request, "None of those emails is waiting for a decision any more.")
+            return redirect("console-queue")
+        _annotate(emails, hours=request.account.approval_expiry_hours)
+        return render_page(
+            request,
+            "console/batch_confirm.html",
+            {"emails": emails, "action": action, "verb": BATCH_ACTIONS[action], "section": "queue"},
+        )
+    results = emails_decide(
+        actor=request.actor,
+        email_ids=email_ids,
+        action=action,
+        versions={pk: source.get(f"version_{pk}", "") for pk in email_ids},
+        reason=source.get("reason", "").strip()[:1000],
+        request_id=request_id_of(request),
+    )
+    decided = [result for result in results if result.error is None]
+    if decided:
+        past = "Approved" if action == "approve" else "Rejected"
+        messages.success(request, f"{past} {len(decided)} of {len(results)} emails.")
+    for result in results:
+        if result.error is not None:
+            messages.warning(request, f"{result.email_id}: {result.error.message}")
     return redirect("console-queue")
