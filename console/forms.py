@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.core.validators import validate_email
 
 from accounts.models import Scope
 from accounts.plans import PAID_PLANS
@@ -128,3 +129,35 @@ class ApprovalExpiryForm(forms.Form):
         max_value=MAX_APPROVAL_EXPIRY_HOURS,
         help_text="0: never. You get one reminder at half time.",
     )
+
+
+def _address_list(value: str) -> list[str]:
+    """Comma- or line-separated addresses, each checked."""
+    addresses = [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    for address in addresses:
+        validate_email(address)
+    return addresses
+
+
+class EditApproveForm(forms.Form):
+    """The operator's corrections to a held outbound email, approved in the same step."""
+
+    to = forms.CharField(label="To", max_length=20_000, help_text="Comma-separated.")
+    cc = forms.CharField(label="Cc", max_length=20_000, required=False)
+    bcc = forms.CharField(label="Bcc", max_length=20_000, required=False)
+    subject = forms.CharField(label="Subject", max_length=998, required=False)
+    markdown = forms.CharField(
+        label="Body (Markdown)", max_length=256 * 1024, widget=forms.Textarea, strip=False
+    )
+
+    def clean_to(self) -> list[str]:
+        addresses = _address_list(self.cleaned_data["to"])
+        if not addresses:
+            raise forms.ValidationError("Give at least one recipient.")
+        return addresses
+
+    def clean_cc(self) -> list[str]:
+        return _address_list(self.cleaned_data["cc"])
+
+    def clean_bcc(self) -> list[str]:
+        return _address_list(self.cleaned_data["bcc"])

@@ -112,6 +112,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             "tags",
             "failure_reason",
             "hold_reason",
+            "edited_by_operator",
             "version",
         ]
         read_only_fields = fields

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
+from mailboxes.serializers_outbound import MAX_MARKDOWN_BYTES, MAX_RECIPIENTS
 from oversight.facts import DecisionFacts
 from oversight.services import MAX_BATCH, Action, DecisionStatus
 
@@ -120,6 +121,35 @@ class PendingListSerializer(serializers.Serializer[Any]):
     cursor = serializers.CharField(allow_null=True)
 
 
+def _addresses(*, allow_empty: bool) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.EmailField(max_length=320),
+        required=False,
+        allow_empty=allow_empty,
+        max_length=MAX_RECIPIENTS,
+    )
+
+
+class EditsSerializer(serializers.Serializer[Any]):
+    """The operator's corrections to a held outbound email, approved in the same step."""
+
+    to = _addresses(allow_empty=False)
+    cc = _addresses(allow_empty=True)
+    bcc = _addresses(allow_empty=True)
+    subject = serializers.CharField(max_length=998, required=False)
+    markdown = serializers.CharField(
+        max_length=MAX_MARKDOWN_BYTES, required=False, trim_whitespace=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                {"to": ["Send at least one of to, cc, bcc, subject, markdown."]},
+                code="required",
+            )
+        return attrs
+
+
 class DecideRequestSerializer(serializers.Serializer[Any]):
     email_id = serializers.CharField(max_length=64, required=False)
     email_ids = serializers.ListField(
@@ -144,9 +174,19 @@ class DecideRequestSerializer(serializers.Serializer[Any]):
         "again. Without it the decision is for the current version.",
     )
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    edits = EditsSerializer(
+        required=False,
+        help_text="With action approve and one email_id: correct the held outbound email "
+        "and approve the corrected version in one step (it is rendered and scanned again, "
+        "and sent exactly as edited).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         single, batch = attrs.get("email_id"), attrs.get("email_ids")
+        if "edits" in attrs and (batch is not None or attrs.get("action") != Action.APPROVE):
+            raise serializers.ValidationError(
+                {"edits": ["edits go with action approve and one email_id."]}, code="invalid"
+            )
         if single is None and batch is None:
             raise serializers.ValidationError(
                 {"email_id": ["Send email_id (one email) or email_ids (several)."]},

@@ -103,6 +103,7 @@ class DecideView(APIView):
             version=body.validated_data.get("version"),
             reason=body.validated_data["reason"],
             request_id=_request_id(request),
+            edits=body.validated_data.get("edits"),
         )
         return Response(
             {

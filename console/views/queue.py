@@ -21,7 +21,7 @@ from console.confirmation import (
     is_confirmed,
 )
 from console.csp import EMAIL_PAGE_CSP
-from console.forms import ApprovalExpiryForm
+from console.forms import ApprovalExpiryForm, EditApproveForm
 from console.htmx import render_page
 from console.prg import form_keep, form_kept
 from console.rendering import email_body_render
@@ -143,6 +143,15 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
     from_email_page = request.POST.get("from") == "email"
     decided = None
     outcome = ""
+    # The email page's "edit, then approve" form: the corrections go with the approval.
+    edits = None
+    if request.POST.get("edit") == "1":
+        form = EditApproveForm(request.POST)
+        if not form.is_valid():
+            for field, errors in form.errors.items():
+                messages.error(request, f"{field}: {' '.join(map(str, errors))}")
+            return _back(request, email_id)
+        edits = dict(form.cleaned_data)
     try:
         decision = email_decide(
             actor=request.actor,
@@ -151,6 +160,7 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
             version=version,
             reason=reason,
             request_id=request_id_of(request),
+            edits=edits,
         )
     except EmailChanged:
         if request.htmx and not from_email_page:

@@ -15,4 +15,9 @@ class Migration(migrations.Migration):
             name='hold_reason',
             field=models.CharField(blank=True, default='', max_length=200),
         ),
+        migrations.AddField(
+            model_name='email',
+            name='edited_by_operator',
+            field=models.BooleanField(default=False),
+        ),
     ]

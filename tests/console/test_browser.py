@@ -124,7 +124,7 @@ def test_approve_and_reject_from_the_queue(page, live_server, owner):
     inbound = held_email(owner.mailbox, direction=Direction.INBOUND, subject="Please approve me")
     outbound = held_email(owner.mailbox, subject="Please reject me")
     sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    page.goto("/console/?order=newest")
     assert page.locator("#pending-badge").inner_text() == "2"
     shot(page, "queue")
     # Keyboard: newest first, so j selects the outbound one; k goes back up; a approves.
