@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.actors import Actor
@@ -68,9 +67,7 @@ def approval_deadlines_run(*, now: datetime | None = None) -> DeadlinesRun:
         halfway = (
             held.filter(status_changed_at__lte=now - timedelta(hours=hours) / 2)
             .exclude(status_changed_at__lte=now - timedelta(hours=hours))
-            .exclude(
-                Q(notifications__kind=OperatorNotification.Kind.EXPIRY_REMINDER),
-            )
+            .exclude(notifications__kind=OperatorNotification.Kind.EXPIRY_REMINDER)
         )
         for email_id in halfway.order_by("pk").values_list("pk", flat=True)[:BATCH]:
             notification_id = email_remind(email_id=email_id, now=now)
