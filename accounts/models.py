@@ -30,6 +30,13 @@ class Account(models.Model):
     deactivated_reason = models.CharField(max_length=200, blank=True, default="")
     sending_disabled = models.BooleanField(default=False)
     sending_disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    # The operator's stop switch (oversight.stop): while set, every outbound email of the
+    # account is held instead of sent. Unlike sending_disabled it is the operator's own
+    # choice, and only the operator clears it.
+    sending_stopped = models.BooleanField(default=False)
+    sending_stopped_at = models.DateTimeField(null=True, blank=True)
+    # A held email waiting longer than this is rejected (oversight.expiry); 0 means never.
+    approval_expiry_hours = models.PositiveIntegerField(default=72)
     # Admin actions taken with an agent's API key need the operator's code (design: on by
     # default, the operator can turn it off).
     require_operator_approval = models.BooleanField(default=True)

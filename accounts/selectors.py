@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -51,6 +52,28 @@ def oversight_email_pending(*, account: Account) -> str | None:
     )
 
 
+def account_sending_stopped(*, account_id: str, lock: bool = False) -> bool:
+    """Whether the operator stopped the account's sending, as committed now.
+
+    ``lock``: keep the row under FOR KEY SHARE until the caller's transaction ends, so a
+    stop (which locks the row FOR UPDATE) waits for the caller instead of happening under
+    its feet. KEY SHARE, the weakest row lock, does not wait for sends and decisions
+    (they take NO KEY UPDATE), so deliveries holding it queue nobody but the stop. Django
+    has no KEY SHARE: the statement is written out. SQLite has no row locks (writes are
+    serialized by the database), so there it is a plain read."""
+    if lock and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT sending_stopped FROM accounts_account WHERE id = %s FOR KEY SHARE",
+                [account_id],
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])
+    return bool(
+        Account.objects.filter(pk=account_id).values_list("sending_stopped", flat=True).first()
+    )
+
+
 def account_info(*, account: Account) -> dict[str, Any]:
     """The AccountInfo shape: settings, plan limits and what is used of them."""
     limits = limits_for(account.plan)
@@ -68,7 +91,10 @@ def account_info(*, account: Account) -> dict[str, Any]:
         "is_active": account.is_active,
         "sending_disabled": account.sending_disabled,
         "sending_disabled_reason": account.sending_disabled_reason or None,
+        "sending_stopped": account.sending_stopped,
+        "sending_stopped_at": account.sending_stopped_at,
         "require_operator_approval": account.require_operator_approval,
+        "approval_expiry_hours": account.approval_expiry_hours,
         "monthly_email_quota": limits.monthly_email_quota,
         "emails_sent_this_month": sent,
         "emails_remaining_this_month": max(0, limits.monthly_email_quota - sent),

@@ -130,6 +130,9 @@ class ResendRequestSerializer(serializers.Serializer):
 
 # --- Account ----------------------------------------------------------------------------
 
+# A year: longer is "never", which is 0.
+MAX_APPROVAL_EXPIRY_HOURS = 8760
+
 
 class AccountInfoSerializer(serializers.Serializer):
     id = serializers.CharField()
@@ -148,7 +151,16 @@ class AccountInfoSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
     sending_disabled = serializers.BooleanField()
     sending_disabled_reason = serializers.CharField(allow_null=True)
+    sending_stopped = serializers.BooleanField(
+        help_text="The operator stopped all outbound mail (POST /v1/oversight/stop): sends "
+        "are accepted and held with the reason 'sending stopped by the operator'."
+    )
+    sending_stopped_at = serializers.DateTimeField(allow_null=True)
     require_operator_approval = serializers.BooleanField()
+    approval_expiry_hours = serializers.IntegerField(
+        help_text="A held email waiting longer is rejected ('expired after N hours'); the "
+        "operator is reminded once at half time. 0: held mail never expires."
+    )
     monthly_email_quota = serializers.IntegerField()
     emails_sent_this_month = serializers.IntegerField()
     emails_remaining_this_month = serializers.IntegerField()
@@ -170,6 +182,9 @@ class AccountUpdateSerializer(ApprovalCodeSerializer):
         max_length=2000, required=False, allow_blank=True, allow_null=True
     )
     require_operator_approval = serializers.BooleanField(required=False)
+    approval_expiry_hours = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_APPROVAL_EXPIRY_HOURS
+    )
 
 
 class PendingApprovalSerializer(serializers.Serializer):

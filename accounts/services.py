@@ -271,6 +271,7 @@ class AccountChanges(TypedDict, total=False):
     oversight_email: str
     physical_address: str | None
     require_operator_approval: bool
+    approval_expiry_hours: int
 
 
 # The oversight email is not set here: a new address must confirm first

@@ -9,6 +9,7 @@ from django import forms
 
 from accounts.models import Scope
 from accounts.plans import PAID_PLANS
+from accounts.serializers import MAX_APPROVAL_EXPIRY_HOURS
 from billing.models import BillingInterval
 from mailboxes.models import GateTiming, Mailbox, OversightMode
 from multimail.addresses import address_validator
@@ -151,3 +152,46 @@ class RulesForm(forms.Form):
         if not isinstance(value, list):
             raise forms.ValidationError("The rules are a JSON list: [ ... ].")
         return value
+
+
+class ApprovalExpiryForm(forms.Form):
+    approval_expiry_hours = forms.IntegerField(
+        label="Held emails expire after (hours)",
+        min_value=0,
+        max_value=MAX_APPROVAL_EXPIRY_HOURS,
+        help_text="0: never. You get one reminder at half time.",
+    )
+
+
+def _address_list(value: str) -> list[str]:
+    """Comma- or line-separated addresses, each checked."""
+    addresses = [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    for address in addresses:
+        address_validator(address)
+    return addresses
+
+
+class EditApproveForm(forms.Form):
+    """The operator's corrections to a held outbound email, approved in the same step."""
+
+    to = forms.CharField(label="To", max_length=20_000, help_text="Comma-separated.")
+    cc = forms.CharField(label="Cc", max_length=20_000, required=False)
+    bcc = forms.CharField(label="Bcc", max_length=20_000, required=False)
+    subject = forms.CharField(
+        label="Subject", max_length=998, required=False, validators=[header_text_validator]
+    )
+    markdown = forms.CharField(
+        label="Body (Markdown)", max_length=256 * 1024, widget=forms.Textarea, strip=False
+    )
+
+    def clean_to(self) -> list[str]:
+        addresses = _address_list(self.cleaned_data["to"])
+        if not addresses:
+            raise forms.ValidationError("Give at least one recipient.")
+        return addresses
+
+    def clean_cc(self) -> list[str]:
+        return _address_list(self.cleaned_data["cc"])
+
+    def clean_bcc(self) -> list[str]:
+        return _address_list(self.cleaned_data["bcc"])

@@ -72,7 +72,8 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     ),
     # Approved (sent now, or scheduled when approved before send_at), rejected or cancelled.
     S.PENDING_SEND_APPROVAL: frozenset({S.SENDING, S.SCHEDULED, S.REJECTED, S.CANCELLED}),
-    S.SENDING: frozenset({S.SENT, S.SEND_FAILED}),
+    # Held instead of handed to the provider when the operator stopped sending meanwhile.
+    S.SENDING: frozenset({S.SENT, S.SEND_FAILED, S.PENDING_SEND_APPROVAL}),
     # Only the operator's explicit retry (email_retry), once the cause is gone.
     S.SEND_FAILED: frozenset({S.PENDING_SCAN}),
     # Inbound: approved into the inbox (flagged spam stays flagged), rejected or cancelled.
@@ -255,7 +256,7 @@ def mailbox_cancel_queued(*, mailbox: Mailbox) -> int:
 
 
 @transaction.atomic
-def email_hold(*, email: Email, rule: str | None = None) -> None:
+def email_hold(*, email: Email, rule: str | None = None, reason: str = "") -> None:
     """Put an email in front of the operator: called by every path whose policy decision is
     HOLD (outbound pipeline, inbound from webhook or SMTP, scheduled sends), and for an
     email stored already held (inbound in gated_all).
@@ -266,15 +267,30 @@ def email_hold(*, email: Email, rule: str | None = None) -> None:
     that from its creation. Safe to call twice
     (the sweep resumes stuck emails): an email that already has a live link is not
     announced again. A decided or cancelled email is left alone.
+
+    ``reason``: why it is held when its mode did not hold it (the operator's stop switch).
+    Such a hold also takes back an approval the email had: it was approved to leave, it
+    is not leaving, and it needs a decision again once sending resumes.
     """
     locked = Email.objects.select_for_update().get(pk=email.pk)
-    if locked.approved_at is not None or locked.status in (S.REJECTED, S.CANCELLED):
-        return  # decided or withdrawn meanwhile: nothing left to hold
+    if locked.status in (S.REJECTED, S.CANCELLED):
+        return  # withdrawn or rejected meanwhile: nothing left to hold
+    if locked.approved_at is not None and not reason:
+        return  # decided meanwhile
     now = timezone.now()
     held = held_status(locked.direction)
     if locked.status != held:
-        _move(locked, to=held, at=now, **routed_by(rule, now))
+        voided: dict[str, Any] = {}
+        if reason:
+            voided = {
+                "approved_at": None,
+                "approved_by": None,
+                "decision_reason": "",
+                "approved_version": "",
+            }
+        _move(locked, to=held, at=now, hold_reason=reason[:200], **voided, **routed_by(rule, now))
     email.status, email.status_changed_at = locked.status, locked.status_changed_at
+    email.hold_reason, email.approved_at = locked.hold_reason, locked.approved_at
     email.decided_by, email.decided_rule = locked.decided_by, locked.decided_rule
     email.decided_at = locked.decided_at
     notification_id = hold_announce(email=locked, now=now)
@@ -330,6 +346,8 @@ def _emit_pending(email: Email, *, changed: Sequence[str] | None = None) -> None
     }
     if changed is not None:
         data["changed"] = list(changed)
+    if email.hold_reason:
+        data["hold_reason"] = email.hold_reason
     emit_event(
         account=email.account,
         event_type=WebhookEvent.OVERSIGHT_PENDING,
@@ -347,6 +365,7 @@ def email_record_decision(
     reason: str = "",
     request_id: str = "",
     at: datetime | None = None,
+    failure_reason: str = "",
 ) -> bool:
     """Record the operator's decision on a held ``email``: it moves to ``to`` (rejected, or
     where the policy sends approved mail) with who decided, when, why and on which content
@@ -355,6 +374,10 @@ def email_record_decision(
 
     False, and nothing written, when the email left its held status first (a concurrent
     cancel or decision). Handing approved mail to delivery is the caller's next step.
+
+    The approval expiry rejects through here too, as the system actor, with
+    ``failure_reason`` ("expired after N hours"): the same events and audit entry, but no
+    oversight action is counted, since nobody decided.
     """
     now = at or timezone.now()
     won = _move(
@@ -368,6 +391,7 @@ def email_record_decision(
         decided_by=DecidedBy.API_KEY if actor.kind == ActorKind.API_KEY else DecidedBy.OPERATOR,
         decided_rule="",
         decided_at=now,
+        **({"failure_reason": failure_reason[:2000]} if failure_reason else {}),
     )
     if not won:
         return False
@@ -389,7 +413,8 @@ def email_record_decision(
             "oversight_decision": decision,
         },
     )
-    usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
+    if actor.kind != ActorKind.SYSTEM:
+        usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
     audit_record(
         actor=actor,
         action="email.approved" if approved else "email.rejected",
@@ -530,6 +555,7 @@ def email_retry(*, email: Email, actor: Actor, request_id: str = "") -> bool:
         to=S.PENDING_SCAN,
         from_=(S.SEND_FAILED,),
         failure_reason="",
+        hold_reason="",
         approved_at=None,
         approved_by=None,
         decision_reason="",

@@ -192,6 +192,12 @@ class Email(models.Model):
     bounced_at = models.DateTimeField(null=True, blank=True)
     bounce_type = models.CharField(max_length=16, null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Why a held email is held when it is not its mailbox's mode that held it (the
+    # operator's stop switch): shown to the agent and the operator while it waits.
+    hold_reason = models.CharField(max_length=200, blank=True, default="")
+    # The operator corrected it (subject, body, recipients) when approving it: what was
+    # sent is their version, and the agent is told so on the email's detail.
+    edited_by_operator = models.BooleanField(default=False)
     # Why it was rejected by the content filter, or why sending failed.
     failure_reason = models.TextField(blank=True, default="")
     send_attempts = models.PositiveSmallIntegerField(default=0)

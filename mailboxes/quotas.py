@@ -79,6 +79,13 @@ def account_sending_problems(*, account: Account) -> list[SendingProblem]:
                 f"{account.sending_disabled_reason or 'enforcement action'}"
             )
         )
+    if account.sending_stopped:
+        problems.append(
+            SendingProblem(
+                "sending is stopped by the operator: every outbound email is held until "
+                "sending is resumed"
+            )
+        )
     # Read only, unlike current_period, which also advances the stored period start: a page
     # view should not write.
     start, end = monthly_window(period_anchor(account), timezone.now())

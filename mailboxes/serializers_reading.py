@@ -102,6 +102,7 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
     attachments = serializers.SerializerMethodField()
     markdown = serializers.SerializerMethodField()
     failure_reason = serializers.SerializerMethodField()
+    hold_reason = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
     oversight_decision = serializers.SerializerMethodField()
 
@@ -131,6 +132,8 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             "user_label",
             "tags",
             "failure_reason",
+            "hold_reason",
+            "edited_by_operator",
             "version",
             "oversight_decision",
         ]
@@ -163,6 +166,13 @@ class EmailResponseSerializer(FastRepresentationMixin, serializers.ModelSerializ
             EmailStatus.SEND_FAILED,
         ):
             return email.failure_reason or None
+        return None
+
+    def get_hold_reason(self, email: Email) -> str | None:
+        """Why an outbound email waits for the operator when its mailbox's mode did not
+        hold it ("sending stopped by the operator"); null otherwise."""
+        if email.status == EmailStatus.PENDING_SEND_APPROVAL:
+            return email.hold_reason or None
         return None
 
 

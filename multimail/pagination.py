@@ -66,8 +66,10 @@ def cursor_paginate(
     default_limit: int = 20,
     field: str = "id",
     scope: tuple[str, str] | None = None,
+    oldest_first: bool = False,
 ) -> Page:
-    """One page of ``queryset`` ordered by ``field`` descending; ``params`` is the query dict.
+    """One page of ``queryset`` ordered by ``field`` descending (ascending with
+    ``oldest_first``); ``params`` is the query dict.
 
     ``scope=(column, value)`` restricts the page to rows whose ``column`` is ``value`` in a
     way that keeps PostgreSQL on the (column, id) index however skewed the data is (see
@@ -76,8 +78,9 @@ def cursor_paginate(
     limit = parse_limit(params.get("limit"), default=default_limit)
     cursor = params.get("cursor")
     if cursor:
-        queryset = queryset.filter(**{f"{field}__lt": decode_cursor(cursor)})
-    ordering = [f"-{field}"]
+        after = "gt" if oldest_first else "lt"
+        queryset = queryset.filter(**{f"{field}__{after}": decode_cursor(cursor)})
+    ordering = [field if oldest_first else f"-{field}"]
     if scope is not None:
         column, value = scope
         queryset = queryset.filter(**{f"{column}__any_of": [value]})

@@ -2,7 +2,8 @@
 
     required_scopes = {"GET": "read", "POST": "admin"}
 
-``admin`` includes ``read`` and ``oversight`` includes ``oversight_read``.
+``admin`` includes ``read`` and ``oversight`` includes ``oversight_read``. A tuple names
+scopes any one of which will do: ``{"POST": ("admin", "oversight")}``.
 """
 
 from __future__ import annotations
@@ -21,27 +22,31 @@ IMPLIED_BY = {
 }
 
 
-def has_scope(scopes: list[str], required: str) -> bool:
-    return bool(IMPLIED_BY.get(required, {required}) & set(scopes))
+def has_scope(scopes: list[str], required: str | tuple[str, ...]) -> bool:
+    alternatives = (required,) if isinstance(required, str) else required
+    return any(IMPLIED_BY.get(scope, {scope}) & set(scopes) for scope in alternatives)
 
 
-def require_scope(request: Request, required: str) -> None:
-    """For checks inside a view, when the scope depends on the request body."""
+def require_scope(request: Request, required: str | tuple[str, ...]) -> None:
+    """For checks inside a view, when the scope depends on the request body. A tuple of
+    scopes: any one of them will do."""
     principal = request.user
     if not isinstance(principal, ApiPrincipal):
         raise ApiError("authentication_required")
-    if not has_scope(principal.api_key.scopes, required):
+    alternatives = (required,) if isinstance(required, str) else required
+    if not has_scope(principal.api_key.scopes, alternatives):
+        named = " or ".join(alternatives)
         raise ApiError(
             "insufficient_permissions",
-            f"This API key lacks the {required} scope this operation needs. Use a key with "
-            f"{required} scope" + (" (admin includes read)." if required == "read" else "."),
-            required_scope=required,
+            f"This API key lacks the {named} scope this operation needs. Use a key with "
+            f"{named} scope" + (" (admin includes read)." if required == "read" else "."),
+            required_scope=alternatives[0],
         )
 
 
 class ScopePermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
-        scopes: dict[str, str] | None = getattr(view, "required_scopes", None)
+        scopes: dict[str, str | tuple[str, ...]] | None = getattr(view, "required_scopes", None)
         if scopes is None:
             return True
         required = scopes.get(request.method or "GET") or (

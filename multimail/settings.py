@@ -186,7 +186,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 # Task modules beyond each app's tasks.py.
-CELERY_IMPORTS = ("mailboxes.webhook_tasks", "mailboxes.notification_tasks")
+CELERY_IMPORTS = (
+    "mailboxes.webhook_tasks",
+    "mailboxes.notification_tasks",
+    "mailboxes.deadline_tasks",
+)
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
 # that resumes emails stuck in a transient state, webhook and operator-notification
 # retries, unpaid-account checks, and the purge of expired idempotency records and
@@ -194,6 +198,11 @@ CELERY_IMPORTS = ("mailboxes.webhook_tasks", "mailboxes.notification_tasks")
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
+    # Held mail past the account's approval_expiry_hours is rejected; reminders at half time.
+    "approval-deadlines": {
+        "task": "mailboxes.deadline_tasks.approval_deadlines",
+        "schedule": 300.0,
+    },
     "retry-webhook-deliveries": {
         "task": "mailboxes.webhook_tasks.deliver_due_webhooks",
         "schedule": 30.0,
@@ -283,6 +292,7 @@ SPECTACULAR_SETTINGS = {
         "PaidPlanEnum": "billing.serializers.PAID_PLAN_CHOICES",
         "OversightModeEnum": "mailboxes.models.OversightMode.values",
         "GateTimingEnum": "mailboxes.models.GateTiming.values",
+        "DecisionStatusEnum": "oversight.serializers.DECISION_STATUSES",
     },
     "PREPROCESSING_HOOKS": ["multimail.compat.exclude_from_schema"],
     "POSTPROCESSING_HOOKS": [

@@ -7,6 +7,8 @@ from oversight import views, views_rules
 urlpatterns = [
     path("oversight/pending", views.PendingListView.as_view(), name="oversight-pending"),
     path("oversight/decide", views.DecideView.as_view(), name="oversight-decide"),
+    path("oversight/stop", views.StopView.as_view(), name="oversight-stop"),
+    path("oversight/resume", views.ResumeView.as_view(), name="oversight-resume"),
     path(
         "mailboxes/<str:mailbox_id>/request-upgrade",
         views.RequestUpgradeView.as_view(),

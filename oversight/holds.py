@@ -36,6 +36,8 @@ def _subject(email: Email, kind: str, changed: Sequence[str]) -> str:
     direction = "Outbound" if email.direction == Direction.OUTBOUND else "Inbound"
     if kind == Kind.SEND_FAILED:
         return f"Not sent: {shown}"
+    if kind == Kind.EXPIRY_REMINDER:
+        return f"Reminder: {direction.lower()} email expires unless you decide: {shown}"
     if kind == Kind.EMAIL_CHANGED:
         return f"Changed ({', '.join(changed)}), waiting for approval again: {shown}"
     return f"{direction} email waiting for approval: {shown}"
@@ -105,3 +107,12 @@ def failure_announce(*, email: Email, now: datetime) -> str:
     """The operator's notification that an email could not be sent, and why (its
     failure_reason); its id, for the caller to send."""
     return _notify(email, kind=Kind.SEND_FAILED, now=now)
+
+
+def expiry_remind(*, email: Email, now: datetime) -> str | None:
+    """The operator's one reminder that a held email expires unless decided; its id, for
+    the caller to send. None when it was reminded already. The caller holds the email's
+    row lock (and a unique constraint backs it: one reminder per email)."""
+    if OperatorNotification.objects.filter(email=email, kind=Kind.EXPIRY_REMINDER).exists():
+        return None
+    return _notify(email, kind=Kind.EXPIRY_REMINDER, now=now)

@@ -57,6 +57,8 @@ class OperatorNotification(models.Model):
         APPROVAL_REQUEST = "approval_request", "Waiting for approval"
         EMAIL_CHANGED = "email_changed", "Changed while waiting for approval"
         SEND_FAILED = "send_failed", "Could not be sent"
+        # Half of the account's approval_expiry_hours passed: sent once per email.
+        EXPIRY_REMINDER = "expiry_reminder", "Reminder: expires soon"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting to be sent"
@@ -96,6 +98,14 @@ class OperatorNotification(models.Model):
             models.Index(fields=["email", "-id"]),
             # The console queue's fingerprint reads an account's newest notification.
             models.Index(fields=["account", "-id"]),
+        ]
+        constraints = [
+            # One reminder per held email, however many times the periodic job runs.
+            models.UniqueConstraint(
+                fields=["email"],
+                name="notification_one_expiry_reminder",
+                condition=models.Q(kind="expiry_reminder"),
+            ),
         ]
 
     def __str__(self) -> str:

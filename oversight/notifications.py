@@ -67,6 +67,8 @@ def _console_email_url(notification: OperatorNotification) -> str:
 def _still_wanted(notification: OperatorNotification, now: datetime) -> bool:
     if notification.kind == Kind.SEND_FAILED:
         return True
+    if notification.kind == Kind.EXPIRY_REMINDER:
+        return notification.email.status in PENDING_STATUSES
     link = notification.link
     return (
         link is not None
@@ -91,6 +93,13 @@ def _render(notification: OperatorNotification) -> tuple[str, str]:
     if notification.kind == Kind.SEND_FAILED:
         text = render_to_string("oversight/email/send_failed.txt", context)
         return text, ""
+    if notification.kind == Kind.EXPIRY_REMINDER:
+        # No new link: the first one still works, and the console needs none.
+        hours = email.account.approval_expiry_hours
+        context.update(
+            {"hours": hours, "expires_at": email.status_changed_at + timedelta(hours=hours)}
+        )
+        return render_to_string("oversight/email/expiry_reminder.txt", context), ""
     link = notification.link
     assert link is not None  # approval notifications always carry one (_still_wanted)
     token = secrets.token_urlsafe(32)

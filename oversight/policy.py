@@ -78,6 +78,8 @@ class OutboundDecision:
     copy_operator: bool = False
     # The name of the rule that decided; None when the mode did.
     rule: str | None = None
+    # Why it is held when the mode would not hold it (the stop switch); "" otherwise.
+    hold_reason: str = ""
 
     @property
     def held(self) -> bool:
@@ -172,14 +174,23 @@ def _by_rule(base: OutboundDecision, rule: Rule) -> OutboundDecision:
     return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator, rule=rule.name)
 
 
+STOPPED_HOLD_REASON = "sending stopped by the operator"
+
+
 def outbound_step(
-    email: Email, mode: str, *, now: datetime, rules: Sequence[Rule] = ()
+    email: Email,
+    mode: str,
+    *,
+    now: datetime,
+    rules: Sequence[Rule] = (),
+    stopped: bool = False,
 ) -> OutboundDecision:
     """What to do with an outbound email now: after the scan, and again when a scheduled
     email comes due. Read-only always refuses (the mode may have been lowered since the
     email was accepted or approved), whatever the rules say; an approved email is sent
     without a second hold; otherwise the first of ``rules`` that matches decides, and with
-    none the mode."""
+    none the mode. ``stopped``: the account's sending is stopped, so what would leave now
+    is held."""
     base = outbound_decision(mode)
     if base.outcome == Outcome.REFUSE:
         return base
@@ -189,10 +200,16 @@ def outbound_step(
         if base.outcome == Outcome.REFUSE:
             return base
     if email.send_at is not None and email.send_at > now:
+        if stopped and approved:
+            # Approved for later: it keeps its place until then, and is held only if
+            # sending is still stopped when it comes due.
+            return OutboundDecision(Outcome.WAIT)
         hold_now = base.held and not approved and email.gate_timing == GateTiming.GATE_FIRST
         if hold_now:
             return OutboundDecision(Outcome.HOLD, rule=base.rule)
         return OutboundDecision(Outcome.WAIT)
+    if stopped and (approved or not base.held):
+        return OutboundDecision(Outcome.HOLD, hold_reason=STOPPED_HOLD_REASON)
     if approved:
         return OutboundDecision(Outcome.SEND, copy_operator=base.copy_operator)
     return base
@@ -250,6 +267,18 @@ def ensure_can_send(mode: str) -> None:
             "This mailbox is read_only, which blocks all outbound email. Request an upgrade "
             "with POST /v1/mailboxes/{id}/request-upgrade.",
             upgrade_path=UPGRADE_PATH,
+        )
+
+
+def ensure_not_stopped(*, stopped: bool) -> None:
+    """Approving outbound mail while the account's sending is stopped would only hold it
+    again: refused, so the operator resumes first."""
+    if stopped:
+        raise ApiError(
+            "conflict",
+            "Sending is stopped for this account (the operator's stop switch), so approved "
+            "mail cannot leave. Resume sending first (POST /v1/oversight/resume, or the "
+            "console), then approve it; rejecting works meanwhile.",
         )
 
 

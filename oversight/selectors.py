@@ -54,14 +54,28 @@ def pending_summary(*, account: Account) -> QueueSummary:
     )
 
 
-def pending_review_page(*, account: Account, params: Mapping[str, Any]) -> Page:
-    """One page of the queue as the console shows it (the decision facts read the rest)."""
-    return cursor_paginate(pending_emails(account=account), params, default_limit=QUEUE_PAGE_SIZE)
+def pending_review_page(
+    *, account: Account, params: Mapping[str, Any], oldest_first: bool = True
+) -> Page:
+    """One page of the queue as the console shows it (the decision facts read the rest):
+    oldest first by default, since the oldest is the next to expire."""
+    return cursor_paginate(
+        pending_emails(account=account),
+        params,
+        default_limit=QUEUE_PAGE_SIZE,
+        oldest_first=oldest_first,
+    )
 
 
 def pending_review_get(*, account: Account, email_id: str) -> Email | None:
     """One held email for review; None once it is decided (or was never held)."""
     return pending_emails(account=account).filter(pk=email_id).first()
+
+
+def pending_review_many(*, account: Account, email_ids: list[str]) -> list[Email]:
+    """The held emails among ``email_ids``, in that order (for a batch's confirmation)."""
+    found = {email.pk: email for email in pending_emails(account=account).filter(pk__in=email_ids)}
+    return [found[pk] for pk in email_ids if pk in found]
 
 
 def approval_link_find(*, token: str) -> ApprovalLink | None:

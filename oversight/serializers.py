@@ -7,9 +7,15 @@ from typing import Any
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
+from mailboxes.serializers_outbound import MAX_MARKDOWN_BYTES, MAX_RECIPIENTS
 from mailboxes.serializers_reading import OversightDecisionSerializer
+from multimail.addresses import AddressField
+from multimail.header_fields import HeaderTextField
 from oversight.facts import DecisionFacts
-from oversight.services import Action, DecisionStatus
+from oversight.services import MAX_BATCH, Action, DecisionStatus
+
+# Named in SPECTACULAR_SETTINGS ENUM_NAME_OVERRIDES: single and batch answers share it.
+DECISION_STATUSES = [status.value for status in DecisionStatus]
 
 
 class PendingAttachmentSerializer(serializers.Serializer[Any]):
@@ -86,6 +92,11 @@ class PendingEmailSerializer(serializers.Serializer[DecisionFacts]):
     )
     send_at = serializers.DateTimeField(source="email.send_at", allow_null=True)
     gate_timing = serializers.ChoiceField(choices=GateTiming.values, source="email.gate_timing")
+    hold_reason = serializers.CharField(
+        source="email.hold_reason",
+        help_text="Why it is held when its mailbox's mode did not hold it (the stop "
+        "switch: 'sending stopped by the operator'); empty otherwise.",
+    )
     attachments = PendingAttachmentSerializer(many=True)
     links = PendingLinkSerializer(many=True)
     spam = PendingSpamSerializer()
@@ -116,8 +127,50 @@ class PendingListSerializer(serializers.Serializer[Any]):
     cursor = serializers.CharField(allow_null=True)
 
 
+def _addresses(*, allow_empty: bool) -> serializers.ListField:
+    return serializers.ListField(
+        child=AddressField(),
+        required=False,
+        allow_empty=allow_empty,
+        max_length=MAX_RECIPIENTS,
+    )
+
+
+class EditsSerializer(serializers.Serializer[Any]):
+    """The operator's corrections to a held outbound email, approved in the same step."""
+
+    to = _addresses(allow_empty=False)
+    cc = _addresses(allow_empty=True)
+    bcc = _addresses(allow_empty=True)
+    subject = HeaderTextField(max_length=998, required=False)
+    markdown = serializers.CharField(
+        max_length=MAX_MARKDOWN_BYTES, required=False, trim_whitespace=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                {"to": ["Send at least one of to, cc, bcc, subject, markdown."]},
+                code="required",
+            )
+        return attrs
+
+
 class DecideRequestSerializer(serializers.Serializer[Any]):
-    email_id = serializers.CharField(max_length=64)
+    email_id = serializers.CharField(max_length=64, required=False)
+    email_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        min_length=1,
+        max_length=MAX_BATCH,
+        required=False,
+        help_text=f"Instead of email_id: 1-{MAX_BATCH} emails decided the same way, each "
+        "on its own; the answer is {'results': [...]}, one entry per id.",
+    )
+    versions = serializers.DictField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        help_text="With email_ids: the version of each email as you read it, by id.",
+    )
     action = serializers.ChoiceField(choices=[a.value for a in Action])
     version = serializers.CharField(
         max_length=64,
@@ -127,10 +180,60 @@ class DecideRequestSerializer(serializers.Serializer[Any]):
         "again. Without it the decision is for the current version.",
     )
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    edits = EditsSerializer(
+        required=False,
+        help_text="With action approve and one email_id: correct the held outbound email "
+        "and approve the corrected version in one step (it is rendered and scanned again, "
+        "and sent exactly as edited).",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        single, batch = attrs.get("email_id"), attrs.get("email_ids")
+        if "edits" in attrs and (batch is not None or attrs.get("action") != Action.APPROVE):
+            raise serializers.ValidationError(
+                {"edits": ["edits go with action approve and one email_id."]}, code="invalid"
+            )
+        if single is None and batch is None:
+            raise serializers.ValidationError(
+                {"email_id": ["Send email_id (one email) or email_ids (several)."]},
+                code="required",
+            )
+        if single is not None and batch is not None:
+            raise serializers.ValidationError(
+                {"email_ids": ["Send email_id or email_ids, not both."]}, code="invalid"
+            )
+        if batch is not None and len(set(batch)) != len(batch):
+            raise serializers.ValidationError(
+                {"email_ids": ["Each email id may appear once."]}, code="invalid"
+            )
+        unknown = sorted(set(attrs.get("versions", {})) - set(batch or ()))
+        if unknown:
+            raise serializers.ValidationError(
+                {"versions": [f"Versions given for ids not in email_ids: {', '.join(unknown)}."]},
+                code="invalid",
+            )
+        return attrs
+
+
+class BatchErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer[Any]):
+    email_id = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=DECISION_STATUSES, required=False, help_text="When decided."
+    )
+    error = BatchErrorSerializer(required=False, help_text="When this email was not decided.")
+
+
+class BatchDecideResponseSerializer(serializers.Serializer[Any]):
+    results = BatchResultSerializer(many=True)
 
 
 class DecideResponseSerializer(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(choices=[s.value for s in DecisionStatus])
+    status = serializers.ChoiceField(choices=DECISION_STATUSES)
     postmark_message_id = serializers.CharField(allow_null=True)
 
 
@@ -151,3 +254,9 @@ class UpgradeRedeemSerializer(serializers.Serializer[Any]):
 class UpgradedSerializer(serializers.Serializer[Any]):
     status = serializers.CharField()
     oversight_mode = serializers.CharField()
+
+
+class SendingSwitchSerializer(serializers.Serializer[Any]):
+    status = serializers.CharField(help_text="stopped or resumed")
+    sending_stopped = serializers.BooleanField()
+    message = serializers.CharField()

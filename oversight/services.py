@@ -11,9 +11,11 @@ an email that changed since is not decided (``EmailChanged``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -23,11 +25,13 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.codes import TypedCode, code_issue, code_redeem
 from accounts.models import CodePurpose, OneTimeCode
+from accounts.selectors import account_sending_stopped
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
-from mailboxes.quotas import account_sending_problems
+from mailboxes.quotas import account_sending_problems, storage_add
 from mailboxes.services.outbound import pipeline
+from mailboxes.services.outbound.accept import content_hash, suppressed_recipients
 from mailboxes.versions import email_version_read
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
@@ -82,6 +86,7 @@ def email_decide(
     version: str | None = None,
     reason: str = "",
     request_id: str = "",
+    edits: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Approve or reject a held email. Of concurrent decisions exactly one wins; the others
     get ``already_decided``. An approved outbound email is handed to delivery once.
@@ -92,9 +97,15 @@ def email_decide(
     delivery sends only the approved version.
 
     Signature used by the console and the hosted page; ``action`` is "approve" or "reject".
+
+    ``edits`` (approve only, outbound only): the operator's corrections (``to``, ``cc``,
+    ``bcc``, ``subject``, ``markdown``), applied under the same lock, rendered and scanned
+    again, and approved in the same step; ``version`` is then the version they corrected.
     """
     if action not in (Action.APPROVE, Action.REJECT):
         raise ApiError("invalid_parameter", "action must be approve or reject.", param="action")
+    if edits and action != Action.APPROVE:
+        raise ApiError("invalid_parameter", "edits go with action approve only.", param="edits")
     decision = _decide(
         actor=actor,
         email_id=email_id,
@@ -102,12 +113,64 @@ def email_decide(
         version=version,
         reason=reason,
         request_id=request_id,
+        edits=edits or {},
     )
     if decision.status != DecisionStatus.APPROVED_AND_SENT:
         return decision
     # Delivery may have run already (in-process tasks): then report its message id.
     message_id = pipeline.sent_message_id(email=decision.email)
     return Decision(decision.status, decision.email, message_id)
+
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    email_id: str
+    decision: Decision | None = None
+    error: ApiError | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {
+                "email_id": self.email_id,
+                "error": {"code": self.error.code, "message": self.error.message},
+            }
+        assert self.decision is not None
+        return {"email_id": self.email_id, "status": str(self.decision.status)}
+
+
+def emails_decide(
+    *,
+    actor: Actor,
+    email_ids: Sequence[str],
+    action: str,
+    versions: Mapping[str, str] | None = None,
+    reason: str = "",
+    request_id: str = "",
+) -> list[BatchResult]:
+    """Decide several held emails the same way, in the order given. Each is decided on its
+    own, exactly as a single decision (``email_decide``: its own transaction, the mailbox
+    lock, the compare-and-set), so a concurrent decision on any of them still has exactly
+    one winner, and one email's refusal (already decided, changed since ``versions[id]``,
+    not found) is its result alone, never the others'."""
+    results = []
+    for email_id in email_ids:
+        try:
+            decision = email_decide(
+                actor=actor,
+                email_id=email_id,
+                action=action,
+                version=(versions or {}).get(email_id),
+                reason=reason,
+                request_id=request_id,
+            )
+        except ApiError as error:
+            results.append(BatchResult(email_id, error=error))
+        else:
+            results.append(BatchResult(email_id, decision=decision))
+    return results
 
 
 def _not_pending(email: Email) -> ApiError:
@@ -138,6 +201,7 @@ def _decide(
     version: str | None,
     reason: str,
     request_id: str,
+    edits: Mapping[str, Any],
 ) -> Decision:
     # Decisions queue on the mailbox's row, not the email's: a losing decision waits here,
     # then reads the winner's committed result, and never holds the email row, so the
@@ -165,11 +229,21 @@ def _decide(
     current = email_version_read(email=email)
     if version is not None and version != current:
         raise EmailChanged(email)
+    if edits:
+        if email.direction != Direction.OUTBOUND:
+            raise ApiError(
+                "invalid_parameter",
+                "Only outbound emails can be edited; approve or reject this one as it is.",
+                param="edits",
+            )
+        current = _edit_held(email=email, edits=edits, actor=actor, request_id=request_id)
     now = timezone.now()
     if action == Action.APPROVE:
         if email.direction == Direction.OUTBOUND:
             # The mailbox may have been lowered to read_only since the email was held.
             policy.ensure_can_send(email.mailbox.oversight_mode)
+            # Read as committed now: an approval racing a stop is held again at delivery.
+            policy.ensure_not_stopped(stopped=account_sending_stopped(account_id=email.account_id))
         new_status = policy.approved_status(email, now=now)
         result = (
             DecisionStatus.APPROVED_AND_SENT
@@ -199,6 +273,68 @@ def _decide(
     if action == Action.APPROVE and email.direction == Direction.OUTBOUND:
         pipeline.email_release(email=email)
     return Decision(result, email, None)
+
+
+EDITABLE = ("to", "cc", "bcc", "subject", "markdown")
+
+
+def _edit_held(*, email: Email, edits: Mapping[str, Any], actor: Actor, request_id: str) -> str:
+    """Apply the operator's corrections to a held outbound email (the caller holds its
+    mailbox's lock, as every edit of held mail does): checked, rendered and scanned again,
+    saved, audited with the before and after; its new version, the one approved."""
+    changed = {
+        name: edits[name]
+        for name in EDITABLE
+        if name in edits and edits[name] != getattr(email, name)
+    }
+    if not changed:
+        return email_version_read(email=email)
+    recipients = {
+        name: list(changed.get(name, getattr(email, name))) for name in ("to", "cc", "bcc")
+    }
+    suppressed = suppressed_recipients(
+        email.account, [*recipients["to"], *recipients["cc"], *recipients["bcc"]]
+    )
+    if suppressed:
+        raise ApiError(
+            "recipient_suppressed",
+            f"These recipients are on the suppression list: {', '.join(suppressed)}. Nothing "
+            "was changed or approved.",
+            suppressed=suppressed,
+        )
+    before = {name: getattr(email, name) for name in changed}
+    stored_before = email.size_bytes
+    for name, value in changed.items():
+        setattr(email, name, value)
+    email.content_hash = content_hash(
+        to=recipients["to"],
+        cc=recipients["cc"],
+        bcc=recipients["bcc"],
+        subject=email.subject,
+        markdown=email.markdown,
+    )
+    refusal = pipeline.content_scan(email)
+    if refusal is not None:
+        raise ApiError(
+            "content_rejected",
+            f"The edited content was refused by the content filter: {refusal}. Nothing was "
+            "changed or approved; correct it and try again.",
+            reason=refusal,
+        )
+    email.edited_by_operator = True
+    email.save(
+        update_fields=[*changed, "content_hash", "edited_by_operator", *pipeline.SCANNED_FIELDS]
+    )
+    storage_add(account_id=email.account_id, delta=email.size_bytes - stored_before)
+    audit_record(
+        actor=actor,
+        action="email.edited_by_operator",
+        resource_type="email",
+        resource_id=email.pk,
+        metadata={"before": before, "after": dict(changed)},
+        request_id=request_id,
+    )
+    return email_version_read(email=email)
 
 
 @dataclass(frozen=True, slots=True)

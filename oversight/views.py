@@ -14,25 +14,29 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.codes import TypedCode
+from accounts.serializers import ApprovalCodeSerializer, PendingApprovalSerializer
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.authentication import api_principal
 from multimail.errors import ApiError
 from multimail.pagination import cursor_paginate, pagination_parameters
 from multimail.ratelimit import client_ip
-from oversight import policy, selectors, services
+from oversight import admin_actions, policy, selectors, services, stop
+from oversight.admin_actions import PendingApproval, admin_action_run
 from oversight.facts import decision_facts, decision_facts_bulk
 from oversight.models import ApprovalLink
 from oversight.serializers import (
+    BatchDecideResponseSerializer,
     DecideRequestSerializer,
     DecideResponseSerializer,
     PendingEmailSerializer,
     PendingListSerializer,
+    SendingSwitchSerializer,
     UpgradedSerializer,
     UpgradeRedeemSerializer,
     UpgradeRequestedSerializer,
@@ -74,12 +78,26 @@ class DecideView(APIView):
     @extend_schema(
         operation_id="oversight_decide",
         request=DecideRequestSerializer,
-        responses=DecideResponseSerializer,
-        summary="Approve or reject a pending email",
+        responses=PolymorphicProxySerializer(
+            component_name="DecideAnswer",
+            serializers=[DecideResponseSerializer, BatchDecideResponseSerializer],
+            resource_type_field_name=None,
+        ),
+        summary="Approve or reject a pending email, or several (email_ids)",
     )
     def post(self, request: Request) -> Response:
         body = DecideRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if "email_ids" in body.validated_data:
+            results = services.emails_decide(
+                actor=api_principal(request).actor,
+                email_ids=body.validated_data["email_ids"],
+                action=body.validated_data["action"],
+                versions=body.validated_data.get("versions"),
+                reason=body.validated_data["reason"],
+                request_id=_request_id(request),
+            )
+            return Response({"results": [result.as_json() for result in results]})
         decision = services.email_decide(
             actor=api_principal(request).actor,
             email_id=body.validated_data["email_id"],
@@ -87,11 +105,69 @@ class DecideView(APIView):
             version=body.validated_data.get("version"),
             reason=body.validated_data["reason"],
             request_id=_request_id(request),
+            edits=body.validated_data.get("edits"),
         )
         return Response(
             {
                 "status": str(decision.status),
                 "postmark_message_id": decision.postmark_message_id,
+            }
+        )
+
+
+class StopView(APIView):
+    # Stopping only tightens: the operator's oversight key or an admin key, no code.
+    required_scopes = {"POST": ("admin", "oversight")}
+
+    @extend_schema(
+        operation_id="oversight_stop",
+        request=None,
+        responses=SendingSwitchSerializer,
+        summary="Stop all outbound mail of the account at once (the stop switch)",
+    )
+    def post(self, request: Request) -> Response:
+        account = stop.sending_stop(
+            actor=api_principal(request).actor, request_id=_request_id(request)
+        )
+        return Response(
+            {
+                "status": "stopped",
+                "sending_stopped": account.sending_stopped,
+                "message": "Sending is stopped: no outbound email of this account leaves. "
+                f"New sends are accepted and held with the reason '{policy.STOPPED_HOLD_REASON}'"
+                "; scheduled and queued mail is held instead of sent. Only the operator can "
+                "resume (the console, or POST /v1/oversight/resume with their approval_code).",
+            }
+        )
+
+
+class ResumeView(APIView):
+    required_scopes = {"POST": ("admin", "oversight")}
+
+    @extend_schema(
+        operation_id="oversight_resume",
+        request=ApprovalCodeSerializer,
+        responses={200: SendingSwitchSerializer, 202: PendingApprovalSerializer},
+        summary="Resume sending after a stop (needs the operator's approval code)",
+    )
+    def post(self, request: Request) -> Response:
+        body = ApprovalCodeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        outcome = admin_action_run(
+            actor=api_principal(request).actor,
+            action=admin_actions.SENDING_RESUME,
+            params=admin_actions.SendingResume(),
+            approval_code=body.validated_data.get("approval_code") or None,
+            request_id=_request_id(request),
+        )
+        if isinstance(outcome, PendingApproval):
+            return Response(outcome.body, status=202)
+        return Response(
+            {
+                "status": "resumed",
+                "sending_stopped": outcome.sending_stopped,
+                "message": "Sending resumed. Mail the stop held is still held: approve or "
+                "reject it (POST /v1/oversight/decide).",
             }
         )
 

@@ -36,6 +36,7 @@ from oversight.admin_actions.table import (
     MAILBOX_CREATE,
     MAILBOX_RULES_REPLACE,
     MAILBOX_UPDATE,
+    SENDING_RESUME,
     WEBHOOK_CREATE,
     AccountDelete,
     AccountUpdate,
@@ -46,6 +47,7 @@ from oversight.admin_actions.table import (
     MailboxCreate,
     MailboxRulesReplace,
     MailboxUpdate,
+    SendingResume,
     WebhookCreate,
 )
 
@@ -60,6 +62,7 @@ __all__ = [
     "MAILBOX_CREATE",
     "MAILBOX_RULES_REPLACE",
     "MAILBOX_UPDATE",
+    "SENDING_RESUME",
     "WEBHOOK_CREATE",
     "AccountDelete",
     "AccountUpdate",
@@ -73,6 +76,7 @@ __all__ = [
     "MailboxRulesReplace",
     "MailboxUpdate",
     "PendingApproval",
+    "SendingResume",
     "WebhookCreate",
     "admin_action_approve",
     "admin_action_deny",

@@ -47,7 +47,8 @@ class AdminAction[P: ActionParams, R]:
     # Whether this call needs the operator at all (some changes are harmless).
     needs_operator: Callable[[Actor, P], bool] = _always
     # Asks the operator even when the account turned approvals off: the change gives an
-    # agent more autonomy, which, like a mode upgrade, only the operator grants.
+    # agent more autonomy (looser rules, resuming after the operator's stop), which, like a
+    # mode upgrade, only the operator grants.
     even_without_approvals: bool = False
 
 

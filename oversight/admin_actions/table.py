@@ -33,6 +33,7 @@ from oversight.rule_changes import (
     rules_loosening,
 )
 from oversight.rules import rules_dump, rules_load, rules_parse
+from oversight.stop import sending_resume
 
 # --- Typed parameters -------------------------------------------------------------------
 
@@ -115,6 +116,11 @@ class WebhookCreate(ActionParams):
 
 @dataclass(frozen=True)
 class BillingCancel(ActionParams):
+    pass
+
+
+@dataclass(frozen=True)
+class SendingResume(ActionParams):
     pass
 
 
@@ -366,6 +372,19 @@ BILLING_CANCEL: AdminAction[BillingCancel, dict[str, Any]] = AdminAction(
     record=lambda result: result,
 )
 
+SENDING_RESUME: AdminAction[SendingResume, Account] = AdminAction(
+    name="sending.resume",
+    params_type=SendingResume,
+    even_without_approvals=True,
+    # Resuming an account that is not stopped changes nothing: no need to ask.
+    needs_operator=lambda actor, p: account_selectors.account_sending_stopped(
+        account_id=actor.account.pk
+    ),
+    summary=lambda actor, p: "resume sending: undo the stop switch, so outbound mail leaves again",
+    execute=lambda actor, p, request_id: sending_resume(actor=actor, request_id=request_id),
+    record=lambda account: {"sending_stopped": account.sending_stopped},
+)
+
 ACTIONS: dict[str, AdminAction[Any, Any]] = {
     action.name: action
     for action in (
@@ -379,5 +398,6 @@ ACTIONS: dict[str, AdminAction[Any, Any]] = {
         MAILBOX_RULES_REPLACE,
         WEBHOOK_CREATE,
         BILLING_CANCEL,
+        SENDING_RESUME,
     )
 }

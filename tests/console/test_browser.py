@@ -18,7 +18,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.models import Account, ApiKey
 from accounts.services import api_key_create
 from mailboxes.lifecycle import email_hold
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, SpamVerdict
@@ -126,7 +126,7 @@ def test_approve_and_reject_from_the_queue(page, live_server, owner):
     inbound = held_email(owner.mailbox, direction=Direction.INBOUND, subject="Please approve me")
     outbound = held_email(owner.mailbox, subject="Please reject me")
     sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    page.goto("/console/?order=newest")
     assert page.locator("#pending-badge").inner_text() == "2"
     shot(page, "queue")
     # Keyboard: newest first, so j selects the outbound one; k goes back up; a approves.
@@ -475,3 +475,65 @@ def test_dry_run_then_save_rules(page, live_server, owner):
     owner.mailbox.refresh_from_db()
     assert owner.mailbox.oversight_rules == EDITOR_RULES
     shot(page, "rules-saved")
+
+
+# --- The stop switch and batch decisions -------------------------------------------------
+
+
+def _sending_stopped(account: Account) -> bool:
+    return Account.objects.get(pk=account.pk).sending_stopped
+
+
+def test_stop_all_sending_then_resume(page, live_server, owner):
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    page.get_by_role("button", name="Stop all sending").click()
+    page.wait_for_url(re.compile(r"/console/sending/stop"))
+    assert page.get_by_role("heading", name="Stop all sending?").is_visible()
+    assert not _sending_stopped(owner.account)  # nothing happens before the confirmation
+    shot(page, "stop-confirm")
+    page.locator("#confirm-action").get_by_role("button", name="Stop all sending").click()
+    page.wait_for_url(re.compile(r"/console/$"))
+    assert _sending_stopped(owner.account)
+    banner = page.locator("#sending-banner")
+    assert "Sending is stopped by the operator" in banner.inner_text()
+    assert page.get_by_role("button", name="Stop all sending").count() == 0
+    shot(page, "stopped-banner")
+
+    page.goto("/console/mailboxes")
+    assert page.locator("#sending-banner").is_visible()
+    page.locator("#sending-banner").get_by_role("button", name="Resume sending").click()
+    page.wait_for_url(re.compile(r"/console/sending/resume"))
+    page.locator("#confirm-action").get_by_role("button", name="Resume sending").click()
+    page.wait_for_url(re.compile(r"/console/$"))
+    assert not _sending_stopped(owner.account)
+    assert page.locator("#sending-banner").count() == 0
+    shot(page, "resumed")
+
+
+def test_approve_selected_after_confirming_each(page, live_server, owner):
+    first = held_email(owner.mailbox, subject="Batch one", to=["one@example.org"])
+    second = held_email(owner.mailbox, subject="Batch two", to=["two@example.org"])
+    left = held_email(owner.mailbox, subject="Left alone")
+    sign_in_cookie(page, live_server, owner)
+    page.goto("/console/")
+    page.locator(f"#select-{first.pk}").check()
+    page.locator(f"#select-{second.pk}").check()
+    shot(page, "batch-selected")
+    page.get_by_role("button", name="Approve selected").click()
+    page.wait_for_url(re.compile(r"/console/queue/batch\?"))
+    confirm = page.locator("#confirm-action")
+    text = confirm.inner_text()
+    for expected in ("Batch one", "one@example.org", "Batch two", "two@example.org"):
+        assert expected in text
+    assert "Left alone" not in text
+    assert Email.objects.get(pk=first.pk).status == EmailStatus.PENDING_SEND_APPROVAL
+    shot(page, "batch-confirm")
+    mail.outbox.clear()
+    confirm.get_by_role("button", name="Approve 2 emails").click()
+    page.wait_for_url(re.compile(r"/console/$"))
+    assert page.get_by_text("Approved 2 of 2 emails.").is_visible()
+    shot(page, "batch-decided")
+    for email in (first, second):
+        assert Email.objects.get(pk=email.pk).status == EmailStatus.SENT
+    assert Email.objects.get(pk=left.pk).status == EmailStatus.PENDING_SEND_APPROVAL

@@ -214,7 +214,26 @@ def _mode(target: str) -> Callable[[Tenant], tuple[str, dict[str, str], Callable
     return make
 
 
+def _stop(tenant: Tenant) -> tuple[str, dict[str, str], Callable[[], bool]]:
+    return (
+        "/console/sending/stop",
+        {},
+        lambda: type(tenant.account).objects.get(pk=tenant.account.pk).sending_stopped,
+    )
+
+
+def _resume(tenant: Tenant) -> tuple[str, dict[str, str], Callable[[], bool]]:
+    type(tenant.account).objects.filter(pk=tenant.account.pk).update(sending_stopped=True)
+    return (
+        "/console/sending/resume",
+        {},
+        lambda: not type(tenant.account).objects.get(pk=tenant.account.pk).sending_stopped,
+    )
+
+
 ACTIONS = {
+    "stop all sending": _stop,
+    "resume sending": _resume,
     "revoke key": _key,
     "remove domain": _domain,
     "delete webhook": _webhook("delete"),

@@ -148,13 +148,17 @@ def test_queue_only_shows_own_account(owner, other, console):
 def test_queue_pages_with_a_cursor(owner, console):
     for index in range(QUEUE_PAGE_SIZE + 3):
         held_email(owner.mailbox, subject=f"Held {index:02d}")
+    # Oldest first by default (the next to expire).
     first = console.get("/console/").content.decode()
-    assert "Held 22" in first
-    assert "Held 02" not in first
+    assert "Held 02" in first
+    assert "Held 22" not in first
     cursor = first.split("?cursor=")[1].split('"')[0]
     second = console.get(f"/console/?cursor={cursor}").content.decode()
-    assert "Held 02" in second
-    assert "Held 22" not in second
+    assert "Held 22" in second
+    assert "Held 02" not in second
+    newest = console.get("/console/?order=newest").content.decode()
+    assert "Held 22" in newest
+    assert "Held 02" not in newest
     bad = console.get("/console/?cursor=nonsense", follow=True)
     assert "code-invalid_parameter" in bad.content.decode()
 

@@ -21,7 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from accounts.models import AdminActionRequest, ApiKey, CodePurpose, OneTimeCode, Scope
+from accounts.models import (
+    Account,
+    AdminActionRequest,
+    ApiKey,
+    CodePurpose,
+    OneTimeCode,
+    Scope,
+)
 from accounts.plans import limits_for
 from billing.models import Subscription
 from mailboxes.models import Mailbox, OversightMode, WebhookEvent, WebhookSubscription
@@ -145,6 +152,10 @@ def _subscribed(gate: Gate) -> None:
     )
 
 
+def _stopped(gate: Gate) -> None:
+    Account.objects.filter(pk=gate.tenant.account.pk).update(sending_stopped=True)
+
+
 VALID: dict[str, tuple[Callable[[Gate], None] | None, Callable[[Gate, APIClient], Any]]] = {
     "account.update": (None, lambda g, c: c.patch("/v1/account", {"name": "N"}, format="json")),
     "account.delete": (None, lambda g, c: c.delete("/v1/account")),
@@ -189,6 +200,7 @@ VALID: dict[str, tuple[Callable[[Gate], None] | None, Callable[[Gate, APIClient]
             format="json",
         ),
     ),
+    "sending.resume": (_stopped, lambda g, c: c.post("/v1/oversight/resume", {}, format="json")),
 }
 
 

@@ -55,6 +55,7 @@ def test_lists_pending_emails_of_both_directions_newest_first(owner: Tenant, api
         "headers",
         "send_at",
         "gate_timing",
+        "hold_reason",
         "attachments",
         "links",
         "spam",

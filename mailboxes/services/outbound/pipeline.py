@@ -24,6 +24,7 @@ from django.db.models import BinaryField, F
 from django.db.models.functions import Substr
 from django.utils import timezone
 
+from accounts.selectors import account_sending_stopped
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
@@ -36,7 +37,13 @@ from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
 from mailboxes.versions import email_version_read
-from oversight.policy import Outcome, mailbox_rules, outbound_decision, outbound_step
+from oversight.policy import (
+    STOPPED_HOLD_REASON,
+    Outcome,
+    mailbox_rules,
+    outbound_decision,
+    outbound_step,
+)
 
 logger = logging.getLogger("multimail.outbound")
 
@@ -51,9 +58,16 @@ GIVE_UP_AFTER = timedelta(hours=6)
 def _route(email: Email, now: datetime) -> None:
     """Ask the policy where an email (scanned, or scheduled and due) goes next: its mode,
     or the first of its mailbox's oversight rules that matches. The caller holds the
-    email's row lock."""
+    email's row lock, after its mailbox's and account's (``_lock_sender``): the stop
+    switch, which locks the account row, is read as it is now."""
     mailbox = email.mailbox
-    step = outbound_step(email, mailbox.oversight_mode, now=now, rules=mailbox_rules(mailbox))
+    step = outbound_step(
+        email,
+        mailbox.oversight_mode,
+        now=now,
+        rules=mailbox_rules(mailbox),
+        stopped=email.account.sending_stopped,
+    )
     if step.outcome == Outcome.REFUSE and step.rule is not None:
         lifecycle.email_refuse_by_rule(email=email, rule=step.rule, at=now)
     elif step.outcome == Outcome.REFUSE:
@@ -65,7 +79,7 @@ def _route(email: Email, now: datetime) -> None:
             **lifecycle.routed_by(None, now),
         )
     elif step.outcome == Outcome.HOLD:
-        lifecycle.email_hold(email=email, rule=step.rule)
+        lifecycle.email_hold(email=email, rule=step.rule, reason=step.hold_reason)
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
     elif lifecycle.email_move(email, to=EmailStatus.SENDING, **lifecycle.routed_by(step.rule, now)):
@@ -319,6 +333,13 @@ def email_deliver(*, email_id: str) -> None:
         )
         local = [a for a in recipients if a.lower() in local_mailboxes]
         remote = [a for a in recipients if a.lower() not in local_mailboxes]
+        # The last moment before the mail leaves: the stop switch is read under a KEY SHARE
+        # lock on the account row, kept until this commits. Stopping takes FOR UPDATE on
+        # that row, so it waits for a delivery already past this point, and every
+        # delivery after it sees the stop: once the stop returns, nothing more leaves.
+        if account_sending_stopped(account_id=email.account_id, lock=True):
+            lifecycle.email_hold(email=email, reason=STOPPED_HOLD_REASON)
+            return
         provider_id = provider_send(built, remote) if remote else ""
         # Locks taken only after the provider call (a slow provider holds up nobody): the
         # sender's and the local recipients' mailboxes, in id order, so two deliveries
