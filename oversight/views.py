@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.codes import TypedCode
+from accounts.codes import TypedCode, typed_code
 from accounts.serializers import ApprovalCodeSerializer, PendingApprovalSerializer
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.authentication import api_principal
@@ -157,7 +157,7 @@ class ResumeView(APIView):
             actor=api_principal(request).actor,
             action=admin_actions.SENDING_RESUME,
             params=admin_actions.SendingResume(),
-            approval_code=body.validated_data.get("approval_code") or None,
+            approval_code=typed_code(body.validated_data.get("approval_code"), request),
             request_id=_request_id(request),
         )
         if isinstance(outcome, PendingApproval):

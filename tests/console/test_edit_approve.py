@@ -55,6 +55,6 @@ def test_a_bad_edit_decides_nothing(owner: Tenant, console: Client) -> None:
         {"action": "approve", "edit": "1", "version": "v", "to": "not an address", "markdown": "x"},
         follow=True,
     )
-    assert "Enter a valid email address." in response.content.decode()
+    assert "Enter a valid email address: it " in response.content.decode()
     email.refresh_from_db()
     assert email.status == EmailStatus.PENDING_SEND_APPROVAL
