@@ -88,6 +88,14 @@ def _login(login: str, password: str, client_ip: str) -> AuthResult:
         logger.info("smtp_auth_refused code=%s peer=%s", error.code, client_ip)
         status = "454 4.7.0" if error.code == "too_many_attempts" else "535 5.7.8"
         return AuthResult(success=False, handled=False, message=f"{status} {_one_line(error)}")
+    except Exception:
+        # The database or the cache is down: a temporary failure the client may retry.
+        logger.exception("smtp_auth_failed peer=%s", client_ip)
+        return AuthResult(
+            success=False,
+            handled=False,
+            message="454 4.7.0 internal_error: temporary failure, please retry later",
+        )
     finally:
         connection.close()
     return AuthResult(success=True, auth_data=submitter)

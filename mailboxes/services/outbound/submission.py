@@ -10,6 +10,7 @@ suppression, the content filter and oversight apply exactly as to the API.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from multimail.exceptions import validation_error_to_api_error
 from multimail.permissions import has_scope
 
 logger = logging.getLogger("multimail.smtp")
+
+# The length limit of the send endpoint's idempotency_key.
+MAX_IDEMPOTENCY_KEY = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,15 @@ def _send_input(parsed: ParsedMessage, recipients: list[str]) -> dict[str, objec
         ],
     }
     if parsed.had_message_id:
-        data["idempotency_key"] = parsed.message_id
+        data["idempotency_key"] = _idempotency_key(parsed.message_id)
     return data
+
+
+def _idempotency_key(message_id: str) -> str:
+    # The key has the API's length limit; a longer Message-ID is keyed by its digest.
+    if len(message_id) <= MAX_IDEMPOTENCY_KEY:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode()).hexdigest()
 
 
 def submission_accept(*, submitter: Submitter, raw: bytes, recipients: list[str]) -> Accepted:
