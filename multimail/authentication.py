@@ -68,6 +68,14 @@ def api_key_authenticate(raw: str) -> ApiKey:
     key = ApiKey.objects.select_related("account").filter(prefix=raw[:LOOKUP_PREFIX_LENGTH]).first()
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw)):
         raise ApiError("invalid_api_key")
+    api_key_ensure_usable(key)
+    api_key_touch(api_key=key)
+    return key
+
+
+def api_key_ensure_usable(key: ApiKey) -> None:
+    """The key is not revoked and its account is active: checked on every use of a key,
+    and again by a door that holds a key across requests (an SMTP session)."""
     if not key.is_active:
         raise ApiError(
             "invalid_api_key",
@@ -85,8 +93,6 @@ def api_key_authenticate(raw: str) -> ApiKey:
             "for the notice and contact support for reactivation.",
             reason=account.deactivated_reason or None,
         )
-    api_key_touch(api_key=key)
-    return key
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.codes import ATTEMPT_LIMITS, SMTP_LOGIN
+from accounts.models import ApiKey
 from mailboxes import smtp
 from mailboxes.models import Email, EmailStatus, OversightMode
 from mailboxes.smtp import smtp_controller
@@ -236,6 +237,16 @@ def test_resubmitting_a_message_id_stores_one_email(owner: Tenant, session: smtp
     assert first[0] == second[0] == 250
     assert email.pk in first[1]
     assert second[1] == f"2.0.0 {email.pk} already accepted (a resubmission of this Message-ID)"
+
+
+def test_a_key_revoked_during_the_session_submits_nothing(
+    owner: Tenant, session: smtplib.SMTP
+) -> None:
+    ApiKey.objects.filter(account=owner.account).update(is_active=False)
+    raw = build_mime(to=RECIPIENT, sender=owner.mailbox.address)
+    code, reply = _submit(session, raw, sender=owner.mailbox.address, recipients=[RECIPIENT])
+    assert (code, reply.split(":")[0]) == (554, "5.7.1 invalid_api_key")
+    assert not Email.objects.exists()
 
 
 def test_a_long_message_id_still_makes_resubmission_idempotent(

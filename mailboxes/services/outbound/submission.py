@@ -23,7 +23,7 @@ from mailboxes.serializers_outbound import SendEmailSerializer
 from mailboxes.services.inbound.parse import ParsedMessage, message_parse
 from mailboxes.services.mailboxes import active_mailboxes
 from mailboxes.services.outbound.accept import Accepted, OutgoingAttachment, email_accept
-from multimail.authentication import api_key_authenticate
+from multimail.authentication import api_key_authenticate, api_key_ensure_usable
 from multimail.errors import ApiError
 from multimail.exceptions import validation_error_to_api_error
 from multimail.permissions import has_scope
@@ -50,7 +50,9 @@ def submission_authenticate(*, login: str, password: str, client_ip: str) -> Sub
     attempt back. Every refusal is a catalog error (``too_many_attempts`` past a budget).
     """
     address = login.strip().lower()
-    counted = attempts_count(SMTP_LOGIN, client_ip=client_ip, target=address)
+    # The login is the client's text, of any length: its digest keeps the cache key short.
+    target = hashlib.sha256(address.encode()).hexdigest()[:32]
+    counted = attempts_count(SMTP_LOGIN, client_ip=client_ip, target=target)
     key = api_key_authenticate(password.strip())
     if not has_scope(key.scopes, "send"):
         raise ApiError(
@@ -105,10 +107,11 @@ def _idempotency_key(message_id: str) -> str:
 
 def submission_accept(*, submitter: Submitter, raw: bytes, recipients: list[str]) -> Accepted:
     """Accept a submitted message from the session's mailbox, as POST .../send would."""
-    # The key is read again: it may have been revoked since the session logged in.
+    # The key is read again: it (or its account) may have been stopped since the login.
     key = ApiKey.objects.select_related("account").filter(pk=submitter.api_key_id).first()
-    if key is None or not key.is_active:
-        raise ApiError("invalid_api_key", "This API key was revoked since the SMTP login.")
+    if key is None:
+        raise ApiError("invalid_api_key", "This API key was deleted since the SMTP login.")
+    api_key_ensure_usable(key)
     parsed = message_parse(raw)
     if parsed.from_address.lower() != submitter.address:
         raise ApiError(
