@@ -109,10 +109,15 @@ def _submit(submitter: Submitter, raw: bytes, recipients: list[str]) -> str:
         if accepted.replayed:
             return f"250 2.0.0 {email.pk} already accepted (a resubmission of this Message-ID)"
         mailbox = email.mailbox
-        if mailbox.oversight_rules or outbound_decision(mailbox.oversight_mode).held:
+        # What the scan then decides is the pipeline's; the reply says when it may wait.
+        if (
+            mailbox.oversight_rules
+            or outbound_decision(mailbox.oversight_mode).held
+            or mailbox.account.sending_stopped
+        ):
             return (
-                f"250 2.0.0 {email.pk} accepted; this mailbox's oversight may hold it for "
-                "the operator (pending_send_approval): do not resend it"
+                f"250 2.0.0 {email.pk} accepted; oversight may hold it for the operator "
+                "(pending_send_approval): do not resend it"
             )
         return f"250 2.0.0 {email.pk} accepted for scanning and delivery"
     except ApiError as error:

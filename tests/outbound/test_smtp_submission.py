@@ -204,6 +204,7 @@ def test_the_stop_switch_holds_submitted_mail(owner: Tenant, session: smtplib.SM
     raw = build_mime(to=RECIPIENT, sender=owner.mailbox.address, subject="Stopped")
     code, reply = _submit(session, raw, sender=owner.mailbox.address, recipients=[RECIPIENT])
     assert code == 250, reply
+    assert "pending_send_approval" in reply
     assert Email.objects.get(mailbox=owner.mailbox).status == EmailStatus.PENDING_SEND_APPROVAL
 
 
