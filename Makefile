@@ -26,6 +26,7 @@ setup: $(VENV)/.synced
 run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: export PROMETHEUS_MULTIPROC_DIR ?= $(MULTIMAIL_VAR_DIR)/metrics
 run: export PYTHONUNBUFFERED = 1
+run: export SMTP_TLS_SELF_SIGNED ?= 1
 run: setup
 	@mkdir -p "$$PROMETHEUS_MULTIPROC_DIR" && rm -f "$$PROMETHEUS_MULTIPROC_DIR"/*.db
 	$(VENV)/bin/python manage.py embedded_setup

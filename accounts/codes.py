@@ -4,8 +4,9 @@ Format: groups of three characters joined by hyphens (``SKP-7D2-4V8``), from an 
 without look-alikes (no 0/O, 1/I/L). Input is accepted with or without hyphens, any case.
 
 Every code a person types is attempt-limited here, where it is redeemed, whatever the
-purpose: per source (the client address) and per target (what the code unlocks: a sign-in
-address, a mailbox, an account). The counters live in the shared cache, so every web
+purpose, and so is an API key typed as an SMTP password (``attempts_count``): per source
+(the client address) and per target (what the code unlocks: a sign-in address, a mailbox,
+an account). The counters live in the shared cache, so every web
 worker and process counts against the same budget, and they count outside the request's
 transaction: a wrong code counts even though the request that checked it rolls back.
 """
@@ -85,6 +86,10 @@ class AttemptLimit:
     per_source: int
     per_target: int
     window_seconds: int = 3600
+    # The refusal's wording: "Too many {tried} ... then {then}."
+    tried: str = "codes were tried"
+    target: str = "for this code"
+    then: str = "enter the newest code you received"
 
 
 # Codes are 9 characters of a 31-letter alphabet: a few tries an hour leave guessing
@@ -97,37 +102,55 @@ ATTEMPT_LIMITS: dict[str, AttemptLimit] = {
     CodePurpose.CONSOLE_LOGIN: AttemptLimit(per_source=5, per_target=10),
     CodePurpose.MODE_UPGRADE: AttemptLimit(per_source=5, per_target=10),
     CodePurpose.ADMIN_ACTION: AttemptLimit(per_source=5, per_target=10),
+    # An API key is far beyond guessing; the budget is against a leaked list of keys being
+    # tried, and a client misconfigured with an old key hammering the listener.
+    "smtp_login": AttemptLimit(
+        per_source=5,
+        per_target=10,
+        tried="SMTP logins failed",
+        target="for this mailbox",
+        then="log in with a current API key that has the send scope",
+    ),
 }
+SMTP_LOGIN = "smtp_login"
 ACTIVATION_TARGET = "pending-activations"
 
 
-def _attempt_buckets(
-    purpose: CodePurpose, typed: TypedCode, target: str
-) -> list[tuple[str, str, int]]:
-    limit = ATTEMPT_LIMITS[purpose]
+def _attempt_buckets(kind: str, client_ip: str, target: str) -> list[tuple[str, str, int]]:
+    limit = ATTEMPT_LIMITS[kind]
     # Source first: an address over its own budget never spends the target's.
     return [
-        ("from this address", f"code-attempt:{purpose}:source:{typed.client_ip}", limit.per_source),
-        ("for this code", f"code-attempt:{purpose}:target:{target}", limit.per_target),
+        ("from this address", f"code-attempt:{kind}:source:{client_ip}", limit.per_source),
+        (limit.target, f"code-attempt:{kind}:target:{target}", limit.per_target),
     ]
 
 
-def _attempt_count(purpose: CodePurpose, typed: TypedCode, target: str) -> list[str]:
-    """Count this attempt before the code is looked at (so concurrent guesses cannot all
-    slip in under the limit); refuse it once a budget is spent. Returns the buckets."""
-    window = ATTEMPT_LIMITS[purpose].window_seconds
+def attempts_count(kind: str, *, client_ip: str, target: str) -> list[str]:
+    """Count this attempt (of a code, or of a credential: ``ATTEMPT_LIMITS[kind]``) before
+    it is looked at, so concurrent guesses cannot all slip in under the limit; refuse it
+    with ``too_many_attempts`` once a budget is spent. Returns the buckets, for
+    ``attempts_refund`` once the attempt turns out right."""
+    limit = ATTEMPT_LIMITS[kind]
     counted: list[str] = []
-    for where, bucket, limit in _attempt_buckets(purpose, typed, target):
-        hit = ratelimit.hit(bucket, limit=limit, window_seconds=window)
+    for where, bucket, budget in _attempt_buckets(kind, client_ip, target):
+        hit = ratelimit.hit(bucket, limit=budget, window_seconds=limit.window_seconds)
         if not hit.allowed:
             raise ApiError(
                 "too_many_attempts",
-                f"Too many codes were tried {where} in the last hour. Wait {hit.retry_after} "
-                "seconds (Retry-After), then enter the newest code you received.",
+                f"Too many {limit.tried} {where} in the last hour. Wait {hit.retry_after} "
+                f"seconds (Retry-After), then {limit.then}.",
                 headers={"Retry-After": str(hit.retry_after)},
             )
         counted.append(bucket)
     return counted
+
+
+def attempts_refund(kind: str, counted: list[str]) -> None:
+    """A right attempt gives its count back: only wrong ones spend the budgets."""
+    window = ATTEMPT_LIMITS[kind].window_seconds
+    for bucket in counted:
+        # At a window boundary the refund lands in the next window: one try more, once.
+        ratelimit.hit(bucket, limit=0, window_seconds=window, cost=-1)
 
 
 def code_redeem(
@@ -145,13 +168,10 @@ def code_redeem(
     A right code gives its attempt back, so only wrong ones spend the budgets (people behind
     one address activating their own accounts are not held up by each other).
     """
-    counted = _attempt_count(purpose, typed, target)
+    counted = attempts_count(purpose, client_ip=typed.client_ip, target=target)
     record = _redeem(account=account, purpose=purpose, code=typed.code, subject=subject)
     if record is not None:
-        window = ATTEMPT_LIMITS[purpose].window_seconds
-        for bucket in counted:
-            # At a window boundary the refund lands in the next window: one try more, once.
-            ratelimit.hit(bucket, limit=0, window_seconds=window, cost=-1)
+        attempts_refund(purpose, counted)
     return record
 
 

@@ -57,41 +57,50 @@ def api_principal(request: Request) -> ApiPrincipal:
     return request.user
 
 
+def api_key_authenticate(raw: str) -> ApiKey:
+    """The active key of an active account that ``raw`` is, or the catalog error saying why
+    not. Every door that takes an API key (the API, MCP, SMTP submission) checks it here."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) < LOOKUP_PREFIX_LENGTH + 8:
+        raise ApiError(
+            "authentication_required",
+            "That is not a MultiMail API key; keys start with mm_live_.",
+        )
+    key = ApiKey.objects.select_related("account").filter(prefix=raw[:LOOKUP_PREFIX_LENGTH]).first()
+    if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw)):
+        raise ApiError("invalid_api_key")
+    api_key_ensure_usable(key)
+    api_key_touch(api_key=key)
+    return key
+
+
+def api_key_ensure_usable(key: ApiKey) -> None:
+    """The key is not revoked and its account is active: checked on every use of a key,
+    and again by a door that holds a key across requests (an SMTP session)."""
+    if not key.is_active:
+        raise ApiError(
+            "invalid_api_key",
+            "This API key was revoked. Create a new one with "
+            "POST /v1/api-keys or check GET /v1/api-keys.",
+        )
+    account = key.account
+    if account.state == AccountState.PENDING:
+        raise ApiError("account_not_activated")
+    if account.state == AccountState.DEACTIVATED:
+        reason = account.deactivated_reason or "no reason given"
+        raise ApiError(
+            "account_deactivated",
+            f"This account is deactivated ({reason}). Check the oversight email "
+            "for the notice and contact support for reactivation.",
+            reason=account.deactivated_reason or None,
+        )
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiKey] | None:
         raw = _credential(request)
         if raw is None:
             return None
-        if not raw.startswith(KEY_PREFIX) or len(raw) < LOOKUP_PREFIX_LENGTH + 8:
-            raise ApiError(
-                "authentication_required",
-                "That is not a MultiMail API key; keys start with mm_live_.",
-            )
-        key = (
-            ApiKey.objects.select_related("account")
-            .filter(prefix=raw[:LOOKUP_PREFIX_LENGTH])
-            .first()
-        )
-        if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw)):
-            raise ApiError("invalid_api_key")
-        if not key.is_active:
-            raise ApiError(
-                "invalid_api_key",
-                "This API key was revoked. Create a new one with "
-                "POST /v1/api-keys or check GET /v1/api-keys.",
-            )
-        account = key.account
-        if account.state == AccountState.PENDING:
-            raise ApiError("account_not_activated")
-        if account.state == AccountState.DEACTIVATED:
-            reason = account.deactivated_reason or "no reason given"
-            raise ApiError(
-                "account_deactivated",
-                f"This account is deactivated ({reason}). Check the oversight email "
-                "for the notice and contact support for reactivation.",
-                reason=account.deactivated_reason or None,
-            )
-        api_key_touch(api_key=key)
+        key = api_key_authenticate(raw)
         return ApiPrincipal(key), key
 
     def authenticate_header(self, request: Request) -> str:

@@ -252,6 +252,11 @@ ANYMAIL = {
 POSTMARK_MESSAGE_STREAM = env_str("POSTMARK_MESSAGE_STREAM", "outbound")
 MULTIMAIL_SMTP_HOST = env_str("MULTIMAIL_SMTP_HOST", "127.0.0.1")
 MULTIMAIL_SMTP_PORT = env_int("MULTIMAIL_SMTP_PORT", 2525)
+# STARTTLS for the listener (PEM files). SMTP submission requires it off loopback.
+SMTP_TLS_CERT_FILE = env_str("SMTP_TLS_CERT_FILE", "")
+SMTP_TLS_KEY_FILE = env_str("SMTP_TLS_KEY_FILE", "")
+# Without those files: create a self-signed pair under VAR_DIR (make run sets this).
+SMTP_TLS_SELF_SIGNED = env_bool("SMTP_TLS_SELF_SIGNED", False)
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

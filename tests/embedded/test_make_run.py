@@ -1,15 +1,19 @@
 """`make run` keeps its promises across its processes: an Idempotency-Key and an attempt
-limit hold whichever gunicorn worker answers, the scheduler sends a scheduled email, a stop
-is clean and quick, and a second run keeps the demo key. The tests run in file order
+limit hold whichever gunicorn worker answers, SMTP submission with STARTTLS is held like a
+send, the scheduler sends a scheduled email, a stop is clean and quick, and a second run
+keeps the demo key. The tests run in file order
 against one service (module fixture); the last ones stop and restart it."""
 
 from __future__ import annotations
 
 import re
+import smtplib
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -118,6 +122,32 @@ def test_attempt_limits_count_across_workers(embedded: EmbeddedService) -> None:
         assert sixth.body["error"]["code"] == "too_many_attempts"
 
     _spread_over_both_workers(embedded, "/v1/confirm", attempt)
+
+
+def test_smtp_submission_from_the_gated_demo_mailbox_is_held(embedded: EmbeddedService) -> None:
+    """As docs/agents.md shows it: STARTTLS with the self-signed certificate make run made,
+    the demo key as the password; the demo mailbox is gated, so the email waits."""
+    demo = embedded.credentials()
+    key, address = demo["MULTIMAIL_API_KEY"], demo["MULTIMAIL_MAILBOX"]
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = address, "client@example.org", "SMTP"
+    message.set_content("Handed in over SMTP.")
+    context = ssl.create_default_context(cafile=str(embedded.var_dir / "smtp-tls-cert.pem"))
+    context.check_hostname = False  # the certificate names the mail domain, not 127.0.0.1
+    with smtplib.SMTP("127.0.0.1", embedded.smtp_port, timeout=60) as client:
+        client.starttls(context=context)
+        client.login(address, key)
+        client.mail(address)
+        client.rcpt("client@example.org")
+        code, reply = client.data(message.as_bytes())
+    assert code == 250, reply
+    email_id = reply.split()[1].decode()
+    path = f"/v1/mailboxes/{demo['MULTIMAIL_MAILBOX_ID']}/emails/{email_id}"
+    _wait_for(
+        lambda: embedded.get(path, key=key).body.get("status") == "pending_send_approval",
+        timeout=60,
+        what="the submitted email to be held",
+    )
 
 
 def test_the_scheduler_sends_a_scheduled_email(embedded: EmbeddedService) -> None:
