@@ -100,25 +100,32 @@ def _tsquery_lexeme(text: str, weight: str) -> str:
     return f"'{escaped}':*{weight}"
 
 
-def _tsquery_part(term: Term) -> tuple[str, str]:
+# The parser keeps "q3-report.pdf" or "a.b_c" as one token, which the index also holds in
+# its parts (file names are indexed both ways): such a term matches either form.
+_JOINERS = "._-"
+
+
+def _tsquery_part(term: Term) -> tuple[str, list[str]]:
     if term.field:
-        return "to_tsquery('simple', %s)", _tsquery_lexeme(term.text, _WEIGHT[term.field])
-    if term.phrase:
-        return "phraseto_tsquery('simple', %s)", term.text
-    return "plainto_tsquery('simple', %s)", term.text
+        return "to_tsquery('simple', %s)", [_tsquery_lexeme(term.text, _WEIGHT[term.field])]
+    function = "phraseto_tsquery" if term.phrase else "plainto_tsquery"
+    if not any(joiner in term.text for joiner in _JOINERS):
+        return f"{function}('simple', %s)", [term.text]
+    parts = f"phraseto_tsquery('simple', translate(%s, '{_JOINERS}', '   '))"
+    return f"({function}('simple', %s) || {parts})", [term.text, term.text]
 
 
 def _postgres(queryset: QuerySet[Email], query: SearchQuery) -> QuerySet[Email]:
     parts: list[str] = []
     params: list[Any] = []
     for term in query.include:
-        sql, param = _tsquery_part(term)
+        sql, values = _tsquery_part(term)
         parts.append(sql)
-        params.append(param)
+        params += values
     for term in query.exclude:
-        sql, param = _tsquery_part(term)
+        sql, values = _tsquery_part(term)
         parts.append(f"!!{sql}")
-        params.append(param)
+        params += values
     tsquery = "(" + " && ".join(parts) + ")"
     table = Email._meta.db_table
     # Cast to double: the cursor carries the rank as a Python float, which must compare

@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from mailboxes.models import Direction, EmailStatus
 from mailboxes.search import MAX_QUERY_LENGTH
-from tests.conftest import Tenant, assert_error
-from tests.inbound.conftest import make_email
+from mailboxes.services.inbound.receive import inbound_receive
+from tests.conftest import Tenant, assert_error, make_tenant
+from tests.inbound.conftest import build_mime, make_email
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,34 @@ def test_each_field_is_searched(owner: Tenant, api: Api) -> None:
     assert found(client, owner, "contract") == [by_attachment.pk]
     # An address is found by its domain too.
     assert set(found(client, owner, "fjord.example")) == {by_sender.pk, by_recipient.pk}
+
+
+def test_mail_stored_by_the_services_is_found_by_its_attachment_names(
+    owner: Tenant, api: Api
+) -> None:
+    raw = build_mime(
+        to=owner.mailbox.address,
+        subject="Scans",
+        attachments=[("Q3-report.pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    [received] = inbound_receive(raw=raw, recipients=[owner.mailbox.address], source="test")
+    sent = api("send").post(
+        f"/v1/mailboxes/{owner.mailbox.pk}/send",
+        {
+            "to": ["client@example.org"],
+            "subject": "Your quote",
+            "markdown": "Attached.",
+            "attachments": [
+                {"name": "quote-1042.txt", "content_type": "text/plain", "content_base64": "aGk="}
+            ],
+        },
+        format="json",
+    )
+    assert sent.status_code == 202, sent.json()
+    client = api("read")
+    assert found(client, owner, "report") == [received.pk]
+    assert found(client, owner, "q3-report.pdf") == [received.pk]
+    assert found(client, owner, "quote-1042") == [sent.json()["id"]]
 
 
 def test_outbound_markdown_is_searched_before_it_is_rendered(owner: Tenant, api: Api) -> None:
@@ -105,8 +134,6 @@ def test_q_combines_with_the_other_filters(owner: Tenant, api: Api) -> None:
 
 
 def test_the_agent_never_finds_mail_it_may_not_read(api: Api) -> None:
-    from tests.conftest import make_tenant
-
     gated = make_tenant("gated", mode="gated_all")
     held = make_email(gated.mailbox, subject="secret", status=EmailStatus.PENDING_INBOUND_APPROVAL)
     make_email(gated.mailbox, subject="secret", status=EmailStatus.REJECTED)
