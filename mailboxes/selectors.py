@@ -97,7 +97,7 @@ def _email_page(
     if params.get("q"):
         # A search finds words in the content, so it must not find what the agent may not
         # read; it pages by rank, not on the (mailbox, id) index.
-        searched = queryset.filter(mailbox_id=mailbox_id)
+        searched = _as_seen_by(queryset.filter(mailbox_id=mailbox_id), agent=agent)
         if agent:
             searched = searched.exclude(agent_unsearchable())
         emails = filtered(EmailFilter(params, queryset=searched.only(*SUMMARY_FIELDS)))
