@@ -23,6 +23,7 @@ import time
 from datetime import timedelta
 from email import message_from_bytes
 from typing import Any
+from urllib.parse import urlencode
 
 from run import (
     DEFAULT_DATABASE_URL,
@@ -67,6 +68,7 @@ def register() -> list[Scenario]:
         Scenario("GET emails, first page", list_first_target, prepare=bulk_prepare),
         Scenario("GET emails, cursor 900k", list_deep_target, prepare=bulk_prepare),
         Scenario("GET one email", read_one_target, prepare=bulk_prepare),
+        Scenario("GET emails, search 1M", search_target, prepare=bulk_prepare),
         Scenario("GET oversight/pending 10k", pending_target, prepare=pending_prepare),
         Scenario("POST oversight/decide", decide_target, prepare=decide_prepare),
         Scenario("send -> SMTP sink (e2e)", e2e_target, prepare=e2e_prepare, report=e2e_report),
@@ -322,6 +324,33 @@ def list_deep_target(ctx: Context) -> Target:
 def read_one_target(ctx: Context) -> Target:
     bulk = ctx.extra["bulk"]
     return Target("GET", f"/v1/mailboxes/{bulk['mailbox']}/emails/{bulk['one']}", _bulk_auth(ctx))
+
+
+# What an agent looks for: a word from a subject, a phrase, a sender. Each query names one
+# email's number, so the page is the few emails that match out of the million; the queries
+# rotate so that no single cached plan or page answers them all.
+SEARCH_QUERIES = (
+    "{n}",
+    '"bench email {n}"',
+    "from:sender{n}@example.org hello",
+    "number {n} -unrelated",
+)
+SEARCH_VARIANTS = 40
+
+
+def search_target(ctx: Context) -> Target:
+    bulk = ctx.extra["bulk"]
+    path = f"/v1/mailboxes/{bulk['mailbox']}/emails"
+    step = max(BULK_EMAILS // SEARCH_VARIANTS, 1)
+    variants = [
+        (
+            f"{path}?{urlencode({'q': SEARCH_QUERIES[i % len(SEARCH_QUERIES)].format(n=n)})}",
+            _bulk_auth(ctx),
+        )
+        for i, n in enumerate(range(1, BULK_EMAILS + 1, step))
+    ]
+    (first, headers), *rotate = variants
+    return Target("GET", first, headers, rotate=rotate)
 
 
 # --- oversight -------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from django_filters import CharFilter, ChoiceFilter, Filter, FilterSet
 from django_filters.fields import ChoiceField
 from drf_spectacular.utils import extend_schema_field
 
+from mailboxes import search
 from mailboxes.models import Direction, Email, EmailStatus
+from mailboxes.search import SearchQuery
 
 INSTANT_EXPECTED = "must be an ISO 8601 date or date-time, e.g. 2026-01-31T09:00:00Z."
 
@@ -72,6 +74,30 @@ class _SearchTextField(forms.CharField):
 
 class SearchFilter(CharFilter):
     field_class = _SearchTextField
+
+
+class _SearchQueryField(forms.Field):
+    """The ``q`` text parsed (mailboxes.search); a missing or empty q means no search."""
+
+    def to_python(self, value: Any) -> SearchQuery | None:
+        if value in self.empty_values:
+            return None
+        try:
+            return search.parse(str(value))
+        except search.QueryError as refused:
+            raise ValidationError(str(refused), code="invalid") from refused
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": search.MAX_QUERY_LENGTH,
+        "description": 'Full-text search: words, "phrases", -excluded, from:, to:. '
+        "Results come best match first.",
+    }
+)
+class SearchQueryFilter(Filter):
+    field_class = _SearchQueryField
 
 
 class _StrippedChoiceField(ChoiceField):
@@ -172,6 +198,9 @@ class EmailFilter(FilterSet):
         error_messages={"invalid_choice": 'has_attachments must be "true" or "false".'},
     )
 
+    # Last: its matching and ranking run on the rows the other filters leave.
+    q = SearchQueryFilter(label="Search", method="filter_q")
+
     class Meta:
         model = Email
         fields: list[str] = []
@@ -182,3 +211,6 @@ class EmailFilter(FilterSet):
         # The wire value is the string "true" or "false" (the schema's type comes from
         # this annotation).
         return queryset.filter(has_attachments=value == "true")
+
+    def filter_q(self, queryset: QuerySet[Email], name: str, value: SearchQuery) -> QuerySet[Email]:
+        return search.matching(queryset, value)

@@ -218,6 +218,9 @@ class Email(models.Model):
     )
     user_label = models.CharField(max_length=16, null=True, blank=True)
     has_attachments = models.BooleanField(default=False)
+    # The attachments' file names, one a line: written with the email, so that full-text
+    # search (mailboxes.search) indexes them from this row alone.
+    attachment_names = models.TextField(blank=True, default="")
     size_bytes = models.PositiveBigIntegerField(default=0)
     tags = models.JSONField(default=dict, blank=True)
     headers = models.JSONField(default=dict, blank=True)

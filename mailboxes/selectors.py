@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
+from mailboxes import search
 from mailboxes.filters import EmailFilter
 from mailboxes.models import (
     Attachment,
@@ -30,8 +31,8 @@ from mailboxes.models import (
 from mailboxes.quotas import WARMUP_DAILY_CAPS, counted_sends, warmup_stage
 from multimail.errors import ApiError, not_found
 from multimail.filters import filtered
-from multimail.pagination import Page, cursor_paginate
-from oversight.policy import agent_can_read_content, agent_hidden
+from multimail.pagination import Page, cursor_paginate, ranked_paginate
+from oversight.policy import agent_can_read_content, agent_hidden, agent_unsearchable
 
 # Columns a list row needs: bodies and headers stay in the database.
 SUMMARY_FIELDS = (
@@ -93,6 +94,14 @@ def mailbox_email_list(
 def _email_page(
     queryset: QuerySet[Email], *, mailbox_id: str, params: Mapping[str, Any], agent: bool
 ) -> Page:
+    if params.get("q"):
+        # A search finds words in the content, so it must not find what the agent may not
+        # read; it pages by rank, not on the (mailbox, id) index.
+        searched = _as_seen_by(queryset.filter(mailbox_id=mailbox_id), agent=agent)
+        if agent:
+            searched = searched.exclude(agent_unsearchable())
+        emails = filtered(EmailFilter(params, queryset=searched.only(*SUMMARY_FIELDS)))
+        return ranked_paginate(emails, params, rank=search.RANK, default_limit=20)
     emails = filtered(
         EmailFilter(params, queryset=_as_seen_by(queryset, agent=agent).only(*SUMMARY_FIELDS))
     )

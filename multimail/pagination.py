@@ -1,17 +1,19 @@
 """Cursor pagination: ``limit`` (1-100) and an opaque ``cursor``.
 
 Ids are time-ordered, so every list pages by ``id`` descending (newest first) with a keyset
-condition: the cost of a page does not grow with how deep it is.
+condition: the cost of a page does not grow with how deep it is. A search pages by its rank,
+then by id (``ranked_paginate``), with a cursor of its own.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiParameter
 
 from multimail.errors import ApiError
@@ -89,6 +91,52 @@ def cursor_paginate(
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(getattr(rows[-1], field)) if has_more and rows else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def encode_ranked_cursor(rank: float, last_id: str) -> str:
+    # repr of a float reads back as the same float: the next page compares it exactly.
+    return base64.urlsafe_b64encode(f"r1:{rank!r}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_ranked_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, _, rest = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        raw_rank, _, last_id = rest.partition(":")
+        rank = float(raw_rank)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        version, rank, last_id = "", 0.0, ""
+    if version != "r1" or not math.isfinite(rank) or not last_id or len(last_id) > 64:
+        raise ApiError(
+            "invalid_parameter",
+            "The cursor is not one this API returned for this search. Pass the cursor from "
+            "the previous page unchanged, with the same q, or omit it for the first page.",
+            param="cursor",
+        )
+    return rank, last_id
+
+
+def ranked_paginate(
+    queryset: QuerySet[Any], params: Any, *, rank: str, default_limit: int = 20
+) -> Page:
+    """One page of ``queryset`` best first: by the annotation ``rank`` descending, then by
+    ``id`` descending among equal ranks. The cursor carries both, so the keyset is exact
+    as long as a row's rank does not change between pages (it depends only on the row and
+    the query on PostgreSQL)."""
+    limit = parse_limit(params.get("limit"), default=default_limit)
+    cursor = params.get("cursor")
+    if cursor:
+        last_rank, last_id = decode_ranked_cursor(cursor)
+        queryset = queryset.filter(
+            Q(**{f"{rank}__lt": last_rank}) | Q(**{rank: last_rank, "id__lt": last_id})
+        )
+    rows = list(queryset.order_by(f"-{rank}", "-id")[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_ranked_cursor(getattr(rows[-1], rank), rows[-1].pk) if has_more and rows else None
+    )
     return Page(items=rows, next_cursor=next_cursor)
 
 

@@ -298,6 +298,16 @@ def agent_hidden() -> Q:
     return Q(direction=Direction.INBOUND, status=EmailStatus.REJECTED)
 
 
+def agent_unsearchable() -> Q:
+    """Emails search never finds for the agent: those it may not see, and those whose
+    content it may not read yet (held inbound in gated_all), since a match on a word would
+    tell it what the hidden body says (the same rule as ``agent_can_read_content``)."""
+    return Q(
+        direction=Direction.INBOUND,
+        status__in=(EmailStatus.PENDING_INBOUND_APPROVAL, EmailStatus.REJECTED),
+    )
+
+
 def agent_can_read_content(email: Email) -> bool:
     """In gated_all a held inbound email's body and attachments stay hidden from the agent
     until the operator approves it; rejected inbound mail is never shown."""

@@ -250,6 +250,47 @@ def check_inbox(
     return untrusted("EMAIL LIST", page)
 
 
+# Not a tool of the official server: MultiMail's own, next to check_inbox.
+@tool(
+    "Full-text search of a mailbox, best match first (summaries: use read_email). Words, "
+    '"quoted phrases", -excluded, from:address and to:address; every term must match the '
+    "subject, body, sender, recipients or an attachment name. Combines with the check_inbox "
+    "filters; pass the returned cursor for the next page."
+)
+def search_emails(
+    ctx: Context[Any],
+    query: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=500,
+            description='e.g. invoice "march 2026" from:billing -draft',
+        ),
+    ],
+    status: str | None = None,
+    direction: Literal["inbound", "outbound"] | None = None,
+    date_after: str | None = None,
+    date_before: str | None = None,
+    has_attachments: bool | None = None,
+    limit: Annotated[int | None, Field(ge=1, le=100)] = None,
+    cursor: str | None = None,
+    mailbox_id: MailboxId = None,
+) -> str:
+    caller = caller_of(ctx)
+    params = {
+        "q": query,
+        "status": status,
+        "direction": direction,
+        "date_after": date_after,
+        "date_before": date_before,
+        "has_attachments": has_attachments,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    page = request(caller, "GET", mailbox_path(caller, mailbox_id, "/emails"), query=params)
+    return untrusted("EMAIL LIST", page)
+
+
 @tool(
     "Block until a new email arrives (optionally matching a filter) or the timeout passes. "
     "Returns {found: true, emails} or {found: false, timeout: true, waited_seconds}."

@@ -269,6 +269,17 @@ def test_mailbox_emails_filtered_with_the_api_filter(owner, other, console):
     assert "code-not_found" in foreign.content.decode()
 
 
+def test_the_operator_searches_held_mail_too(owner, console):
+    held_email(owner.mailbox, direction=Direction.INBOUND, subject="Gamma contract")
+    held_email(owner.mailbox, subject="Delta notes")
+    url = f"/console/mailboxes/{owner.mailbox.pk}"
+    found = console.get(url, {"q": "contract"}).content.decode()
+    assert "Gamma contract" in found
+    assert "Delta notes" not in found
+    bad = console.get(url, {"q": '"open'})
+    assert "code-invalid_parameter" in bad.content.decode()
+
+
 def test_mailbox_filter_inputs_and_errors_come_from_the_api_filter(owner, api, console):
     url = f"/console/mailboxes/{owner.mailbox.pk}"
     page = console.get(url, {"since_id": "X"}).content.decode()

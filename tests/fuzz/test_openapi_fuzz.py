@@ -95,6 +95,8 @@ DELIBERATE: dict[str, str] = {
             "/v1/webhooks",
         )
     },
+    "GET /v1/mailboxes/{mailbox_id}/emails": f"{_CURSOR}; and q must parse as a search "
+    "(balanced quotes, at most 20 terms, something to look for besides exclusions)",
     "GET /v1/slug-check/{slug}": "answers invalid_parameter with suggestions for a slug that "
     "is not 2-63 lowercase letters, digits and hyphens: checking any string is the point",
     "GET /v1/usage": "from must not be after to: a rule between two parameters",

@@ -40,6 +40,8 @@ OFFICIAL_TOOLS = {
     "get_audit_log", "get_billing_portal", "upgrade_plan", "cancel_subscription",
     "create_webhook", "list_webhooks", "delete_webhook",
 }  # fmt: skip
+# MultiMail's own tools, served beside the official ones.
+OWN_TOOLS = {"search_emails"}
 
 
 APPROVAL_CODE = re.compile(r"approval code:\s+([A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3})")
@@ -85,7 +87,7 @@ def test_the_tools_are_the_official_servers(live_server_url: str) -> None:
             return await session.list_tools()
 
     listed = _run(scenario)
-    assert {tool.name for tool in listed.tools} == OFFICIAL_TOOLS
+    assert {tool.name for tool in listed.tools} == OFFICIAL_TOOLS | OWN_TOOLS
     send = next(tool for tool in listed.tools if tool.name == "send_email")
     assert set(send.input_schema["required"]) == {"to", "subject", "markdown"}
     assert {"cc", "bcc", "attachments", "idempotency_key", "send_at", "gate_timing",
@@ -431,3 +433,28 @@ def test_an_oversight_key_sees_the_pending_queue_and_approves(live_server_url: s
     # Tasks run in-process here, so the approved email has left by the answer.
     assert decided["status"] == "approved_and_sent"
     assert Email.objects.get(pk=sent["id"]).status == "sent"
+
+
+def test_search_emails_finds_by_content_and_refuses_a_malformed_query(
+    live_server_url: str,
+) -> None:
+    from mailboxes.models import EmailStatus
+    from tests.inbound.conftest import make_email
+
+    tenant = make_tenant("searcher", mode="gated_all")
+    hit = make_email(tenant.mailbox, subject="Harbour schedule", text="boats leave at nine")
+    make_email(
+        tenant.mailbox, subject="Harbour secret", status=EmailStatus.PENDING_INBOUND_APPROVAL
+    )
+    _, key = api_key_create(account=tenant.account, name="mcp", scopes=["read"])
+
+    async def scenario() -> tuple[Any, Any]:
+        async with mcp_session(live_server_url, key) as session:
+            found = await session.call_tool("search_emails", {"query": 'harbour "leave at"'})
+            broken = await session.call_tool("search_emails", {"query": '"harbour'})
+            return found, broken
+
+    found, broken = _run(scenario)
+    assert [row["id"] for row in _untrusted(found.content[0].text)["emails"]] == [hit.pk]
+    assert broken.is_error
+    assert "invalid_parameter" in broken.content[0].text

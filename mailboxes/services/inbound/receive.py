@@ -217,6 +217,7 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
         spam_verdict=spam.verdict,
         spam_reasons=list(spam.reasons),
         has_attachments=bool(parsed.attachments),
+        attachment_names="\n".join(item.filename for item in parsed.attachments),
         size_bytes=parsed.body_size,
         headers=parsed.headers,
         **decision,

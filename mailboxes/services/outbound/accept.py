@@ -325,6 +325,7 @@ def _store(
         send_at=send_at,
         gate_timing=gate_timing,
         has_attachments=bool(attachments),
+        attachment_names="\n".join(item.name for item in attachments),
         size_bytes=len(markdown.encode()),
         idempotency_key=idempotency_key,
         content_hash=digest,
