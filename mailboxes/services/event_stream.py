@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -140,7 +140,7 @@ def events_after(*, params: StreamParams, after: int) -> tuple[list[StreamEvent]
     ]
     events = [
         StreamEvent(
-            seq=seq,
+            seq=cast(int, seq),  # numbered: seq__gt leaves out the rows without a number
             event_type=event_type,
             # As a webhook delivery's body: the payload and when the event happened.
             body={**payload, "created_at": created_at.isoformat()},

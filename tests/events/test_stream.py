@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.models import ApiKey
 from accounts.services import api_key_create
 from mailboxes.models import Mailbox
 from mailboxes.services.inbound.receive import inbound_receive
@@ -211,4 +212,16 @@ def test_a_last_event_id_that_is_not_an_event_id_is_refused(
     assert stream.status == 400, last_event_id
     error = stream.error()["error"]
     assert (error["code"], error["param"]) == ("invalid_parameter", "Last-Event-ID")
+    stream.close()
+
+
+def test_a_revoked_key_ends_its_stream(events_url: str) -> None:
+    tenant = make_tenant("revoked")
+    key, raw = api_key_create(account=tenant.account, name="stream", scopes=["read"])
+    stream = _opened(events_url, raw)
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
+    # The next heartbeat finds the key revoked and ends the response.
+    deadline = time.monotonic() + 10
+    while stream.response.readline():
+        assert time.monotonic() < deadline
     stream.close()
