@@ -92,7 +92,14 @@ def stream_params(
 
 def events_sequence(*, account_id: str) -> int:
     """Number the account's committed, unnumbered events in id order; returns the account's
-    last number. Short transactions that touch only the event rows and the counter."""
+    last number. Short transactions that touch only the event rows and the counter, and
+    none at all when nothing waits for a number: an idle stream's poll only reads (on
+    SQLite, where every write transaction takes the one write lock, that matters most)."""
+    if not AccountEvent.objects.filter(account_id=account_id, seq__isnull=True).exists():
+        last = AccountEventSequence.objects.filter(account_id=account_id).values_list(
+            "last_seq", flat=True
+        )
+        return last.first() or 0
     while True:
         with transaction.atomic():
             AccountEventSequence.objects.bulk_create(
