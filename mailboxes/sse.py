@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import connections
 from starlette.types import Receive, Scope, Send
 
+from billing.usage import api_call_count
 from mailboxes.services.event_stream import (
     PAGE_SIZE,
     StreamEvent,
@@ -45,6 +46,7 @@ from multimail.asgi_auth import (
     is_secure,
     json_answer,
     key_principal,
+    region_refusal,
     request_headers,
 )
 from multimail.compat import COMPAT_ROOT, is_compat_path
@@ -80,6 +82,9 @@ class _Opened:
 
 
 def _open(headers: dict[str, str], query: dict[str, list[str]]) -> _Opened:
+    refusal = region_refusal(headers)
+    if refusal is not None:
+        raise refusal
     principal = key_principal(
         headers, missing="No API key was sent. Add Authorization: Bearer mm_live_YOUR_KEY."
     )
@@ -94,6 +99,8 @@ def _open(headers: dict[str, str], query: dict[str, list[str]]) -> _Opened:
         last_event_id=headers.get("last-event-id"),
     )
     slot = stream_slot_acquire(key_id=params.key_id)
+    # One API call in GET /v1/usage, as every other authenticated request.
+    api_call_count(account=principal.account)
     try:
         start = stream_start(params=params, resume_after=resume_after)
     except BaseException:

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from starlette.types import Scope, Send
 
 from multimail.authentication import ApiKeyAuthentication, ApiPrincipal
+from multimail.compliance import region_block_error
 from multimail.errors import ApiError
 
 
@@ -23,18 +24,29 @@ def request_headers(scope: Scope) -> dict[str, str]:
     }
 
 
+def _django_request(headers: dict[str, str]) -> HttpRequest:
+    django_request = HttpRequest()
+    for name, value in headers.items():
+        django_request.META["HTTP_" + name.upper().replace("-", "_")] = value
+    return django_request
+
+
 def key_principal(headers: dict[str, str], *, missing: str) -> ApiPrincipal:
     """The API's verdict on the request's credentials: the key's principal, or the API's
     ApiError (``missing`` is the message when no key was sent). Reads the database: call it
     on a thread, and close the thread's connections after."""
-    django_request = HttpRequest()
-    for name in ("authorization", "x-api-key"):
-        if name in headers:
-            django_request.META["HTTP_" + name.upper().replace("-", "_")] = headers[name]
+    django_request = _django_request(
+        {name: headers[name] for name in ("authorization", "x-api-key") if name in headers}
+    )
     authenticated = ApiKeyAuthentication().authenticate(Request(django_request))
     if authenticated is None:
         raise ApiError("authentication_required", missing)
     return authenticated[0]
+
+
+def region_refusal(headers: dict[str, str]) -> ApiError | None:
+    """The region block every Django path has (``multimail.compliance``)."""
+    return region_block_error(_django_request(headers))
 
 
 def host_allowed(headers: dict[str, str]) -> bool:

@@ -19,6 +19,8 @@ STREAM_ENV = {
     "EVENTS_HEARTBEAT_SECONDS": "1",
     "EVENTS_POLL_SECONDS": "0.2",
     "EVENTS_STREAMS_PER_KEY": "2",
+    # The region block of every other path, read from a header the tests set.
+    "REGION_HEADER": "X-Test-Region",
 }
 
 
@@ -58,17 +60,18 @@ class Stream:
         last_event_id: str | None = None,
         path: str = "/v1/events",
         timeout: float = 15,
+        headers: dict[str, str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         self.connection = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port, timeout=timeout
         )
-        headers = {"Accept": "text/event-stream"}
+        sent = {"Accept": "text/event-stream", **(headers or {})}
         if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
+            sent["Authorization"] = f"Bearer {key}"
         if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        self.connection.request("GET", path + (f"?{query}" if query else ""), headers=headers)
+            sent["Last-Event-ID"] = last_event_id
+        self.connection.request("GET", path + (f"?{query}" if query else ""), headers=sent)
         self.response = self.connection.getresponse()
         self.status = self.response.status
 

@@ -184,6 +184,9 @@ def test_refusals_before_the_stream_opens(events_url: str) -> None:
     foreign = Stream(events_url, key, query=f"mailbox_id={other.mailbox.pk}")
     assert foreign.status == 404
     assert foreign.error()["error"]["code"] == "not_found"
+    blocked = Stream(events_url, key, headers={"X-Test-Region": "KP"})
+    assert blocked.status == 451
+    assert blocked.error()["error"]["code"] == "region_blocked"
     # The compat base URL answers MultiMail's own error shape.
     compat = Stream(events_url, None, path="/compat/multimail/v1/events")
     assert compat.status == 401
