@@ -51,6 +51,10 @@ def test_a_stream_under_make_run(embedded_alone: EmbeddedService) -> None:
     resumed = Stream(service.base_url, key, last_event_id=held.id, timeout=40)
     assert resumed.status == 200
     resumed.quiet_for(heartbeats=1)
-    # Stopped with the stream still open: gunicorn's graceful timeout ends it.
+    # Stopped with the stream still open: the worker ends it before the graceful timeout
+    # runs out, rather than being killed with it.
     assert service.stop() < STOP_SECONDS
     resumed.close()
+    log = service.log()
+    assert "timeout graceful shutdown exceeded" in log
+    assert "SIGKILL" not in log, log[-3000:]
