@@ -1,10 +1,12 @@
 """The event log behind the stream: numbers follow commit order (an event committed late
 is never numbered below one a stream already read), a poll costs the same few queries
-however many events it carries, and the purge keeps the numbering going."""
+however many events it carries, and the purge keeps the numbering going. And the per-key
+bound: a slot its process never released expires."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from django.utils import timezone
 
 from mailboxes.events import emit_event
 from mailboxes.models import AccountEvent, WebhookEvent
+from mailboxes.services import event_stream
 from mailboxes.services.event_stream import (
     StreamParams,
     events_after,
@@ -22,6 +25,7 @@ from mailboxes.services.event_stream import (
     events_sequence,
     stream_start,
 )
+from multimail.errors import ApiError
 from tests.conftest import Tenant
 
 
@@ -98,3 +102,17 @@ def test_the_purge_drops_old_events_and_numbering_continues(owner: Tenant, setti
         (2, "recent"),
         (3, "new"),
     ]
+
+
+@pytest.mark.django_db
+def test_a_slot_left_by_a_dead_process_expires(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.EVENTS_STREAMS_PER_KEY = 1
+    monkeypatch.setattr(event_stream, "slot_ttl_seconds", lambda: 1)
+    event_stream.stream_slot_acquire(key_id="key")  # never released: its process died
+    with pytest.raises(ApiError) as refused:
+        event_stream.stream_slot_acquire(key_id="key")
+    assert refused.value.code == "rate_limit_exceeded"
+    time.sleep(1.5)
+    event_stream.stream_slot_release(event_stream.stream_slot_acquire(key_id="key"))
