@@ -99,9 +99,9 @@ def _open(headers: dict[str, str], query: dict[str, list[str]]) -> _Opened:
         last_event_id=headers.get("last-event-id"),
     )
     slot = stream_slot_acquire(key_id=params.key_id)
-    # One API call in GET /v1/usage, as every other authenticated request.
-    api_call_count(account=principal.account)
     try:
+        # One API call in GET /v1/usage, as every other authenticated request.
+        api_call_count(account=principal.account)
         start = stream_start(params=params, resume_after=resume_after)
     except BaseException:
         stream_slot_release(slot)
