@@ -22,6 +22,7 @@ from mailboxes.models import (
     WebhookSubscription,
 )
 from multimail.ids import new_id
+from oversight.policy import event_hidden_from_agent
 
 
 def emit_event(
@@ -31,9 +32,10 @@ def emit_event(
     data: dict[str, Any],
     mailbox: Mailbox | None = None,
 ) -> list[WebhookDelivery]:
-    """Record the event for the account's live stream, and one delivery per interested
-    target: account-wide subscriptions, the mailbox's own subscriptions, and the mailbox's
-    ``webhook_url`` / ``oversight_webhook_url``."""
+    """Record the event for the account's live stream (unless it is about mail the agent
+    may not see), and one delivery per interested target: account-wide subscriptions, the
+    mailbox's own subscriptions, and the mailbox's ``webhook_url`` /
+    ``oversight_webhook_url``."""
     event_id = new_id()
     payload = {
         "id": event_id,
@@ -42,9 +44,10 @@ def emit_event(
         "mailbox_id": mailbox.pk if mailbox else None,
         "data": data,
     }
-    AccountEvent.objects.create(
-        account=account, mailbox=mailbox, event_type=str(event_type), payload=payload
-    )
+    if not event_hidden_from_agent(data):
+        AccountEvent.objects.create(
+            account=account, mailbox=mailbox, event_type=str(event_type), payload=payload
+        )
     targets: list[tuple[WebhookSubscription | None, str]] = []
     subscriptions = WebhookSubscription.objects.filter(account=account, is_active=True)
     subscriptions = subscriptions.filter(

@@ -4,7 +4,9 @@ filters, the per-key bound, authentication and scope, tenancy, and no held body.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -35,6 +37,16 @@ def _mail(mailbox: Mailbox, subject: str, *, attachment: bool = False) -> str:
         source="test",
     )
     return emails[0].pk
+
+
+def _post(base_url: str, path: str, body: dict[str, Any], *, key: str) -> Any:
+    request = urllib.request.Request(
+        base_url + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def _opened(events_url: str, key: str, **kwargs: Any) -> Stream:
@@ -121,6 +133,15 @@ def test_a_held_emails_body_never_reaches_the_stream(events_url: str) -> None:
         assert SECRET_BODY not in frame.raw
         assert "PDF-1.4" not in frame.raw
         assert frame.json()["data"].get("status") == "pending_inbound_approval"
+    # Rejected, the email disappears from the agent's API, and the stream says nothing of it.
+    decided = _post(
+        events_url,
+        "/v1/oversight/decide",
+        {"email_id": held, "action": "reject", "reason": "Phishing"},
+        key=_key(tenant.account, "oversight"),
+    )
+    assert decided["status"] == "rejected", decided
+    stream.quiet_for(heartbeats=2)
     stream.close()
 
 
