@@ -327,6 +327,6 @@ def is_mode(value: str) -> bool:
 def event_hidden_from_agent(data: Mapping[str, Any]) -> bool:
     """The live event stream (a read key is enough) carries nothing about mail the API
     never shows the agent (``agent_hidden``): the decision on a rejected inbound email,
-    refused by a rule or by the operator. The webhooks still carry it: their targets are
-    the operator's, approved when they were set."""
+    refused by a rule or by the operator. The webhooks still carry it: the operator
+    approved each target when it was set, while a stream needs only a read key."""
     return data.get("direction") == Direction.INBOUND and data.get("status") == EmailStatus.REJECTED
