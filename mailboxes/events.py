@@ -1,8 +1,9 @@
-"""Events for outgoing webhooks: persisted first, delivered by the webhook worker.
+"""Events for outgoing webhooks and the live stream: persisted first, delivered later.
 
 ``emit_event`` runs inside the caller's transaction, so an event exists exactly when the
 change it describes was committed. Delivery (signing, retries, backoff) belongs to the
-webhook delivery service, which picks up every PENDING row.
+webhook delivery service, which picks up every PENDING row; the stream
+(``GET /v1/events``, ``mailboxes.sse``) reads the ``AccountEvent`` rows.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from django.db.models import Q
 
 from accounts.models import Account
 from mailboxes import enqueue
-from mailboxes.models import Mailbox, WebhookDelivery, WebhookEvent, WebhookSubscription
+from mailboxes.models import (
+    AccountEvent,
+    Mailbox,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from multimail.ids import new_id
+from oversight.policy import event_hidden_from_agent
 
 
 def emit_event(
@@ -24,8 +32,10 @@ def emit_event(
     data: dict[str, Any],
     mailbox: Mailbox | None = None,
 ) -> list[WebhookDelivery]:
-    """Record one delivery per interested target: account-wide subscriptions, the mailbox's
-    own subscriptions, and the mailbox's ``webhook_url`` / ``oversight_webhook_url``."""
+    """Record the event for the account's live stream (unless it is about mail the agent
+    may not see), and one delivery per interested target: account-wide subscriptions, the
+    mailbox's own subscriptions, and the mailbox's ``webhook_url`` /
+    ``oversight_webhook_url``."""
     event_id = new_id()
     payload = {
         "id": event_id,
@@ -34,6 +44,10 @@ def emit_event(
         "mailbox_id": mailbox.pk if mailbox else None,
         "data": data,
     }
+    if not event_hidden_from_agent(data):
+        AccountEvent.objects.create(
+            account=account, mailbox=mailbox, event_type=str(event_type), payload=payload
+        )
     targets: list[tuple[WebhookSubscription | None, str]] = []
     subscriptions = WebhookSubscription.objects.filter(account=account, is_active=True)
     subscriptions = subscriptions.filter(

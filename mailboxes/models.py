@@ -494,3 +494,47 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"]),
         ]
         verbose_name_plural = "webhook deliveries"
+
+
+class AccountEvent(models.Model):
+    """An event as the webhooks carry it, kept for the live stream (``GET /v1/events``).
+
+    Written by ``emit_event`` in the transaction of the change it describes, without a
+    number: ``seq`` (the stream's event id, increasing per account) is given once the row is
+    committed (``mailboxes.services.event_stream.events_sequence``), so a stream that has
+    read up to N never sees a later commit come back with a number below N. Rows older
+    than ``EVENTS_RETENTION_HOURS`` are purged by a beat job.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event_type = models.CharField(max_length=32)
+    payload = models.JSONField(default=dict)
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "seq"], name="account_event_seq_unique")
+        ]
+        indexes = [
+            # The rows still to number, found without scanning the numbered ones.
+            models.Index(
+                fields=["account", "id"],
+                condition=models.Q(seq__isnull=True),
+                name="account_event_unnumbered",
+            ),
+            models.Index(fields=["created_at"], name="account_event_created"),
+        ]
+
+
+class AccountEventSequence(models.Model):
+    """The last ``seq`` given to an account's events; its row lock orders the numbering."""
+
+    account = models.OneToOneField(
+        Account, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)

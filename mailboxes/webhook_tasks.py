@@ -1,10 +1,12 @@
-"""Celery tasks for outgoing webhooks: they take ids and call the delivery service."""
+"""Celery tasks for outgoing webhooks and the event stream: they take ids and call the
+services."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from mailboxes import enqueue
+from mailboxes.services.event_stream import events_purge
 from mailboxes.services.webhooks import webhook_deliveries_due, webhook_delivery_attempt
 
 
@@ -21,3 +23,9 @@ def deliver_due_webhooks() -> int:
     for delivery_id in due:
         enqueue.deliver_webhook_now(delivery_id)
     return len(due)
+
+
+@shared_task(name="mailboxes.webhook_tasks.purge_old_events", ignore_result=True)
+def purge_old_events() -> int:
+    """Beat: the live stream's events past their retention window."""
+    return events_purge()

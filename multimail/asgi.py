@@ -1,7 +1,9 @@
 """The application as web processes serve it: ASGI, in gunicorn with uvicorn workers
 (``multimail.asgi_worker.Worker``).
 
-``/mcp`` is the MCP SDK's Streamable HTTP transport, which is ASGI. Every other path is the
+``/mcp`` is the MCP SDK's Streamable HTTP transport, which is ASGI. ``/v1/events`` (and its
+compat twin) is the live event stream, a coroutine per listener (``mailboxes.sse``), so an
+open stream holds no thread of the pool below. Every other path is the
 Django application as before, run by a2wsgi on a thread pool: the views, middleware and
 database code stay synchronous and keep a thread each, as under a threaded WSGI server
 (Django's own ASGI handler would run every synchronous view on one shared thread).
@@ -23,6 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multimail.settings")
 django_app = get_wsgi_application()
 
 # Imported once Django is set up: the MCP tools reach the API through its handler.
+from mailboxes.sse import EVENTS_PATHS, events_app  # noqa: E402
 from multimail.chunked import ChunkedBodyMiddleware  # noqa: E402
 from multimail.mcp.app import MCP_PATH, KeyRequired, mcp_app  # noqa: E402
 
@@ -50,6 +53,8 @@ async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     elif scope["type"] == "http" and scope["path"].rstrip("/") == MCP_PATH:
         # /mcp/ too: clients that add a slash are not sent a redirect they may not follow.
         await _mcp_with_key({**scope, "path": MCP_PATH}, receive, send)
+    elif scope["type"] == "http" and scope["path"].rstrip("/") in EVENTS_PATHS:
+        await events_app(scope, receive, send)
     else:
         await _django(scope, receive, send)
 

@@ -36,25 +36,33 @@ def request_regions(request: HttpRequest) -> set[str]:
     return regions
 
 
+def region_block_error(request: HttpRequest) -> ApiError | None:
+    """The refusal for a request from a blocked region; None when the check is off or the
+    region is served. Also asked by the paths served beside Django (the event stream)."""
+    if not settings.REGION_HEADER:
+        return None
+    blocked = {region.strip().upper() for region in settings.BLOCKED_REGIONS}
+    if not request_regions(request) & blocked:
+        return None
+    return ApiError(
+        "region_blocked",
+        "MultiMail is not available in your region: it is under OFAC sanctions "
+        "and US export regulations forbid the service there.",
+    )
+
+
 class RegionBlockMiddleware:
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not settings.REGION_HEADER or request.path in _EXEMPT_PATHS:
+        if request.path in _EXEMPT_PATHS:
             return self.get_response(request)
-        blocked = {region.strip().upper() for region in settings.BLOCKED_REGIONS}
-        if not request_regions(request) & blocked:
+        refusal = region_block_error(request)
+        if refusal is None:
             return self.get_response(request)
         if is_api_path(request):
-            return error_response(
-                request,
-                ApiError(
-                    "region_blocked",
-                    "MultiMail is not available in your region: it is under OFAC sanctions "
-                    "and US export regulations forbid the service there.",
-                ),
-            )
+            return error_response(request, refusal)
         return HttpResponse(
             render_to_string("public/region_blocked.html", request=request), status=451
         )

@@ -33,6 +33,11 @@ def require_scope(request: Request, required: str | tuple[str, ...]) -> None:
     principal = request.user
     if not isinstance(principal, ApiPrincipal):
         raise ApiError("authentication_required")
+    principal_require_scope(principal, required)
+
+
+def principal_require_scope(principal: ApiPrincipal, required: str | tuple[str, ...]) -> None:
+    """The scope check for a caller outside DRF (the event stream, served beside it)."""
     alternatives = (required,) if isinstance(required, str) else required
     if not has_scope(principal.api_key.scopes, alternatives):
         named = " or ".join(alternatives)

@@ -193,8 +193,8 @@ CELERY_IMPORTS = (
 )
 # Periodic work run by `celery beat` (or `celery worker --beat`): scheduled sends, the sweep
 # that resumes emails stuck in a transient state, webhook and operator-notification
-# retries, unpaid-account checks, and the purge of expired idempotency records and
-# database-cache entries.
+# retries, unpaid-account checks, and the purge of expired idempotency records,
+# database-cache entries and old stream events.
 CELERY_BEAT_SCHEDULE = {
     "send-due-scheduled": {"task": "mailboxes.tasks.send_due_scheduled", "schedule": 30.0},
     "sweep-stuck-emails": {"task": "mailboxes.tasks.sweep_stuck_emails", "schedule": 60.0},
@@ -216,6 +216,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "purge-expired-records": {"task": "multimail.tasks.purge_expired_records", "schedule": 3600.0},
+    # Events of the live stream past EVENTS_RETENTION_HOURS.
+    "purge-old-events": {"task": "mailboxes.webhook_tasks.purge_old_events", "schedule": 3600.0},
 }
 
 # --- Mail -----------------------------------------------------------------------------
@@ -317,6 +319,14 @@ WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", Fals
 WEBHOOKS_ALLOWED_PORTS = [int(port) for port in env_list("WEBHOOKS_ALLOWED_PORTS", "443")]
 # Header with the ISO 3166-2 subdivision ("43" or "UA-43"), for regions such as Crimea.
 REGION_SUBDIVISION_HEADER = env_str("REGION_SUBDIVISION_HEADER", "")
+# The live event stream (GET /v1/events, docs/api.md): events are kept this long for a
+# client resuming with Last-Event-ID; each key may hold this many streams open at once; a
+# heartbeat comment every so many seconds keeps proxies from closing an idle stream; a
+# stream looks for new events this often (one short query, no connection held between).
+EVENTS_RETENTION_HOURS = env_int("EVENTS_RETENTION_HOURS", 72)
+EVENTS_STREAMS_PER_KEY = env_int("EVENTS_STREAMS_PER_KEY", 5)
+EVENTS_HEARTBEAT_SECONDS = float(env_str("EVENTS_HEARTBEAT_SECONDS", "15"))
+EVENTS_POLL_SECONDS = float(env_str("EVENTS_POLL_SECONDS", "1"))
 # ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.
 MULTIMAIL_SIGNING_KEY_PEM = env_str("MULTIMAIL_SIGNING_KEY_PEM", "").replace("\\n", "\n")
 MULTIMAIL_SIGNING_KEY_FILE = Path(

@@ -37,10 +37,11 @@ hosted approval link; all go through ``oversight.services.email_decide``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -331,3 +332,11 @@ def approved_status(email: Email, *, now: datetime | None = None) -> EmailStatus
 
 def is_mode(value: str) -> bool:
     return value in LADDER
+
+
+def event_hidden_from_agent(data: Mapping[str, Any]) -> bool:
+    """The live event stream (a read key is enough) carries nothing about mail the API
+    never shows the agent (``agent_hidden``): the decision on a rejected inbound email,
+    refused by a rule or by the operator. The webhooks still carry it: the operator
+    approved each target when it was set, while a stream needs only a read key."""
+    return data.get("direction") == Direction.INBOUND and data.get("status") == EmailStatus.REJECTED
