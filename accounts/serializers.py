@@ -13,6 +13,7 @@ from accounts.plans import Plan
 from accounts.signup import SIGNUP_MODE_CHOICES
 from multimail.addresses import AddressField
 from multimail.header_fields import HeaderTextField
+from multimail.serializers import JsonIntegerField
 
 
 @extend_schema_field({"type": "string", "enum": list(Scope.values)})
@@ -182,7 +183,7 @@ class AccountUpdateSerializer(ApprovalCodeSerializer):
         max_length=2000, required=False, allow_blank=True, allow_null=True
     )
     require_operator_approval = serializers.BooleanField(required=False)
-    approval_expiry_hours = serializers.IntegerField(
+    approval_expiry_hours = JsonIntegerField(
         required=False, min_value=0, max_value=MAX_APPROVAL_EXPIRY_HOURS
     )
 

@@ -103,3 +103,15 @@ class FastRepresentationMixin:
                 value = value()
             data[name] = None if value is None else render(value)
         return data
+
+
+class JsonIntegerField(fields.IntegerField):
+    """An integer in a JSON body: a JSON number, never a string of digits or a boolean
+    (DRF's IntegerField takes "0" and true), so a setting's type on the wire is one."""
+
+    default_error_messages = {"invalid": "A whole JSON number is required, not text."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str | bool):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
