@@ -229,11 +229,14 @@ class IdempotentReplaySerializer(serializers.Serializer):
     thread_id = serializers.CharField()
 
 
-class ScheduleUpdateSerializer(serializers.Serializer):
-    # Every field is optional, but at least one must be sent (validate): the schema says
-    # so with minProperties, and the body is required.
+class ContentEditSerializer(serializers.Serializer):
+    """Corrections to an email's recipients and content, every field optional but at least
+    one sent (the schema says so with minProperties): the agent's schedule edit and the
+    operator's edit-then-approve take the same fields with the same rules."""
+
     min_fields = 1
-    send_at = SendAtField(required=False, help_text="ISO 8601 UTC ending in Z")
+    # The field an empty body's error names first (the one callers most often mean).
+    empty_body_param = "to"
     to = serializers.ListField(
         child=AddressField(),
         required=False,
@@ -249,11 +252,19 @@ class ScheduleUpdateSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
+            first = self.empty_body_param
+            names = [first, *(str(name) for name in self.fields if name != first)]
             raise serializers.ValidationError(
-                {"send_at": ["Send at least one of send_at, to, cc, bcc, subject, markdown."]},
-                code="required",
+                {first: [f"Send at least one of {', '.join(names)}."]}, code="required"
             )
         return attrs
+
+
+class ScheduleUpdateSerializer(ContentEditSerializer):
+    """A scheduled email's new time and content (PATCH .../schedule)."""
+
+    empty_body_param = "send_at"
+    send_at = SendAtField(required=False, help_text="ISO 8601 UTC ending in Z")
 
 
 class ScheduleResponseSerializer(serializers.Serializer):

@@ -7,10 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
-from mailboxes.serializers_outbound import MAX_MARKDOWN_BYTES, MAX_RECIPIENTS
+from mailboxes.serializers_outbound import ContentEditSerializer
 from mailboxes.serializers_reading import OversightDecisionSerializer
-from multimail.addresses import AddressField
-from multimail.header_fields import HeaderTextField
 from oversight.facts import DecisionFacts
 from oversight.services import MAX_BATCH, Action, DecisionStatus
 
@@ -127,33 +125,9 @@ class PendingListSerializer(serializers.Serializer[Any]):
     cursor = serializers.CharField(allow_null=True)
 
 
-def _addresses(*, allow_empty: bool) -> serializers.ListField:
-    return serializers.ListField(
-        child=AddressField(),
-        required=False,
-        allow_empty=allow_empty,
-        max_length=MAX_RECIPIENTS,
-    )
-
-
-class EditsSerializer(serializers.Serializer[Any]):
-    """The operator's corrections to a held outbound email, approved in the same step."""
-
-    to = _addresses(allow_empty=False)
-    cc = _addresses(allow_empty=True)
-    bcc = _addresses(allow_empty=True)
-    subject = HeaderTextField(max_length=998, required=False)
-    markdown = serializers.CharField(
-        max_length=MAX_MARKDOWN_BYTES, required=False, trim_whitespace=False
-    )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError(
-                {"to": ["Send at least one of to, cc, bcc, subject, markdown."]},
-                code="required",
-            )
-        return attrs
+class EditsSerializer(ContentEditSerializer):
+    """The operator's corrections to a held outbound email, approved in the same step: the
+    fields of an agent's schedule edit, with the same rules."""
 
 
 class DecideRequestSerializer(serializers.Serializer[Any]):
