@@ -18,7 +18,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts.models import Account, ApiKey
+from accounts.models import Account, ActorKind, ApiKey, AuditEntry
 from accounts.services import api_key_create
 from mailboxes.lifecycle import email_hold
 from mailboxes.models import Attachment, Direction, Domain, Email, EmailStatus, SpamVerdict
@@ -596,6 +596,19 @@ def test_layout_at_laptop_and_phone_sizes(page, live_server, owner, width, heigh
     assert not page.evaluate(WORD_BROKEN, ["td", "Pending"])
     assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
     shot(page, f"layout-domains-{name}")
+
+    AuditEntry.objects.create(
+        account=owner.account,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=new_id(),
+        actor_kind=ActorKind.OPERATOR,
+        actor_label=owner.operator.email,
+    )
+    page.goto("/console/audit")
+    assert not page.evaluate(WORD_BROKEN, ["td", "api_key.created"])
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    shot(page, f"layout-audit-{name}")
 
     page.goto("/console/billing")
     radio = page.locator("input[type=radio]").first
