@@ -616,3 +616,11 @@ def test_layout_at_laptop_and_phone_sizes(page, live_server, owner, width, heigh
     # The radio sits on its label's first line, not on a line of its own above it.
     assert abs(radio.bounding_box()["y"] - label.bounding_box()["y"]) < 12
     shot(page, f"layout-billing-{name}")
+
+    # Every section stays reachable: in the open list on a laptop, behind "Menu" on a phone.
+    audit = page.get_by_role("link", name="Audit log")
+    if name == "phone":
+        assert not audit.is_visible()
+        page.locator(".navmenu > summary").click()
+    assert audit.is_visible()
+    shot(page, f"layout-menu-{name}")
