@@ -162,6 +162,10 @@ def test_queue_refreshes_when_mail_is_held(page, live_server, owner):
     sign_in_cookie(page, live_server, owner)
     page.goto("/console/")
     assert page.get_by_text("Nothing is waiting").is_visible()
+    # An empty queue still shows a small "0" pill, not a tall empty box.
+    badge = page.locator("#pending-badge")
+    assert badge.inner_text() == "0"
+    assert badge.bounding_box()["height"] <= 24
     held_email(owner.mailbox, subject="Arrived while watching")
     page.wait_for_selector("text=Arrived while watching", timeout=15_000)
     assert page.locator("#pending-badge").inner_text() == "1"
