@@ -18,10 +18,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts.models import Account, ApiKey
+from accounts.models import Account, ActorKind, ApiKey, AuditEntry
 from accounts.services import api_key_create
 from mailboxes.lifecycle import email_hold
-from mailboxes.models import Attachment, Direction, Email, EmailStatus, SpamVerdict
+from mailboxes.models import Attachment, Direction, Domain, Email, EmailStatus, SpamVerdict
 from mailboxes.services.rendering import html_to_text
 from multimail.ids import new_id
 from tests.conftest import Tenant, client_for, key_for
@@ -162,6 +162,10 @@ def test_queue_refreshes_when_mail_is_held(page, live_server, owner):
     sign_in_cookie(page, live_server, owner)
     page.goto("/console/")
     assert page.get_by_text("Nothing is waiting").is_visible()
+    # An empty queue still shows a small "0" pill, not a tall empty box.
+    badge = page.locator("#pending-badge")
+    assert badge.inner_text() == "0"
+    assert badge.bounding_box()["height"] <= 24
     held_email(owner.mailbox, subject="Arrived while watching")
     page.wait_for_selector("text=Arrived while watching", timeout=15_000)
     assert page.locator("#pending-badge").inner_text() == "1"
@@ -539,3 +543,88 @@ def test_approve_selected_after_confirming_each(page, live_server, owner):
     for email in (first, second):
         assert Email.objects.get(pk=email.pk).status == EmailStatus.SENT
     assert Email.objects.get(pk=left.pk).status == EmailStatus.PENDING_SEND_APPROVAL
+
+
+# --- Layout at a laptop's and a phone's size -------------------------------------------
+
+LONG_LINE = "A plain-text line far wider than any phone: " + "word " * 60 + "x" * 120
+
+# Runs in the page: true when ``word`` inside ``selector`` is split across two lines.
+WORD_BROKEN = """([selector, word]) => {
+  for (const cell of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const at = node.textContent.indexOf(word);
+      if (at < 0) continue;
+      const range = document.createRange();
+      range.setStart(node, at);
+      range.setEnd(node, at + word.length);
+      return range.getClientRects().length !== 1;
+    }
+  }
+  throw new Error('no ' + word + ' in ' + selector);
+}"""
+
+
+@pytest.mark.parametrize(("width", "height", "name"), [(1366, 900, "laptop"), (390, 844, "phone")])
+def test_layout_at_laptop_and_phone_sizes(page, live_server, owner, width, height, name):
+    page.set_viewport_size({"width": width, "height": height})
+    plain = held_email(owner.mailbox, subject="Plain text", html="", text=LONG_LINE)
+    held_email(owner.mailbox, subject="Second")
+    Domain.objects.create(account=owner.account, domain="mail.averyveryverylongname.example")
+    page.goto("/console/login")
+    # Room for a whole address in the sign-in field.
+    assert page.get_by_label("Email address").bounding_box()["width"] >= min(300, width - 60)
+    shot(page, f"layout-login-{name}")
+    sign_in_cookie(page, live_server, owner)
+
+    page.goto("/console/")
+    badge = page.locator("#pending-badge")
+    assert badge.bounding_box()["height"] <= 24
+    assert page.title().startswith(f"Queue ({badge.inner_text()})")
+    body = page.locator(f"#email-{plain.pk} .email-body")
+    assert body.evaluate("el => el.scrollWidth <= el.clientWidth")
+    # The whole navigation, open or not, stays within a quarter of the first screen.
+    assert page.locator(".topbar").bounding_box()["height"] < height / 4
+    # Keyboard hints only where there is a keyboard (and room for them).
+    assert page.locator(".shortcuts").is_visible() == (name == "laptop")
+
+    # Mail held while the page is open: the title follows the badge.
+    held_email(owner.mailbox, subject="Third")
+    # (The page's CSP forbids wait_for_function's eval: wait on the badge, then the title.)
+    page.wait_for_selector("#pending-badge:text-is('3')", timeout=15_000)
+    assert page.title().startswith("Queue (3)")
+    shot(page, f"layout-queue-{name}")
+
+    page.goto("/console/domains")
+    assert not page.evaluate(WORD_BROKEN, ["td", "Pending"])
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    shot(page, f"layout-domains-{name}")
+
+    AuditEntry.objects.create(
+        account=owner.account,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=new_id(),
+        actor_kind=ActorKind.OPERATOR,
+        actor_label=owner.operator.email,
+    )
+    page.goto("/console/audit")
+    assert not page.evaluate(WORD_BROKEN, ["td", "api_key.created"])
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    shot(page, f"layout-audit-{name}")
+
+    page.goto("/console/billing")
+    radio = page.locator("input[type=radio]").first
+    label = page.locator(f"label[for='{radio.get_attribute('id')}']")
+    # The radio sits on its label's first line, not on a line of its own above it.
+    assert abs(radio.bounding_box()["y"] - label.bounding_box()["y"]) < 12
+    shot(page, f"layout-billing-{name}")
+
+    # Every section stays reachable: in the open list on a laptop, behind "Menu" on a phone.
+    audit = page.get_by_role("link", name="Audit log")
+    if name == "phone":
+        assert not audit.is_visible()
+        page.locator(".navmenu > summary").click()
+    assert audit.is_visible()
+    shot(page, f"layout-menu-{name}")
