@@ -397,22 +397,7 @@ def email_record_decision(
         return False
     approved = to != S.REJECTED
     decision = oversight_decision(email)
-    emit_event(
-        account=email.account,
-        event_type=WebhookEvent.OVERSIGHT_APPROVED if approved else WebhookEvent.OVERSIGHT_REJECTED,
-        mailbox=email.mailbox,
-        data={
-            "email_id": email.pk,
-            "mailbox_id": email.mailbox_id,
-            "direction": email.direction,
-            "subject": email.subject,
-            "status": email.status,
-            "decision": "approved" if approved else "rejected",
-            "decided_via": str(actor.kind),
-            "reason": reason,
-            "oversight_decision": decision,
-        },
-    )
+    _emit_decision(email, approved=approved, decided_via=str(actor.kind), reason=reason)
     if actor.kind != ActorKind.SYSTEM:
         usage_record(account=email.account, event_type=UsageEventType.OVERSIGHT_ACTIONS)
     audit_record(
@@ -433,6 +418,27 @@ def email_record_decision(
     return True
 
 
+def _emit_decision(email: Email, *, approved: bool, decided_via: str, **extra: Any) -> None:
+    """``oversight.approved`` or ``oversight.rejected``: one payload whoever decided (the
+    operator, a key, a rule, the expiry), with what that decider adds in ``extra``."""
+    emit_event(
+        account=email.account,
+        event_type=WebhookEvent.OVERSIGHT_APPROVED if approved else WebhookEvent.OVERSIGHT_REJECTED,
+        mailbox=email.mailbox,
+        data={
+            "email_id": email.pk,
+            "mailbox_id": email.mailbox_id,
+            "direction": email.direction,
+            "subject": email.subject,
+            "status": email.status,
+            "decision": "approved" if approved else "rejected",
+            "decided_via": decided_via,
+            **extra,
+            "oversight_decision": oversight_decision(email),
+        },
+    )
+
+
 @transaction.atomic
 def email_refuse_by_rule(*, email: Email, rule: str, at: datetime | None = None) -> bool:
     """An oversight rule refuses ``email``: it ends ``rejected`` with a failure_reason naming
@@ -446,22 +452,12 @@ def email_refuse_by_rule(*, email: Email, rule: str, at: datetime | None = None)
     ):
         return False
     decision = oversight_decision(email)
-    emit_event(
-        account=email.account,
-        event_type=WebhookEvent.OVERSIGHT_REJECTED,
-        mailbox=email.mailbox,
-        data={
-            "email_id": email.pk,
-            "mailbox_id": email.mailbox_id,
-            "direction": email.direction,
-            "subject": email.subject,
-            "status": email.status,
-            "decision": "rejected",
-            "decided_via": DecidedBy.RULE.value,
-            "rule": rule,
-            "failure_reason": email.failure_reason,
-            "oversight_decision": decision,
-        },
+    _emit_decision(
+        email,
+        approved=False,
+        decided_via=DecidedBy.RULE.value,
+        rule=rule,
+        failure_reason=email.failure_reason,
     )
     audit_record(
         actor=Actor.system(email.account, label=f"oversight rule {rule}"),

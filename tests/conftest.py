@@ -141,3 +141,17 @@ def start_and_join(threads: list[threading.Thread], *, timeout: float) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=timeout)
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 40.0, *, interval: float = 0.2, what: str = "it"
+) -> Any:
+    """Poll ``check`` until it returns something true (and return that), for tests that
+    wait on another process: a worker, a live server, ``make run``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

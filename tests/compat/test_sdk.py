@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,22 +28,12 @@ from tests.compat.sdk import (
     RateLimitError,
     ValidationError,
 )
-from tests.conftest import Tenant, key_for, make_tenant
+from tests.conftest import Tenant, key_for, make_tenant, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SDK = Callable[..., Any]
 FILE = b"quarterly numbers\n" * 20
-
-
-def wait_for(fetch: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = fetch()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def outbound_sent_today(mailbox: Mailbox, count: int, *, at: Any = None) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import smtplib
 import socket
-import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,7 +23,7 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from mailboxes.smtp import smtp_controller
-from tests.conftest import Tenant
+from tests.conftest import Tenant, wait_for
 from tests.outbound.conftest import WorkerProcess, attachment
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -33,16 +32,6 @@ POSTMARK_SECRET = "postmark:e2e-webhook-pass"
 PAYLOADS = Path(__file__).resolve().parents[1] / "inbound" / "fixtures"
 # Not valid UTF-8 on purpose: the bytes must survive MIME, storage and download untouched.
 BINARY = bytes(range(256)) * 8 + os.urandom(512)
-
-
-def wait_for(fetch: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = fetch()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 def inbox(client: APIClient, mailbox_id: str, **query: str) -> list[dict[str, Any]]:

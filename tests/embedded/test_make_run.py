@@ -10,15 +10,13 @@ import re
 import smtplib
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 
-from tests.conftest import start_and_join
+from tests.conftest import start_and_join, wait_for
 from tests.embedded.conftest import Answer, EmbeddedService
 
 pytestmark = pytest.mark.embedded
@@ -39,16 +37,6 @@ def _together(count: int, call: Callable[[], Answer]) -> list[Answer]:
     start_and_join([threading.Thread(target=run) for _ in range(count)], timeout=120)
     assert len(answers) == count
     return answers
-
-
-def _wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _newest_code(service: EmbeddedService, after: str) -> str:
@@ -143,7 +131,7 @@ def test_smtp_submission_from_the_gated_demo_mailbox_is_held(embedded: EmbeddedS
     assert code == 250, reply
     email_id = reply.split()[1].decode()
     path = f"/v1/mailboxes/{demo['MULTIMAIL_MAILBOX_ID']}/emails/{email_id}"
-    _wait_for(
+    wait_for(
         lambda: embedded.get(path, key=key).body.get("status") == "pending_send_approval",
         timeout=60,
         what="the submitted email to be held",
@@ -183,7 +171,7 @@ def test_the_scheduler_sends_a_scheduled_email(embedded: EmbeddedService) -> Non
     def status() -> str:
         return str(embedded.get(email_path, key=key).body["status"])
 
-    _wait_for(lambda: status() == "pending_send_approval", timeout=60, what="the hold")
+    wait_for(lambda: status() == "pending_send_approval", timeout=60, what="the hold")
     decided = embedded.request(
         "POST",
         "/v1/oversight/decide",
@@ -192,7 +180,7 @@ def test_the_scheduler_sends_a_scheduled_email(embedded: EmbeddedService) -> Non
     )
     assert decided.body["status"] == "approved", decided.body
     # The scheduler looks every 30 s; a minute of slack for a busy machine.
-    _wait_for(lambda: status() == "sent", timeout=95, what="the scheduled send")
+    wait_for(lambda: status() == "sent", timeout=95, what="the scheduled send")
     outbox = [p.read_text() for p in (embedded.var_dir / "outbox").glob("*.eml")]
     # The operator's notifications quote the recipients too: count only the agent's mail.
     sent_mail = [text for text in outbox if "X-MultiMail-Notification" not in text]

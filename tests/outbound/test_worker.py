@@ -15,20 +15,10 @@ from rest_framework.test import APIClient
 
 from mailboxes import tasks
 from mailboxes.models import Email, EmailStatus
-from tests.conftest import Tenant
+from tests.conftest import Tenant, wait_for
 from tests.outbound.conftest import WorkerProcess, body
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 def _status(email_id: str) -> str:
@@ -49,7 +39,7 @@ def test_accepted_email_is_sent_once(
     response = api("send").post(f"/v1/mailboxes/{owner.mailbox.pk}/send", body(), format="json")
     assert response.status_code == 202, response.content
     email_id = response.json()["id"]
-    _wait_for(lambda: _status(email_id) == EmailStatus.SENT)
+    wait_for(lambda: _status(email_id) == EmailStatus.SENT)
     [sent] = _sent_files(tmp_path / "outbox")
     assert Email.objects.get(pk=email_id).message_id in sent.read_text()
 
@@ -64,7 +54,7 @@ def test_worker_killed_mid_send_sends_exactly_once(
     celery_worker_process.start(SLOW_MAIL_SECONDS="30")
     response = api("send").post(f"/v1/mailboxes/{owner.mailbox.pk}/send", body(), format="json")
     email_id = response.json()["id"]
-    _wait_for((tmp_path / "send-started").exists)
+    wait_for((tmp_path / "send-started").exists)
     celery_worker_process.kill()  # SIGKILL while the mailer is inside send_messages
 
     email = Email.objects.get(pk=email_id)
@@ -76,7 +66,7 @@ def test_worker_killed_mid_send_sends_exactly_once(
     # after its visibility timeout, and the sweep re-enqueues mail stuck in "sending".
     Email.objects.filter(pk=email_id).update(status_changed_at=timezone.now() - timedelta(hours=1))
     tasks.sweep_stuck_emails.delay()
-    _wait_for(lambda: _status(email_id) == EmailStatus.SENT)
+    wait_for(lambda: _status(email_id) == EmailStatus.SENT)
     assert len(_sent_files(outbox)) == 1
 
     # A late redelivery, another sweep or a duplicate task changes nothing.
@@ -105,5 +95,5 @@ def test_sweep_resumes_a_lost_task(
     celery_worker_process.start()
     Email.objects.filter(pk=email_id).update(status_changed_at=timezone.now() - timedelta(hours=1))
     tasks.sweep_stuck_emails.delay()
-    _wait_for(lambda: _status(email_id) == EmailStatus.SENT)
+    wait_for(lambda: _status(email_id) == EmailStatus.SENT)
     assert len(_sent_files(tmp_path / "outbox")) == 1

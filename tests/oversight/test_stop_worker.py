@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from mailboxes import tasks
 from mailboxes.models import Email, EmailStatus
 from oversight.policy import STOPPED_HOLD_REASON
-from tests.conftest import Tenant
+from tests.conftest import Tenant, wait_for
 from tests.outbound.conftest import (
     WorkerProcess,
     body,
@@ -31,16 +31,6 @@ from tests.outbound.conftest import (
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 CODE = re.compile(r"^\s{4}([A-Z0-9]{3}-[A-Z0-9]{3}-[A-Z0-9]{3})$", re.MULTILINE)
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 def _email(email_id: str) -> Email:
@@ -89,17 +79,17 @@ def test_mail_in_flight_is_held_and_leaves_only_once_decided_after_resume(
 
     assert oversight.post("/v1/oversight/stop", {}, format="json").status_code == 200
     celery_worker_process.start()
-    _wait_for(lambda: _email(queued).status == EmailStatus.PENDING_SEND_APPROVAL)
-    _wait_for(lambda: _email(approved.pk).status == EmailStatus.PENDING_SEND_APPROVAL)
-    _wait_for(lambda: _email(scheduled).status == EmailStatus.SCHEDULED)
+    wait_for(lambda: _email(queued).status == EmailStatus.PENDING_SEND_APPROVAL)
+    wait_for(lambda: _email(approved.pk).status == EmailStatus.PENDING_SEND_APPROVAL)
+    wait_for(lambda: _email(scheduled).status == EmailStatus.SCHEDULED)
     Email.objects.filter(pk=scheduled).update(send_at=timezone.now() - timedelta(seconds=1))
     tasks.send_due_scheduled.delay()
-    _wait_for(lambda: _email(scheduled).status == EmailStatus.PENDING_SEND_APPROVAL)
+    wait_for(lambda: _email(scheduled).status == EmailStatus.PENDING_SEND_APPROVAL)
     for email_id in (queued, scheduled, approved.pk):
         assert _email(email_id).hold_reason == STOPPED_HOLD_REASON
     # A new send while stopped: accepted, held.
     later = _send(sender, owner, subject="Later")
-    _wait_for(lambda: _email(later).status == EmailStatus.PENDING_SEND_APPROVAL)
+    wait_for(lambda: _email(later).status == EmailStatus.PENDING_SEND_APPROVAL)
     time.sleep(1)
     assert _sent_files(outbox) == []
 
@@ -117,7 +107,7 @@ def test_mail_in_flight_is_held_and_leaves_only_once_decided_after_resume(
         )
         assert decided.status_code == 200, decided.content
     for email_id in (queued, scheduled, approved.pk):
-        _wait_for(lambda email_id=email_id: _email(email_id).status == EmailStatus.SENT)
+        wait_for(lambda email_id=email_id: _email(email_id).status == EmailStatus.SENT)
     assert len(_sent_files(outbox)) == 3
     assert _email(later).status == EmailStatus.PENDING_SEND_APPROVAL
 
@@ -132,7 +122,7 @@ def test_stop_waits_for_a_delivery_past_its_last_check_and_nothing_leaves_after(
     celery_worker_process.start(SLOW_MAIL_SECONDS="4")
     sender, oversight = api("send", "read"), api("oversight")
     first = _send(sender, owner, subject="Already leaving")
-    _wait_for((tmp_path / "send-started").exists)  # inside the provider call
+    wait_for((tmp_path / "send-started").exists)  # inside the provider call
 
     answered: list[float] = []
 
@@ -155,6 +145,6 @@ def test_stop_waits_for_a_delivery_past_its_last_check_and_nothing_leaves_after(
     assert len(_sent_files(outbox)) == 1
 
     second = _send(sender, owner, subject="After the stop")
-    _wait_for(lambda: _email(second).status == EmailStatus.PENDING_SEND_APPROVAL)
+    wait_for(lambda: _email(second).status == EmailStatus.PENDING_SEND_APPROVAL)
     assert _email(second).hold_reason == STOPPED_HOLD_REASON
     assert len(_sent_files(outbox)) == 1

@@ -23,23 +23,13 @@ from django.utils import timezone
 
 from mailboxes.models import Email, EmailStatus
 from mailboxes.tasks import sweep_stuck_emails
-from tests.conftest import Tenant
+from tests.conftest import Tenant, wait_for
 from tests.outbound.conftest import WorkerProcess
 from tests.reliability.conftest import RedisServer
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting")
 
 
 def _database_url() -> str:
@@ -92,7 +82,7 @@ def test_worker_and_redis_crash_mid_send_then_sweep_sends_each_once(
         assert response.status_code == 202, response.content
         ids.append(response.json()["id"])
 
-    _wait_for((tmp_path / "send-started").exists)
+    wait_for((tmp_path / "send-started").exists)
     worker.kill()  # SIGKILL inside the mailer's send_messages
     redis_backed.stop()  # ...and the broker goes with everything queued or unacked
 
@@ -113,7 +103,7 @@ def test_worker_and_redis_crash_mid_send_then_sweep_sends_each_once(
     # (restarted) broker and the worker does the rest.
     Email.objects.filter(pk__in=ids).update(status_changed_at=timezone.now() - timedelta(hours=1))
     assert sweep_stuck_emails() == 3
-    _wait_for(
+    wait_for(
         lambda: (
             set(Email.objects.filter(pk__in=ids).values_list("status", flat=True))
             == {EmailStatus.SENT}
