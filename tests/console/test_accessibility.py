@@ -1,0 +1,301 @@
+"""Every console page, at a laptop's and a phone's size, through axe-core: no serious or
+critical violation. Each visit leaves a full-page screenshot in test-artifacts/.
+
+One browser for the module and two contexts reused by every test (signed in, and not).
+To cover a new page, add one line to PAGES.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
+
+from accounts.codes import code_issue
+from accounts.models import (
+    ActorKind,
+    AdminActionRequest,
+    AuditEntry,
+    CodePurpose,
+)
+from accounts.services import api_key_create
+from mailboxes.lifecycle import email_hold
+from mailboxes.models import (
+    Direction,
+    Domain,
+    Email,
+    EmailStatus,
+    Suppression,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from tests.conftest import Tenant
+from tests.console.conftest import held_email, pending_account, signed_in
+from tests.console.test_browser import ARTIFACTS, browser  # noqa: F401 (the module's browser)
+from tests.oversight.conftest import last_token
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+VIEWPORTS = {"laptop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+# axe-core's impact levels that fail the test; "minor" and "moderate" are reported only.
+FAILING_IMPACTS = {"serious", "critical"}
+# The operator's browser is in another zone than the server: the pages show local times.
+BROWSER_TIME_ZONE = "Europe/Berlin"
+
+
+@dataclass(frozen=True)
+class World:
+    """What the pages show: one of each thing an operator manages, with its ids."""
+
+    tenant: Tenant
+    held: Email
+    domain: Domain
+    webhook: WebhookSubscription
+    approval_token: str
+    activation_code: str
+
+
+def _world(tenant: Tenant, capture_on_commit: Any) -> World:
+    account, mailbox = tenant.account, tenant.mailbox
+    mailbox.oversight_mode = "gated_send"
+    mailbox.save()
+    key, _ = api_key_create(account=account, name="Invoicing agent", scopes=["send"])
+    held = held_email(
+        mailbox,
+        subject="Quarterly numbers for the board",
+        to=["dana@clientco.example"],
+        sent_by_key=key,
+        text="Hello Dana,\n\nThe numbers are attached.\n",
+    )
+    held_email(
+        mailbox,
+        direction=Direction.INBOUND,
+        status=EmailStatus.READ,
+        subject="Re: Quarterly numbers",
+        thread_id=held.thread_id,
+    )
+    with capture_on_commit(execute=True):
+        email_hold(email=held_email(mailbox, subject="Held for the hosted page"))
+    domain = Domain.objects.create(account=account, domain="mail.acme-corp.example")
+    webhook = WebhookSubscription.objects.create(
+        account=account,
+        url="https://hooks.acme.example/multimail",
+        events=["message.received"],
+        signing_secret="whsec_" + "a" * 32,
+    )
+    WebhookDelivery.objects.create(
+        account=account,
+        subscription=webhook,
+        event_type="message.received",
+        url=webhook.url,
+        status=WebhookDelivery.Status.FAILED,
+        attempts=3,
+        last_error="HTTP 500",
+    )
+    Suppression.objects.create(account=account, email_address="gone@x.example", reason="manual")
+    AuditEntry.objects.create(
+        account=account,
+        action="api_key.created",
+        resource_type="api_key",
+        resource_id=key.pk,
+        actor_kind=ActorKind.OPERATOR,
+        actor_label=tenant.operator.email,
+    )
+    code, _ = code_issue(
+        account=account, purpose=CodePurpose.ADMIN_ACTION, ttl=timedelta(hours=1), subject="d"
+    )
+    AdminActionRequest.objects.create(
+        account=account,
+        action="api_key.create",
+        params={"name": "ci", "scopes": ["read"]},
+        digest="d",
+        code=code,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    _, activation_code = pending_account("newco")
+    return World(
+        tenant=tenant,
+        held=held,
+        domain=domain,
+        webhook=webhook,
+        approval_token=last_token(),
+        activation_code=activation_code,
+    )
+
+
+@dataclass(frozen=True)
+class ConsolePage:
+    name: str
+    path: Callable[[World], str]
+    signed_in: bool = True
+    # For a page reached by a form rather than a link: what to do after opening ``path``.
+    then: Callable[[Any], None] | None = None
+
+
+def _mailbox(world: World) -> str:
+    return f"/console/mailboxes/{world.tenant.mailbox.pk}"
+
+
+def _activation(world: World) -> str:
+    return f"/confirm?code={world.activation_code}"
+
+
+def _click_revoke(page: Any) -> None:
+    page.locator("a", has_text="Revoke").first.click()
+
+
+def _click_activate(page: Any) -> None:
+    page.get_by_role("button", name="Activate").click()
+
+
+ANONYMOUS = {"signed_in": False}
+PAGES = [
+    ConsolePage("queue", lambda w: "/console/"),
+    ConsolePage("queue-item", lambda w: f"/console/queue/{w.held.pk}"),
+    ConsolePage("batch", lambda w: f"/console/queue/batch?action=reject&email_id={w.held.pk}"),
+    ConsolePage("stop-sending-confirm", lambda w: "/console/sending/stop"),
+    ConsolePage("mailboxes", lambda w: "/console/mailboxes"),
+    ConsolePage("mailbox", _mailbox),
+    ConsolePage("rules", lambda w: f"{_mailbox(w)}/rules"),
+    ConsolePage("email", lambda w: f"{_mailbox(w)}/emails/{w.held.pk}"),
+    ConsolePage("thread", lambda w: f"{_mailbox(w)}/threads/{w.held.thread_id}"),
+    ConsolePage("keys", lambda w: "/console/keys"),
+    ConsolePage("key-revoke-confirm", lambda w: "/console/keys", then=_click_revoke),
+    ConsolePage("operators", lambda w: "/console/operators"),
+    ConsolePage("audit", lambda w: "/console/audit"),
+    ConsolePage("approvals", lambda w: "/console/approvals"),
+    ConsolePage("domains", lambda w: "/console/domains"),
+    ConsolePage("domain", lambda w: f"/console/domains/{w.domain.pk}"),
+    ConsolePage("webhooks", lambda w: "/console/webhooks"),
+    ConsolePage("webhook", lambda w: f"/console/webhooks/{w.webhook.pk}"),
+    ConsolePage("suppression", lambda w: "/console/suppression"),
+    ConsolePage("usage", lambda w: "/console/usage"),
+    ConsolePage("billing", lambda w: "/console/billing"),
+    ConsolePage("login", lambda w: "/console/login", **ANONYMOUS),
+    ConsolePage("login-verify", lambda w: "/console/login/verify?email=a%40b.example", **ANONYMOUS),
+    ConsolePage("confirm", _activation, **ANONYMOUS),
+    ConsolePage("confirm-done", _activation, then=_click_activate, **ANONYMOUS),
+    ConsolePage("welcome", lambda w: "/welcome?session_id=cs_test_a11y", **ANONYMOUS),
+    ConsolePage("hosted-approval", lambda w: f"/v1/approve/{w.approval_token}", **ANONYMOUS),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def contexts(browser: Any, live_server: Any) -> Iterator[dict[bool, Any]]:  # noqa: F811
+    """Two contexts for the whole module, by whether they are signed in."""
+    made = {
+        signed: browser.new_context(base_url=live_server.url, timezone_id=BROWSER_TIME_ZONE)
+        for signed in (True, False)
+    }
+    for context in made.values():
+        # The cookie timezone.js would set on the first page: every page shows local times.
+        context.add_cookies([{"name": "mm_tz", "value": BROWSER_TIME_ZONE, "url": live_server.url}])
+    yield made
+    for context in made.values():
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def axe() -> Axe:
+    return Axe()
+
+
+def _readable(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"[{violation['impact']}] {violation['id']}: {violation['help']}")
+        for node in violation["nodes"][:5]:
+            lines.append(f"    at {' '.join(node['target'])}")
+            summary = node.get("failureSummary", "").replace("\n", " / ")
+            lines.append(f"       {summary}")
+    return "\n".join(lines)
+
+
+def _open(contexts: dict[bool, Any], live_server: Any, owner: Tenant, signed: bool) -> Any:
+    context = contexts[signed]
+    if signed:
+        # The database is emptied between tests: each test signs in again.
+        cookie = signed_in(owner).cookies["sessionid"].value
+        context.add_cookies([{"name": "sessionid", "value": cookie, "url": live_server.url}])
+    else:
+        context.clear_cookies(name="sessionid")
+    page = context.pages[0] if context.pages else context.new_page()
+    page.set_default_timeout(10_000)
+    return page
+
+
+def test_no_page_has_a_serious_accessibility_violation(
+    contexts, axe, live_server, owner, django_capture_on_commit_callbacks
+):
+    # One test for every page: the live server's database is emptied after each test,
+    # which costs more than checking a page, so the pages share one set of data.
+    world = _world(owner, django_capture_on_commit_callbacks)
+    found = []
+    for console_page in PAGES:
+        page = _open(contexts, live_server, owner, console_page.signed_in)
+        response = page.goto(console_page.path(world))
+        assert response is not None
+        assert response.ok, (console_page.name, response.status)
+        if console_page.then is not None:
+            console_page.then(page)
+            page.wait_for_load_state()
+        # Opened once, checked at both sizes: the layout follows the viewport, and a page
+        # reached by a one-time form (an activation) cannot be reached twice.
+        for size, viewport in VIEWPORTS.items():
+            page.set_viewport_size(viewport)
+            page.screenshot(
+                path=str(ARTIFACTS / f"page-{console_page.name}-{size}.png"), full_page=True
+            )
+            violations = axe.run(page).response["violations"]
+            failing = [v for v in violations if v["impact"] in FAILING_IMPACTS]
+            if failing:
+                found.append(f"{console_page.name} at {size}:\n{_readable(failing)}")
+    assert not found, "\n".join(found)
+
+
+# Runs in the page: whether the focused element shows a focus indicator a person can see.
+FOCUS_SHOWN = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
+  const ring = style.boxShadow && style.boxShadow !== 'none';
+  const label = (el.textContent || '').trim().slice(0, 30);
+  return {what: el.tagName + (el.id ? '#' + el.id : '') + ' ' + label, shown: outline || ring};
+}"""
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_every_stop_of_the_keyboard_shows_focus(
+    contexts, live_server, owner, django_capture_on_commit_callbacks, size
+):
+    world = _world(owner, django_capture_on_commit_callbacks)
+    page = _open(contexts, live_server, owner, True)
+    page.set_viewport_size(VIEWPORTS[size])
+    page.goto("/console/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    unseen, seen = [], 0
+    # Tab on from the content: every link, button and field of the queue card.
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUS_SHOWN)
+        if focus is None:
+            break
+        seen += 1
+        if not focus["shown"]:
+            unseen.append(focus["what"])
+    assert seen >= 5
+    assert unseen == []
+    assert world.held.subject in page.locator("main").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"page-keyboard-focus-{size}.png"))
