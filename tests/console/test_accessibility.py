@@ -10,20 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from django.utils import timezone
 
-from accounts.codes import code_issue
-from accounts.models import (
-    ActorKind,
-    AdminActionRequest,
-    AuditEntry,
-    CodePurpose,
-)
+from accounts.models import ActorKind, AuditEntry
 from accounts.services import api_key_create
 from mailboxes.lifecycle import email_hold
 from mailboxes.models import (
@@ -38,6 +30,7 @@ from mailboxes.models import (
 from tests.conftest import Tenant
 from tests.console.conftest import held_email, pending_account, signed_in
 from tests.console.test_browser import ARTIFACTS, browser  # noqa: F401 (the module's browser)
+from tests.console.test_pages import _pending_request
 from tests.oversight.conftest import last_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -109,17 +102,7 @@ def _world(tenant: Tenant, capture_on_commit: Any) -> World:
         actor_kind=ActorKind.OPERATOR,
         actor_label=tenant.operator.email,
     )
-    code, _ = code_issue(
-        account=account, purpose=CodePurpose.ADMIN_ACTION, ttl=timedelta(hours=1), subject="d"
-    )
-    AdminActionRequest.objects.create(
-        account=account,
-        action="api_key.create",
-        params={"name": "ci", "scopes": ["read"]},
-        digest="d",
-        code=code,
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
+    _pending_request(account)
     _, activation_code = pending_account("newco")
     return World(
         tenant=tenant,
