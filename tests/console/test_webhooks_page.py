@@ -302,3 +302,25 @@ def test_delivery_history_query_count(owner, console):
     assert count(2) == count(60)
     first = console.get(f"/console/webhooks/{hook.pk}").content.decode()
     assert "Older deliveries" in first
+
+
+def test_webhook_list_query_count_and_tenant(owner, other, console):
+    WebhookSubscription.objects.create(
+        account=other.account, url="https://hooks.example/theirs", events=["message.sent"]
+    )
+
+    def count(n: int) -> int:
+        start = WebhookSubscription.objects.filter(account=owner.account).count()
+        for index in range(n):
+            WebhookSubscription.objects.create(
+                account=owner.account,
+                url=f"https://hooks.example/{start + index}",
+                events=["message.sent"],
+            )
+        with CaptureQueriesContext(connection) as queries:
+            body = console.get("/console/webhooks").content.decode()
+        assert "hooks.example/theirs" not in body
+        return len(queries)
+
+    assert count(1) == count(60)
+    assert "More webhooks" in console.get("/console/webhooks").content.decode()
