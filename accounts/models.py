@@ -202,6 +202,8 @@ class AdminActionRequest(models.Model):
     )
     result = models.JSONField(null=True, blank=True)
     decided_by = models.CharField(max_length=320, blank=True, default="")
+    # Why the operator denied it, in their words (optional).
+    deny_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)

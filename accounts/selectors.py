@@ -4,13 +4,14 @@ the full export."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.filters import AuditEntryFilter
+from accounts.filters import AuditEntryFilter, AuditLogFilter
 from accounts.models import (
     Account,
     AccountState,
@@ -22,7 +23,7 @@ from accounts.models import (
     OversightEmailChange,
 )
 from accounts.plans import limits_for
-from mailboxes.models import Email, Mailbox, Suppression, WebhookSubscription
+from mailboxes.models import Domain, Email, Mailbox, Suppression, WebhookSubscription
 from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found
 from multimail.filters import filtered
@@ -142,6 +143,57 @@ def audit_entry_page(*, account: Account, params: Mapping[str, Any]) -> Page:
     return cursor_paginate(entries, params, default_limit=AUDIT_PAGE_SIZE)
 
 
+def audit_log_filtered(*, account: Account, params: Mapping[str, Any]) -> QuerySet[AuditEntry]:
+    """The console's audit log filtered by ``AuditLogFilter``: its page and its CSV export
+    read the same rows, so the file is exactly what the page was showing (all pages)."""
+    return filtered(AuditLogFilter(params, queryset=audit_entry_list(account=account)))
+
+
+def audit_log_page(*, account: Account, params: Mapping[str, Any]) -> Page:
+    return cursor_paginate(
+        audit_log_filtered(account=account, params=params), params, default_limit=AUDIT_PAGE_SIZE
+    )
+
+
+# Where each audited resource lives, when it still exists: (resource type) -> the rows to
+# look in and the fields a link to it needs. Email links need the mailbox too.
+_AUDIT_RESOURCES: dict[str, tuple[QuerySet[Any], tuple[str, ...]]] = {
+    "email": (Email.objects.all(), ("mailbox_id",)),
+    "mailbox": (Mailbox.objects.filter(deleted_at__isnull=True), ()),
+    "api_key": (ApiKey.objects.filter(is_active=True), ()),
+    "webhook": (WebhookSubscription.objects.all(), ()),
+    "domain": (Domain.objects.all(), ()),
+    "operator": (Operator.objects.all(), ()),
+    "admin_action": (
+        AdminActionRequest.objects.filter(status=AdminActionStatus.PENDING),
+        (),
+    ),
+}
+
+
+def audit_resources_existing(
+    *, account: Account, entries: list[AuditEntry]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Which of the resources these entries concern still exist in the account: (type, id)
+    -> the fields a link needs. One query per resource type on the page, never per entry."""
+    wanted: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.resource_type in _AUDIT_RESOURCES and entry.resource_id:
+            wanted.setdefault(entry.resource_type, set()).add(entry.resource_id)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for resource_type, ids in wanted.items():
+        rows, fields = _AUDIT_RESOURCES[resource_type]
+        for row in rows.filter(account=account, pk__in=ids).values("pk", *fields):
+            found[(resource_type, str(row.pop("pk")))] = row
+    suppressed = {entry.resource_id for entry in entries if entry.resource_type == "suppression"}
+    if suppressed:
+        for address in Suppression.objects.filter(
+            account=account, email_address__in=suppressed
+        ).values_list("email_address", flat=True):
+            found[("suppression", address)] = {}
+    return found
+
+
 def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:
     return {
         "id": entry.pk,
@@ -155,6 +207,68 @@ def audit_entry_info(*, entry: AuditEntry) -> dict[str, Any]:
         "request_id": entry.request_id or None,
         "created_at": entry.created_at,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class PlanMetric:
+    """One thing the plan limits, counted as its limit check counts it."""
+
+    label: str
+    used: int
+    limit: int
+    in_bytes: bool = False
+
+    @property
+    def percent(self) -> int:
+        """Share of the limit used, rounded down (a limit of 0 means none is allowed)."""
+        if self.limit <= 0:
+            return 100 if self.used else 0
+        return self.used * 100 // self.limit
+
+    @property
+    def bar_percent(self) -> int:
+        return min(self.percent, 100)
+
+    @property
+    def at_limit(self) -> bool:
+        return self.used >= self.limit
+
+
+def plan_usage(*, account: Account) -> list[PlanMetric]:
+    """Every metric the plan limits against its limit, for the console's usage page. Each
+    count is the one its limit check makes, so the page and the refusals agree."""
+    limits = limits_for(account.plan)
+    return [
+        PlanMetric(
+            "Emails sent this period",
+            emails_sent_this_period(account=account),
+            limits.monthly_email_quota,
+        ),
+        PlanMetric(
+            "Mailboxes",
+            Mailbox.objects.filter(account=account, is_active=True).count(),
+            limits.max_mailboxes,
+        ),
+        PlanMetric(
+            "Storage",
+            storage_used_bytes(account=account),
+            limits.max_storage_bytes,
+            in_bytes=True,
+        ),
+        PlanMetric(
+            "Custom domains", Domain.objects.filter(account=account).count(), limits.max_domains
+        ),
+        PlanMetric(
+            "Webhooks",
+            WebhookSubscription.objects.filter(account=account).count(),
+            limits.max_webhooks,
+        ),
+        PlanMetric(
+            "Active API keys",
+            ApiKey.objects.filter(account=account, is_active=True).count(),
+            limits.max_api_keys,
+        ),
+    ]
 
 
 # --- Operators --------------------------------------------------------------------------

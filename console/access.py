@@ -9,7 +9,7 @@ from typing import Concatenate, cast
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -34,13 +34,14 @@ class ConsoleRequest(HtmxRequest):
     actor: Actor
 
 
-def operator_required[**P](
-    view: Callable[Concatenate[ConsoleRequest, P], HttpResponse],
-) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
-    """Sign-in gate for console pages: sets ``request.operator``, ``.account``, ``.actor``."""
+def operator_required[**P, R: HttpResponseBase](
+    view: Callable[Concatenate[ConsoleRequest, P], R],
+) -> Callable[Concatenate[HttpRequest, P], R | HttpResponse]:
+    """Sign-in gate for console pages: sets ``request.operator``, ``.account``, ``.actor``.
+    Generic in the response so a streamed page (the audit CSV) passes through typed."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> R | HttpResponse:
         console_request = cast(ConsoleRequest, request)
         operator = None
         if request.user.is_authenticated:

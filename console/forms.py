@@ -12,8 +12,10 @@ from accounts.plans import PAID_PLANS
 from accounts.serializers import MAX_APPROVAL_EXPIRY_HOURS
 from billing.models import BillingInterval
 from mailboxes.models import GateTiming, Mailbox, OversightMode
+from mailboxes.services.suppression import OPERATOR_REASONS
 from multimail.addresses import address_validator
 from multimail.header_fields import header_text_validator
+from oversight.admin_actions.gate import DENY_REASON_MAX
 
 
 class LoginEmailForm(forms.Form):
@@ -195,3 +197,36 @@ class EditApproveForm(forms.Form):
 
     def clean_bcc(self) -> list[str]:
         return _address_list(self.cleaned_data["bcc"])
+
+
+class SuppressionSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Address or domain",
+        required=False,
+        max_length=320,
+        widget=forms.SearchInput(attrs={"placeholder": "ann@example.com or example.com"}),
+    )
+
+
+class SuppressionAddForm(forms.Form):
+    address = forms.CharField(
+        label="Email address",
+        max_length=320,
+        validators=[address_validator],
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    reason = forms.ChoiceField(
+        label="Reason",
+        choices=[(reason.value, reason.label) for reason in OPERATOR_REASONS],
+    )
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=500,
+        help_text="Kept in the audit log, for example how the person asked to be removed.",
+    )
+
+
+class ApprovalDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", "Approve"), ("deny", "Deny")])
+    reason = forms.CharField(required=False, max_length=DENY_REASON_MAX)

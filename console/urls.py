@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from django.views.generic import RedirectView
 
-from console.views import account, auth, mailboxes, queue, rules, settings
+from console.views import account, approvals, audit, auth, mailboxes, queue, rules, settings
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("confirm", account.confirm, name="console-confirm"),
@@ -39,17 +39,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
         account.oversight_email_undo,
         name="console-oversight-email-undo",
     ),
-    path("console/approvals", account.approvals, name="console-approvals"),
+    path("console/approvals", approvals.approvals, name="console-approvals"),
     path(
         "console/approvals/<str:request_pk>",
-        account.approval_decide,
+        approvals.approval_decide,
         name="console-approval-decide",
     ),
     path("console/keys", account.api_keys, name="console-keys"),
     path(
         "console/keys/<str:key_id>/revoke", account.api_key_revoke_view, name="console-key-revoke"
     ),
-    path("console/audit", account.audit_log, name="console-audit"),
+    path("console/audit", audit.audit_log, name="console-audit"),
+    path("console/audit.csv", audit.audit_export, name="console-audit-export"),
     path("console/mailboxes", mailboxes.mailbox_list, name="console-mailboxes"),
     path("console/mailboxes/<str:mailbox_id>", mailboxes.mailbox_detail, name="console-mailbox"),
     path(
@@ -117,9 +118,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="console-webhook-action",
     ),
     path(
-        "console/webhooks/<str:webhook_id>/deliveries/<str:delivery_id>/retry",
-        settings.delivery_retry,
-        name="console-delivery-retry",
+        "console/webhooks/<str:webhook_id>/deliveries/<str:delivery_id>",
+        settings.delivery_detail,
+        name="console-webhook-delivery",
+    ),
+    path(
+        "console/webhooks/<str:webhook_id>/deliveries/<str:delivery_id>/replay",
+        settings.delivery_replay,
+        name="console-delivery-replay",
     ),
     path("console/suppression", settings.suppression, name="console-suppression"),
     path(

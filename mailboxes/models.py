@@ -482,7 +482,20 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # One sentence for the operator ("The endpoint refused the connection."); the exception
+    # it was mapped from stays in error_detail for whoever debugs the endpoint.
     last_error = models.CharField(max_length=500, blank=True, default="")
+    error_detail = models.CharField(max_length=500, blank=True, default="")
+    # The last attempt as it went over the wire, shown in the console: the headers sent
+    # (the signature changes per attempt), and what the endpoint answered.
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The delivery this one re-sends (an operator's replay), if any.
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     next_attempt_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)

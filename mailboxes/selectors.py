@@ -270,8 +270,13 @@ def contact_list(*, account: Account, params: Mapping[str, Any]) -> Page:
     return cursor_paginate(queryset, params, default_limit=50)
 
 
-def suppression_list(*, account: Account, params: Mapping[str, Any]) -> Page:
-    return cursor_paginate(Suppression.objects.filter(account=account), params, default_limit=50)
+def suppression_list(*, account: Account, params: Mapping[str, Any], search: str = "") -> Page:
+    """One page of the list; ``search`` (the console's) keeps the addresses containing it,
+    so both ``ann@example.com`` and a whole domain (``example.com``) can be looked up."""
+    entries = Suppression.objects.filter(account=account)
+    if search.strip():
+        entries = entries.filter(email_address__icontains=search.strip())
+    return cursor_paginate(entries, params, default_limit=50)
 
 
 def domain_list(*, account: Account) -> QuerySet[Domain]:
@@ -283,5 +288,15 @@ def webhook_subscription_list(*, account: Account) -> QuerySet[WebhookSubscripti
 
 
 def webhook_delivery_list(*, subscription: WebhookSubscription) -> QuerySet[WebhookDelivery]:
-    """A subscription's delivery history without the payloads (a list shows none)."""
-    return WebhookDelivery.objects.filter(subscription=subscription).defer("payload")
+    """A subscription's delivery history without what each attempt exchanged (a list shows
+    none of it)."""
+    return WebhookDelivery.objects.filter(subscription=subscription).defer(
+        "payload", "request_headers", "response_headers", "response_body"
+    )
+
+
+def webhook_delivery_get(*, subscription: WebhookSubscription, delivery_id: str) -> WebhookDelivery:
+    delivery = WebhookDelivery.objects.filter(subscription=subscription, pk=delivery_id).first()
+    if delivery is None:
+        raise not_found("webhook", "That webhook delivery does not exist in this account.")
+    return delivery

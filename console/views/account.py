@@ -1,4 +1,4 @@
-"""Activation, admin actions awaiting approval, API keys, the audit log."""
+"""Activation, the oversight-email links, API keys."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts.email_change import (
     email_change_confirm,
     email_change_preview,
     email_change_undo,
 )
-from accounts.selectors import admin_actions_awaiting, api_key_get, api_key_list, audit_entry_page
+from accounts.selectors import api_key_get, api_key_list
 from accounts.services import api_key_issue, api_key_revoke
 from accounts.signup import account_confirm
 from billing.services.pricing import session_key_claim
@@ -33,7 +33,6 @@ from console.prg import form_keep, form_kept, show_once, shown_once
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip
-from oversight.admin_actions import admin_action_approve, admin_action_deny
 
 
 @never_cache
@@ -167,35 +166,6 @@ def welcome(request: HtmxRequest) -> HttpResponse:
     return render_page(request, "console/welcome.html", {"form": form})
 
 
-@require_http_methods(["GET"])
-@operator_required
-def approvals(request: ConsoleRequest) -> HttpResponse:
-    pending = (
-        admin_actions_awaiting(account=request.account)
-        .select_related("requested_by")
-        .order_by("-id")
-    )
-    return render_page(
-        request, "console/approvals.html", {"pending": pending, "section": "approvals"}
-    )
-
-
-@require_POST
-@operator_required
-def approval_decide(request: ConsoleRequest, request_pk: str) -> HttpResponse:
-    approve = request.POST.get("action") == "approve"
-    try:
-        done = (admin_action_approve if approve else admin_action_deny)(
-            actor=request.actor,
-            approval_id=request_pk,
-        )
-    except ApiError as error:
-        error_message(request, error)
-    else:
-        messages.success(request, f"{done.action}: {'approved and done' if approve else 'denied'}.")
-    return redirect("console-approvals")
-
-
 @never_cache
 @require_http_methods(["GET", "POST"])
 @operator_required
@@ -264,19 +234,3 @@ def api_key_revoke_view(request: ConsoleRequest, key_id: str) -> HttpResponse:
     else:
         messages.success(request, f"Key {key.name} ({key.prefix}…) is revoked.")
     return redirect("console-keys")
-
-
-@require_http_methods(["GET"])
-@operator_required
-def audit_log(request: ConsoleRequest) -> HttpResponse:
-    try:
-        page = audit_entry_page(account=request.account, params=request.GET)
-    except ApiError as error:
-        error_message(request, error)
-        return redirect("console-audit")
-    return render_page(
-        request,
-        "console/audit.html",
-        {"entries": page.items, "next_cursor": page.next_cursor, "section": "audit"},
-        partial="audit-rows",
-    )

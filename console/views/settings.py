@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -10,6 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.plans import limits_for
+from accounts.selectors import plan_usage
 from billing.models import UsageEventType
 from billing.selectors import (
     billing_overview,
@@ -27,25 +32,33 @@ from console.confirmation import (
     is_confirmed,
 )
 from console.csp import BILLING_PAGE_CSP
-from console.forms import CheckoutForm, DomainForm, WebhookForm
+from console.forms import (
+    CheckoutForm,
+    DomainForm,
+    SuppressionAddForm,
+    SuppressionSearchForm,
+    WebhookForm,
+)
 from console.htmx import render_page
 from console.prg import form_keep, form_kept
 from mailboxes.models import Domain, WebhookEvent
 from mailboxes.selectors import (
     domain_list,
     suppression_list,
+    webhook_delivery_get,
     webhook_delivery_list,
     webhook_subscription_list,
 )
 from mailboxes.services.domains import domain_create, domain_delete, domain_get, domain_verify
-from mailboxes.services.suppression import suppression_remove
+from mailboxes.services.suppression import suppression_add_by_operator, suppression_remove
 from mailboxes.services.webhooks import (
+    delivery_body,
     subscription_create,
     subscription_delete,
     subscription_get,
     subscription_rotate_secret,
     subscription_test,
-    webhook_delivery_retry,
+    webhook_delivery_replay,
 )
 from multimail.epoch import from_epoch_ms
 from multimail.errors import ApiError
@@ -185,12 +198,19 @@ def webhooks(request: ConsoleRequest) -> HttpResponse:
                 return redirect("console-webhook", webhook_id=created.pk)
         form_keep(request, form)
         return redirect("console-webhooks")
+    try:
+        page = cursor_paginate(
+            webhook_subscription_list(account=request.account), request.GET, default_limit=50
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-webhooks")
     return render_page(
         request,
         "console/webhooks.html",
         {
             "form": form_kept(request, WebhookForm, event_choices=EVENT_CHOICES),
-            "webhooks": webhook_subscription_list(account=request.account),
+            "page": page,
             "section": "webhooks",
         },
     )
@@ -288,31 +308,90 @@ def webhook_action(request: ConsoleRequest, webhook_id: str) -> HttpResponse:
     return redirect("console-webhook", webhook_id=webhook_id)
 
 
-@require_POST
+@never_cache
+@require_GET
 @operator_required
-def delivery_retry(request: ConsoleRequest, webhook_id: str, delivery_id: str) -> HttpResponse:
+def delivery_detail(request: ConsoleRequest, webhook_id: str, delivery_id: str) -> HttpResponse:
+    """One delivery's last attempt as it went over the wire: the request and the answer."""
     try:
-        webhook_delivery_retry(actor=request.actor, delivery_id=delivery_id)
+        subscription = subscription_get(account=request.account, subscription_id=webhook_id)
+        delivery = webhook_delivery_get(subscription=subscription, delivery_id=delivery_id)
     except ApiError as error:
         error_message(request, error)
-    else:
-        messages.success(request, "Retry queued.")
-    return redirect("console-webhook", webhook_id=webhook_id)
+        return redirect("console-webhooks")
+    return render_page(
+        request,
+        "console/webhook_delivery.html",
+        {
+            "webhook": subscription,
+            "delivery": delivery,
+            "body": json.dumps(json.loads(delivery_body(delivery)), indent=2),
+            "section": "webhooks",
+        },
+    )
+
+
+@require_POST
+@operator_required
+def delivery_replay(request: ConsoleRequest, webhook_id: str, delivery_id: str) -> HttpResponse:
+    try:
+        replay = webhook_delivery_replay(actor=request.actor, delivery_id=delivery_id)
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-webhook", webhook_id=webhook_id)
+    messages.success(
+        request, "Replay queued: the event is sent again as a new delivery, shown below."
+    )
+    return redirect("console-webhook-delivery", webhook_id=webhook_id, delivery_id=replay.pk)
 
 
 # --- Suppression ----------------------------------------------------------------------
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @operator_required
 def suppression(request: ConsoleRequest) -> HttpResponse:
+    """The list, searched by address or domain; a POST adds an address by hand."""
+    if request.method == "POST":
+        form = SuppressionAddForm(request.POST)
+        if form.is_valid():
+            try:
+                entry = suppression_add_by_operator(
+                    actor=request.actor,
+                    address=form.cleaned_data["address"],
+                    reason=form.cleaned_data["reason"],
+                    note=form.cleaned_data["note"],
+                    request_id=request_id_of(request),
+                )
+            except ApiError as error:
+                error_message(request, error)
+            else:
+                messages.success(
+                    request,
+                    f"{entry.email_address} is suppressed ({entry.get_reason_display()}): "
+                    "mail to it is refused.",
+                )
+                return redirect("console-suppression")
+        form_keep(request, form)
+        return redirect("console-suppression")
+    search = SuppressionSearchForm(request.GET)
+    query = search.cleaned_data["q"] if search.is_valid() else ""
     try:
-        page = suppression_list(account=request.account, params=request.GET)
+        page = suppression_list(account=request.account, params=request.GET, search=query)
     except ApiError as error:
         error_message(request, error)
         return redirect("console-suppression")
     return render_page(
-        request, "console/suppression.html", {"page": page, "section": "suppression"}
+        request,
+        "console/suppression.html",
+        {
+            "page": page,
+            "search": search,
+            "query": query,
+            "more_query": urlencode({"q": query, "cursor": page.next_cursor or ""}),
+            "form": form_kept(request, SuppressionAddForm),
+            "section": "suppression",
+        },
     )
 
 
@@ -369,6 +448,8 @@ def usage(request: ConsoleRequest) -> HttpResponse:
         request,
         "console/usage.html",
         {
+            "metrics": plan_usage(account=account),
+            "plan_title": limits_for(account.plan).title,
             "summary": [(UsageEventType(key).label, summary[key]) for key in UsageEventType.values],
             "chart": bar_chart(series, title=UsageEventType(event_type).label),
             "series": series,

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,6 +42,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 
 class UnsafeTarget(Exception):
     """The URL may not be used as a webhook target; the message says why."""
+
+
+class UnresolvableHost(UnsafeTarget):
+    """The host name does not resolve: refused like any unsafe target, but the operator is
+    told it is a DNS problem, not a blocked address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,7 @@ def resolve_addresses(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeTarget(f"The host {host} does not resolve ({exc}).") from exc
+        raise UnresolvableHost(f"The host {host} does not resolve ({exc}).") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -185,7 +192,7 @@ def url_vet(url: str) -> VettedTarget:
     except ValueError:
         addresses = resolve_addresses(host, port)
     if not addresses:
-        raise UnsafeTarget(f"The host {host} does not resolve.")
+        raise UnresolvableHost(f"The host {host} does not resolve.")
     if not allow_private:
         for address in addresses:
             if reason := address_refusal(address):
@@ -234,10 +241,23 @@ class _GuardedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _PeerCheckedHTTPSConnection
 
 
+@dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """What the endpoint answered: the status, its headers, the start of its body."""
+
+    status: int
+    headers: dict[str, str]
+    body_excerpt: str
+
+
+# Bytes of the answer's body kept: enough to read an error page's message.
+BODY_EXCERPT_BYTES = 1024
+
+
 def pinned_post(
     target: VettedTarget, *, body: bytes, headers: dict[str, str], timeout: float
-) -> int:
-    """POST to the vetted address (not a fresh lookup) and return the HTTP status.
+) -> PostAnswer:
+    """POST to the vetted address (not a fresh lookup) and return what it answered.
 
     urllib3 directly (the library under ``requests``) because it can connect to one address
     while verifying the certificate and sending SNI for the name, and because its connection
@@ -273,9 +293,59 @@ def pinned_post(
             retries=False,
             preload_content=False,
         )
-        # Read at most a little of the body: only the status matters.
-        response.read(1024)
+        # Read at most a little of the body: the status decides, the excerpt explains.
+        excerpt = response.read(BODY_EXCERPT_BYTES)
         response.release_conn()
-        return int(response.status)
+        return PostAnswer(
+            status=int(response.status),
+            headers=dict(response.headers.items()),
+            body_excerpt=excerpt.decode("utf-8", errors="replace"),
+        )
     finally:
         pool.close()
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every one it was raised from: urllib3 wraps the socket's error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def network_error_sentence(exc: BaseException, *, timeout: float) -> str:
+    """One sentence an operator understands for why a request could not be made, instead of
+    ``[Errno -2] Name or service not known``. The exception itself is kept beside it."""
+    chain = list(_causes(exc))
+
+    def caused_by(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(item, kinds) for item in chain)
+
+    # Most specific first: urllib3's NameResolutionError and NewConnectionError are
+    # subclasses of its ConnectTimeoutError, and ssl.SSLError of OSError.
+    if caused_by(UnresolvableHost, socket.gaierror, urllib3.exceptions.NameResolutionError):
+        return "The endpoint's host name could not be found (the DNS lookup failed)."
+    refusal = next((item for item in chain if isinstance(item, UnsafeTarget)), None)
+    if refusal is not None:
+        # The guard's own messages are written for people (and name the address refused).
+        return f"Not sent, blocked by the address guard: {refusal}"
+    if caused_by(ssl.SSLError, urllib3.exceptions.SSLError):
+        return (
+            "The secure (TLS) connection failed: the endpoint's certificate could not be "
+            "verified, or it does not speak HTTPS."
+        )
+    if caused_by(ConnectionRefusedError):
+        return "The endpoint refused the connection: nothing is listening at that address."
+    if caused_by(TimeoutError, urllib3.exceptions.ReadTimeoutError) or any(
+        isinstance(item, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(item, urllib3.exceptions.NewConnectionError)
+        for item in chain
+    ):
+        return f"The endpoint did not answer within {timeout:g} seconds."
+    if caused_by(urllib3.exceptions.NewConnectionError):
+        return "The endpoint could not be reached over the network."
+    if caused_by(ConnectionResetError, urllib3.exceptions.ProtocolError):
+        return "The endpoint closed the connection before answering."
+    return "The request could not be sent because of a network error."

@@ -12,6 +12,7 @@ from django.db import transaction
 from accounts.actors import Actor
 from accounts.services import audit_record
 from mailboxes.models import Mailbox, Suppression
+from multimail.addresses import address_problem
 from multimail.errors import ApiError, not_found
 
 # A stronger reason replaces a weaker one for an address already listed.
@@ -37,6 +38,49 @@ def suppression_add(
     if not created and _STRENGTH.get(reason, 0) > _STRENGTH.get(entry.reason, 0):  # type: ignore[call-overload]
         entry.reason = reason
         entry.save(update_fields=["reason"])
+    return entry
+
+
+# What an operator may record by hand: bounces are the receiving server's word, never theirs.
+OPERATOR_REASONS = (
+    Suppression.Reason.MANUAL,
+    Suppression.Reason.UNSUBSCRIBE,
+    Suppression.Reason.COMPLAINT,
+)
+
+
+@transaction.atomic
+def suppression_add_by_operator(
+    *, actor: Actor, address: str, reason: str, note: str = "", request_id: str = ""
+) -> Suppression:
+    """The operator stops mail to an address (an unsubscribe by phone, a complaint by
+    letter). A weaker reason already listed is raised; a stronger one is kept."""
+    address = address.strip()
+    if problem := address_problem(address):
+        raise ApiError("invalid_parameter", f"{address!r} {problem}", param="address")
+    if reason not in OPERATOR_REASONS:
+        raise ApiError(
+            "invalid_parameter",
+            f"Unknown reason {reason!r}. Use any of: {', '.join(OPERATOR_REASONS)}.",
+            param="reason",
+        )
+    entry = suppression_add(
+        mailbox=None,
+        account_id=actor.account.pk,
+        address=address,
+        reason=Suppression.Reason(reason),
+    )
+    metadata = {"reason": entry.reason}
+    if note.strip():
+        metadata["note"] = note.strip()[:500]
+    audit_record(
+        actor=actor,
+        action="suppression.added",
+        resource_type="suppression",
+        resource_id=entry.email_address,
+        metadata=metadata,
+        request_id=request_id,
+    )
     return entry
 
 

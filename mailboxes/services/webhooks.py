@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,13 @@ from mailboxes.models import (
     new_signing_secret,
 )
 from mailboxes.services.mailboxes import mailbox_get
-from mailboxes.services.netguard import UnsafeTarget, pinned_post, url_vet
+from mailboxes.services.netguard import (
+    PostAnswer,
+    UnsafeTarget,
+    network_error_sentence,
+    pinned_post,
+    url_vet,
+)
 from multimail.backoff import backoff_delay
 from multimail.errors import ApiError, not_found
 from multimail.ids import new_id
@@ -321,10 +328,7 @@ def webhook_delivery_attempt(*, delivery_id: str) -> None:
             last_error=f"Subscription disabled: {subscription.disabled_reason}"[:500],
         )
         return
-    body = json.dumps(
-        {**delivery.payload, "created_at": delivery.created_at.isoformat()},
-        separators=(",", ":"),
-    ).encode()
+    body = delivery_body(delivery)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -342,29 +346,64 @@ def webhook_delivery_attempt(*, delivery_id: str) -> None:
     headers["X-MultiMail-Signature"] = signature_header(
         signing_secrets=signing_secrets, timestamp=int(time.time()), body=body
     )
-    status: int | None = None
-    error = ""
+    answer: PostAnswer | None = None
+    error = detail = ""
+    started = time.monotonic()
     try:
         # Vetted again now: the name may resolve elsewhere than when it was registered.
         target = url_vet(delivery.url)
-        status = pinned_post(target, body=body, headers=headers, timeout=TIMEOUT_SECONDS)
-        if not 200 <= status < 300:
-            error = f"The endpoint answered HTTP {status}."
-    except UnsafeTarget as exc:
-        error = str(exc)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    delivery_record_attempt(delivery_id=delivery.pk, response_status=status, error=error)
+        answer = pinned_post(target, body=body, headers=headers, timeout=TIMEOUT_SECONDS)
+        if not 200 <= answer.status < 300:
+            error = f"The endpoint answered HTTP {answer.status}."
+    except (UnsafeTarget, urllib3.exceptions.HTTPError, OSError) as exc:
+        error = network_error_sentence(exc, timeout=TIMEOUT_SECONDS)
+        detail = str(exc) if isinstance(exc, UnsafeTarget) else f"{type(exc).__name__}: {exc}"
+    delivery_record_attempt(
+        delivery_id=delivery.pk,
+        attempt=AttemptRecord(
+            request_headers=headers,
+            answer=answer,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error=error,
+            error_detail=detail,
+        ),
+    )
+
+
+def delivery_body(delivery: WebhookDelivery) -> bytes:
+    """The exact bytes POSTed (and signed) for a delivery; the console shows them too."""
+    return json.dumps(
+        {**delivery.payload, "created_at": delivery.created_at.isoformat()},
+        separators=(",", ":"),
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt as it went: what was sent, what came back (None: no answer), how long."""
+
+    request_headers: dict[str, str]
+    answer: PostAnswer | None
+    duration_ms: int
+    error: str
+    error_detail: str = ""
 
 
 @transaction.atomic
-def delivery_record_attempt(*, delivery_id: str, response_status: int | None, error: str) -> None:
+def delivery_record_attempt(*, delivery_id: str, attempt: AttemptRecord) -> None:
     now = timezone.now()
+    error = attempt.error
+    answer = attempt.answer
     delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
     delivery.attempts += 1
     delivery.last_attempt_at = now
-    delivery.response_status = response_status
+    delivery.response_status = answer.status if answer else None
+    delivery.response_headers = answer.headers if answer else {}
+    delivery.response_body = answer.body_excerpt if answer else ""
+    delivery.request_headers = attempt.request_headers
+    delivery.duration_ms = attempt.duration_ms
     delivery.last_error = error[:500]
+    delivery.error_detail = attempt.error_detail[:500]
     if not error:
         delivery.status = WebhookDelivery.Status.DELIVERED
     elif delivery.attempts >= MAX_ATTEMPTS:
@@ -376,7 +415,12 @@ def delivery_record_attempt(*, delivery_id: str, response_status: int | None, er
             "attempts",
             "last_attempt_at",
             "response_status",
+            "response_headers",
+            "response_body",
+            "request_headers",
+            "duration_ms",
             "last_error",
+            "error_detail",
             "status",
             "next_attempt_at",
         ]
@@ -416,28 +460,48 @@ def _disable_if_failing_too_long(*, subscription_id: str, now: datetime, error: 
 
 
 @transaction.atomic
-def webhook_delivery_retry(*, actor: Actor, delivery_id: str) -> WebhookDelivery:
-    """The operator retries a failed delivery now (console): back to pending, one more
-    attempt queued. A compare-and-set, so two clicks queue one retry."""
-    delivery = WebhookDelivery.objects.filter(account=actor.account, pk=delivery_id).first()
-    if delivery is None:
+def webhook_delivery_replay(*, actor: Actor, delivery_id: str) -> WebhookDelivery:
+    """The operator sends a delivery again (console), whatever became of it: a new delivery
+    of the same event (same event id, so a receiver can tell it is the same event) to the
+    same URL, attempted at once. The original keeps its history."""
+    original = (
+        WebhookDelivery.objects.select_related("subscription")
+        .filter(account=actor.account, pk=delivery_id)
+        .first()
+    )
+    if original is None:
         raise not_found("webhook", "That webhook delivery does not exist in this account.")
-    retried = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=WebhookDelivery.Status.FAILED
-    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
-    if not retried:
+    subscription = original.subscription
+    if (
+        subscription is not None
+        and not subscription.is_active
+        and original.event_type != TEST_EVENT
+    ):
         raise ApiError(
             "conflict",
-            f"This delivery is {delivery.status}, not failed: only failed deliveries can be "
-            "retried.",
+            "This webhook is disabled, so a replay would not be sent. Send a test event to "
+            "check the endpoint, then create the webhook again.",
         )
+    replay = WebhookDelivery.objects.create(
+        account=actor.account,
+        subscription=subscription,
+        mailbox_id=original.mailbox_id,
+        event_id=original.event_id,
+        event_type=original.event_type,
+        url=original.url,
+        payload=original.payload,
+        replay_of=original,
+    )
     audit_record(
         actor=actor,
-        action="webhook_delivery.retried",
+        action="webhook_delivery.replayed",
         resource_type="webhook",
-        resource_id=delivery.subscription_id or delivery.pk,
-        metadata={"delivery_id": delivery.pk, "event_type": delivery.event_type},
+        resource_id=original.subscription_id or original.pk,
+        metadata={
+            "delivery_id": original.pk,
+            "replay_id": replay.pk,
+            "event_type": original.event_type,
+        },
     )
-    enqueue.deliver_webhook_after_commit(delivery.pk)
-    delivery.refresh_from_db()
-    return delivery
+    enqueue.deliver_webhook_after_commit(replay.pk)
+    return replay

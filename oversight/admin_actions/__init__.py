@@ -24,7 +24,12 @@ table entry on the parameters stored with the request.
 from __future__ import annotations
 
 from oversight.admin_actions.base import ActionParams, AdminAction, PendingApproval
-from oversight.admin_actions.gate import admin_action_approve, admin_action_deny, admin_action_run
+from oversight.admin_actions.gate import (
+    admin_action_approve,
+    admin_action_deny,
+    admin_action_run,
+    admin_action_summary,
+)
 from oversight.admin_actions.table import (
     ACCOUNT_DELETE,
     ACCOUNT_UPDATE,
@@ -81,4 +86,5 @@ __all__ = [
     "admin_action_approve",
     "admin_action_deny",
     "admin_action_run",
+    "admin_action_summary",
 ]

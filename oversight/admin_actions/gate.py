@@ -165,18 +165,48 @@ def _carry_out[P: ActionParams, R](
     return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
 
 
+DENY_REASON_MAX = 500
+
+
 @transaction.atomic
-def admin_action_deny(*, actor: Actor, approval_id: str) -> AdminActionRequest:
+def admin_action_deny(*, actor: Actor, approval_id: str, reason: str = "") -> AdminActionRequest:
+    """The operator refuses; ``reason`` (optional) is kept with the decision and audited."""
+    reason = " ".join(reason.split())
+    if len(reason) > DENY_REASON_MAX:
+        raise ApiError(
+            "invalid_parameter",
+            f"The reason is {len(reason)} characters; keep it to {DENY_REASON_MAX}.",
+            param="reason",
+        )
     pending = _locked_pending(actor, approval_id)
-    _close(pending, AdminActionStatus.DENIED, actor)
+    pending.deny_reason = reason
+    _close(pending, AdminActionStatus.DENIED, actor, extra_fields=["deny_reason"])
+    metadata = {"action": pending.action}
+    if reason:
+        metadata["reason"] = reason
     audit_record(
         actor=actor,
         action="admin_action.denied",
         resource_type="admin_action",
         resource_id=pending.pk,
-        metadata={"action": pending.action},
+        metadata=metadata,
     )
     return pending
+
+
+def admin_action_summary(*, actor: Actor, pending: AdminActionRequest) -> str:
+    """What the request asks for, as the operator's email put it ("Create the API key 'ci'
+    with scopes send, read"), for the console's list instead of its JSON parameters."""
+    action = ACTIONS.get(pending.action)
+    if action is None:
+        return pending.action
+    try:
+        summary = action.summary(actor, action.params_type.from_json(pending.params))
+    except (ApiError, TypeError, KeyError):
+        # The resource it concerns is gone, or the request predates its parameters' shape:
+        # approving will say why it cannot run; the list still names the action.
+        return pending.action
+    return summary[:1].upper() + summary[1:]
 
 
 def _locked_pending(actor: Actor, approval_id: str) -> AdminActionRequest:
@@ -192,11 +222,17 @@ def _locked_pending(actor: Actor, approval_id: str) -> AdminActionRequest:
     return pending
 
 
-def _close(pending: AdminActionRequest, status: AdminActionStatus, actor: Actor) -> None:
+def _close(
+    pending: AdminActionRequest,
+    status: AdminActionStatus,
+    actor: Actor,
+    *,
+    extra_fields: tuple[str, ...] | list[str] = (),
+) -> None:
     pending.status = status
     pending.decided_at = timezone.now()
     pending.decided_by = actor.display
-    pending.save(update_fields=["status", "decided_at", "decided_by"])
+    pending.save(update_fields=["status", "decided_at", "decided_by", *extra_fields])
     if pending.code_id:
         OneTimeCode.objects.filter(pk=pending.code_id, used_at__isnull=True).update(
             used_at=timezone.now()

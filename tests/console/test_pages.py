@@ -400,7 +400,7 @@ def test_domain_add_and_verify(owner, console, monkeypatch):
     assert domain.status == Domain.Status.ACTIVE
 
 
-def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
+def test_webhook_create_secret_history_and_replay(owner, console, monkeypatch):
     from mailboxes import enqueue
 
     queued = []
@@ -423,14 +423,12 @@ def test_webhook_create_secret_history_and_retry(owner, console, monkeypatch):
     )
     page = console.get(f"/console/webhooks/{hook.pk}").content.decode()
     assert "HTTP 500" in page
-    assert f"/deliveries/{failed.pk}/retry" in page
-    retried = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
-    assert "Retry queued." in retried.content.decode()
-    failed.refresh_from_db()
-    assert failed.status == WebhookDelivery.Status.PENDING
+    assert f"/deliveries/{failed.pk}" in page
+    replayed = console.post(
+        f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/replay", follow=True
+    )
+    assert "Replay queued" in replayed.content.decode()
     assert queued == [1]
-    twice = console.post(f"/console/webhooks/{hook.pk}/deliveries/{failed.pk}/retry", follow=True)
-    assert "code-conflict" in twice.content.decode()
     console.post(f"/console/webhooks/{hook.pk}/action", {"action": "rotate", "confirmed": "yes"})
     hook.refresh_from_db()
     assert hook.previous_secret
