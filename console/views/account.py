@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.email_change import (
     email_change_confirm,
     email_change_preview,
+    email_change_request,
     email_change_undo,
 )
 from accounts.selectors import (
@@ -253,7 +254,11 @@ def account_oversight_email(request: ConsoleRequest) -> HttpResponse:
         return redirect(page)
     new_email = form.cleaned_data["oversight_email"]
     try:
-        _account_update(request, {"oversight_email": new_email})
+        # The request itself, not the account update: an update ignores the address it
+        # already has, where the operator who typed it should hear so.
+        email_change_request(
+            actor=request.actor, new_email=new_email, request_id=request_id_of(request)
+        )
     except ApiError as error:
         form_keep(request, form, error=error)
         feedback_keep(request, "email", error.message, error=True, path=page)
