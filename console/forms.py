@@ -15,6 +15,9 @@ from mailboxes.models import GateTiming, Mailbox, OversightMode
 from multimail.addresses import address_validator
 from multimail.header_fields import header_text_validator
 
+# A checkbox on its label's line. In the app's templates/: the form renderer looks there.
+CHECKBOX_FIELD = "console/forms/checkbox_field.html"
+
 
 class LoginEmailForm(forms.Form):
     email = forms.EmailField(
@@ -103,9 +106,15 @@ class MailboxSettingsForm(forms.Form):
     auto_bcc = forms.EmailField(
         label="Always Bcc", required=False, max_length=320, validators=[address_validator]
     )
-    forward_inbound = forms.BooleanField(label="Forward inbound mail", required=False)
-    ai_disclosure = forms.BooleanField(label="Add an AI disclosure line", required=False)
-    scheduling_enabled = forms.BooleanField(label="Allow scheduled sends", required=False)
+    forward_inbound = forms.BooleanField(
+        label="Forward inbound mail", required=False, template_name=CHECKBOX_FIELD
+    )
+    ai_disclosure = forms.BooleanField(
+        label="Add an AI disclosure line", required=False, template_name=CHECKBOX_FIELD
+    )
+    scheduling_enabled = forms.BooleanField(
+        label="Allow scheduled sends", required=False, template_name=CHECKBOX_FIELD
+    )
     default_gate_timing = forms.ChoiceField(
         label="Scheduled mail in gated modes", choices=GateTiming.choices
     )
@@ -156,7 +165,9 @@ class MailboxCreateForm(forms.Form):
         label="Display name", required=False, max_length=200, validators=[header_text_validator]
     )
     webhook_url = forms.URLField(label="Webhook URL", required=False, max_length=2000)
-    ai_disclosure = forms.BooleanField(label="Add an AI disclosure line", required=False)
+    ai_disclosure = forms.BooleanField(
+        label="Add an AI disclosure line", required=False, template_name=CHECKBOX_FIELD
+    )
 
 
 class OversightEmailForm(forms.Form):
@@ -225,6 +236,7 @@ class AccountSettingsForm(ApprovalExpiryForm):
     require_operator_approval = forms.BooleanField(
         label="Agents' admin actions need my approval",
         required=False,
+        template_name=CHECKBOX_FIELD,
         help_text="New keys, mailboxes, looser modes and rules asked for with an API key wait "
         "for you under Approvals (with an emailed code).",
     )
