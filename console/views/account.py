@@ -33,6 +33,7 @@ from accounts.services import AccountChanges, account_export_take, api_key_issue
 from accounts.signup import account_confirm
 from billing.services.pricing import session_key_claim
 from console.access import ConsoleRequest, HtmxRequest, error_message, operator_required
+from console.actions import operator_action_run
 from console.confirmation import (
     Confirmation,
     confirmation_page,
@@ -60,7 +61,7 @@ from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from multimail.ratelimit import client_ip
 from oversight import admin_actions
-from oversight.admin_actions import admin_action_approve, admin_action_deny, admin_action_run
+from oversight.admin_actions import admin_action_approve, admin_action_deny
 
 
 @never_cache
@@ -207,7 +208,11 @@ def account_settings(request: ConsoleRequest) -> HttpResponse:
         form = AccountSettingsForm(request.POST)
         if form.is_valid():
             try:
-                _account_update(request, cast(AccountChanges, form.cleaned_data))
+                operator_action_run(
+                    request,
+                    admin_actions.ACCOUNT_UPDATE,
+                    admin_actions.AccountUpdate(changes=cast(AccountChanges, form.cleaned_data)),
+                )
             except ApiError as error:
                 form_keep(request, form, error=error)
                 feedback_keep(request, "settings", error.message, error=True)
@@ -229,17 +234,6 @@ def account_settings(request: ConsoleRequest) -> HttpResponse:
             "feedback": feedback_kept(request),
             "section": "account",
         },
-    )
-
-
-def _account_update(request: ConsoleRequest, changes: AccountChanges) -> None:
-    # The API's path, as the operator: the gate runs it at once (no approval asked).
-    admin_action_run(
-        actor=request.actor,
-        action=admin_actions.ACCOUNT_UPDATE,
-        params=admin_actions.AccountUpdate(changes=changes),
-        approval_code=None,
-        request_id=request_id_of(request),
     )
 
 
@@ -319,13 +313,7 @@ def account_delete_view(request: ConsoleRequest) -> HttpResponse:
                 f"Type the account's name, {name}, exactly as shown to delete it.",
                 param="account_name",
             )
-        admin_action_run(
-            actor=request.actor,
-            action=admin_actions.ACCOUNT_DELETE,
-            params=admin_actions.AccountDelete(),
-            approval_code=None,
-            request_id=request_id_of(request),
-        )
+        operator_action_run(request, admin_actions.ACCOUNT_DELETE, admin_actions.AccountDelete())
     except ApiError as error:
         form_keep(request, form, error=error)
         return redirect("console-account-delete")

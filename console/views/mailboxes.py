@@ -12,6 +12,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.access import ConsoleRequest, error_message, operator_required
+from console.actions import operator_action_run
 from console.confirmation import (
     Confirmation,
     confirmation_page,
@@ -38,7 +39,6 @@ from mailboxes.services.mailboxes import mailbox_delete, mailbox_get, mailbox_up
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
 from oversight import admin_actions
-from oversight.admin_actions import admin_action_run
 from oversight.facts import decision_facts
 from oversight.policy import PENDING_STATUSES, is_upgrade
 from oversight.selectors import undelivered_notifications
@@ -71,23 +71,20 @@ def mailbox_list(request: ConsoleRequest) -> HttpResponse:
             form_keep(request, form)
             return redirect("console-mailboxes")
         try:
-            mailbox = admin_action_run(
-                actor=request.actor,
-                action=admin_actions.MAILBOX_CREATE,
-                params=admin_actions.MailboxCreate(
+            mailbox = operator_action_run(
+                request,
+                admin_actions.MAILBOX_CREATE,
+                admin_actions.MailboxCreate(
                     address_local=form.cleaned_data["address_local"],
                     display_name=form.cleaned_data["display_name"],
                     webhook_url=form.cleaned_data["webhook_url"] or None,
                     ai_disclosure=form.cleaned_data["ai_disclosure"],
                 ),
-                approval_code=None,
-                request_id=request_id_of(request),
             )
         except ApiError as error:
             form_keep(request, form, error=error)
             feedback_keep(request, "create", error.message, error=True)
             return redirect("console-mailboxes")
-        assert isinstance(mailbox, Mailbox)  # an operator's action runs at once
         messages.success(
             request,
             f"{mailbox.address} is created in {OversightMode(mailbox.oversight_mode).label} "

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +16,21 @@ from django.utils import timezone
 from accounts.models import Account, ApiKey, Operator
 from mailboxes.models import Mailbox
 from tests.conftest import Tenant, key_for
-from tests.console.test_browser import A11Y_PROBE, ARTIFACTS, browser, sign_in_cookie
+from tests.console.test_browser import A11Y_PROBE, ARTIFACTS, browser, page, sign_in_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-__all__ = ["browser"]  # the module's shared Chromium, used here as a fixture
+__all__ = ["browser", "page"]  # test_browser's fixtures, used here
 
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
 
 
 @pytest.fixture(params=sorted(SIZES))
-def sized_page(request: Any, browser: Any, live_server: Any) -> Iterator[tuple[Any, str]]:
+def sized_page(request: Any, page: Any) -> tuple[Any, str]:
+    """test_browser's page (it fails the test on any script error or 4xx/5xx), resized."""
     width, height = SIZES[request.param]
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": width, "height": height}, accept_downloads=True
-    )
-    errors: list[str] = []
-    page = context.new_page()
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.url}") if response.status >= 400 else None
-        ),
-    )
-    page.set_default_timeout(10_000)
-    yield page, request.param
-    context.close()
-    assert errors == []
+    page.set_viewport_size({"width": width, "height": height})
+    return page, request.param
 
 
 def shot(page: Any, name: str, size: str) -> None:
