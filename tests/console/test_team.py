@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEntry, Operator
 from accounts.services import operator_create
-from tests.conftest import Tenant
+from tests.conftest import Tenant, key_for
 from tests.console.conftest import signed_in
 from tests.console.test_login import request_code
 
@@ -75,6 +75,16 @@ def test_signing_a_colleague_out_leaves_your_session(owner: Tenant) -> None:
     assert "col@acme.example is signed out on every browser." in done.content.decode()
     assert theirs.get("/console/")["Location"].startswith("/console/login")
     assert mine.get("/console/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_apis_session_check_agrees(owner: Tenant) -> None:
+    _, raw = key_for(owner.account, "admin")
+    browser = _sign_in_by_code(owner.operator.email)
+    auth = {"Authorization": f"Bearer {raw}"}
+    assert browser.get("/v1/operator/session", headers=auth).json()["active"] is True
+    signed_in(owner).post(f"/console/operators/{owner.operator.pk}/sign-out", {"confirmed": "yes"})
+    assert browser.get("/v1/operator/session", headers=auth).json()["active"] is False
 
 
 @pytest.mark.django_db(transaction=True)
