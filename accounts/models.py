@@ -74,6 +74,11 @@ class Operator(models.Model):
     # first sign-in): it ends when the oversight email moves elsewhere. Invited roles stay.
     via_oversight_email = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    # "Sign out everywhere": console sessions of this role signed in before this moment
+    # end at their next request (sessions are rows in the database, keyed by person, not
+    # by role, so the role keeps the cut-off instead of hunting for them).
+    sessions_ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -133,6 +133,17 @@ def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(account=account)
 
 
+API_KEY_PAGE_SIZE = 50
+
+
+def api_key_page(*, account: Account, params: Mapping[str, Any], revoked: bool) -> Page:
+    """The console's keys, newest first; revoked ones only when asked for."""
+    keys = api_key_list(account=account)
+    if not revoked:
+        keys = keys.filter(is_active=True)
+    return cursor_paginate(keys, params, default_limit=API_KEY_PAGE_SIZE)
+
+
 def audit_entry_list(*, account: Account) -> QuerySet[AuditEntry]:
     return AuditEntry.objects.filter(account=account)
 

@@ -22,6 +22,7 @@ from accounts.actors import Actor
 from accounts.models import Account, ApiKey, AuditEntry, Operator, Scope
 from accounts.oversight_addresses import oversight_address_ensure
 from accounts.plans import limits_for
+from accounts.selectors import account_export
 from multimail.errors import ApiError, not_found
 
 logger = logging.getLogger("multimail.accounts")
@@ -261,6 +262,28 @@ def operator_remove(*, actor: Actor, operator_id: str, request_id: str = "") -> 
     return operator
 
 
+@transaction.atomic
+def operator_sessions_end(*, actor: Actor, operator_id: str, request_id: str = "") -> Operator:
+    """Sign ``operator_id`` out of this account's console on every browser: each of its
+    sessions that began before now ends at its next request."""
+    operator = (
+        Operator.objects.select_for_update().filter(account=actor.account, pk=operator_id).first()
+    )
+    if operator is None:
+        raise not_found("operator", "That operator does not exist in this account.")
+    operator.sessions_ended_at = timezone.now()
+    operator.save(update_fields=["sessions_ended_at"])
+    audit_record(
+        actor=actor,
+        action="operator.sessions_ended",
+        resource_type="operator",
+        resource_id=operator.pk,
+        metadata={"email": operator.email},
+        request_id=request_id,
+    )
+    return operator
+
+
 # --- Account settings -----------------------------------------------------------------
 
 
@@ -354,6 +377,25 @@ def export_claim(*, account: Account) -> None:
 def export_release(*, account: Account) -> None:
     """An export that failed does not use up the hour."""
     cache.delete(f"export:{account.pk}")
+
+
+def account_export_take(*, actor: Actor, request_id: str = "") -> dict[str, Any]:
+    """The account's export (GET /v1/export and the console's download), once an hour,
+    audited."""
+    export_claim(account=actor.account)
+    try:
+        data = account_export(account=actor.account)
+    except Exception:
+        export_release(account=actor.account)
+        raise
+    audit_record(
+        actor=actor,
+        action="account.exported",
+        resource_type="account",
+        resource_id=actor.account.pk,
+        request_id=request_id,
+    )
+    return data
 
 
 # --- API keys -------------------------------------------------------------------------

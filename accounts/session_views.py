@@ -22,7 +22,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Account, Operator
-from accounts.sign_in import operator_session_start, operator_session_verify, session_sign_in
+from accounts.sign_in import (
+    operator_session_start,
+    operator_session_verify,
+    session_is_current,
+    session_sign_in,
+)
 from multimail.authentication import ApiPrincipal
 from multimail.epoch import epoch_ms
 from multimail.ratelimit import client_ip
@@ -126,10 +131,13 @@ class SessionView(APIView):
         # DRF puts the API principal on the Django request; the browser's session user is
         # read from the session itself.
         user = get_user(request._request)
-        active = bool(
-            user.is_authenticated
-            and Operator.objects.filter(user_id=user.pk, account=_account(request)).exists()
+        operator = (
+            Operator.objects.filter(user_id=user.pk, account=_account(request)).first()
+            if user.is_authenticated
+            else None
         )
+        # "Sign out everywhere" ends this session at its next console request already.
+        active = operator is not None and session_is_current(request._request, operator)
         return Response(
             {
                 "active": active,

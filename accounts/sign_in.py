@@ -28,6 +28,8 @@ from multimail.errors import ApiError, not_found
 
 # The account a signed-in person acts for, among the accounts they operate.
 SESSION_ACCOUNT_KEY = "console_account_id"
+# When this browser signed in (epoch seconds): compared with a role's sessions_ended_at.
+SESSION_SIGNED_IN_KEY = "console_signed_in_at"
 LOGIN_CODE_TTL = timedelta(minutes=15)
 # Codes requested per email address per window; more look like someone mail-bombing a victim.
 CODES_PER_EMAIL = 5
@@ -203,4 +205,18 @@ def operator_session_verify(*, account: Account, code: str, client_ip: str) -> O
 def session_sign_in(request: HttpRequest, operator: Operator) -> None:
     """Sign the browser in as ``operator``'s person, acting for ``operator``'s account."""
     login(request, operator.user, backend="django.contrib.auth.backends.ModelBackend")
+    now = timezone.now()
     request.session[SESSION_ACCOUNT_KEY] = operator.account_id
+    request.session[SESSION_SIGNED_IN_KEY] = now.timestamp()
+    # One sign-in opens every account the person operates (the switcher): each role shows it.
+    Operator.objects.filter(user_id=operator.user_id).update(last_sign_in_at=now)
+
+
+def session_is_current(request: HttpRequest, operator: Operator) -> bool:
+    """False once "sign out everywhere" ended ``operator``'s sessions after this one began
+    (a session from before sign-in times were kept counts as older)."""
+    ended = operator.sessions_ended_at
+    if ended is None:
+        return True
+    signed_in = request.session.get(SESSION_SIGNED_IN_KEY)
+    return isinstance(signed_in, float) and signed_in > ended.timestamp()

@@ -412,18 +412,8 @@ class ExportView(APIView):
 
     @extend_schema(operation_id="account_export", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        principal = api_principal(request)
-        services.export_claim(account=principal.account)
-        try:
-            data = selectors.account_export(account=principal.account)
-        except Exception:
-            services.export_release(account=principal.account)
-            raise
-        services.audit_record(
-            actor=principal.actor,
-            action="account.exported",
-            resource_type="account",
-            resource_id=principal.account.pk,
-            request_id=request_id_of(request),
+        return Response(
+            services.account_export_take(
+                actor=api_principal(request).actor, request_id=request_id_of(request)
+            )
         )
-        return Response(data)

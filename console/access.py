@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Concatenate, cast
 
 from django.contrib import messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
@@ -16,7 +16,7 @@ from django_htmx.middleware import HtmxDetails
 from accounts.actors import Actor
 from accounts.models import Account, Operator
 from accounts.selectors import operator_for_user
-from accounts.sign_in import SESSION_ACCOUNT_KEY
+from accounts.sign_in import SESSION_ACCOUNT_KEY, session_is_current
 from multimail.errors import ApiError
 
 
@@ -48,6 +48,11 @@ def operator_required[**P, R: HttpResponseBase](
             operator = operator_for_user(
                 user_id=request.user.pk, account_id=request.session.get(SESSION_ACCOUNT_KEY)
             )
+        if operator is not None and not session_is_current(request, operator):
+            # Signed out everywhere: this whole browser session ends, like a sign-out.
+            logout(request)
+            messages.info(request, "You were signed out everywhere. Sign in again.")
+            operator = None
         if operator is None:
             if console_request.htmx:
                 # An expired session during polling: send the whole page to the login form.

@@ -17,6 +17,9 @@ from multimail.addresses import address_validator
 from multimail.header_fields import header_text_validator
 from oversight.admin_actions.gate import DENY_REASON_MAX
 
+# A checkbox on its label's line. In the app's templates/: the form renderer looks there.
+CHECKBOX_FIELD = "console/forms/checkbox_field.html"
+
 
 class LoginEmailForm(forms.Form):
     email = forms.EmailField(
@@ -105,13 +108,30 @@ class MailboxSettingsForm(forms.Form):
     auto_bcc = forms.EmailField(
         label="Always Bcc", required=False, max_length=320, validators=[address_validator]
     )
-    forward_inbound = forms.BooleanField(label="Forward inbound mail", required=False)
-    ai_disclosure = forms.BooleanField(label="Add an AI disclosure line", required=False)
-    scheduling_enabled = forms.BooleanField(label="Allow scheduled sends", required=False)
+    forward_inbound = forms.BooleanField(
+        label="Forward inbound mail", required=False, template_name=CHECKBOX_FIELD
+    )
+    ai_disclosure = forms.BooleanField(
+        label="Add an AI disclosure line", required=False, template_name=CHECKBOX_FIELD
+    )
+    scheduling_enabled = forms.BooleanField(
+        label="Allow scheduled sends", required=False, template_name=CHECKBOX_FIELD
+    )
     default_gate_timing = forms.ChoiceField(
         label="Scheduled mail in gated modes", choices=GateTiming.choices
     )
-    webhook_url = forms.URLField(label="Webhook URL", required=False, max_length=2000)
+    webhook_url = forms.URLField(
+        label="Webhook URL",
+        required=False,
+        max_length=2000,
+        help_text="Receives this mailbox's events (new mail, sends, bounces).",
+    )
+    oversight_webhook_url = forms.URLField(
+        label="Oversight webhook URL",
+        required=False,
+        max_length=2000,
+        help_text="Receives only its oversight events: mail held for you, decisions.",
+    )
 
     def __init__(self, *args: Any, instance_values: Mailbox, **kwargs: Any) -> None:
         kwargs.setdefault(
@@ -122,9 +142,47 @@ class MailboxSettingsForm(forms.Form):
     def changes(self) -> dict[str, Any]:
         """Cleaned values as the mailbox service expects them (empty optional text: None)."""
         data = dict(self.cleaned_data)
-        for name in ("auto_cc", "auto_bcc", "webhook_url", "signature_block"):
+        for name in (
+            "auto_cc",
+            "auto_bcc",
+            "webhook_url",
+            "oversight_webhook_url",
+            "signature_block",
+        ):
             data[name] = data[name] or None
         return data
+
+
+class MailboxCreateForm(forms.Form):
+    """The fields of POST /v1/mailboxes; the mailbox service checks the address and limits."""
+
+    address_local = forms.CharField(
+        label="Address",
+        max_length=320,
+        validators=[header_text_validator],
+        help_text="The part before the @ (the account's domain is added), or a full address "
+        "at one of your verified domains.",
+    )
+    display_name = forms.CharField(
+        label="Display name", required=False, max_length=200, validators=[header_text_validator]
+    )
+    webhook_url = forms.URLField(label="Webhook URL", required=False, max_length=2000)
+    ai_disclosure = forms.BooleanField(
+        label="Add an AI disclosure line", required=False, template_name=CHECKBOX_FIELD
+    )
+
+
+class OversightEmailForm(forms.Form):
+    oversight_email = forms.EmailField(
+        label="New oversight email",
+        max_length=320,
+        validators=[address_validator],
+        help_text="It receives a confirmation link; nothing changes until it is followed.",
+    )
+
+
+class AccountDeleteForm(forms.Form):
+    account_name = forms.CharField(label="Type the account's name", max_length=200)
 
 
 class CheckoutForm(forms.Form):
@@ -163,6 +221,29 @@ class ApprovalExpiryForm(forms.Form):
         max_value=MAX_APPROVAL_EXPIRY_HOURS,
         help_text="0: never. You get one reminder at half time.",
     )
+
+
+class AccountSettingsForm(ApprovalExpiryForm):
+    """The settings of PATCH /v1/account that apply at once (the oversight email confirms
+    first: its own form)."""
+
+    name = forms.CharField(label="Account name", max_length=200, validators=[header_text_validator])
+    physical_address = forms.CharField(
+        label="Postal address",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Printed in the compliance footer of outbound mail.",
+    )
+    require_operator_approval = forms.BooleanField(
+        label="Agents' admin actions need my approval",
+        required=False,
+        template_name=CHECKBOX_FIELD,
+        help_text="New keys, mailboxes, looser modes and rules asked for with an API key wait "
+        "for you under Approvals (with an emailed code).",
+    )
+
+    field_order = ["name", "physical_address", "require_operator_approval"]
 
 
 def _address_list(value: str) -> list[str]:

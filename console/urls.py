@@ -25,6 +25,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("console/switch", auth.switch_account, name="console-switch"),
     path("console/operators", auth.operators, name="console-operators"),
     path(
+        "console/operators/<str:operator_id>/sign-out",
+        auth.operator_sign_out_view,
+        name="console-operator-sign-out",
+    ),
+    path(
         "console/operators/<str:operator_id>/remove",
         auth.operator_remove_view,
         name="console-operator-remove",
@@ -39,6 +44,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
         account.oversight_email_undo,
         name="console-oversight-email-undo",
     ),
+    path("console/account", account.account_settings, name="console-account"),
+    path(
+        "console/account/oversight-email",
+        account.account_oversight_email,
+        name="console-account-email",
+    ),
+    path("console/account/export", account.account_export_view, name="console-account-export"),
+    path("console/account/delete", account.account_delete_view, name="console-account-delete"),
     path("console/approvals", approvals.approvals, name="console-approvals"),
     path(
         "console/approvals/<str:request_pk>",
@@ -57,6 +70,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "console/mailboxes/<str:mailbox_id>/mode",
         mailboxes.mailbox_mode,
         name="console-mailbox-mode",
+    ),
+    path(
+        "console/mailboxes/<str:mailbox_id>/delete",
+        mailboxes.mailbox_delete_view,
+        name="console-mailbox-delete",
     ),
     path(
         "console/mailboxes/<str:mailbox_id>/rules",

@@ -1,4 +1,5 @@
-"""Sign-in by emailed code, sign-out, account switching, operator invitations."""
+"""Sign-in by emailed code, sign-out, account switching, the team: invitations, removal
+and "sign out everywhere"."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.models import Operator
 from accounts.selectors import operator_for_user, operator_list, operator_role_get
-from accounts.services import operator_invite, operator_remove
+from accounts.services import operator_invite, operator_remove, operator_sessions_end
 from accounts.sign_in import (
     SESSION_ACCOUNT_KEY,
     console_login_start,
@@ -30,7 +32,10 @@ from console.htmx import render_page
 from console.prg import form_keep, form_kept
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
+from multimail.pagination import cursor_paginate
 from multimail.ratelimit import client_ip
+
+OPERATOR_PAGE_SIZE = 50
 
 
 def _safe_next(request: HttpRequest, candidate: str) -> str:
@@ -153,12 +158,23 @@ def operators(request: ConsoleRequest) -> HttpResponse:
                 return redirect("console-operators")
         form_keep(request, form)
         return redirect("console-operators")
+    try:
+        page = cursor_paginate(
+            operator_list(account=request.account),
+            request.GET,
+            default_limit=OPERATOR_PAGE_SIZE,
+            oldest_first=True,
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-operators")
     return render_page(
         request,
         "console/operators.html",
         {
             "form": form_kept(request, InviteForm),
-            "operators": operator_list(account=request.account),
+            "operators": page.items,
+            "next_cursor": page.next_cursor,
             "section": "operators",
         },
     )
@@ -169,16 +185,16 @@ def operators(request: ConsoleRequest) -> HttpResponse:
 def operator_remove_view(request: ConsoleRequest, operator_id: str) -> HttpResponse:
     """GET asks for confirmation; only a confirmed POST removes the operator."""
     if request.method == "GET":
-        target = operator_list(account=request.account).filter(pk=operator_id).first()
+        target = _team_member(request, operator_id)
         if target is None:
-            messages.error(request, "That operator does not exist in this account.")
             return redirect("console-operators")
         return confirmation_page(
             request,
             Confirmation(
                 title=f"Remove operator {target.email}?",
                 detail=f"{target.email} can no longer sign in to {request.account.name}'s "
-                "console, and is told by email. Invite them again to undo this.",
+                "console, is signed out of it on every browser at once, and is told by email. "
+                "Invite them again to undo this.",
                 button="Remove operator",
                 cancel_url=reverse("console-operators"),
                 section="operators",
@@ -194,4 +210,52 @@ def operator_remove_view(request: ConsoleRequest, operator_id: str) -> HttpRespo
         error_message(request, error)
     else:
         messages.success(request, f"{removed.email} is no longer an operator.")
+    return redirect("console-operators")
+
+
+def _team_member(request: ConsoleRequest, operator_id: str) -> Operator | None:
+    target = operator_list(account=request.account).filter(pk=operator_id).first()
+    if target is None:
+        messages.error(request, "That operator does not exist in this account.")
+    return target
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def operator_sign_out_view(request: ConsoleRequest, operator_id: str) -> HttpResponse:
+    """End every console session of an operator of this account (yourself included): GET
+    asks for confirmation; only a confirmed POST does it."""
+    yourself = operator_id == request.operator.pk
+    if request.method == "GET":
+        target = _team_member(request, operator_id)
+        if target is None:
+            return redirect("console-operators")
+        who = "You are" if yourself else f"{target.email} is"
+        where = "every browser and device, this one included" if yourself else "every browser"
+        return confirmation_page(
+            request,
+            Confirmation(
+                title="Sign out everywhere?" if yourself else f"Sign {target.email} out?",
+                detail=f"{who} signed out of {request.account.name}'s console on {where}, "
+                "and signs in again with an emailed code. Use it after a lost device or a "
+                "sign-in on a shared computer.",
+                button="Sign out everywhere",
+                cancel_url=reverse("console-operators"),
+                section="operators",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    try:
+        target = operator_sessions_end(
+            actor=request.actor, operator_id=operator_id, request_id=request_id_of(request)
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-operators")
+    if yourself:
+        logout(request)
+        messages.success(request, "You are signed out everywhere. Sign in again here.")
+        return redirect("console-login")
+    messages.success(request, f"{target.email} is signed out on every browser.")
     return redirect("console-operators")

@@ -1,5 +1,5 @@
-"""Mailboxes: list with today's sends, per-mailbox emails (the API's filter), threads,
-oversight mode and settings."""
+"""Mailboxes: list with today's sends, create and delete (the API's services and limits),
+per-mailbox emails (the API's filter), threads, oversight mode and settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.access import ConsoleRequest, error_message, operator_required
+from console.actions import operator_action_run
 from console.confirmation import (
     Confirmation,
     confirmation_page,
@@ -19,8 +20,9 @@ from console.confirmation import (
     is_confirmed,
 )
 from console.csp import EMAIL_PAGE_CSP
-from console.forms import MailboxSettingsForm, ModeForm
+from console.forms import MailboxCreateForm, MailboxSettingsForm, ModeForm
 from console.htmx import render_page
+from console.prg import feedback_keep, feedback_kept, form_keep, form_kept
 from console.rendering import email_body_render
 from mailboxes.filters import EmailFilter
 from mailboxes.models import Direction, EmailStatus, Mailbox, OversightMode
@@ -33,9 +35,10 @@ from mailboxes.selectors import (
     operator_mailbox_get,
     thread_get,
 )
-from mailboxes.services.mailboxes import mailbox_get, mailbox_update
+from mailboxes.services.mailboxes import mailbox_delete, mailbox_get, mailbox_update
 from multimail.errors import ApiError
 from multimail.exceptions import request_id_of
+from oversight import admin_actions
 from oversight.facts import decision_facts
 from oversight.policy import PENDING_STATUSES, is_upgrade
 from oversight.selectors import undelivered_notifications
@@ -57,19 +60,81 @@ def _mailbox_or_redirect(
         return None
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @operator_required
 def mailbox_list(request: ConsoleRequest) -> HttpResponse:
+    """The mailboxes, and a new one by POST /v1/mailboxes's path (its checks and limits)."""
     account = request.account
+    if request.method == "POST":
+        form = MailboxCreateForm(request.POST)
+        if not form.is_valid():
+            form_keep(request, form)
+            return redirect("console-mailboxes")
+        try:
+            mailbox = operator_action_run(
+                request,
+                admin_actions.MAILBOX_CREATE,
+                admin_actions.MailboxCreate(
+                    address_local=form.cleaned_data["address_local"],
+                    display_name=form.cleaned_data["display_name"],
+                    webhook_url=form.cleaned_data["webhook_url"] or None,
+                    ai_disclosure=form.cleaned_data["ai_disclosure"],
+                ),
+            )
+        except ApiError as error:
+            form_keep(request, form, error=error)
+            feedback_keep(request, "create", error.message, error=True)
+            return redirect("console-mailboxes")
+        messages.success(
+            request,
+            f"{mailbox.address} is created in {OversightMode(mailbox.oversight_mode).label} "
+            "mode: its outbound mail waits for you until you change the mode.",
+        )
+        return redirect("console-mailbox", mailbox_id=mailbox.pk)
     return render_page(
         request,
         "console/mailboxes.html",
         {
             "rows": mailbox_rows(account=account),
             "deleted": deleted_mailboxes(account=account),
+            "create_form": form_kept(request, MailboxCreateForm),
+            "feedback": feedback_kept(request),
             "section": "mailboxes",
         },
     )
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def mailbox_delete_view(request: ConsoleRequest, mailbox_id: str) -> HttpResponse:
+    """DELETE /v1/mailboxes/{id} from the console: GET asks, only a confirmed POST deletes."""
+    mailbox = _mailbox_or_redirect(request, mailbox_id, for_change=True)
+    if mailbox is None:
+        return redirect("console-mailboxes")
+    if request.method == "GET":
+        return confirmation_page(
+            request,
+            Confirmation(
+                title=f"Delete {mailbox.address}?",
+                detail="It stops sending and receiving at once, and its queued outbound "
+                "mail is cancelled. Its mail stays readable here; the address is never "
+                "given out again. This cannot be undone.",
+                button="Delete mailbox",
+                cancel_url=reverse("console-mailbox", args=[mailbox.pk]),
+                section="mailboxes",
+            ),
+        )
+    if not is_confirmed(request):
+        return confirmation_redirect(request)
+    try:
+        mailbox_delete(
+            actor=request.actor, mailbox_id=mailbox.pk, request_id=request_id_of(request)
+        )
+    except ApiError as error:
+        error_message(request, error)
+        return redirect("console-mailbox", mailbox_id=mailbox.pk)
+    messages.success(request, f"{mailbox.address} is deleted. Its mail stays readable.")
+    return redirect("console-mailboxes")
 
 
 @require_GET
