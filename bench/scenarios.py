@@ -629,18 +629,23 @@ class _Drained:
     worker_cpu_ms: float
     database_cpu_ms: float
     commits_per_email: float
+    sessions_per_email: float
+    database_active_ms: float
 
 
-def _commits(database_url: str) -> int:
-    """Transactions committed in the bench database so far (PostgreSQL's statistics, which
-    lag by up to a second: a figure over tens of seconds only)."""
+def _database_totals(database_url: str) -> tuple[int, int, float]:
+    """(transactions committed, sessions opened, ms spent running statements) in the bench
+    database so far. PostgreSQL's statistics lag by up to a second: figures over tens of
+    seconds only. Unlike the backends' CPU they keep what sessions that ended did, which
+    matters while the worker opens a connection per task."""
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            "SELECT xact_commit, sessions, active_time FROM pg_stat_database "
+            "WHERE datname = current_database()"
         ).fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), int(row[1]), float(row[2])) if row else (0, 0, 0.0)
 
 
 def _worker_cpu(worker: subprocess.Popen[bytes]) -> float:
@@ -660,9 +665,9 @@ def _drain(run: dict[str, Any]) -> _Drained:
     database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     # The CPU is counted from the first poll that sees a hand-off, for the emails handed
     # off after it: the worker's boot and the wait for the first task stay out of it.
-    counted_from: tuple[int, float, dict[int, float], int] | None = None
+    counted_from: tuple[int, float, dict[int, float], tuple[int, int, float]] | None = None
     worker_cpu = database_cpu_used = 0.0
-    commits = 0
+    totals = (0, 0, 0.0)
     try:
         # Requests still queued in the server may be accepted after the load stopped: done
         # once every accepted email reached the sink and no new one came for 2 s.
@@ -682,14 +687,19 @@ def _drain(run: dict[str, Any]) -> _Drained:
                     arrived,
                     _worker_cpu(worker),
                     database_cpu(database_url),
-                    _commits(database_url),
+                    _database_totals(database_url),
                 )
             settled = settled + 1 if drained and len(now_accepted) == len(accepted) else 0
             accepted = now_accepted
         if counted_from is not None:
             worker_cpu = _worker_cpu(worker) - counted_from[1]
             database_cpu_used = database_cpu_since(database_url, counted_from[2])
-            commits = _commits(database_url) - counted_from[3]
+            now = _database_totals(database_url)
+            totals = (
+                now[0] - counted_from[3][0],
+                now[1] - counted_from[3][1],
+                now[2] - counted_from[3][2],
+            )
         statuses = dict(emails.values_list("status").annotate(n=Count("id")).order_by())
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
@@ -707,7 +717,7 @@ def _drain(run: dict[str, Any]) -> _Drained:
         statuses,
         worker_cpu * 1000 / counted if counted > 0 else 0.0,
         database_cpu_used * 1000 / counted if counted > 0 else 0.0,
-        commits / counted if counted > 0 else 0.0,
+        *(total / counted if counted > 0 else 0.0 for total in totals),
     )
 
 
@@ -726,8 +736,9 @@ def _pipeline_row(label: str, drained: _Drained, *, since: float) -> PipelineRow
         statistics.median(latencies),
         p99,
         f"{len(arrivals)}/{len(accepted)} delivered in {last - since:.1f} s, "
-        f"{drained.twice} of them more than once; {drained.commits_per_email:.1f} PostgreSQL "
-        f"commits per email; statuses {drained.statuses}",
+        f"{drained.twice} of them more than once; per email {drained.commits_per_email:.1f} "
+        f"PostgreSQL commits, {drained.sessions_per_email:.1f} new connections, "
+        f"{drained.database_active_ms:.1f} ms running statements; statuses {drained.statuses}",
         drained.worker_cpu_ms,
         drained.database_cpu_ms,
     )
