@@ -28,6 +28,7 @@ from accounts.models import ApiKey
 from accounts.services import LOOKUP_PREFIX_LENGTH, hash_key
 from mailboxes.enqueue import process_email_after_commit
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
+from mailboxes.serializers_reading import EmailResponseSerializer, EmailSummarySerializer
 from multimail.ids import new_id
 
 
@@ -77,52 +78,26 @@ class PeerCursorPagination(CursorPagination):
     ordering = "-id"
 
 
+def _columns_of(serializer: type[serializers.ModelSerializer[Email]]) -> list[str]:
+    """The model columns one of the project's serializers renders, under their model names:
+    the peer renders the same columns, the stock way (the rest are computed, not stored)."""
+    renamed = {"from": "from_address", "mailbox_id": "mailbox"}
+    stored = {field.name for field in Email._meta.concrete_fields}
+    names = (renamed.get(name, name) for name in serializer.Meta.fields)
+    return [name for name in names if name in stored]
+
+
 class PeerEmailSerializer(serializers.ModelSerializer[Email]):
     class Meta:
         model = Email
-        fields = [
-            "id",
-            "mailbox",
-            "from_address",
-            "to",
-            "cc",
-            "subject",
-            "direction",
-            "status",
-            "markdown",
-            "received_at",
-            "thread_id",
-            "has_attachments",
-            "delivered_at",
-            "bounced_at",
-            "bounce_type",
-            "spam_score",
-            "spam_verdict",
-            "tags",
-        ]
+        fields = _columns_of(EmailResponseSerializer)
         read_only_fields = fields
 
 
 class PeerEmailSummarySerializer(serializers.ModelSerializer[Email]):
     class Meta:
         model = Email
-        fields = [
-            "id",
-            "mailbox",
-            "from_address",
-            "to",
-            "subject",
-            "direction",
-            "status",
-            "spam_score",
-            "spam_verdict",
-            "received_at",
-            "thread_id",
-            "has_attachments",
-            "delivered_at",
-            "bounced_at",
-            "bounce_type",
-        ]
+        fields = _columns_of(EmailSummarySerializer)
         read_only_fields = fields
 
 

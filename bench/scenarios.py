@@ -543,11 +543,6 @@ def _start_worker(sink: _Sink) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _send_body() -> bytes:
-    body = {"to": ["lead@example.org"], "subject": "Offer {n}", "markdown": "Terms for **{n}**."}
-    return json.dumps(body).encode()
-
-
 def e2e_prepare(ctx: Context) -> None:
     _django()
     _clear_broker()
@@ -564,15 +559,20 @@ def e2e_prepare(ctx: Context) -> None:
     _done_with_db()
 
 
-def e2e_target(ctx: Context) -> Target:
-    e2e = ctx.extra["e2e"]
+def _pipeline_send(run: dict[str, Any]) -> Target:
+    """A send into a pipeline scenario's autonomous mailbox."""
+    body = {"to": ["lead@example.org"], "subject": "Offer {n}", "markdown": "Terms for **{n}**."}
     return Target(
         "POST",
-        f"/v1/mailboxes/{e2e['mailbox']}/send",
-        {"Authorization": f"Bearer {e2e['key']}"},
-        _send_body(),
+        f"/v1/mailboxes/{run['mailbox']}/send",
+        {"Authorization": f"Bearer {run['key']}"},
+        json.dumps(body).encode(),
         expect_status=202,
     )
+
+
+def e2e_target(ctx: Context) -> Target:
+    return _pipeline_send(ctx.extra["e2e"])
 
 
 def e2e_report(ctx: Context) -> PipelineRow:
@@ -594,14 +594,7 @@ def drain_prepare(ctx: Context) -> None:
 
 
 def drain_target(ctx: Context) -> Target:
-    drain = ctx.extra["drain"]
-    return Target(
-        "POST",
-        f"/v1/mailboxes/{drain['mailbox']}/send",
-        {"Authorization": f"Bearer {drain['key']}"},
-        _send_body(),
-        expect_status=202,
-    )
+    return _pipeline_send(ctx.extra["drain"])
 
 
 def drain_report(ctx: Context) -> PipelineRow:
