@@ -726,7 +726,7 @@ def main() -> None:
         print("  CPU per request in-process ...", flush=True)
         labels = [s.label for s in chosen if s.cpu]
         cpu = cpu_pass(env, labels, args.cpu_requests)
-    generator = "wrk" if use_wrk else "threads (wrk is not installed)"
+    generator = "wrk" if use_wrk else "threads" + ("" if shutil.which("wrk") else " (no wrk)")
     print(
         f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}; {args.workers} gunicorn workers x "
