@@ -96,6 +96,9 @@ class Scenario:
     paired: bool = True
     # Measured in-process by scenarios_cpu.py too.
     cpu: bool = True
+    # How long an unpaired scenario's load runs, when --seconds would be too short for it
+    # (a backlog big enough to time a drain by).
+    load_seconds: int | None = None
 
 
 # "{n}" in a body is replaced by a per-request number, unique over the whole run: the
@@ -711,7 +714,7 @@ def main() -> None:
                 load_in_subprocess(
                     base_url,
                     target,
-                    args.seconds,
+                    max(args.seconds, scenario.load_seconds or 0),
                     args.connections,
                     use_wrk,
                     PHASE_STARTS["measure"],
