@@ -20,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_bytes
 from typing import Any
@@ -34,10 +36,14 @@ from run import (
     Context,
     Scenario,
     Target,
+    cpu_seconds,
+    database_cpu,
+    database_cpu_since,
     free_port,
+    worker_pids,
 )
+from table import PipelineRow
 
-BROKER_DB = 13
 WEBHOOK_SECRET = "bench:inbound-secret"
 BULK_EMAILS = int(os.environ.get("BENCH_BULK_EMAILS", "1000000"))
 PENDING_EMAILS = 10_000
@@ -45,6 +51,11 @@ PENDING_EMAILS = 10_000
 DECIDE_POOL_PER_PHASE = 60_000
 DEEP_OFFSET = 900_000
 E2E_DRAIN_TIMEOUT = 240
+E2E_WORKERS = 2
+# Sends accepted before the drain's workers start: about a thousand at today's accept rate.
+DRAIN_LOAD_SECONDS = 12
+# More new PostgreSQL connections per email than this: the worker does not keep them.
+CHURN_SESSIONS_PER_EMAIL = 0.1
 # Sends of one account queue on its row lock (exact quotas); other accounts' do not.
 SEND_TENANTS = 8
 
@@ -52,26 +63,53 @@ _django_ready = False
 
 
 def broker_url() -> str:
-    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    return redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    """The cache's Redis database: Celery's keys (celery, unacked*, _kombu.*) do not meet the
+    cache's prefixed ones, and a bench run then stays inside the one database it was given."""
+    return os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
 
 
 def register() -> list[Scenario]:
     os.environ.setdefault("CELERY_BROKER_URL", broker_url())
     os.environ.setdefault("POSTMARK_WEBHOOK_SECRET", WEBHOOK_SECRET)
     return [
-        Scenario("POST send (accept+queue)", send_target, prepare=send_prepare),
         Scenario(
-            f"POST send, {SEND_TENANTS} accounts", send_tenants_target, prepare=send_tenants_prepare
+            "POST send (accept+queue)", send_target, prepare=send_prepare, peer=peer_send_target
+        ),
+        Scenario(
+            f"POST send, {SEND_TENANTS} accounts",
+            send_tenants_target,
+            prepare=send_tenants_prepare,
+            cpu=False,  # the same request as the one above, for several tenants
         ),
         Scenario("POST postmark-inbound", inbound_target, prepare=inbound_prepare),
-        Scenario("GET emails, first page", list_first_target, prepare=bulk_prepare),
+        Scenario(
+            "GET emails, first page",
+            list_first_target,
+            prepare=bulk_prepare,
+            peer=peer_list_first_target,
+        ),
         Scenario("GET emails, cursor 900k", list_deep_target, prepare=bulk_prepare),
-        Scenario("GET one email", read_one_target, prepare=bulk_prepare),
-        Scenario("GET emails, search 1M", search_target, prepare=bulk_prepare),
+        Scenario("GET one email", read_one_target, prepare=bulk_prepare, peer=peer_read_one_target),
+        Scenario("GET emails, search 1M", search_target, prepare=bulk_prepare, cpu=False),
         Scenario("GET oversight/pending 10k", pending_target, prepare=pending_prepare),
         Scenario("POST oversight/decide", decide_target, prepare=decide_prepare),
-        Scenario("send -> SMTP sink (e2e)", e2e_target, prepare=e2e_prepare, report=e2e_report),
+        Scenario(
+            "send -> SMTP sink (e2e)",
+            e2e_target,
+            prepare=e2e_prepare,
+            report=e2e_report,
+            paired=False,
+            cpu=False,
+        ),
+        Scenario(
+            f"drain a backlog ({E2E_WORKERS} workers)",
+            drain_target,
+            prepare=drain_prepare,
+            report=drain_report,
+            paired=False,
+            cpu=False,
+            load_seconds=DRAIN_LOAD_SECONDS,
+        ),
     ]
 
 
@@ -211,6 +249,10 @@ def send_prepare(ctx: Context) -> None:
 
     # A warmed-up mailbox: the bench measures the request path, not the warm-up cap.
     Mailbox.objects.filter(pk=ctx.mailbox_id).update(created_at=timezone.now() - timedelta(days=60))
+    # The peer sends from a tenant of its own: its emails must not add to the count the
+    # project's monthly quota check makes for the run's account.
+    account, mailbox = _tenant(f"bench-peer-{time.strftime('%m%d%H%M%S')}", mode="autonomous")
+    ctx.extra["peer_send"] = (mailbox.pk, _key(account, "send"))
     _done_with_db()
 
 
@@ -226,6 +268,18 @@ def send_target(ctx: Context) -> Target:
         ctx.auth,
         json.dumps(body).encode(),
         expect_status=202,
+    )
+
+
+def peer_send_target(ctx: Context) -> Target:
+    """The stock-DRF peer's send (bench/peer.py): store and queue, nothing else."""
+    mailbox_id, key = ctx.extra["peer_send"]
+    return Target(
+        "POST",
+        f"/bench/peer/mailboxes/{mailbox_id}/send",
+        {"Authorization": f"Bearer {key}"},
+        send_target(ctx).body,
+        expect_status=201,
     )
 
 
@@ -326,6 +380,18 @@ def read_one_target(ctx: Context) -> Target:
     return Target("GET", f"/v1/mailboxes/{bulk['mailbox']}/emails/{bulk['one']}", _bulk_auth(ctx))
 
 
+def peer_list_first_target(ctx: Context) -> Target:
+    bulk = ctx.extra["bulk"]
+    return Target("GET", f"/bench/peer/mailboxes/{bulk['mailbox']}/emails", _bulk_auth(ctx))
+
+
+def peer_read_one_target(ctx: Context) -> Target:
+    bulk = ctx.extra["bulk"]
+    return Target(
+        "GET", f"/bench/peer/mailboxes/{bulk['mailbox']}/emails/{bulk['one']}", _bulk_auth(ctx)
+    )
+
+
 # What an agent looks for: a word from a subject, a phrase, a sender. Each query names one
 # email's number, so the page is the few emails that match out of the million; the queries
 # rotate so that no single cached plan or page answers them all.
@@ -418,13 +484,15 @@ def decide_target(ctx: Context) -> Target:
 
 
 class _Sink:
-    """An SMTP server on loopback that only notes when each message arrived."""
+    """An SMTP server on loopback that only notes when each message first arrived, and how
+    many times each came."""
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
 
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command log
         self.arrivals: dict[str, float] = {}
+        self.copies: Counter[str] = Counter()
         self.lock = threading.Lock()
         sink = self
 
@@ -435,6 +503,7 @@ class _Sink:
                 message_id = str(message_from_bytes(envelope.content)["Message-ID"] or "").strip()
                 with sink.lock:
                     sink.arrivals.setdefault(message_id, time.time())
+                    sink.copies[message_id] += 1
                 return "250 OK"
 
         self.port = free_port()
@@ -445,23 +514,25 @@ class _Sink:
         self.controller.stop()
 
 
-def e2e_prepare(ctx: Context) -> None:
-    _django()
+def _clear_broker() -> None:
+    """Tasks the other scenarios left queued would be drained first and skew the figure."""
     import redis
 
-    # Tasks the other scenarios left queued would be drained first and skew the figure.
     broker = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
     for pattern in ("celery", "unacked*", "_kombu.*"):
         for key in broker.scan_iter(pattern):
             broker.delete(key)
-    account, mailbox = _tenant(f"bench-e2e-{time.strftime('%m%d%H%M%S')}", mode="autonomous")
-    sink = _Sink()
+
+
+def _start_worker(sink: _Sink) -> subprocess.Popen[bytes]:
+    """A Celery worker of E2E_WORKERS processes that hands mail to ``sink`` over SMTP."""
     (ROOT / "var").mkdir(exist_ok=True)  # absent on a fresh checkout that never ran the service
-    log = open(ROOT / "var" / "bench-worker.log", "w")  # noqa: SIM115 (lives with the worker)
-    worker = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+    log = open(ROOT / "var" / "bench-worker.log", "a")  # noqa: SIM115 (lives with the worker)
+    return subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
         [
             PYTHON, "-m", "celery", "-A", "multimail", "worker", "--loglevel", "WARNING",
-            "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--concurrency", str(E2E_WORKERS), "--without-gossip", "--without-mingle",
+            "--without-heartbeat",
         ],
         cwd=ROOT,
         env={
@@ -475,78 +546,209 @@ def e2e_prepare(ctx: Context) -> None:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
+
+
+def e2e_prepare(ctx: Context) -> None:
+    _django()
+    _clear_broker()
+    account, mailbox = _tenant(f"bench-e2e-{time.strftime('%m%d%H%M%S')}", mode="autonomous")
+    sink = _Sink()
+    worker = _start_worker(sink)
     time.sleep(5)  # let the worker connect before the clock starts
     ctx.extra["e2e"] = {
         "mailbox": mailbox.pk,
         "key": _key(account, "send"),
         "sink": sink,
         "worker": worker,
-        "started": time.time(),
     }
     _done_with_db()
 
 
-def e2e_target(ctx: Context) -> Target:
-    e2e = ctx.extra["e2e"]
+def _pipeline_send(run: dict[str, Any]) -> Target:
+    """A send into a pipeline scenario's autonomous mailbox."""
     body = {"to": ["lead@example.org"], "subject": "Offer {n}", "markdown": "Terms for **{n}**."}
     return Target(
         "POST",
-        f"/v1/mailboxes/{e2e['mailbox']}/send",
-        {"Authorization": f"Bearer {e2e['key']}"},
+        f"/v1/mailboxes/{run['mailbox']}/send",
+        {"Authorization": f"Bearer {run['key']}"},
         json.dumps(body).encode(),
         expect_status=202,
     )
 
 
-def e2e_report(ctx: Context) -> str:
-    """Wait until the worker has handed every accepted email to the sink, then summarise."""
+def e2e_target(ctx: Context) -> Target:
+    return _pipeline_send(ctx.extra["e2e"])
+
+
+def e2e_report(ctx: Context) -> PipelineRow:
+    """Sends while the workers deliver: emails/s from the first accept to the last hand-off,
+    and each email's time from accept to the sink."""
+    drained = _drain(ctx.extra["e2e"])
+    first = min(drained.accepted.values(), default=0.0)
+    return _pipeline_row("send -> SMTP sink (e2e)", drained, since=first)
+
+
+def drain_prepare(ctx: Context) -> None:
+    """A backlog: the load's sends are accepted with no worker running; the report starts
+    the workers and times them through it."""
+    _django()
+    _clear_broker()
+    account, mailbox = _tenant(f"bench-drain-{time.strftime('%m%d%H%M%S')}", mode="autonomous")
+    ctx.extra["drain"] = {"mailbox": mailbox.pk, "key": _key(account, "send"), "sink": _Sink()}
+    _done_with_db()
+
+
+def drain_target(ctx: Context) -> Target:
+    return _pipeline_send(ctx.extra["drain"])
+
+
+def drain_report(ctx: Context) -> PipelineRow:
+    """The backlog's emails/s from the first hand-off to the last (the workers' boot is not
+    in it); each email's latency counts from that first hand-off, when a worker was
+    first taking mail, not from its accept (all were accepted before the workers ran)."""
+    drain = ctx.extra["drain"]
+    started = time.time()
+    drain["worker"] = _start_worker(drain["sink"])
+    drained = _drain(drain)
+    first = min(drained.arrivals.values(), default=started)
+    drained.accepted = {mid: max(at, first) for mid, at in drained.accepted.items()}
+    row = _pipeline_row(f"drain a backlog ({E2E_WORKERS} workers)", drained, since=first)
+    row.note += f"; first hand-off {first - started:.1f} s after the workers were started"
+    return row
+
+
+@dataclass
+class _Drained:
+    accepted: dict[str, float]  # Message-ID -> accepted at (epoch seconds)
+    arrivals: dict[str, float]  # Message-ID -> reached the sink at
+    twice: int  # emails that reached the sink more than once
+    statuses: dict[str, int]
+    # CPU per email from the first hand-off on: the worker processes', PostgreSQL's.
+    worker_cpu_ms: float
+    database_cpu_ms: float
+    commits_per_email: float
+    sessions_per_email: float
+    database_active_ms: float
+
+
+def _database_totals(database_url: str) -> tuple[int, int, float]:
+    """(transactions committed, sessions opened, ms spent running statements) in the bench
+    database so far. PostgreSQL's statistics lag by up to a second: figures over tens of
+    seconds only. Unlike the backends' CPU they keep what sessions that ended did, which
+    matters while the worker opens a connection per task."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit, sessions, active_time FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        ).fetchone()
+    return (int(row[0]), int(row[1]), float(row[2])) if row else (0, 0, 0.0)
+
+
+def _worker_cpu(worker: subprocess.Popen[bytes]) -> float:
+    return sum(cpu_seconds(pid) for pid in [worker.pid, *worker_pids(worker.pid)])
+
+
+def _drain(run: dict[str, Any]) -> _Drained:
+    """Wait until the worker has handed every accepted email of the run's mailbox to the
+    sink (or E2E_DRAIN_TIMEOUT passed), then stop it."""
     from django.db.models import Count
 
     from mailboxes.models import Email
 
-    e2e = ctx.extra["e2e"]
-    sink: _Sink = e2e["sink"]
-    worker: subprocess.Popen[bytes] = e2e["worker"]
+    sink: _Sink = run["sink"]
+    worker: subprocess.Popen[bytes] = run["worker"]
+    emails = Email.objects.filter(mailbox_id=run["mailbox"])
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    # The CPU is counted from the first poll that sees a hand-off, for the emails handed
+    # off after it: the worker's boot and the wait for the first task stay out of it.
+    counted_from: tuple[int, float, dict[int, float], tuple[int, int, float]] | None = None
+    worker_cpu = database_cpu_used = 0.0
+    totals = (0, 0, 0.0)
     try:
         # Requests still queued in the server may be accepted after the load stopped: done
         # once every accepted email reached the sink and no new one came for 2 s.
         deadline = time.monotonic() + E2E_DRAIN_TIMEOUT
-        accepted: dict[str, Any] = {}
+        accepted: dict[str, float] = {}
         settled = 0
         while time.monotonic() < deadline and settled < 4:
             time.sleep(0.5)
-            now_accepted = dict(
-                Email.objects.filter(mailbox_id=e2e["mailbox"]).values_list(
-                    "message_id", "received_at"
-                )
-            )
+            now_accepted = {
+                mid: at.timestamp() for mid, at in emails.values_list("message_id", "received_at")
+            }
             with sink.lock:
+                arrived = len(sink.arrivals)
                 drained = all(mid in sink.arrivals for mid in now_accepted)
+            if counted_from is None and arrived:
+                counted_from = (
+                    arrived,
+                    _worker_cpu(worker),
+                    database_cpu(database_url),
+                    _database_totals(database_url),
+                )
             settled = settled + 1 if drained and len(now_accepted) == len(accepted) else 0
             accepted = now_accepted
-        statuses = dict(
-            Email.objects.filter(mailbox_id=e2e["mailbox"])
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
+        if counted_from is not None:
+            worker_cpu = _worker_cpu(worker) - counted_from[1]
+            database_cpu_used = database_cpu_since(database_url, counted_from[2])
+            now = _database_totals(database_url)
+            totals = (
+                now[0] - counted_from[3][0],
+                now[1] - counted_from[3][1],
+                now[2] - counted_from[3][2],
+            )
+        statuses = dict(emails.values_list("status").annotate(n=Count("id")).order_by())
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
         sink.stop()
         _done_with_db()
-    arrivals = sink.arrivals
-    delivered = [mid for mid in accepted if mid in arrivals]
-    if not delivered:
-        return f"end-to-end: nothing reached the SMTP sink (statuses {statuses})"
-    first = min(accepted[mid].timestamp() for mid in accepted)
-    last = max(arrivals[mid] for mid in delivered)
-    latencies = sorted((arrivals[mid] - accepted[mid].timestamp()) * 1000 for mid in delivered)
+    with sink.lock:
+        arrivals = {mid: at for mid, at in sink.arrivals.items() if mid in accepted}
+        twice = sum(1 for mid in arrivals if sink.copies[mid] > 1)
+    counted = len(arrivals) - (counted_from[0] if counted_from else 0)
+    return _Drained(
+        accepted,
+        arrivals,
+        twice,
+        statuses,
+        worker_cpu * 1000 / counted if counted > 0 else 0.0,
+        database_cpu_used * 1000 / counted if counted > 0 else 0.0,
+        *(total / counted if counted > 0 else 0.0 for total in totals),
+    )
+
+
+def _pipeline_row(label: str, drained: _Drained, *, since: float) -> PipelineRow:
+    accepted, arrivals = drained.accepted, drained.arrivals
+    if not arrivals:
+        return PipelineRow(
+            label, 0.0, 0.0, 0.0, f"nothing reached the SMTP sink ({drained.statuses})"
+        )
+    last = max(arrivals.values())
+    latencies = sorted((arrivals[mid] - accepted[mid]) * 1000 for mid in arrivals)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return (
-        f"end-to-end outbound (send -> worker x2 -> SMTP sink on loopback): "
-        f"{len(delivered)}/{len(accepted)} delivered, "
-        f"{len(delivered) / max(last - first, 1e-6):.0f} emails/s sustained "
-        f"(first accept to last hand-off {last - first:.1f} s), accept-to-sink latency "
-        f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms; statuses {statuses}"
+    note = (
+        f"{len(arrivals)}/{len(accepted)} delivered in {last - since:.1f} s, "
+        f"{drained.twice} of them more than once; per email {drained.commits_per_email:.1f} "
+        f"PostgreSQL commits, {drained.sessions_per_email:.1f} new connections, "
+        f"{drained.database_active_ms:.1f} ms running statements; statuses {drained.statuses}"
+    )
+    # The backends' CPU is read from /proc at both ends: a backend that served one task
+    # and exited in between took its CPU with it, so the figure would be far too low.
+    database_cpu_ms = drained.database_cpu_ms
+    if drained.sessions_per_email >= CHURN_SESSIONS_PER_EMAIL:
+        database_cpu_ms = 0.0
+        note += (
+            "; PostgreSQL CPU not shown: the worker's connections end before it can be read "
+            "(the statement time above is its upper bound)"
+        )
+    return PipelineRow(
+        label,
+        len(arrivals) / max(last - since, 1e-6),
+        statistics.median(latencies),
+        p99,
+        note,
+        drained.worker_cpu_ms,
+        database_cpu_ms,
     )

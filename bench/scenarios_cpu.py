@@ -1,9 +1,10 @@
 """CPU per request of the mail-path scenarios, in-process: the steadier figure on a shared
 host, where wall-clock throughput moves with whatever else runs.
 
-Run after ``bench/run.py`` (it reuses the data that run left in the bench database):
+run.py runs it once the load is over and puts its figures in the table; alone, after a
+run (it reuses the data that run left in the bench database):
 
-    .venv/bin/python bench/scenarios_cpu.py [--requests 200]
+    .venv/bin/python bench/scenarios_cpu.py [--requests 200] [--only LABEL] [--json]
 
 Each scenario's request goes through Django's full stack (middleware, DRF, the services)
 with the test client; the figure is ``time.process_time`` per request of this process
@@ -13,6 +14,7 @@ with the test client; the figure is ``time.process_time`` per request of this pr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -20,12 +22,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, PHASE_STARTS, Context, fill
+from run import (
+    BASELINE,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    PHASE_STARTS,
+    SCENARIOS,
+    Context,
+    Scenario,
+    Target,
+    fill,
+    plain_view,
+)
+from table import peer_label
+
+# Scenarios measured only here (no load run): appended to the request scenarios of run.py
+# and scenarios.register() that have ``cpu`` set.
+CPU_ONLY: list[Scenario] = []
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="measure only the scenario of this exact label (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print {label: {ms, queries}}")
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
@@ -35,16 +61,8 @@ def main() -> None:
     os.environ["API_RATE_LIMIT_SEND_PER_MINUTE"] = str(10**9)
     import scenarios  # sets the broker and webhook environment before Django reads it
 
-    wanted = {
-        "POST send (accept+queue)",
-        "POST postmark-inbound",
-        "GET emails, first page",
-        "GET emails, cursor 900k",
-        "GET one email",
-        "GET oversight/pending 10k",
-        "POST oversight/decide",
-    }
-    chosen = [s for s in scenarios.register() if s.label in wanted]
+    every = [s for s in [*SCENARIOS, *scenarios.register(), *CPU_ONLY] if s.cpu]
+    chosen = [s for s in every if s.label != BASELINE and (not args.only or s.label in args.only)]
     scenarios._django()
     from django.test import Client
 
@@ -64,41 +82,34 @@ def main() -> None:
     )
     client = Client()
     client.get("/bench/plain")
-    rows = [("plain view (1 INSERT)", _measure(client, "GET", "/bench/plain", {}, None, args))]
+    figures = {BASELINE: _measure(client, plain_view(ctx), args)}
     for scenario in chosen:
         if scenario.prepare is not None:
             scenario.prepare(ctx)
-        target = scenario.build(ctx)
-        headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
-        rows.append(
-            (
-                scenario.label,
-                _measure(client, target.method, target.path, headers, target.body, args),
-            )
-        )
-    floor = rows[0][1][0]
+        figures[scenario.label] = _measure(client, scenario.build(ctx), args)
+        if scenario.peer is not None:
+            figures[peer_label(scenario.label)] = _measure(client, scenario.peer(ctx), args)
+    if args.json:
+        print(json.dumps({label: {"ms": ms, "queries": q} for label, (ms, q) in figures.items()}))
+        return
+    floor = figures[BASELINE][0]
     print(f"\nCPU per request in-process (best of 3 x {args.requests}):\n")
-    print(f"{'scenario':<28} {'CPU ms':>8} {'x plain':>8} {'queries':>8}")
-    for label, (cpu, queries) in rows:
-        print(f"{label:<28} {cpu:>8.2f} {cpu / floor:>8.1f} {queries:>8}")
+    print(f"{'scenario':<36} {'CPU ms':>8} {'x plain':>8} {'queries':>8}")
+    for label, (cpu, queries) in figures.items():
+        print(f"{label:<36} {cpu:>8.2f} {cpu / floor:>8.1f} {queries:>8}")
 
 
 # Request numbers from the warm-up range: the decide pool of a fresh prepare covers them.
 _counter = PHASE_STARTS["warmup"]
 
 
-def _measure(
-    client: object,
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: bytes | None,
-    args: argparse.Namespace,
-) -> tuple[float, int]:
+def _measure(client: object, target: Target, args: argparse.Namespace) -> tuple[float, int]:
     """(best CPU ms per request, SQL queries of one more request)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    method, path, body = target.method, target.path, target.body
+    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in target.headers.items()}
     global _counter
     best = float("inf")
     for _ in range(3):
