@@ -26,6 +26,12 @@ from run import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, PHASE_STARTS, Context, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--only", action="append", default=[], help="run the scenarios whose label has this text"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print each scenario's cProfile (one more batch)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
@@ -44,7 +50,11 @@ def main() -> None:
         "GET oversight/pending 10k",
         "POST oversight/decide",
     }
-    chosen = [s for s in scenarios.register() if s.label in wanted]
+    chosen = [
+        s
+        for s in scenarios.register()
+        if s.label in wanted and (not args.only or any(text in s.label for text in args.only))
+    ]
     scenarios._django()
     from django.test import Client
 
@@ -76,6 +86,8 @@ def main() -> None:
                 _measure(client, target.method, target.path, headers, target.body, args),
             )
         )
+    if args.profile:
+        return
     floor = rows[0][1][0]
     print(f"\nCPU per request in-process (best of 3 x {args.requests}):\n")
     print(f"{'scenario':<28} {'CPU ms':>8} {'x plain':>8} {'queries':>8}")
@@ -119,7 +131,34 @@ def _measure(
         client.generic(  # type: ignore[attr-defined]
             method, path, fill(body, _counter) or b"", content_type="application/json", **headers
         )
+    if args.profile:
+        _profile(client, method, path, headers, body, args)
     return best, len(queries)
+
+
+def _profile(
+    client: object,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    args: argparse.Namespace,
+) -> None:
+    import cProfile
+    import pstats
+
+    global _counter
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for _ in range(args.requests):
+        _counter += 1
+        client.generic(  # type: ignore[attr-defined]
+            method, path, fill(body, _counter) or b"", content_type="application/json", **headers
+        )
+    profile.disable()
+    print(f"\n=== {method} {path}")
+    stats = pstats.Stats(profile).sort_stats("cumulative")
+    stats.print_stats(70)
 
 
 if __name__ == "__main__":
