@@ -37,9 +37,7 @@ from tests.outbound.conftest import body
 
 pytestmark = pytest.mark.django_db
 
-_backfill = __import__(
-    "mailboxes.migrations.0013_h45_send_counts", fromlist=["backfill"]
-).backfill
+_backfill = __import__("mailboxes.migrations.0013_h45_send_counts", fromlist=["backfill"]).backfill
 
 
 def _account_used(owner: Tenant) -> int:
@@ -76,7 +74,8 @@ def send(sender: APIClient, owner: Tenant) -> Callable[..., Any]:
     """POST a send and leave it queued (pending_scan): nothing moves it but the test."""
 
     def run(**overrides: Any) -> Any:
-        return sender.post(f"/v1/mailboxes/{owner.mailbox.pk}/send", body(**overrides), format="json")
+        url = f"/v1/mailboxes/{owner.mailbox.pk}/send"
+        return sender.post(url, body(**overrides), format="json")
 
     return run
 
@@ -107,8 +106,9 @@ def test_a_claim_is_one_statement(send: Callable[..., Any], owner: Tenant, tight
     with CaptureQueriesContext(connection) as queries:
         assert send(subject="second").status_code == 202
     touching = [q["sql"] for q in queries if "mailboxes_accountsendcount" in q["sql"]]
-    assert len(touching) == 1 and touching[0].startswith("UPDATE")
-    assert not any('COUNT(' in q["sql"] and "mailboxes_email" in q["sql"] for q in queries)
+    assert len(touching) == 1
+    assert touching[0].startswith("UPDATE")
+    assert not any("COUNT(" in q["sql"] and "mailboxes_email" in q["sql"] for q in queries)
 
 
 def test_cancel_and_reject_give_the_slot_back(
