@@ -94,7 +94,9 @@ def _count_claim(
     rows = model.objects.filter(**owner)
     if rows.filter(since=since, used__lt=limit).update(used=F("used") + 1):
         return None
-    model.objects.bulk_create([model(**owner)], ignore_conflicts=True)
+    # ON CONFLICT DO NOTHING: two first claims at once cannot fail on each other.
+    blank: Any = model(**owner)
+    model.objects.bulk_create([blank], ignore_conflicts=True)
     counter = rows.select_for_update().get()
     used = counter.used
     if counter.since != since:
