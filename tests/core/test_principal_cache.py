@@ -74,7 +74,8 @@ def test_new_scopes_apply_on_the_next_request(
     key, client = remembered
     actor = Actor.system(owner.account, label="test")
     _elsewhere(lambda: api_key_update(actor=actor, key_id=key.pk, scopes=["read"]))
-    assert_error(client.post("/v1/api-keys", {"name": "x"}, format="json"), "insufficient_permissions")
+    response = client.post("/v1/api-keys", {"name": "x"}, format="json")
+    assert_error(response, "insufficient_permissions")
 
 
 @pytest.mark.parametrize(
