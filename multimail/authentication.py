@@ -174,7 +174,10 @@ def _remembered_principal(request: Request, raw: str) -> ApiPrincipal:
         )
     else:
         version = cache.get(version_key)
-    if version is not None and version == remembered.version:
+    # No version yet (None: the account was not written since versions expire) matches a
+    # principal loaded under none: it is at most API_PRINCIPAL_CACHE_SECONDS old, and a
+    # version lives far longer, so it cannot have come and gone since.
+    if version == remembered.version:
         return ApiPrincipal(_copy(remembered.key), counted)
     # Changed since (or never confirmed): the rows again, read after the version, so a
     # change that commits meanwhile replaces the version again and is seen next time.

@@ -9,12 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
 from accounts.models import Account, AccountState, ApiKey
+from accounts.principals import principal_version_key
 from accounts.services import api_key_revoke, api_key_update
 from multimail import ratelimit
 from tests.conftest import Tenant, assert_error, client_for, key_for
@@ -159,3 +161,15 @@ def test_a_request_cannot_change_the_remembered_rows(
     second = authentication._copy(entry.key)
     assert "changed" not in second.scopes
     assert second.account.name == owner.account.name
+
+
+def test_an_account_without_a_version_is_remembered_too(owner: Tenant) -> None:
+    """Versions exist once an account is written (and expire): none yet is a version too."""
+    cache.delete(principal_version_key(owner.account.pk))
+    _, raw = key_for(owner.account, "admin")
+    client = client_for(raw)
+    for _ in range(2):
+        assert client.get("/v1/account").status_code == 200
+    assert _key_queries(client) == (200, 0)
+    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(name="Written"))
+    assert client.get("/v1/account").json()["name"] == "Written"
