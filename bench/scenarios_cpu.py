@@ -196,6 +196,25 @@ def _grown_account_rows(
 _counter = PHASE_STARTS["warmup"]
 
 
+def _batch(
+    client: object,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    requests: int,
+) -> None:
+    """``requests`` requests, each with the next request number; any error stops the run."""
+    global _counter
+    for _ in range(requests):
+        _counter += 1
+        response = client.generic(  # type: ignore[attr-defined]
+            method, path, fill(body, _counter) or b"", content_type="application/json", **headers
+        )
+        if response.status_code >= 400:
+            raise SystemExit(f"{method} {path}: {response.status_code} {response.content[:200]!r}")
+
+
 def _measure(
     client: object,
     method: str,
@@ -215,16 +234,7 @@ def _measure(
     best = best_wall = float("inf")
     for _ in range(rounds):
         started, started_wall = time.process_time(), time.perf_counter()
-        for _ in range(args.requests):
-            _counter += 1
-            data = fill(body, _counter)
-            response = client.generic(  # type: ignore[attr-defined]
-                method, path, data or b"", content_type="application/json", **headers
-            )
-            if response.status_code >= 400:
-                raise SystemExit(
-                    f"{method} {path}: {response.status_code} {response.content[:200]!r}"
-                )
+        _batch(client, method, path, headers, body, args.requests)
         best = min(best, (time.process_time() - started) * 1000 / args.requests)
         best_wall = min(best_wall, (time.perf_counter() - started_wall) * 1000 / args.requests)
     _counter += 1
@@ -248,14 +258,9 @@ def _profile(
     import cProfile
     import pstats
 
-    global _counter
     profile = cProfile.Profile(time.process_time)
     profile.enable()
-    for _ in range(args.requests):
-        _counter += 1
-        client.generic(  # type: ignore[attr-defined]
-            method, path, fill(body, _counter) or b"", content_type="application/json", **headers
-        )
+    _batch(client, method, path, headers, body, args.requests)
     profile.disable()
     print(f"\n=== {method} {path}")
     stats = pstats.Stats(profile).sort_stats("cumulative")

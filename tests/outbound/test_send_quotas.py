@@ -24,7 +24,6 @@ from billing.periods import current_period
 from mailboxes import lifecycle
 from mailboxes.models import (
     AccountSendCount,
-    Direction,
     Email,
     EmailStatus,
     MailboxSendCount,
@@ -33,7 +32,7 @@ from mailboxes.models import (
 from mailboxes.quotas import counted_sends
 from multimail.ids import new_id
 from tests.conftest import Tenant, assert_error
-from tests.outbound.conftest import body
+from tests.outbound.conftest import body, sent_emails
 
 pytestmark = pytest.mark.django_db
 
@@ -50,23 +49,6 @@ def _mailbox_used(owner: Tenant) -> int:
 
 def _rows(owner: Tenant, *, since: Any) -> int:
     return counted_sends(account=owner.account, received_at__gte=since).count()
-
-
-def _old_sends(owner: Tenant, count: int, **fields: Any) -> None:
-    """Sent mail written around the services, as a data migration or an import would."""
-    Email.objects.bulk_create(
-        Email(
-            account=owner.account,
-            mailbox=owner.mailbox,
-            direction=Direction.OUTBOUND,
-            from_address=owner.mailbox.address,
-            to=["x@example.org"],
-            subject=f"old {index}",
-            thread_id=new_id(),
-            **{"status": EmailStatus.SENT, **fields},
-        )
-        for index in range(count)
-    )
 
 
 @pytest.fixture
@@ -179,8 +161,8 @@ def test_a_new_period_recounts_once(send: Callable[..., Any], owner: Tenant, tig
     """A counter of a past period (or a missing one) is recounted from the rows by the
     first claim of the new period; the mail of the old period is not in it."""
     start, _ = current_period(owner.account)
-    _old_sends(owner, 5, received_at=start - timedelta(minutes=1))
-    _old_sends(owner, 1, received_at=start + timedelta(seconds=1))
+    sent_emails(owner, 5, received_at=start - timedelta(minutes=1))
+    sent_emails(owner, 1, received_at=start + timedelta(seconds=1))
     AccountSendCount.objects.update_or_create(
         account=owner.account, defaults={"since": start - timedelta(days=31), "used": 3}
     )
@@ -206,9 +188,9 @@ def test_warmup_counter_starts_again_each_day(send: Callable[..., Any], owner: T
 
 def test_backfill_counts_the_sent_mail(owner: Tenant) -> None:
     start, _ = current_period(owner.account)
-    _old_sends(owner, 4, received_at=start + timedelta(seconds=1))
-    _old_sends(owner, 2, received_at=start - timedelta(seconds=1))
-    _old_sends(owner, 3, status=EmailStatus.REJECTED, received_at=start + timedelta(seconds=1))
+    sent_emails(owner, 4, received_at=start + timedelta(seconds=1))
+    sent_emails(owner, 2, received_at=start - timedelta(seconds=1))
+    sent_emails(owner, 3, status=EmailStatus.REJECTED, received_at=start + timedelta(seconds=1))
     AccountSendCount.objects.all().delete()
     MailboxSendCount.objects.all().delete()
     _backfill(apps, None)
