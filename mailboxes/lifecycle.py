@@ -55,6 +55,7 @@ from billing.usage import usage_record
 from mailboxes import enqueue
 from mailboxes.events import emit_event
 from mailboxes.models import DecidedBy, Direction, Email, EmailStatus, Mailbox, WebhookEvent
+from mailboxes.quotas import NOT_COUNTED, sends_uncount
 from oversight.holds import failure_announce, hold_announce, hold_reannounce
 from oversight.policy import PENDING_STATUSES, held_status, rule_refusal_reason
 
@@ -139,10 +140,26 @@ def _move_where(
     from_: Collection[str],
     to: EmailStatus,
     at: datetime,
+    uncounted: Sequence[tuple[str, str, str]] | None = None,
     **fields: Any,
 ) -> int:
+    """The one UPDATE of every status change. An outbound email that ends rejected or
+    cancelled stops counting against the send quotas: its slot goes back in the same
+    transaction. ``uncounted`` names those emails when the caller knows them (one loaded
+    email); otherwise the moving outbound rows are locked and read first, so that exactly
+    the rows read are the rows moved."""
     _check(from_, to)
-    return emails.filter(status__in=list(from_)).update(status=to, status_changed_at=at, **fields)
+    leaving = emails.filter(status__in=list(from_))
+    if to in NOT_COUNTED and uncounted is None:
+        uncounted = list(
+            leaving.filter(direction=Direction.OUTBOUND)
+            .select_for_update()
+            .values_list("pk", "account_id", "mailbox_id")
+        )
+    changed = leaving.update(status=to, status_changed_at=at, **fields)
+    if changed and to in NOT_COUNTED and uncounted:
+        sends_uncount(uncounted)
+    return changed
 
 
 def _move(
@@ -157,7 +174,15 @@ def _move(
     writing ``fields`` with it; on success the instance shows the new values too."""
     now = at or timezone.now()
     leaving = (email.status,) if from_ is None else from_
-    changed = _move_where(Email.objects.filter(pk=email.pk), from_=leaving, to=to, at=now, **fields)
+    outbound = email.direction == Direction.OUTBOUND
+    changed = _move_where(
+        Email.objects.filter(pk=email.pk),
+        from_=leaving,
+        to=to,
+        at=now,
+        uncounted=[(email.pk, email.account_id, email.mailbox_id)] if outbound else [],
+        **fields,
+    )
     if changed:
         email.status, email.status_changed_at = to, now
         for name, value in fields.items():

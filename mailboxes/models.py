@@ -349,6 +349,36 @@ class StorageUsage(models.Model):
     used_bytes = models.BigIntegerField(default=0)
 
 
+class AccountSendCount(models.Model):
+    """The account's outbound emails that count against its monthly quota, received since
+    ``since`` (the start of the quota period it was last claimed in).
+
+    A counter for the same reason as StorageUsage: checking the quota costs one conditional
+    UPDATE instead of counting the month's mail, so a send costs the same at the millionth
+    email of the month as at the first. Claimed by the send path (mailboxes.quotas) and
+    given back by the lifecycle when an email it counted is rejected or cancelled; a claim
+    in a new period recounts the rows once.
+    """
+
+    account = models.OneToOneField(
+        Account, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # None until the first claim: a row made without a period is recounted on first use.
+    since = models.DateTimeField(null=True)
+    used = models.BigIntegerField(default=0)
+
+
+class MailboxSendCount(models.Model):
+    """The mailbox's counted outbound emails since ``since`` (a UTC midnight): its sends of
+    the day against the warm-up cap, kept like AccountSendCount while it warms up."""
+
+    mailbox = models.OneToOneField(
+        Mailbox, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    since = models.DateTimeField(null=True)
+    used = models.BigIntegerField(default=0)
+
+
 class DeliveryEvent(models.Model):
     """A provider event on an outbound email (delivered, bounced, complained, ...)."""
 

@@ -1,8 +1,13 @@
 """Sending quotas and storage: what an account has used against its plan's limits.
 
-``send_limits_claim`` is called by the send path with the account and mailbox rows locked
-(select_for_update), so two concurrent sends cannot both pass the last free slot: the
-second waits for the first to commit and then counts its email.
+The monthly quota and the warm-up caps are counters too (AccountSendCount,
+MailboxSendCount): ``send_limits_claim`` takes one slot of each with a conditional UPDATE
+(the check and the increment are one statement, so two concurrent sends cannot both take
+the last free slot), in the transaction that stores the email, so a refusal or a rollback
+later in that transaction gives the slot back. An email that stops counting (rejected or
+cancelled) gives its slot back through ``sends_uncount``, called by the lifecycle. A counter
+whose period has passed is recounted once, under its row lock, by the first claim of the
+new period.
 
 Stored bytes are a counter (StorageUsage), not a sum over the account's mail: every write
 that stores or resizes an email or attachment adds its delta with ``storage_add`` in the
@@ -12,6 +17,7 @@ it (cascade). ``storage_reconcile`` recomputes the counter from the sums.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,18 +25,28 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account, AccountState
 from accounts.plans import limits_for
 from billing.periods import current_period, monthly_window, period_anchor
-from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, StorageUsage
+from mailboxes.models import (
+    AccountSendCount,
+    Attachment,
+    Direction,
+    Email,
+    EmailStatus,
+    Mailbox,
+    MailboxSendCount,
+    StorageUsage,
+)
 from multimail.errors import ApiError
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
-_NOT_COUNTED = (EmailStatus.REJECTED, EmailStatus.CANCELLED)
+NOT_COUNTED = (EmailStatus.REJECTED, EmailStatus.CANCELLED)
 
 # A new mailbox's daily send cap by day of its life (stage 1 is its first day); from day 8
 # only the plan's monthly quota applies.
@@ -41,12 +57,81 @@ def counted_sends(**filters: Any) -> QuerySet[Email]:
     """Outbound emails that count against the monthly quota and warm-up caps (``filters``
     narrow them): the send check and the console's counts must agree."""
     return Email.objects.filter(direction=Direction.OUTBOUND, **filters).exclude(
-        status__in=_NOT_COUNTED
+        status__in=NOT_COUNTED
     )
 
 
 def emails_sent_this_period(*, account: Account) -> int:
-    return counted_sends(account=account, received_at__gte=current_period(account)[0]).count()
+    return _sent_since(account, current_period(account)[0])
+
+
+def _sent_since(account: Account, start: datetime) -> int:
+    """The counter when it counts from ``start``; otherwise (a period nobody has sent in
+    yet) the rows, which are few then."""
+    used = AccountSendCount.objects.filter(account=account, since=start).values_list(
+        "used", flat=True
+    )
+    counted = used.first()
+    if counted is not None:
+        return counted
+    return counted_sends(account=account, received_at__gte=start).count()
+
+
+# The counters the quotas claim: model, the field naming its owner, and how the owner's
+# counted sends are recounted from the rows.
+_SendCount = type[AccountSendCount] | type[MailboxSendCount]
+
+
+def _count_claim(
+    model: _SendCount, owner: dict[str, Any], *, since: datetime, limit: int
+) -> int | None:
+    """Take one slot of the ``owner``'s counter, counting from ``since``, if it stays within
+    ``limit``: None when taken, else the number already used. The usual case is one
+    conditional UPDATE. When it matches nothing (the counter counts from another period,
+    is missing, or is full), the row is locked and, if its period is not ``since``,
+    recounted from the emails: the lock waits for any transaction giving a slot back, and
+    the recount, a statement of its own, sees what that transaction committed."""
+    rows = model.objects.filter(**owner)
+    if rows.filter(since=since, used__lt=limit).update(used=F("used") + 1):
+        return None
+    # ON CONFLICT DO NOTHING: two first claims at once cannot fail on each other.
+    blank: Any = model(**owner)
+    model.objects.bulk_create([blank], ignore_conflicts=True)
+    counter = rows.select_for_update().get()
+    used = counter.used
+    if counter.since != since:
+        used = counted_sends(**owner, received_at__gte=since).count()
+    if used >= limit:
+        if counter.since != since:
+            rows.update(since=since, used=used)
+        return used
+    rows.update(since=since, used=used + 1)
+    return None
+
+
+def sends_uncount(moved: Sequence[tuple[str, str, str]]) -> None:
+    """Give back the slots of outbound emails that stopped counting (rejected or
+    cancelled), given as (email id, account id, mailbox id): to each counter that counted
+    them, that is one counting from before they arrived. Two statements for any number of
+    emails; called by the lifecycle in the transaction of the status change."""
+    email_ids = [email_id for email_id, _, _ in moved]
+    counters: tuple[tuple[_SendCount, str, set[str]], ...] = (
+        (AccountSendCount, "account_id", {account_id for _, account_id, _ in moved}),
+        (MailboxSendCount, "mailbox_id", {mailbox_id for _, _, mailbox_id in moved}),
+    )
+    for model, owner, owner_ids in counters:
+        counted = (
+            Email.objects.filter(
+                pk__in=email_ids, received_at__gte=OuterRef("since"), **{owner: OuterRef(owner)}
+            )
+            .order_by()
+            .values(owner)
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        model.objects.filter(**{f"{owner}__in": owner_ids}).update(
+            used=F("used") - Coalesce(Subquery(counted), 0)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +175,7 @@ def account_sending_problems(*, account: Account) -> list[SendingProblem]:
     # view should not write.
     start, end = monthly_window(period_anchor(account), timezone.now())
     quota = limits_for(account.plan).monthly_email_quota
-    if counted_sends(account=account, received_at__gte=start).count() >= quota:
+    if _sent_since(account, start) >= quota:
         problems.append(
             SendingProblem(
                 f"this account sent its {quota} emails for this month (plan {account.plan}): "
@@ -199,15 +284,21 @@ def send_limits_claim(
     period: tuple[datetime, datetime],
 ) -> None:
     """Raise the catalog error for the first limit one more outbound email would break;
-    otherwise count its ``adding_bytes`` as stored (the caller stores the email in the same
-    transaction, so a refusal or a rollback counts nothing). ``period`` is the account's
+    otherwise claim its slot of the monthly quota (and of the warm-up cap) and count its
+    ``adding_bytes`` as stored (the caller stores the email in the same transaction, so a
+    refusal here or later, or a rollback, counts nothing). ``period`` is the account's
     ``current_period``, read by the caller before it took the row locks."""
     now = timezone.now()
     limits = limits_for(account.plan)
 
     period_start, period_end = period
-    used = counted_sends(account=account, received_at__gte=period_start).count()
-    if used >= limits.monthly_email_quota:
+    used = _count_claim(
+        AccountSendCount,
+        {"account_id": account.pk},
+        since=period_start,
+        limit=limits.monthly_email_quota,
+    )
+    if used is not None:
         raise ApiError(
             "monthly_quota_exceeded",
             # MultiMail's clients recognise this error by the word "quota" in its message.
@@ -224,8 +315,10 @@ def send_limits_claim(
     if stage is not None:
         daily_limit = WARMUP_DAILY_CAPS[stage - 1]
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        daily_sent = counted_sends(mailbox=mailbox, received_at__gte=midnight).count()
-        if daily_sent >= daily_limit:
+        daily_sent = _count_claim(
+            MailboxSendCount, {"mailbox_id": mailbox.pk}, since=midnight, limit=daily_limit
+        )
+        if daily_sent is not None:
             tomorrow = midnight + timedelta(days=1)
             raise ApiError(
                 "warmup_limit_exceeded",

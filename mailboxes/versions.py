@@ -76,5 +76,7 @@ def email_version(*, email: Email, attachments: Iterable[AttachmentMetadata]) ->
 
 
 def email_version_read(*, email: Email) -> str:
-    """The version of one email, reading its attachments' metadata (one query)."""
-    return email_version(email=email, attachments=attachment_list(email=email))
+    """The version of one email, reading its attachments' metadata (one query, none for an
+    email stored without attachments: they are only ever stored with their email)."""
+    attachments = attachment_list(email=email) if email.has_attachments else ()
+    return email_version(email=email, attachments=attachments)

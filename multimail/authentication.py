@@ -1,19 +1,50 @@
-"""API-key authentication: ``Authorization: Bearer mm_live_...`` or ``X-API-Key``."""
+"""API-key authentication: ``Authorization: Bearer mm_live_...`` or ``X-API-Key``.
+
+Each process remembers the principals it resolved (the key and its account rows), so an
+API request does not look its key up in the database. A remembered principal is used only
+while its account's version (accounts.principals) is the one it was loaded under; the
+version is read in the round trip that counts the request against the key's rate limit,
+so checking it costs no extra trip. Any write of the account or its keys replaces the
+version, and the next request in every process loads the rows again.
+"""
 
 from __future__ import annotations
 
+import copy
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from accounts.actors import Actor
 from accounts.models import AccountState, ApiKey
+from accounts.principals import principal_version_key
 from accounts.services import KEY_PREFIX, LOOKUP_PREFIX_LENGTH, api_key_touch, hash_key
 from multimail.errors import ApiError
+from multimail.ratelimit import Hit, hit_and_read
+
+RATE_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBudget:
+    bucket: str
+    limit_type: str  # "read" or "send", as the rate_limit_exceeded error names it
+    limit: int
+
+
+def api_key_budget(key_id: str, method: str) -> KeyBudget:
+    """The rate-limit budget a request of ``method`` with the key counts against: reads
+    (GET/HEAD/OPTIONS) and writes count separately, per minute."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return KeyBudget(f"key:{key_id}:read", "read", settings.API_RATE_LIMIT_READ_PER_MINUTE)
+    return KeyBudget(f"key:{key_id}:send", "send", settings.API_RATE_LIMIT_SEND_PER_MINUTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +52,9 @@ class ApiPrincipal:
     """What ``request.user`` is for an API call: the key and its account."""
 
     api_key: ApiKey
+    # The request's count against the key's rate limit, when authentication already made
+    # it (the remembered-principal check); the throttle then uses it instead of counting.
+    counted: Hit | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -60,17 +94,104 @@ def api_principal(request: Request) -> ApiPrincipal:
 def api_key_authenticate(raw: str) -> ApiKey:
     """The active key of an active account that ``raw`` is, or the catalog error saying why
     not. Every door that takes an API key (the API, MCP, SMTP submission) checks it here."""
+    key = _api_key_lookup(raw, hash_key(raw))
+    api_key_ensure_usable(key)
+    api_key_touch(api_key=key)
+    return key
+
+
+def _api_key_lookup(raw: str, digest: str) -> ApiKey:
+    """The key row (with its account) that ``raw`` is, usable or not."""
     if not raw.startswith(KEY_PREFIX) or len(raw) < LOOKUP_PREFIX_LENGTH + 8:
         raise ApiError(
             "authentication_required",
             "That is not a MultiMail API key; keys start with mm_live_.",
         )
     key = ApiKey.objects.select_related("account").filter(prefix=raw[:LOOKUP_PREFIX_LENGTH]).first()
-    if key is None or not hmac.compare_digest(key.key_hash, hash_key(raw)):
+    if key is None or not hmac.compare_digest(key.key_hash, digest):
         raise ApiError("invalid_api_key")
-    api_key_ensure_usable(key)
-    api_key_touch(api_key=key)
     return key
+
+
+@dataclass(slots=True)
+class _Remembered:
+    key: ApiKey  # with its account; never handed out, only copied (see _copy)
+    version: Any  # the account's principal version it was loaded under
+    loaded_at: float
+
+
+# A principal loaded without its version (the first request of a key in this process: the
+# account, and so which version to read, is known only from the row) is reloaded, with the
+# version read first, on its next request.
+_UNCONFIRMED = object()
+
+# By the SHA-256 of the raw key: only a caller that sent the whole key finds its entry.
+_remembered: dict[str, _Remembered] = {}
+# Beyond this many keys in one process, memory starts again (a bound, not an eviction
+# policy: it is far above the keys one web process serves).
+_REMEMBERED_MAX = 10_000
+
+
+def _remember(digest: str, key: ApiKey, version: Any) -> None:
+    if len(_remembered) >= _REMEMBERED_MAX:
+        _remembered.clear()
+    _remembered[digest] = _Remembered(_copy(key), version, time.monotonic())
+
+
+def _copy(key: ApiKey) -> ApiKey:
+    """A request's own instances of the remembered rows: a view that changes one (the period
+    start is advanced in place, a related row is cached on it) changes nothing for the next
+    request. Mutable field values (the scopes list) are copied too."""
+    account = copy.copy(key.account)
+    account.__dict__ = {k: copy.copy(v) for k, v in account.__dict__.items() if k != "_state"}
+    account._state = copy.copy(key.account._state)
+    account._state.fields_cache = {}
+    mine = copy.copy(key)
+    mine.__dict__ = {k: copy.copy(v) for k, v in key.__dict__.items() if k != "_state"}
+    mine._state = copy.copy(key._state)
+    mine._state.fields_cache = {}
+    mine.account = account
+    return mine
+
+
+def _remembered_principal(request: Request, raw: str) -> ApiPrincipal:
+    """The principal of ``raw``, from this process's memory when its account's version has
+    not changed since it was loaded, else from the database."""
+    digest = hash_key(raw)
+    remembered = _remembered.get(digest)
+    if remembered is None or time.monotonic() - remembered.loaded_at > (
+        settings.API_PRINCIPAL_CACHE_SECONDS
+    ):
+        key = _api_key_lookup(raw, digest)
+        _remember(digest, key, _UNCONFIRMED)
+        return ApiPrincipal(key)
+    version_key = principal_version_key(remembered.key.account_id)
+    counted: Hit | None = None
+    if _counts_the_request(request):
+        budget = api_key_budget(remembered.key.pk, str(request.method))
+        counted, version = hit_and_read(
+            budget.bucket, limit=budget.limit, window_seconds=RATE_WINDOW_SECONDS, read=version_key
+        )
+    else:
+        version = cache.get(version_key)
+    # No version yet (None: the account was not written since versions expire) matches a
+    # principal loaded under none: it is at most API_PRINCIPAL_CACHE_SECONDS old, and a
+    # version lives far longer, so it cannot have come and gone since.
+    if version == remembered.version:
+        return ApiPrincipal(_copy(remembered.key), counted)
+    # Changed since (or never confirmed): the rows again, read after the version, so a
+    # change that commits meanwhile replaces the version again and is seen next time.
+    key = _api_key_lookup(raw, digest)
+    _remember(digest, key, version)
+    return ApiPrincipal(key, counted)
+
+
+def _counts_the_request(request: Request) -> bool:
+    """The view limits API keys' request rates: its throttle would count this request."""
+    view = (request.parser_context or {}).get("view")
+    return view is not None and any(
+        getattr(throttle, "counted_by_authentication", False) for throttle in view.get_throttles()
+    )
 
 
 def api_key_ensure_usable(key: ApiKey) -> None:
@@ -100,8 +221,19 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = _credential(request)
         if raw is None:
             return None
-        key = api_key_authenticate(raw)
-        return ApiPrincipal(key), key
+        if not settings.API_PRINCIPAL_CACHE_SECONDS:
+            key = api_key_authenticate(raw)
+            return ApiPrincipal(key), key
+        principal = _remembered_principal(request, raw)
+        key = principal.api_key
+        api_key_ensure_usable(key)
+        touched = key.last_used_at
+        api_key_touch(api_key=key)
+        if key.last_used_at != touched:  # refreshed: remember it, or every request would
+            remembered = _remembered.get(key.key_hash)
+            if remembered is not None:
+                remembered.key.last_used_at = key.last_used_at
+        return principal, key
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) when credentials are missing.

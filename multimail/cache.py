@@ -53,8 +53,14 @@ class RedisCache(DjangoRedisCache):
         self._class = ReusingRedisCacheClient
 
     def counter_add(
-        self, key: str, amount: int, *, ttl: int, flag: tuple[str, int] | None = None
-    ) -> tuple[int, bool]:
+        self,
+        key: str,
+        amount: int,
+        *,
+        ttl: int,
+        flag: tuple[str, int] | None = None,
+        read: str | None = None,
+    ) -> tuple[int, bool, Any]:
         """See ``counter_add`` below: one pipelined round trip."""
         # The stubs do not declare Django's private client attribute.
         base: Any = self
@@ -66,8 +72,12 @@ class RedisCache(DjangoRedisCache):
         pipe.incrby(counter_key, amount)
         if flag is not None:
             pipe.set(self.make_and_validate_key(flag[0]), 1, nx=True, ex=flag[1])
+        if read is not None:
+            pipe.get(self.make_and_validate_key(read))
         results = pipe.execute()
-        return int(results[1]), bool(flag is not None and results[2])
+        stored = results[-1] if read is not None else None
+        value = None if stored is None else base._cache._serializer.loads(stored)
+        return int(results[1]), bool(flag is not None and results[2]), value
 
 
 class DatabaseCache(DjangoDatabaseCache):
@@ -164,9 +174,24 @@ def counter_add(
     Rate limits and usage counting run this on every API request, so on Redis it is one
     pipelined round trip instead of the three that ``add`` + ``incr`` + ``add`` cost (Django's
     ``incr`` checks existence first). Values stay readable with ``cache.get``."""
+    value, flagged, _ = _counter_add(key, amount, ttl=ttl, flag=flag, read=None)
+    return value, flagged
+
+
+def counter_add_and_read(key: str, amount: int = 1, *, ttl: int, read: str) -> tuple[int, Any]:
+    """``counter_add``, and the value of the cache key ``read`` (None when absent) in the
+    same round trip on Redis: a request that counts itself can check a shared version
+    without paying for a second trip."""
+    value, _, read_value = _counter_add(key, amount, ttl=ttl, flag=None, read=read)
+    return value, read_value
+
+
+def _counter_add(
+    key: str, amount: int, *, ttl: int, flag: tuple[str, int] | None, read: str | None
+) -> tuple[int, bool, Any]:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        return backend.counter_add(key, amount, ttl=ttl, flag=flag)
+        return backend.counter_add(key, amount, ttl=ttl, flag=flag, read=read)
     # The database cache: add is an insert against the key, incr is atomic (see above).
     backend.add(key, 0, ttl)
     try:
@@ -175,4 +200,4 @@ def counter_add(
         backend.set(key, amount, ttl)
         value = amount
     flagged = flag is not None and backend.add(flag[0], 1, flag[1])
-    return value, flagged
+    return value, flagged, None if read is None else backend.get(read)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.http import HttpRequest
 from rest_framework.request import Request
 
-from multimail.cache import counter_add
+from multimail.cache import counter_add, counter_add_and_read
 
 
 def client_ip(request: HttpRequest | Request) -> str:
@@ -37,9 +38,22 @@ def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
     now = int(_now())
     window_start = now - now % window_seconds
     count, _ = counter_add(f"rl:{bucket}:{window_start}", cost, ttl=window_seconds + 5)
-    return Hit(
-        allowed=count <= limit, count=count, retry_after=max(1, window_start + window_seconds - now)
+    return _hit(count, limit=limit, window_start=window_start, window_seconds=window_seconds)
+
+
+def hit_and_read(bucket: str, *, limit: int, window_seconds: int, read: str) -> tuple[Hit, Any]:
+    """``hit``, and the cache value of ``read`` in the same round trip."""
+    now = int(_now())
+    window_start = now - now % window_seconds
+    count, value = counter_add_and_read(
+        f"rl:{bucket}:{window_start}", ttl=window_seconds + 5, read=read
     )
+    return _hit(count, limit=limit, window_start=window_start, window_seconds=window_seconds), value
+
+
+def _hit(count: int, *, limit: int, window_start: int, window_seconds: int) -> Hit:
+    retry_after = max(1, window_start + window_seconds - int(_now()))
+    return Hit(allowed=count <= limit, count=count, retry_after=retry_after)
 
 
 def peek(bucket: str, *, window_seconds: int) -> int:

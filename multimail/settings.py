@@ -274,6 +274,11 @@ REST_FRAMEWORK = {
 }
 API_RATE_LIMIT_READ_PER_MINUTE = env_int("API_RATE_LIMIT_READ_PER_MINUTE", 600)
 API_RATE_LIMIT_SEND_PER_MINUTE = env_int("API_RATE_LIMIT_SEND_PER_MINUTE", 600)
+# How long a process may keep an authenticated API principal (key and account) in memory,
+# checked against the account's version on every request (multimail.authentication); the
+# rows are reloaded at least this often anyway. 0 reads the key from the database on every
+# request. Must stay below accounts.principals.VERSION_TTL_SECONDS.
+API_PRINCIPAL_CACHE_SECONDS = env_int("API_PRINCIPAL_CACHE_SECONDS", 600)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # A key still claimed this long after its request started belongs to a process that died
 # mid-request: the same request may then claim it again. Well above any request's length.

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from multimail.authentication import ApiPrincipal
+from multimail.authentication import RATE_WINDOW_SECONDS, ApiPrincipal, api_key_budget
 from multimail.errors import ApiError
 from multimail.ratelimit import hit
 
 
 class ApiKeyRateThrottle(BaseThrottle):
+    # Authentication counts the request with the remembered principal's version check.
+    counted_by_authentication = True
+
     def allow_request(self, request: Request, view: Any) -> bool:
         principal = request.user
         if not isinstance(principal, ApiPrincipal):
             return True
-        is_read = request.method in ("GET", "HEAD", "OPTIONS")
-        limit_type = "read" if is_read else "send"
-        limit = (
-            settings.API_RATE_LIMIT_READ_PER_MINUTE
-            if is_read
-            else settings.API_RATE_LIMIT_SEND_PER_MINUTE
+        budget = api_key_budget(principal.api_key.pk, str(request.method))
+        limit_type, limit = budget.limit_type, budget.limit
+        # Authentication counted the request already when it checked the remembered
+        # principal's version in the same round trip.
+        result = principal.counted or hit(
+            budget.bucket, limit=limit, window_seconds=RATE_WINDOW_SECONDS
         )
-        result = hit(f"key:{principal.api_key.pk}:{limit_type}", limit=limit, window_seconds=60)
         if not result.allowed:
             raise ApiError(
                 "rate_limit_exceeded",

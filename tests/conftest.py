@@ -67,6 +67,16 @@ def _rate_windows_start_with_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _principals_from_the_database(settings: Any) -> None:
+    """A test runs in a transaction that never commits, so the principal version that a
+    write replaces on commit (accounts.principals) is never replaced: a remembered principal
+    would outlive the test's own changes of its account or key. Authentication reads the key
+    every time here; tests/core/test_principal_cache.py covers the remembered principal,
+    with writes that commit."""
+    settings.API_PRINCIPAL_CACHE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield

@@ -24,6 +24,8 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from mailboxes.models import Direction, Email, EmailStatus
+from multimail.ids import new_id
 from tests.conftest import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +52,24 @@ def attachment(
         "content_base64": base64.b64encode(content).decode(),
         "content_type": content_type,
     }
+
+
+def sent_emails(owner: Tenant, count: int, **fields: Any) -> None:
+    """Outbound mail written around the services (sent, unless ``fields`` say otherwise),
+    as an import or an older release would have left it."""
+    Email.objects.bulk_create(
+        Email(
+            account=owner.account,
+            mailbox=owner.mailbox,
+            direction=Direction.OUTBOUND,
+            from_address=owner.mailbox.address,
+            to=["x@example.org"],
+            subject=f"old {index}",
+            thread_id=new_id(),
+            **{"status": EmailStatus.SENT, **fields},
+        )
+        for index in range(count)
+    )
 
 
 @pytest.fixture

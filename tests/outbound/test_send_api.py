@@ -17,26 +17,9 @@ from mailboxes.models import Direction, Email, EmailStatus, Suppression
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from multimail.ids import new_id
 from tests.conftest import Tenant, assert_error
-from tests.outbound.conftest import attachment, body
+from tests.outbound.conftest import attachment, body, sent_emails
 
 pytestmark = pytest.mark.django_db
-
-
-def _emails(owner: Tenant, count: int, **fields: Any) -> None:
-    Email.objects.bulk_create(
-        Email(
-            account=owner.account,
-            mailbox=owner.mailbox,
-            direction=Direction.OUTBOUND,
-            status=EmailStatus.SENT,
-            from_address=owner.mailbox.address,
-            to=["x@example.org"],
-            subject=f"old {index}",
-            thread_id=new_id(),
-            **fields,
-        )
-        for index in range(count)
-    )
 
 
 def test_send_is_accepted_and_sent(send: Callable[..., Any], owner: Tenant) -> None:
@@ -165,7 +148,7 @@ def test_monthly_quota(send: Callable[..., Any], owner: Tenant, monkeypatch: Any
     monkeypatch.setattr("mailboxes.quotas.limits_for", lambda plan: tight)
     owner.mailbox.created_at = timezone.now() - timedelta(days=30)
     owner.mailbox.save()
-    _emails(owner, 2)
+    sent_emails(owner, 2)
     response = send()
     error = assert_error(response, "monthly_quota_exceeded", quota=2, used=2)
     assert error["resets_at"].endswith("Z")
@@ -173,7 +156,7 @@ def test_monthly_quota(send: Callable[..., Any], owner: Tenant, monkeypatch: Any
 
 
 def test_warmup_cap(send: Callable[..., Any], owner: Tenant) -> None:
-    _emails(owner, 20)  # day 1 of the mailbox's life: 20 a day
+    sent_emails(owner, 20)  # day 1 of the mailbox's life: 20 a day
     response = send()
     assert_error(response, "warmup_limit_exceeded", warmup_stage=1, daily_sent=20, daily_limit=20)
     assert response["X-Warmup-Stage"] == "1"
@@ -184,14 +167,14 @@ def test_warmup_cap(send: Callable[..., Any], owner: Tenant) -> None:
 def test_warmup_rises_with_age(send: Callable[..., Any], owner: Tenant) -> None:
     owner.mailbox.created_at = timezone.now() - timedelta(days=1)
     owner.mailbox.save()
-    _emails(owner, 20)
+    sent_emails(owner, 20)
     assert send().status_code == 202  # day 2 allows 40
 
 
 def test_storage_quota(send: Callable[..., Any], owner: Tenant, monkeypatch: Any) -> None:
     tiny = dataclasses.replace(limits_for(Plan.STARTER), max_storage_bytes=100)
     monkeypatch.setattr("mailboxes.quotas.limits_for", lambda plan: tiny)
-    _emails(owner, 1, size_bytes=90)
+    sent_emails(owner, 1, size_bytes=90)
     storage_reconcile(account_id=owner.account.pk)  # rows written around the services
     assert_error(send(), "storage_quota_exceeded", used_bytes=90, limit_bytes=100)
 
@@ -202,7 +185,7 @@ def test_storage_quota_counts_the_email_that_fills_it(
     markdown = "x" * 40
     tiny = dataclasses.replace(limits_for(Plan.STARTER), max_storage_bytes=90 + len(markdown))
     monkeypatch.setattr("mailboxes.quotas.limits_for", lambda plan: tiny)
-    _emails(owner, 1, size_bytes=90)
+    sent_emails(owner, 1, size_bytes=90)
     storage_reconcile(account_id=owner.account.pk)
     # Exactly full is allowed; the stored bytes then include the rendered body.
     assert send(markdown=markdown).status_code == 202

@@ -1,0 +1,175 @@
+"""The principal each process remembers: no key query while the account's version stands,
+and every committed change of the key or its account is seen on the very next request,
+whichever thread or process made it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from accounts.actors import Actor
+from accounts.models import Account, AccountState, ApiKey
+from accounts.principals import principal_version_key
+from accounts.services import api_key_revoke, api_key_update
+from multimail import ratelimit
+from tests.conftest import Tenant, assert_error, client_for, key_for
+
+# Writes must commit for their version to be replaced (on commit), as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _remembering(settings: Any) -> None:
+    settings.API_PRINCIPAL_CACHE_SECONDS = 600
+
+
+def _key_queries(client: APIClient, path: str = "/v1/account") -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    return response.status_code, sum("accounts_apikey" in q["sql"] for q in queries)
+
+
+def _elsewhere(write: Callable[[], Any]) -> None:
+    """Run ``write`` on another thread, with its own database connection, and commit."""
+
+    def run() -> None:
+        try:
+            write()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+@pytest.fixture
+def remembered(owner: Tenant) -> tuple[ApiKey, APIClient]:
+    """A key this process has loaded and confirmed: its requests read no key row."""
+    key, raw = key_for(owner.account, "admin")
+    client = client_for(raw)
+    for _ in range(2):  # loaded, then confirmed against the version
+        assert client.get("/v1/account").status_code == 200
+    assert _key_queries(client) == (200, 0)
+    return key, client
+
+
+def test_a_revoked_key_is_refused_on_the_next_request(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    key, client = remembered
+    actor = Actor.system(owner.account, label="test")
+    _elsewhere(lambda: api_key_revoke(actor=actor, key_id=key.pk))
+    assert_error(client.get("/v1/account"), "invalid_api_key")
+
+
+def test_new_scopes_apply_on_the_next_request(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    key, client = remembered
+    actor = Actor.system(owner.account, label="test")
+    _elsewhere(lambda: api_key_update(actor=actor, key_id=key.pk, scopes=["read"]))
+    response = client.post("/v1/api-keys", {"name": "x"}, format="json")
+    assert_error(response, "insufficient_permissions")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"state": AccountState.DEACTIVATED},
+        {"state": AccountState.PENDING},
+    ],
+)
+def test_account_changes_written_anywhere_apply_on_the_next_request(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient], change: dict[str, Any]
+) -> None:
+    """Even a write around the services (a queryset update, the admin, a shell)."""
+    _, client = remembered
+    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(**change))
+    status, _ = _key_queries(client)
+    assert status == 403
+
+
+def test_a_key_deleted_outright_is_refused(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    key, client = remembered
+    _elsewhere(lambda: ApiKey.objects.filter(pk=key.pk).delete())
+    assert_error(client.get("/v1/account"), "invalid_api_key")
+
+
+def test_account_fields_are_fresh_after_a_change(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    _, client = remembered
+    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(name="Renamed Org"))
+    assert client.get("/v1/account").json()["name"] == "Renamed Org"
+    assert _key_queries(client) == (200, 0)  # remembered again under the new version
+
+
+def test_last_use_refresh_keeps_the_principal(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    """Recording a key's last use is not a change of the principal."""
+    key, client = remembered
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=None)
+    assert _key_queries(client) == (200, 0)
+
+
+def test_a_wrong_secret_with_a_known_prefix_is_refused(
+    remembered: tuple[ApiKey, APIClient], settings: Any
+) -> None:
+    """Memory is found by the whole key's hash: the right prefix with another secret is
+    looked up, refused, and does not count against the real key's budget."""
+    key, client = remembered
+    settings.API_RATE_LIMIT_READ_PER_MINUTE = 4
+    forged = client_for(key.prefix + "x" * 40)
+    for _ in range(5):
+        assert_error(forged.get("/v1/account"), "invalid_api_key")
+    assert client.get("/v1/account").status_code == 200
+
+
+def test_the_remembered_path_still_counts_the_rate_limit(
+    remembered: tuple[ApiKey, APIClient], settings: Any
+) -> None:
+    key, client = remembered
+    used = ratelimit.peek(f"key:{key.pk}:read", window_seconds=60)
+    settings.API_RATE_LIMIT_READ_PER_MINUTE = used + 1
+    assert client.get("/v1/account").status_code == 200
+    assert ratelimit.peek(f"key:{key.pk}:read", window_seconds=60) == used + 1
+    assert_error(client.get("/v1/account"), "rate_limit_exceeded", limit_type="read")
+
+
+def test_a_request_cannot_change_the_remembered_rows(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient]
+) -> None:
+    """Each request gets its own copies: changing one in place is not seen by the next."""
+    from multimail import authentication
+
+    key, _ = remembered
+    entry = authentication._remembered[key.key_hash]
+    first = authentication._copy(entry.key)
+    first.scopes.append("changed")
+    first.account.name = "changed"
+    second = authentication._copy(entry.key)
+    assert "changed" not in second.scopes
+    assert second.account.name == owner.account.name
+
+
+def test_an_account_without_a_version_is_remembered_too(owner: Tenant) -> None:
+    """Versions exist once an account is written (and expire): none yet is a version too."""
+    cache.delete(principal_version_key(owner.account.pk))
+    _, raw = key_for(owner.account, "admin")
+    client = client_for(raw)
+    for _ in range(2):
+        assert client.get("/v1/account").status_code == 200
+    assert _key_queries(client) == (200, 0)
+    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(name="Written"))
+    assert client.get("/v1/account").json()["name"] == "Written"
