@@ -88,7 +88,11 @@
     var pane = document.getElementById("queue-pane");
     if (!pane) { return; }
     var target = pane.querySelector("[data-focus]") || pane;
-    target.focus();
+    target.focus({ preventScroll: true });
+    // Its start in sight (on a phone the pane is below the list), not wherever the focus
+    // scroll of a tall element would leave it.
+    var top = target.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight - 80) { target.scrollIntoView({ block: "start" }); }
   }
 
   function announce(text) {
@@ -147,6 +151,8 @@
         announce("Select emails with x first.");
       }
     } else if (key === "/") {
+      var panel = document.getElementById("filter-panel");
+      if (panel) { panel.open = true; }
       var first = document.querySelector("#queue-filters select, #queue-filters input");
       if (first) { first.focus(); }
     } else if (key === "?") {
