@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_filters import CharFilter, ChoiceFilter, FilterSet, ModelChoiceFilter
@@ -19,7 +20,11 @@ from mailboxes.models import Direction, Email, Mailbox
 
 # "Older than" choices: how long an email has been waiting for the operator.
 AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "72h": timedelta(hours=72)}
-AGE_LABELS = [("1h", "Older than 1 hour"), ("24h", "Older than 24 hours"), ("72h", "Older than 3 days")]
+AGE_LABELS = [
+    ("1h", "Older than 1 hour"),
+    ("24h", "Older than 24 hours"),
+    ("72h", "Older than 3 days"),
+]
 
 
 class QueueFilter(FilterSet):
@@ -43,6 +48,7 @@ class QueueFilter(FilterSet):
         label="Recipient or @domain",
         method="filter_recipient",
         max_length=320,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "name@… or @domain"}),
         error_messages={"max_length": "recipient must be an address or @domain."},
     )
     age = ChoiceFilter(

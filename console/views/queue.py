@@ -51,7 +51,6 @@ from oversight.services import (
     emails_decide,
 )
 
-
 # What a queue link carries from page to page: the filters, the order and the page.
 QUEUE_FILTERS = ("mailbox", "direction", "recipient", "age", "order")
 
@@ -59,7 +58,7 @@ QUEUE_FILTERS = ("mailbox", "direction", "recipient", "age", "order")
 def _carried(params: QueryDict, *, cursor: bool = False) -> list[tuple[str, str]]:
     """The queue's filters (and page) set in ``params``, as (name, value) pairs."""
     names = (*QUEUE_FILTERS, "cursor") if cursor else QUEUE_FILTERS
-    return [(name, params[name]) for name in names if params.get(name)]
+    return [(name, str(params[name])) for name in names if params.get(name)]
 
 
 @require_GET
@@ -115,7 +114,7 @@ def _queue_page(request: ConsoleRequest, *, selected: Email | None = None) -> Ht
         error_message(request, error)
         return redirect("console-queue")
     _annotate(page.items, hours=request.account.approval_expiry_hours)
-    context = {
+    context: dict[str, Any] = {
         "items": page.items,
         "next_cursor": page.next_cursor,
         "newest_first": newest_first,
@@ -131,7 +130,7 @@ def _queue_page(request: ConsoleRequest, *, selected: Email | None = None) -> Ht
     if request.htmx:
         return render_page(request, "console/queue.html", context, partial="queue-list")
     # The pane opens the email asked for, else the first of the list (the next to expire).
-    item = selected or (page.items[0] if page.items else None)
+    item: Email | None = selected or (page.items[0] if page.items else None)
     if item is not None:
         if item not in page.items:
             _annotate([item], hours=request.account.approval_expiry_hours)

@@ -47,12 +47,18 @@ def _fill(tenant: Tenant) -> list[Email]:
     ]  # fmt: skip
 
 
+def _open_queue(page, live_server, tenant: Tenant, width: int, height: int) -> list[Email]:
+    """Three held emails, the queue open on them at that size."""
+    page.set_viewport_size({"width": width, "height": height})
+    emails = _fill(tenant)
+    sign_in_cookie(page, live_server, tenant)
+    page.goto("/console/")
+    return emails
+
+
 @pytest.mark.parametrize(("width", "height", "name"), SIZES)
 def test_list_and_pane_at_both_sizes(page, live_server, owner, width, height, name):
-    page.set_viewport_size({"width": width, "height": height})
-    first, plain, inbound = _fill(owner)
-    sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    first, plain, inbound = _open_queue(page, live_server, owner, width, height)
     pane = page.locator("#queue-pane")
     assert page.locator(".queue-row").count() == 3
     assert pane.locator(f"#email-{first.pk}").is_visible()  # the oldest is open
@@ -99,10 +105,7 @@ def test_list_and_pane_at_both_sizes(page, live_server, owner, width, height, na
 
 
 def test_the_keyboard_for_everything(page, live_server, owner):
-    page.set_viewport_size({"width": 1366, "height": 900})
-    first, plain, inbound = _fill(owner)
-    sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    first, plain, inbound = _open_queue(page, live_server, owner, 1366, 900)
     # ? shows the shortcuts; Escape closes them.
     page.keyboard.press("?")
     help_box = page.locator("#shortcuts-help")
@@ -139,17 +142,15 @@ def test_the_keyboard_for_everything(page, live_server, owner):
     page.keyboard.press("Shift+A")
     page.wait_for_url(re.compile(r"/console/queue/batch\?"))
     confirm = page.locator("#confirm-action").inner_text()
-    assert "Invoice for March" in confirm and "Plain text reply" in confirm
+    assert "Invoice for March" in confirm
+    assert "Plain text reply" in confirm
     assert "Question about pricing" not in confirm
     assert Email.objects.get(pk=first.pk).status == EmailStatus.PENDING_SEND_APPROVAL
 
 
 @pytest.mark.parametrize(("width", "height", "name"), SIZES)
 def test_each_decision_opens_the_next_email(page, live_server, owner, width, height, name):
-    page.set_viewport_size({"width": width, "height": height})
-    first, plain, inbound = _fill(owner)
-    sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    first, plain, inbound = _open_queue(page, live_server, owner, width, height)
     pane = page.locator("#queue-pane")
     pane.get_by_role("button", name="Approve").click()
     page.wait_for_selector(f"#pane-outcome[data-decided='{first.pk}']")
@@ -174,10 +175,7 @@ def test_each_decision_opens_the_next_email(page, live_server, owner, width, hei
 
 
 def test_a_failed_decision_shows_why_in_the_pane(page, live_server, owner):
-    page.set_viewport_size({"width": 1366, "height": 900})
-    first, plain, _ = _fill(owner)
-    sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    first, plain, _ = _open_queue(page, live_server, owner, 1366, 900)
     # Decided elsewhere (the API) while the operator had it open.
     _, raw = key_for(owner.account, "oversight")
     decided = client_for(raw).post(
@@ -202,10 +200,7 @@ def test_a_failed_decision_shows_why_in_the_pane(page, live_server, owner):
 def test_new_mail_is_highlighted_and_every_count_agrees(
     page, live_server, owner, width, height, name
 ):
-    page.set_viewport_size({"width": width, "height": height})
-    first, _, inbound = _fill(owner)
-    sign_in_cookie(page, live_server, owner)
-    page.goto("/console/")
+    first, _, inbound = _open_queue(page, live_server, owner, width, height)
     arrived = held_email(inbound.mailbox, subject="Arrived while watching",
                          direction=Direction.INBOUND, message_id=new_id())  # fmt: skip
     Account.objects.filter(pk=owner.account.pk).update(require_operator_approval=True)
