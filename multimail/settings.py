@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "multimail.operator_time.OperatorTimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "multimail.urls"

@@ -111,7 +111,16 @@ class EmbeddedService:
             os.killpg(self.process.pid, signal.SIGINT)
         else:
             self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Which process of the group did not stop, and what the service printed.
+            group = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "-g", str(self.process.pid)],
+                capture_output=True,
+                text=True,
+            ).stdout
+            raise AssertionError(f"make run did not stop:\n{group}\n{self.log()[-4000:]}") from None
         while _group_alive(self.process.pid) and time.monotonic() - started < 60:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
