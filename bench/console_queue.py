@@ -98,6 +98,8 @@ def run(count: int, runs: int) -> int:
                 html=body,
                 text="Hello",
                 thread_id=new_id(),
+                # Inbound mail is stored once per Message-ID and mailbox.
+                message_id="" if outbound else f"<held-{index}@outside.example>",
             )
         )
         if len(batch) == 1000:

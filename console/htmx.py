@@ -8,10 +8,10 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Operator
-from accounts.selectors import admin_actions_awaiting, operator_roles
+from accounts.selectors import operator_roles
 from console.access import HtmxRequest
 from mailboxes.quotas import account_sending_problems
-from oversight.selectors import pending_count
+from oversight.selectors import operator_counts
 
 
 def render_page(
@@ -25,8 +25,9 @@ def render_page(
     """Full page for a normal request; ``template#partial`` when HTMX asks for a fragment.
 
     Full pages get the layout's context: the account, the person's other roles (for the
-    account switcher), the pending count for the navigation badge, the number of admin
-    actions awaiting approval, and why the account's mail cannot go out (the banner).
+    account switcher), the counts of the navigation badges (held mail, admin actions
+    awaiting approval: oversight.selectors.operator_counts, which the refresh fragment
+    _counts.html also reads), and why the account's mail cannot go out (the banner).
     """
     name = f"{template}#{partial}" if partial and request.htmx else template
     # Set by operator_required; the sign-in and activation pages have no operator.
@@ -35,10 +36,9 @@ def render_page(
         account = operator.account
         context.setdefault("account", account)
         context.setdefault("operator", operator)
-        if "pending_count" not in context:
-            context["pending_count"] = pending_count(account=account)
         if name == template:
-            context.setdefault("approvals_count", admin_actions_awaiting(account=account).count())
+            if "counts" not in context:
+                context["counts"] = operator_counts(account=account)
             context.setdefault("roles", operator_roles(user_id=operator.user_id))
             problems = account_sending_problems(account=account)
             context.setdefault("sending_problems", problems)

@@ -17,6 +17,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("console/sending/stop", queue.sending_stop_view, name="console-sending-stop"),
     path("console/sending/resume", queue.sending_resume_view, name="console-sending-resume"),
     path("console/queue/batch", queue.batch_decide, name="console-batch-decide"),
+    path("console/counts", queue.counts, name="console-counts"),
     path("console/queue/<str:email_id>", queue.queue_item, name="console-queue-item"),
     path("console/queue/<str:email_id>/decide", queue.decide, name="console-decide"),
     path("console/login", auth.login_start, name="console-login"),

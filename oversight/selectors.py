@@ -10,9 +10,12 @@ from typing import Any
 from django.db.models import Count, Max, QuerySet
 
 from accounts.models import Account
+from accounts.selectors import admin_actions_awaiting
 from mailboxes.models import Email
+from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate
 from oversight.facts import FACTS_RELATED
+from oversight.filters import QueueFilter
 from oversight.models import ApprovalLink, OperatorNotification
 from oversight.policy import PENDING_STATUSES
 
@@ -32,39 +35,81 @@ def pending_emails(*, account: Account) -> QuerySet[Email]:
     )
 
 
-def pending_count(*, account: Account) -> int:
-    return pending_emails(account=account).count()
+@dataclass(frozen=True, slots=True)
+class MailboxCount:
+    mailbox_id: str
+    address: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
-class QueueSummary:
-    count: int
-    # A short fingerprint of the pending set: it changes when mail is held or decided, or
-    # when a held email changes (each change notifies the operator anew), so a polling
-    # console can tell that nothing changed without rendering the queue.
+class OperatorCounts:
+    """Every count the console shows (title, navigation badges, per mailbox), read
+    together so that no two of them can disagree."""
+
+    pending: int
+    per_mailbox: list[MailboxCount]
+    # Admin actions an agent asked for that wait for the operator (the Approvals badge).
+    approvals: int
+    # A short fingerprint of all of the above: it changes when mail is held or decided,
+    # when a held email changes (each change notifies the operator anew) or when an admin
+    # action arrives or ends, so a polling console can tell that nothing changed without
+    # rendering anything.
     version: str
 
 
-def pending_summary(*, account: Account) -> QueueSummary:
-    summary = pending_emails(account=account).aggregate(count=Count("id"), latest=Max("id"))
-    notified = OperatorNotification.objects.filter(account=account).aggregate(latest=Max("id"))
-    raw = f"{summary['count']}:{summary['latest']}:{notified['latest']}"
-    return QueueSummary(
-        count=summary["count"], version=hashlib.sha256(raw.encode()).hexdigest()[:16]
+def operator_counts(*, account: Account) -> OperatorCounts:
+    rows = (
+        Email.objects.filter(account=account, status__in=PENDING_STATUSES)
+        .values("mailbox_id", "mailbox__address")
+        .annotate(count=Count("id"), latest=Max("id"))
+        .order_by("mailbox__address")
     )
+    per_mailbox = [
+        MailboxCount(row["mailbox_id"], row["mailbox__address"], row["count"]) for row in rows
+    ]
+    latest = max((row["latest"] for row in rows), default="")
+    notified = OperatorNotification.objects.filter(account=account).aggregate(latest=Max("id"))
+    approvals = admin_actions_awaiting(account=account).count()
+    pending = sum(item.count for item in per_mailbox)
+    raw = f"{pending}:{latest}:{notified['latest']}:{approvals}"
+    return OperatorCounts(
+        pending=pending,
+        per_mailbox=per_mailbox,
+        approvals=approvals,
+        version=hashlib.sha256(raw.encode()).hexdigest()[:16],
+    )
+
+
+def queue_filter(*, account: Account, params: Mapping[str, Any]) -> QueueFilter:
+    """The queue's filters bound to ``params`` (the console renders their form)."""
+    return QueueFilter(params, account=account, queryset=pending_emails(account=account))
 
 
 def pending_review_page(
     *, account: Account, params: Mapping[str, Any], oldest_first: bool = True
 ) -> Page:
-    """One page of the queue as the console shows it (the decision facts read the rest):
-    oldest first by default, since the oldest is the next to expire."""
+    """One page of the queue as the console shows it, narrowed by ``QueueFilter`` (the
+    decision facts read the rest): oldest first by default, since the oldest is the next
+    to expire."""
     return cursor_paginate(
-        pending_emails(account=account),
+        filtered(queue_filter(account=account, params=params)),
         params,
         default_limit=QUEUE_PAGE_SIZE,
         oldest_first=oldest_first,
     )
+
+
+def pending_review_next(
+    *, account: Account, params: Mapping[str, Any], after_id: str, oldest_first: bool = True
+) -> Email | None:
+    """The held email to review after ``after_id`` (just decided): the next one in the
+    queue's order and filters, else the first one left."""
+    queryset = filtered(queue_filter(account=account, params=params)).exclude(pk=after_id)
+    ordering = "id" if oldest_first else "-id"
+    after = "gt" if oldest_first else "lt"
+    following = queryset.filter(**{f"id__{after}": after_id}).order_by(ordering).first()
+    return following or queryset.order_by(ordering).first()
 
 
 def pending_review_get(*, account: Account, email_id: str) -> Email | None:

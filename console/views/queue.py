@@ -1,13 +1,15 @@
-"""The pending queue: every held email, decided inline, refreshed by polling; and the stop
-switch, which holds all of the account's outbound mail."""
+"""The review screen: the held emails as a filtered list with one open in a pane beside
+it, decided there (the next one opens), refreshed by polling with every count; and the
+stop switch, which holds all of the account's outbound mail."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -33,11 +35,12 @@ from oversight.admin_actions import admin_action_run
 from oversight.expiry import held_deadline
 from oversight.facts import decision_facts_bulk
 from oversight.selectors import (
-    pending_count,
+    operator_counts,
     pending_review_get,
     pending_review_many,
+    pending_review_next,
     pending_review_page,
-    pending_summary,
+    queue_filter,
     undelivered_notifications,
 )
 from oversight.services import (
@@ -48,14 +51,58 @@ from oversight.services import (
     emails_decide,
 )
 
+# What a queue link carries from page to page: the filters, the order and the page.
+QUEUE_FILTERS = ("mailbox", "direction", "recipient", "age", "order")
+
+
+def _carried(params: QueryDict, *, cursor: bool = False) -> list[tuple[str, str]]:
+    """The queue's filters (and page) set in ``params``, as (name, value) pairs."""
+    names = (*QUEUE_FILTERS, "cursor") if cursor else QUEUE_FILTERS
+    return [(name, str(params[name])) for name in names if params.get(name)]
+
 
 @require_GET
 @operator_required
 @csp_override(EMAIL_PAGE_CSP)
 def queue(request: ConsoleRequest) -> HttpResponse:
-    summary = pending_summary(account=request.account)
+    """The review screen: the held emails as a list, the first of them open beside it."""
+    return _queue_page(request)
+
+
+@require_GET
+@operator_required
+@csp_override(EMAIL_PAGE_CSP)
+def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
+    """One held email in the review pane (HTMX), or the queue with it open (a plain link).
+    A decided or unknown one sends back to the queue."""
+    email = pending_review_get(account=request.account, email_id=email_id)
+    if email is None:
+        messages.info(request, "That email is no longer waiting for a decision.")
+        if request.htmx:
+            # A fragment swap would nest the whole queue page inside the pane.
+            return HttpResponseClientRedirect(reverse("console-queue"))
+        return redirect("console-queue")
+    if not request.htmx:
+        return _queue_page(request, selected=email)
+    return _pane(request, email, load_images=request.GET.get("images") == "1")
+
+
+@require_GET
+@operator_required
+def counts(request: ConsoleRequest) -> HttpResponse:
+    """Every count of the navigation, for the pages other than the queue (which refreshes
+    them with its list): 204 while nothing changed since the version the page has."""
+    current = operator_counts(account=request.account)
+    if request.GET.get("v") == current.version:
+        return HttpResponse(status=204)
+    # Only the fragment: not a page, so none of the layout's context.
+    return render(request, "console/_counts.html", {"counts": current})
+
+
+def _queue_page(request: ConsoleRequest, *, selected: Email | None = None) -> HttpResponse:
+    current = operator_counts(account=request.account)
     polling = request.GET.get("v") is not None
-    if polling and request.GET["v"] == summary.version:
+    if polling and request.GET["v"] == current.version:
         # Nothing was held or decided since the last render: htmx swaps nothing on a 204.
         return HttpResponse(status=204)
     newest_first = request.GET.get("order") == "newest"
@@ -66,45 +113,42 @@ def queue(request: ConsoleRequest) -> HttpResponse:
     except ApiError as error:
         error_message(request, error)
         return redirect("console-queue")
-    images_for = request.GET.get("images", "")
     _annotate(page.items, hours=request.account.approval_expiry_hours)
-    for email in page.items:
-        email.rendered = email_body_render(email=email, load_images=images_for == email.pk)
-    context = {
+    context: dict[str, Any] = {
         "items": page.items,
         "next_cursor": page.next_cursor,
         "newest_first": newest_first,
-        "expiry_form": form_kept(
-            request,
-            ApprovalExpiryForm,
-            initial={"approval_expiry_hours": request.account.approval_expiry_hours},
-        ),
-        "version": summary.version,
+        "list_query": urlencode(_carried(request.GET, cursor=True)),
+        "filter_query": urlencode(_carried(request.GET)),
+        "filters_carried": _carried(request.GET),
+        "filters": queue_filter(account=request.account, params=request.GET),
+        "counts": current,
         "section": "queue",
-        "pending_count": summary.count,
         "oob": polling,
+        "on_queue": True,
     }
-    return render_page(request, "console/queue.html", context, partial="queue-list")
-
-
-@require_GET
-@operator_required
-@csp_override(EMAIL_PAGE_CSP)
-def queue_item(request: ConsoleRequest, email_id: str) -> HttpResponse:
-    """One held email (for "load images"); a decided or unknown one sends back to the queue."""
-    email = pending_review_get(account=request.account, email_id=email_id)
-    if email is None:
-        messages.info(request, "That email is no longer waiting for a decision.")
-        if request.htmx:
-            # A fragment swap would nest the whole queue page inside the item.
-            return HttpResponseClientRedirect(reverse("console-queue"))
-        return redirect("console-queue")
-    return _item_page(request, email, load_images=request.GET.get("images") == "1")
+    if request.htmx:
+        return render_page(request, "console/queue.html", context, partial="queue-list")
+    # The pane opens the email asked for, else the first of the list (the next to expire).
+    item: Email | None = selected or (page.items[0] if page.items else None)
+    if item is not None:
+        if item not in page.items:
+            _annotate([item], hours=request.account.approval_expiry_hours)
+        item.rendered = email_body_render(  # type: ignore[attr-defined]
+            email=item, load_images=request.GET.get("images") == "1"
+        )
+    context["item"] = item
+    context["expiry_form"] = form_kept(
+        request,
+        ApprovalExpiryForm,
+        initial={"approval_expiry_hours": request.account.approval_expiry_hours},
+    )
+    return render_page(request, "console/queue.html", context)
 
 
 def _annotate(emails: list[Email], *, hours: int) -> None:
-    """What a card shows beside the email: its decision facts (their version is what its
-    forms decide on), and the notifications about it that did not reach the operator."""
+    """What the queue shows beside each email: its decision facts (their version is what
+    its forms decide on), and the notifications about it that did not reach the operator."""
     facts = decision_facts_bulk(emails=emails)
     undelivered = undelivered_notifications(email_ids=[email.pk for email in emails])
     for email in emails:
@@ -114,17 +158,34 @@ def _annotate(emails: list[Email], *, hours: int) -> None:
         email.expires_at = held_deadline(email=email, hours=hours)  # type: ignore[attr-defined]
 
 
-def _item_page(
-    request: ConsoleRequest, email: Email, *, load_images: bool = False, notice: str = ""
+def _pane(
+    request: ConsoleRequest,
+    email: Email | None,
+    *,
+    load_images: bool = False,
+    notice: str = "",
+    decided: dict[str, Any] | None = None,
 ) -> HttpResponse:
-    _annotate([email], hours=request.account.approval_expiry_hours)
-    email.rendered = email_body_render(email=email, load_images=load_images)  # type: ignore[attr-defined]
-    return render_page(
-        request,
-        "console/queue.html",
-        {"items": [email], "item": email, "section": "queue", "version": "", "notice": notice},
-        partial="queue-item",
-    )
+    """The review pane's fragment: ``email`` open for a decision (or nothing left), after
+    the outcome of the decision just made when there was one. The filters of the queue the
+    pane belongs to ride along in its forms, so the next email follows them too."""
+    if email is not None:
+        _annotate([email], hours=request.account.approval_expiry_hours)
+        email.rendered = email_body_render(email=email, load_images=load_images)  # type: ignore[attr-defined]
+    source = request.POST if request.method == "POST" else request.GET
+    context: dict[str, Any] = {
+        "item": email,
+        "notice": notice,
+        "section": "queue",
+        "filter_query": urlencode(_carried(source)),
+        "filters_carried": _carried(source),
+        "on_queue": True,
+        **(decided or {}),
+    }
+    if decided is not None:
+        # A decision changed the counts: all of them come with the pane (out of band).
+        context["counts"] = operator_counts(account=request.account)
+    return render_page(request, "console/queue.html", context, partial="queue-pane")
 
 
 STALE_NOTICE = (
@@ -141,8 +202,7 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
     # The form carries the version it showed: an email changed since is never decided.
     version = request.POST.get("version", "")
     from_email_page = request.POST.get("from") == "email"
-    decided = None
-    outcome = ""
+    in_pane = request.htmx and not from_email_page
     # The email page's "edit, then approve" form: the corrections go with the approval.
     edits = None
     if request.POST.get("edit") == "1":
@@ -163,34 +223,57 @@ def decide(request: ConsoleRequest, email_id: str) -> HttpResponse:
             edits=edits,
         )
     except EmailChanged:
-        if request.htmx and not from_email_page:
+        if in_pane:
             current = pending_review_get(account=request.account, email_id=email_id)
             if current is not None:
-                return _item_page(request, current, notice=STALE_NOTICE)
+                return _pane(request, current, notice=STALE_NOTICE)
         messages.warning(request, STALE_NOTICE, extra_tags="code-conflict stale")
         return _back(request, email_id)
     except ApiError as error:
-        error_message(request, error)
-    else:
-        decided = decision.email
-        result = decision_outcome(decision=decision)
-        outcome = result.message
+        if not in_pane:
+            error_message(request, error)
+            return _back(request, email_id)
+        # The reason is shown where the operator is looking: at the top of the pane, with
+        # the email again if it still waits (a bad action), else the next one.
+        still_waiting = pending_review_get(account=request.account, email_id=email_id)
+        return _pane(
+            request,
+            still_waiting or _next_to_review(request, email_id),
+            decided={"decided_id": email_id, "problem": error, "still_waiting": still_waiting},
+        )
+    result = decision_outcome(decision=decision)
+    if not in_pane:
         level = messages.SUCCESS if result.as_decided else messages.WARNING
-        messages.add_message(request, level, f"{outcome} ({decided.subject or 'no subject'})")
-    if not request.htmx or from_email_page:
+        subject = decision.email.subject or "no subject"
+        messages.add_message(request, level, f"{result.message} ({subject})")
         return _back(request, email_id)
-    return render_page(
+    return _pane(
         request,
-        "console/queue.html",
-        {
-            "decided": decided,
-            "outcome": outcome,
+        _next_to_review(request, email_id),
+        decided={
             "decided_id": email_id,
-            "oob": True,
-            "pending_count": pending_count(account=request.account),
+            "decided": decision.email,
+            "outcome": result.message,
+            "as_decided": result.as_decided,
         },
-        partial="decided-item",
     )
+
+
+def _next_to_review(request: ConsoleRequest, email_id: str) -> Email | None:
+    """After a decision in the pane: the next held email in the queue's filters and order
+    (the form carries them); a filter gone bad since falls back to the whole queue."""
+    oldest_first = request.POST.get("order") != "newest"
+    try:
+        return pending_review_next(
+            account=request.account,
+            params=request.POST,
+            after_id=email_id,
+            oldest_first=oldest_first,
+        )
+    except ApiError:
+        return pending_review_next(
+            account=request.account, params={}, after_id=email_id, oldest_first=oldest_first
+        )
 
 
 def _back(request: ConsoleRequest, email_id: str) -> HttpResponse:
@@ -199,7 +282,9 @@ def _back(request: ConsoleRequest, email_id: str) -> HttpResponse:
     mailbox_id = request.POST.get("mailbox_id", "")
     if request.POST.get("from") == "email" and mailbox_id.isalnum():
         return redirect("console-email", mailbox_id=mailbox_id, email_id=email_id)
-    return redirect("console-queue")
+    # Back to the same filters: the queue opens their first email, the next to decide.
+    query = urlencode(_carried(request.POST))
+    return redirect(f"{reverse('console-queue')}?{query}" if query else reverse("console-queue"))
 
 
 # --- The stop switch ----------------------------------------------------------------------

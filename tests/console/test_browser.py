@@ -131,22 +131,24 @@ def test_approve_and_reject_from_the_queue(page, live_server, owner):
     page.goto("/console/?order=newest")
     assert page.locator("#pending-badge").inner_text() == "2"
     shot(page, "queue")
-    # Keyboard: newest first, so j selects the outbound one; k goes back up; a approves.
-    item_out = page.locator(f"#email-{outbound.pk}")
-    item_in = page.locator(f"#email-{inbound.pk}")
+    # Keyboard: newest first, so the outbound one is open and j moves to the inbound one;
+    # the first a only opens it, the second approves it, and the next one opens.
+    row_in = page.locator(f"#row-{inbound.pk}")
     page.keyboard.press("j")
-    page.keyboard.press("j")
-    assert "selected" in (item_in.get_attribute("class") or "")
+    assert "cursor" in (row_in.get_attribute("class") or "")
     page.keyboard.press("a")
-    page.wait_for_selector(f"#email-{inbound.pk}[data-pending='0']")
+    page.wait_for_selector(f"#queue-pane #email-{inbound.pk}")
+    assert Email.objects.get(pk=inbound.pk).status == EmailStatus.PENDING_INBOUND_APPROVAL
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#pane-outcome[data-decided='{inbound.pk}']")
     assert page.locator("#pending-badge").inner_text() == "1"
+    page.wait_for_selector(f"#queue-pane #email-{outbound.pk}")
     # r focuses the reason; Enter rejects.
-    page.keyboard.press("k")
     page.keyboard.press("r")
     page.keyboard.type("Not to this client")
     page.keyboard.press("Enter")
-    page.wait_for_selector(f"#email-{outbound.pk}[data-pending='0']")
-    assert "Rejected" in item_out.inner_text()
+    page.wait_for_selector(f"#pane-outcome[data-decided='{outbound.pk}']")
+    assert "Rejected" in page.locator("#pane-outcome").inner_text()
     assert page.locator("#pending-badge").inner_text() == "0"
     shot(page, "queue-decided")
     # The agent's API sees the decisions.
@@ -428,8 +430,8 @@ def test_a_banner_shows_while_the_account_cannot_send(page, live_server, owner):
     assert "Sending is disabled for this account: complaint rate too high." in banner.inner_text()
     shot(page, "sending-banner")
     page.locator(f"#email-{email.pk}").get_by_role("button", name="Approve").click()
-    page.wait_for_selector(f"#email-{email.pk}[data-pending='0']")
-    outcome = page.locator(f"#email-{email.pk}").inner_text()
+    page.wait_for_selector(f"#pane-outcome[data-decided='{email.pk}']")
+    outcome = page.locator("#pane-outcome").inner_text()
     assert "Approved, but sending is disabled for this account: complaint rate too high" in outcome
     shot(page, "sending-banner-decided")
     page.goto(f"/console/mailboxes/{owner.mailbox.pk}/emails/{email.pk}")

@@ -27,7 +27,9 @@ def test_queue_lists_held_mail_with_details(owner, console):
     assert owner.mailbox.address in body
     assert "invoice.pdf" in body
     assert "<b>there</b>" in body  # rendered, sanitized HTML
-    assert f'id="email-{inbound.pk}"' in body
+    # Both are listed; the oldest is open in the pane beside the list.
+    assert f'id="row-{inbound.pk}"' in body
+    assert f'id="email-{email.pk}"' in body
     assert 'id="pending-badge"' in body
     assert ">2</span>" in body
     # CSP: no inline script anywhere, htmx from the django-htmx package.
@@ -72,9 +74,8 @@ def test_reject_inline_with_reason(owner, console):
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body
-    assert f'id="email-{email.pk}"' in body
-    assert 'data-pending="0"' in body
-    assert 'hx-swap-oob="true"' in body  # badge and messages
+    assert f'data-decided="{email.pk}"' in body
+    assert 'hx-swap-oob="true"' in body  # the counts
     assert "Rejected" in body
     email.refresh_from_db()
     assert email.status == EmailStatus.REJECTED

@@ -201,7 +201,10 @@ def test_an_old_console_card_decides_nothing_and_shows_the_current_version(
     assert edit(agent, gated, email, {"markdown": "Revenue is **flat**."}).status_code == 200
     polled = console.get(f"/console/?v={fingerprint}", headers={"HX-Request": "true"})
     assert polled.status_code == 200
-    assert "flat" in polled.content.decode()
+    assert f'id="row-{email.pk}"' in polled.content.decode()
+    # Opening it in the review pane shows it as it is now.
+    pane = console.get(f"/console/queue/{email.pk}", headers={"HX-Request": "true"})
+    assert "flat" in pane.content.decode()
 
     swapped = console.post(
         f"/console/queue/{email.pk}/decide",
