@@ -155,9 +155,22 @@ def _move(
 ) -> bool:
     """Compare-and-set ``email`` from ``from_`` (by default its status as loaded) to ``to``,
     writing ``fields`` with it; on success the instance shows the new values too."""
+    return _move_if(Email.objects.filter(pk=email.pk), email, to=to, from_=from_, at=at, **fields)
+
+
+def _move_if(
+    row: QuerySet[Email],
+    email: Email,
+    *,
+    to: EmailStatus,
+    from_: Collection[str] | None = None,
+    at: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """``_move`` of the email's ``row``, filtered further by the caller."""
     now = at or timezone.now()
     leaving = (email.status,) if from_ is None else from_
-    changed = _move_where(Email.objects.filter(pk=email.pk), from_=leaving, to=to, at=now, **fields)
+    changed = _move_where(row, from_=leaving, to=to, at=now, **fields)
     if changed:
         email.status, email.status_changed_at = to, now
         for name, value in fields.items():
@@ -479,11 +492,18 @@ def rule_refused_fields(rule: str, at: datetime) -> dict[str, Any]:
     return {"failure_reason": rule_refusal_reason(rule), **routed_by(rule, at)}
 
 
-def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
+def email_mark_sent(
+    *, email: Email, provider_message_id: str, claimed_at: datetime | None = None
+) -> bool:
     """The provider (or a local mailbox) took a ``sending`` email: it is sent, counted, and
-    ``message.sent`` is emitted. False when it was not ``sending`` any more."""
+    ``message.sent`` is emitted. False when it was not ``sending`` any more, or (with
+    ``claimed_at``) when another delivery claimed it since."""
     now = timezone.now()
-    won = _move(
+    row = Email.objects.filter(pk=email.pk)
+    if claimed_at is not None:
+        row = row.filter(delivery_claimed_at=claimed_at)
+    won = _move_if(
+        row,
         email,
         to=S.SENT,
         from_=(S.SENDING,),
@@ -491,6 +511,7 @@ def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
         sent_at=now,
         provider_message_id=provider_message_id,
         send_attempts=F("send_attempts") + 1,
+        delivery_claimed_at=None,
     )
     if not won:
         return False
