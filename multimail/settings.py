@@ -190,6 +190,9 @@ CELERY_TIMEZONE = "UTC"
 # count the fixup keeps it; multimail.celery then treats each task like a request
 # (CONN_MAX_AGE, CONN_HEALTH_CHECKS), so a connection the server dropped is replaced.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# A delivery claims its email before the provider call (no lock is held across it); a
+# claim older than this is taken for a dead worker's, and the sweep's task sends the email.
+DELIVERY_CLAIM_LEASE_SECONDS = 120
 # Scans wait behind every other task in the queue (on Redis the lower number is served
 # first, and a task without one counts as 0): a backlog of scans never holds back an
 # approved email's delivery, a retry, an operator's notification or a webhook.

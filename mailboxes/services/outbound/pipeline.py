@@ -20,6 +20,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import BinaryField, F
 from django.db.models.functions import Substr
@@ -312,9 +313,9 @@ def email_deliver(*, email_id: str) -> None:
     recipients' copies. A second task for the same email (sweep, redelivered message) finds
     it claimed and skips it, and finds it ``sent`` afterwards. A worker killed mid-way
     leaves the claim behind: the sweep's task takes the email again once the claim is older
-    than CLAIM_LEASE, with nothing delivered locally. The one window left is between the
-    provider accepting the message and the record's commit. Raises TransientSendError for
-    the task to retry (the claim is given back first).
+    than its lease (DELIVERY_CLAIM_LEASE_SECONDS), with nothing delivered locally. The one
+    window left is between the provider accepting the message and the record's commit.
+    Raises TransientSendError for the task to retry (the claim is given back first).
     """
     email = _delivery_claim(email_id)
     if email is None:
@@ -331,9 +332,11 @@ def email_deliver(*, email_id: str) -> None:
         logger.info("outbound_sent email=%s local=%d remote=%d provider_id=%s", email_id, *sent)
 
 
-# A claim older than this belongs to a delivery that died (the mailer's timeout is 30 s):
-# the sweep's task, which comes after STUCK_AFTER, may claim the email again.
-CLAIM_LEASE = timedelta(minutes=2)
+def _claim_lease() -> timedelta:
+    """A claim older than this belongs to a delivery that died (the mailer's timeout is
+    30 s): the sweep's task, which comes after STUCK_AFTER, may claim the email again."""
+    return timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS)
+
 # The stop switch waits this long at most for deliveries already past their claim.
 IN_FLIGHT_WAIT = timedelta(seconds=30)
 
@@ -352,7 +355,7 @@ def _delivery_claim(email_id: str) -> Email | None:
             return None
         email.mailbox.account = email.account  # one row, read once (the message needs both)
         previous = email.delivery_claimed_at
-        if previous is not None and previous > now - CLAIM_LEASE:
+        if previous is not None and previous > now - _claim_lease():
             return None
         refusal = _delivery_refusal(email)
         if refusal:
@@ -432,7 +435,7 @@ def deliveries_in_flight_wait(*, account_id: str) -> bool:
         in_flight = Email.objects.filter(
             account_id=account_id,
             status=EmailStatus.SENDING,
-            delivery_claimed_at__gt=timezone.now() - CLAIM_LEASE,
+            delivery_claimed_at__gt=timezone.now() - _claim_lease(),
         ).exists()
         if not in_flight:
             return True
