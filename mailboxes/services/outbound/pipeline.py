@@ -337,6 +337,7 @@ def _claim_lease() -> timedelta:
     30 s): the sweep's task, which comes after STUCK_AFTER, may claim the email again."""
     return timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS)
 
+
 # The stop switch waits this long at most for deliveries already past their claim.
 IN_FLIGHT_WAIT = timedelta(seconds=30)
 
