@@ -540,7 +540,16 @@ def email_fail(*, email: Email, reason: str, from_: Collection[str] | None = Non
     operator is emailed why. False when it had moved on first (``from_``: the statuses it
     may leave, by default its status as loaded)."""
     now = timezone.now()
-    if not _move(email, to=S.SEND_FAILED, from_=from_, at=now, failure_reason=reason[:2000]):
+    # A delivery's claim goes with it: an operator's retry starts the email afresh.
+    failed = _move(
+        email,
+        to=S.SEND_FAILED,
+        from_=from_,
+        at=now,
+        failure_reason=reason[:2000],
+        delivery_claimed_at=None,
+    )
+    if not failed:
         return False
     emit_event(
         account=email.account,

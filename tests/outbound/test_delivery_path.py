@@ -261,3 +261,32 @@ def test_deliveries_are_served_before_a_backlog_of_scans(settings: Any) -> None:
     finally:
         app.conf.broker_url, app.conf.task_always_eager = previous
         redis.Redis.from_url(broker).flushdb()
+
+
+@pytest.mark.django_db
+def test_a_claimed_email_is_left_alone_until_its_claim_runs_out(
+    relay: Relay, sender: Any, owner: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Another delivery has it (a redelivered task, the sweep's): nothing is sent twice. A
+    claim past its lease is a dead worker's, and the next delivery sends the email."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    email_id = _queued(sender, owner, django_capture_on_commit_callbacks)
+    assert pipeline.email_process(email_id=email_id, deliver_here=True)
+    Email.objects.filter(pk=email_id).update(delivery_claimed_at=timezone.now())
+    pipeline.email_deliver(email_id=email_id)
+    assert relay.messages == []
+    assert Email.objects.get(pk=email_id).status == EmailStatus.SENDING
+    Email.objects.filter(pk=email_id).update(
+        delivery_claimed_at=timezone.now() - timedelta(minutes=5)
+    )
+    pipeline.email_deliver(email_id=email_id)
+    email = Email.objects.get(pk=email_id)
+    assert (email.status, email.delivery_claimed_at, email.send_attempts) == (
+        EmailStatus.SENT,
+        None,
+        1,
+    )
+    assert len(relay.messages) == 1
