@@ -519,7 +519,8 @@ def _clear_broker() -> None:
     import redis
 
     broker = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
-    for pattern in ("celery", "unacked*", "_kombu.*"):
+    # (Scans queue at a lower priority, under "celery" plus a priority suffix.)
+    for pattern in ("celery*", "unacked*", "_kombu.*"):
         for key in broker.scan_iter(pattern):
             broker.delete(key)
 

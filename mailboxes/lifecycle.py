@@ -172,11 +172,24 @@ def _move(
 ) -> bool:
     """Compare-and-set ``email`` from ``from_`` (by default its status as loaded) to ``to``,
     writing ``fields`` with it; on success the instance shows the new values too."""
+    return _move_if(Email.objects.filter(pk=email.pk), email, to=to, from_=from_, at=at, **fields)
+
+
+def _move_if(
+    row: QuerySet[Email],
+    email: Email,
+    *,
+    to: EmailStatus,
+    from_: Collection[str] | None = None,
+    at: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """``_move`` of the email's ``row``, filtered further by the caller."""
     now = at or timezone.now()
     leaving = (email.status,) if from_ is None else from_
     outbound = email.direction == Direction.OUTBOUND
     changed = _move_where(
-        Email.objects.filter(pk=email.pk),
+        row,
         from_=leaving,
         to=to,
         at=now,
@@ -504,11 +517,18 @@ def rule_refused_fields(rule: str, at: datetime) -> dict[str, Any]:
     return {"failure_reason": rule_refusal_reason(rule), **routed_by(rule, at)}
 
 
-def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
+def email_mark_sent(
+    *, email: Email, provider_message_id: str, claimed_at: datetime | None = None
+) -> bool:
     """The provider (or a local mailbox) took a ``sending`` email: it is sent, counted, and
-    ``message.sent`` is emitted. False when it was not ``sending`` any more."""
+    ``message.sent`` is emitted. False when it was not ``sending`` any more, or (with
+    ``claimed_at``) when another delivery claimed it since."""
     now = timezone.now()
-    won = _move(
+    row = Email.objects.filter(pk=email.pk)
+    if claimed_at is not None:
+        row = row.filter(delivery_claimed_at=claimed_at)
+    won = _move_if(
+        row,
         email,
         to=S.SENT,
         from_=(S.SENDING,),
@@ -516,6 +536,7 @@ def email_mark_sent(*, email: Email, provider_message_id: str) -> bool:
         sent_at=now,
         provider_message_id=provider_message_id,
         send_attempts=F("send_attempts") + 1,
+        delivery_claimed_at=None,
     )
     if not won:
         return False
@@ -544,7 +565,16 @@ def email_fail(*, email: Email, reason: str, from_: Collection[str] | None = Non
     operator is emailed why. False when it had moved on first (``from_``: the statuses it
     may leave, by default its status as loaded)."""
     now = timezone.now()
-    if not _move(email, to=S.SEND_FAILED, from_=from_, at=now, failure_reason=reason[:2000]):
+    # A delivery's claim goes with it: an operator's retry starts the email afresh.
+    failed = _move(
+        email,
+        to=S.SEND_FAILED,
+        from_=from_,
+        at=now,
+        failure_reason=reason[:2000],
+        delivery_claimed_at=None,
+    )
+    if not failed:
         return False
     emit_event(
         account=email.account,

@@ -227,6 +227,9 @@ class Email(models.Model):
     # Outbound dedup: the agent's key (24 h) and a hash of recipients+subject+body (60 s).
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     content_hash = models.CharField(max_length=64, blank=True, default="")
+    # When a delivery claimed this ``sending`` email (services.outbound.pipeline): set by a
+    # compare-and-set before the provider call, so no row lock is held across it.
+    delivery_claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

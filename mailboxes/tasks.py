@@ -7,12 +7,13 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 from django.db import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from mailboxes import enqueue
 from mailboxes.models import EmailStatus
-from mailboxes.services.outbound import pipeline
+from mailboxes.services.outbound import pipeline, provider
 from mailboxes.services.outbound.provider import PermanentSendError, TransientSendError
 
 logger = logging.getLogger("multimail.outbound")
@@ -43,16 +44,39 @@ def _retry_or_give_up(
     raise task.retry(countdown=10 * 2**task.request.retries, exc=error) from error
 
 
+# Queued at a lower priority than every other task (CELERY_TASK_ROUTES).
 @shared_task(bind=True, name="mailboxes.tasks.process_email", max_retries=MAX_SEND_RETRIES)
 def process_email(self: Task[Any, Any], email_id: str) -> None:
+    # In a worker, the email the policy lets leave now is delivered by this same task: one
+    # task per email, so a backlog of scans delivers as it goes rather than after its last
+    # scan. In-process (no broker) the delivery runs at the commit, as it always did.
+    deliver_here = not self.request.is_eager
     try:
-        pipeline.email_process(email_id=email_id)
+        sending = pipeline.email_process(email_id=email_id, deliver_here=deliver_here)
     except OperationalError as error:
         if not _collided(error):
             raise
         raise self.retry(countdown=1, exc=error) from error
     except Exception as error:  # see _retry_or_give_up
         _retry_or_give_up(self, email_id, EmailStatus.PENDING_SCAN, "preparing it", error)
+        return
+    if sending and deliver_here:
+        _deliver_after_scan(email_id)
+
+
+def _deliver_after_scan(email_id: str) -> None:
+    """The first delivery attempt, in the scan's task. Whatever fails but a refusal is
+    handed to a deliver_email task, which retries (and gives up) as if it had been queued
+    from the start; a worker lost here leaves the email ``sending`` for the sweep."""
+    try:
+        pipeline.email_deliver(email_id=email_id)
+    except PermanentSendError as error:
+        pipeline.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
+    except Exception as error:  # a transient provider error, a collision, a bug
+        if isinstance(error, TransientSendError):
+            pipeline.email_attempt_count(email_id=email_id)
+        logger.warning("outbound_retry email=%s error=%r", email_id, error)
+        deliver_email.apply_async((email_id,), countdown=10)
 
 
 @shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
@@ -78,6 +102,14 @@ def deliver_email(self: Task[Any, Any], email_id: str) -> None:
         raise self.retry(countdown=10 * 2**self.request.retries, exc=error) from error
     except Exception as error:  # see _retry_or_give_up
         _retry_or_give_up(self, email_id, EmailStatus.SENDING, "delivering it", error)
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _mail_connection_quit(**_: Any) -> None:
+    """The worker's kept connection to the mail relay ends with QUIT, not a dropped
+    socket (worker_process_shutdown in each prefork child, worker_shutdown for solo)."""
+    provider.mailer_close()
 
 
 @shared_task(name="mailboxes.tasks.send_due_scheduled")

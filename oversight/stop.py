@@ -9,8 +9,10 @@ Stopping writes one flag on the account row. The mail paths read it where mail w
 leave (``oversight.policy.outbound_step`` and the delivery's last check before the
 provider): sends are still accepted, and what would leave is held with the reason
 "sending stopped by the operator". The row is locked FOR UPDATE here, which waits for a
-delivery already past its last check (it holds KEY SHARE on the row until it commits):
-once ``sending_stop`` returns, no more mail of the account leaves.
+delivery claiming its email (it holds KEY SHARE on the row until the claim commits); once
+the stop commits, it waits for the deliveries claimed before it to finish (they hold no
+lock while the provider works): once ``sending_stop`` returns, no more mail of the account
+leaves.
 
 Resuming clears the flag and nothing else: mail the stop held stays held, for the
 operator to approve (one by one or in a batch) or reject.
@@ -24,11 +26,21 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.models import Account
 from accounts.services import audit_record
+from mailboxes.services.outbound.pipeline import deliveries_in_flight_wait
+
+
+def sending_stop(*, actor: Actor, request_id: str = "") -> Account:
+    """Stop the account's outbound mail; a second stop changes nothing."""
+    account = _stop_record(actor=actor, request_id=request_id)
+    # Inside a caller's transaction the stop is not visible yet, and the deliveries to wait
+    # for would wait on this row lock in turn: only a committed stop waits for them.
+    if not transaction.get_connection().in_atomic_block:
+        deliveries_in_flight_wait(account_id=account.pk)
+    return account
 
 
 @transaction.atomic
-def sending_stop(*, actor: Actor, request_id: str = "") -> Account:
-    """Stop the account's outbound mail; a second stop changes nothing."""
+def _stop_record(*, actor: Actor, request_id: str) -> Account:
     # FOR UPDATE, not NO KEY UPDATE: the only mode that waits for KEY SHARE holders (a
     # delivery between its last check and its commit).
     account = Account.objects.select_for_update().get(pk=actor.account.pk)

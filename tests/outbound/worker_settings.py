@@ -16,3 +16,5 @@ MAILERS = {
 # Redis hands an unacknowledged task (its worker was killed) to another worker after this
 # many seconds; production keeps the project's hour, the test wants it within seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 5}
+# A killed worker's delivery claim, likewise: seconds, not the project's two minutes.
+DELIVERY_CLAIM_LEASE_SECONDS = 2

@@ -137,7 +137,7 @@ def test_stop_waits_for_a_delivery_past_its_last_check_and_nothing_leaves_after(
     thread = threading.Thread(target=stop)
     thread.start()
     thread.join(timeout=1.5)
-    # The delivery holds the account row (KEY SHARE) until it commits: the stop waits.
+    # The delivery claimed the email before the provider call: the stop waits for it.
     assert thread.is_alive()
     thread.join(timeout=30)
     assert answered

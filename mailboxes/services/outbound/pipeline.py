@@ -16,9 +16,11 @@ sweep that re-enqueues an email already moving on, changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import BinaryField, F
 from django.db.models.functions import Substr
@@ -55,11 +57,14 @@ STUCK_AFTER = timedelta(minutes=3)
 GIVE_UP_AFTER = timedelta(hours=6)
 
 
-def _route(email: Email, now: datetime) -> None:
+def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
     """Ask the policy where an email (scanned, or scheduled and due) goes next: its mode,
     or the first of its mailbox's oversight rules that matches. The caller holds the
     email's row lock, after its mailbox's and account's (``_lock_sender``): the stop
-    switch, which locks the account row, is read as it is now."""
+    switch, which locks the account row, is read as it is now.
+
+    True when it is now ``sending``. Its delivery is enqueued for after the commit, unless
+    ``deliver_here``: then the caller delivers it once this commits."""
     mailbox = email.mailbox
     step = outbound_step(
         email,
@@ -83,7 +88,10 @@ def _route(email: Email, now: datetime) -> None:
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
     elif lifecycle.email_move(email, to=EmailStatus.SENDING, **lifecycle.routed_by(step.rule, now)):
-        enqueue.deliver_email_after_commit(email.pk)
+        if not deliver_here:
+            enqueue.deliver_email_after_commit(email.pk)
+        return True
+    return False
 
 
 def _lock_sender(mailbox_id: str) -> Mailbox:
@@ -106,9 +114,13 @@ def _lock_mailboxes(mailbox_ids: set[str]) -> None:
     )
 
 
-def _locked(email_id: str, status: str, **filters: Any) -> Email | None:
-    """The email row, locked, if it is still in ``status`` (after its mailbox is locked)."""
-    mailbox_id = Email.objects.filter(pk=email_id).values_list("mailbox_id", flat=True).first()
+def _locked(
+    email_id: str, status: str, *, mailbox_id: str | None = None, **filters: Any
+) -> Email | None:
+    """The email row, locked, if it is still in ``status`` (after its mailbox is locked;
+    ``mailbox_id``, when the caller read the email already, saves looking it up)."""
+    if mailbox_id is None:
+        mailbox_id = Email.objects.filter(pk=email_id).values_list("mailbox_id", flat=True).first()
     if mailbox_id is None:
         return None
     mailbox = _lock_sender(mailbox_id)
@@ -176,17 +188,19 @@ def content_scan(email: Email) -> str | None:
     return report.rejection
 
 
-def email_process(*, email_id: str) -> None:
-    """Render, scan and route a ``pending_scan`` email (the process_email task)."""
+def email_process(*, email_id: str, deliver_here: bool = False) -> bool:
+    """Render, scan and route a ``pending_scan`` email (the process_email task). True when
+    it became ``sending``: with ``deliver_here`` the caller delivers it next, in the same
+    task, instead of a delivery task queued behind every other scan."""
     email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
     if email is None:
-        return
+        return False
     # Rendering needs no lock: the content of a pending_scan email does not change.
     reason = content_scan(email)
     with transaction.atomic():
-        locked = _locked(email_id, EmailStatus.PENDING_SCAN)
+        locked = _locked(email_id, EmailStatus.PENDING_SCAN, mailbox_id=email.mailbox_id)
         if locked is None:
-            return
+            return False
         grown = email.size_bytes - locked.size_bytes
         for name in SCANNED_FIELDS:
             setattr(locked, name, getattr(email, name))
@@ -197,8 +211,8 @@ def email_process(*, email_id: str) -> None:
                 locked, to=EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
             )
             logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
-            return
-        _route(locked, timezone.now())
+            return False
+        return _route(locked, timezone.now(), deliver_here=deliver_here)
 
 
 def email_release_scheduled(*, email_id: str) -> None:
@@ -290,78 +304,145 @@ def stuck_emails_give_up() -> int:
 
 
 def email_deliver(*, email_id: str) -> None:
-    """Send a ``sending`` email once (the deliver_email task).
+    """Send a ``sending`` email once (the deliver_email task), holding no lock while the
+    provider works.
 
-    The row stays locked from reading ``sending`` to writing ``sent``: a second task for
-    the same email (sweep, redelivered message) skips it while this one works, and finds
-    it ``sent`` afterwards. Local recipients get their copy in the same transaction, so a
-    worker killed mid-way leaves the email ``sending`` with nothing delivered; the sweep
-    then sends it again, once. The one window left is between the provider accepting the
-    message and this commit. Raises TransientSendError for the task to retry.
+    Three steps: claim the email (a compare-and-set on ``delivery_claimed_at``, in a short
+    transaction that also reads the stop switch), hand the message to the provider, then
+    record it ``sent`` (a compare-and-set on the claim) together with the local
+    recipients' copies. A second task for the same email (sweep, redelivered message) finds
+    it claimed and skips it, and finds it ``sent`` afterwards. A worker killed mid-way
+    leaves the claim behind: the sweep's task takes the email again once the claim is older
+    than its lease (DELIVERY_CLAIM_LEASE_SECONDS), with nothing delivered locally. The one
+    window left is between the provider accepting the message and the record's commit.
+    Raises TransientSendError for the task to retry (the claim is given back first).
     """
+    email = _delivery_claim(email_id)
+    if email is None:
+        return
+    try:
+        sent = _delivery_send(email)
+    except Exception:
+        # Given back, so the task's retry can claim it (the error decides what happens).
+        Email.objects.filter(
+            pk=email.pk, status=EmailStatus.SENDING, delivery_claimed_at=email.delivery_claimed_at
+        ).update(delivery_claimed_at=None)
+        raise
+    if sent is not None:
+        logger.info("outbound_sent email=%s local=%d remote=%d provider_id=%s", email_id, *sent)
+
+
+def _claim_lease() -> timedelta:
+    """A claim older than this belongs to a delivery that died (the mailer's timeout is
+    30 s): the sweep's task, which comes after STUCK_AFTER, may claim the email again."""
+    return timedelta(seconds=settings.DELIVERY_CLAIM_LEASE_SECONDS)
+
+
+# The stop switch waits this long at most for deliveries already past their claim.
+IN_FLIGHT_WAIT = timedelta(seconds=30)
+
+
+def _delivery_claim(email_id: str) -> Email | None:
+    """Claim a ``sending`` email for this delivery; None when there is nothing to send (it
+    moved on, another delivery has it, it may not leave: failed or held instead)."""
+    now = timezone.now()
     with transaction.atomic():
         email = (
-            Email.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("mailbox", "account")
+            Email.objects.select_related("mailbox", "account")
             .filter(pk=email_id, status=EmailStatus.SENDING, direction=Direction.OUTBOUND)
             .first()
         )
         if email is None:
-            return
+            return None
+        email.mailbox.account = email.account  # one row, read once (the message needs both)
+        previous = email.delivery_claimed_at
+        if previous is not None and previous > now - _claim_lease():
+            return None
         refusal = _delivery_refusal(email)
         if refusal:
             lifecycle.email_fail(email=email, reason=refusal)
-            return
-        copy_operator = outbound_decision(email.mailbox.oversight_mode).copy_operator
-        try:
-            built = message_build(email=email, copy_operator=copy_operator)
-            raw = built.message.message().as_bytes()  # before provider_send narrows the copy
-        except Exception as error:  # whatever the email package refuses
-            # Retrying cannot help: the same content fails the same way. The operator is
-            # told, and the agent sees why in the email's failure_reason.
-            logger.warning("outbound_unbuildable email=%s error=%r", email_id, error)
-            lifecycle.email_fail(
-                email=email,
-                reason=f"message_unbuildable: the message could not be built ({error})",
-            )
-            return
-        recipients = built.recipients
-        local_mailboxes = dict(
-            Mailbox.objects.filter(
-                address__in=[a.lower() for a in recipients], is_active=True
-            ).values_list("address", "pk")
-        )
-        local = [a for a in recipients if a.lower() in local_mailboxes]
-        remote = [a for a in recipients if a.lower() not in local_mailboxes]
-        # The last moment before the mail leaves: the stop switch is read under a KEY SHARE
-        # lock on the account row, kept until this commits. Stopping takes FOR UPDATE on
-        # that row, so it waits for a delivery already past this point, and every
-        # delivery after it sees the stop: once the stop returns, nothing more leaves.
+            return None
+        # The last check before the mail leaves: the stop switch is read under a KEY SHARE
+        # lock on the account row, kept until the claim commits. Stopping takes FOR UPDATE
+        # on that row, so it waits for a claim under way, then for every claimed delivery
+        # to finish (deliveries_in_flight_wait); every claim after it sees the stop.
         if account_sending_stopped(account_id=email.account_id, lock=True):
             lifecycle.email_hold(email=email, reason=STOPPED_HOLD_REASON)
-            return
-        provider_id = provider_send(built, remote) if remote else ""
-        # Locks taken only after the provider call (a slow provider holds up nobody): the
-        # sender's and the local recipients' mailboxes, in id order, so two deliveries
-        # between the same mailboxes cannot wait on each other in a cycle. They also cover
-        # the foreign-key checks PostgreSQL runs at commit.
-        _lock_mailboxes({email.mailbox_id, *local_mailboxes.values()})
+            return None
+        claimed = Email.objects.filter(
+            pk=email_id, status=EmailStatus.SENDING, delivery_claimed_at=previous
+        ).update(delivery_claimed_at=now)
+    if not claimed:
+        return None
+    email.delivery_claimed_at = now
+    return email
+
+
+def _delivery_send(email: Email) -> tuple[int, int, str] | None:
+    """Build, send and record a claimed email: (local, remote, provider id), or None when
+    it could not be built (it failed for good)."""
+    copy_operator = outbound_decision(email.mailbox.oversight_mode).copy_operator
+    try:
+        built = message_build(email=email, copy_operator=copy_operator)
+        built.raw  # noqa: B018 (flattened now: whatever the email package refuses, fails here)
+    except Exception as error:  # whatever the email package refuses
+        # Retrying cannot help: the same content fails the same way. The operator is
+        # told, and the agent sees why in the email's failure_reason.
+        logger.warning("outbound_unbuildable email=%s error=%r", email.pk, error)
+        lifecycle.email_fail(
+            email=email,
+            reason=f"message_unbuildable: the message could not be built ({error})",
+        )
+        return None
+    recipients = built.recipients
+    local_mailboxes = dict(
+        Mailbox.objects.filter(
+            address__in=[a.lower() for a in recipients], is_active=True
+        ).values_list("address", "pk")
+    )
+    local = [a for a in recipients if a.lower() in local_mailboxes]
+    remote = [a for a in recipients if a.lower() not in local_mailboxes]
+    raw = built.raw  # before provider_send narrows the message's recipients
+    provider_id = provider_send(built, remote) if remote else ""
+    with transaction.atomic():
         if local:
+            # The sender's and the local recipients' mailboxes, in id order, so two
+            # deliveries between the same mailboxes cannot wait on each other in a cycle.
+            # They also cover the foreign-key checks PostgreSQL runs at commit.
+            _lock_mailboxes({email.mailbox_id, *local_mailboxes.values()})
             inbound_receive(raw=raw, recipients=local, source="local")
-        lifecycle.email_mark_sent(email=email, provider_message_id=provider_id)
+        if not lifecycle.email_mark_sent(
+            email=email, provider_message_id=provider_id, claimed_at=email.delivery_claimed_at
+        ):
+            # Its claim ran out and another delivery took it over: that one records it.
+            logger.warning("outbound_claim_lost email=%s", email.pk)
+            return None
         correspondents_record(
             account_id=email.account_id,
             direction=Direction.OUTBOUND,
             addresses=recipients,
             email_id=email.pk,
         )
-    logger.info(
-        "outbound_sent email=%s local=%d remote=%d provider_id=%s",
-        email_id,
-        len(local),
-        len(remote),
-        provider_id,
-    )
+    return len(local), len(remote), provider_id
+
+
+def deliveries_in_flight_wait(*, account_id: str) -> bool:
+    """Wait until no delivery of the account is between its claim and its record (the stop
+    switch: once it returns, nothing more leaves). True when none is left; False when one
+    is still claimed after IN_FLIGHT_WAIT (its worker most likely died: the mail has not
+    left, and whoever claims it next sees the stop)."""
+    deadline = time.monotonic() + IN_FLIGHT_WAIT.total_seconds()
+    while True:
+        in_flight = Email.objects.filter(
+            account_id=account_id,
+            status=EmailStatus.SENDING,
+            delivery_claimed_at__gt=timezone.now() - _claim_lease(),
+        ).exists()
+        if not in_flight:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _delivery_refusal(email: Email) -> str:
