@@ -9,6 +9,9 @@ import sys
 import threading
 from typing import NoReturn
 
+# How soon a stop signal taken by another thread is noticed.
+SIGNAL_CHECK_SECONDS = 0.2
+
 
 def wait_for_stop_signal() -> int:
     """Block until SIGTERM or SIGINT arrives and return its number. Handling both means
@@ -23,7 +26,12 @@ def wait_for_stop_signal() -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handle)
-    stop.wait()
+    # The kernel hands a process's signal to any of its threads. When another thread (the
+    # SMTP listener's event loop, the scheduler's) takes it, Python only records it, and runs
+    # the handler once the main thread next runs Python code: a wait without a timeout would
+    # never return. Waking up now and then lets the handler run.
+    while not stop.wait(timeout=SIGNAL_CHECK_SECONDS):
+        pass
     return received[0]
 
 

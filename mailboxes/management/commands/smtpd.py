@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any
 
 from django.conf import settings
@@ -11,13 +9,6 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from mailboxes.smtp import smtp_controller
 from multimail.shutdown import exit_without_teardown, wait_for_stop_signal
-
-logger = logging.getLogger("multimail.smtp")
-
-# Python 3.12's Server.wait_closed() waits for every connection to drop, and aiosmtpd's
-# stop waits on it: one session that has not noticed its cancellation keeps the process up
-# for good. A session still open at the stop never got its 250, so its sender retries.
-STOP_GRACE_SECONDS = 3.0
 
 
 class Command(BaseCommand):
@@ -34,10 +25,6 @@ class Command(BaseCommand):
         try:
             wait_for_stop_signal()
         finally:
-            stopping = threading.Thread(target=controller.stop, name="smtp-stop", daemon=True)
-            stopping.start()
-            stopping.join(timeout=STOP_GRACE_SECONDS)
-            if stopping.is_alive():
-                logger.warning("smtp_stop_abandoned_sessions grace_seconds=%s", STOP_GRACE_SECONDS)
+            controller.stop()
             self.stdout.write("SMTP listener stopped")
         exit_without_teardown()
