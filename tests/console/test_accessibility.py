@@ -52,6 +52,7 @@ class World:
     held: Email
     domain: Domain
     webhook: WebhookSubscription
+    delivery: WebhookDelivery
     approval_token: str
     activation_code: str
 
@@ -84,7 +85,7 @@ def _world(tenant: Tenant, capture_on_commit: Any) -> World:
         events=["message.received"],
         signing_secret="whsec_" + "a" * 32,
     )
-    WebhookDelivery.objects.create(
+    delivery = WebhookDelivery.objects.create(
         account=account,
         subscription=webhook,
         event_type="message.received",
@@ -109,6 +110,7 @@ def _world(tenant: Tenant, capture_on_commit: Any) -> World:
         held=held,
         domain=domain,
         webhook=webhook,
+        delivery=delivery,
         approval_token=last_token(),
         activation_code=activation_code,
     )
@@ -153,13 +155,26 @@ PAGES = [
     ConsolePage("keys", lambda w: "/console/keys"),
     ConsolePage("key-revoke-confirm", lambda w: "/console/keys", then=_click_revoke),
     ConsolePage("operators", lambda w: "/console/operators"),
+    ConsolePage(
+        "sign-out-everywhere-confirm",
+        lambda w: f"/console/operators/{w.tenant.operator.pk}/sign-out",
+    ),
+    ConsolePage("account", lambda w: "/console/account"),
+    ConsolePage("account-delete", lambda w: "/console/account/delete"),
+    ConsolePage("mailbox-delete-confirm", lambda w: f"{_mailbox(w)}/delete"),
     ConsolePage("audit", lambda w: "/console/audit"),
+    ConsolePage("audit-filtered", lambda w: "/console/audit?action=api_key."),
     ConsolePage("approvals", lambda w: "/console/approvals"),
     ConsolePage("domains", lambda w: "/console/domains"),
     ConsolePage("domain", lambda w: f"/console/domains/{w.domain.pk}"),
     ConsolePage("webhooks", lambda w: "/console/webhooks"),
     ConsolePage("webhook", lambda w: f"/console/webhooks/{w.webhook.pk}"),
+    ConsolePage(
+        "webhook-delivery",
+        lambda w: f"/console/webhooks/{w.webhook.pk}/deliveries/{w.delivery.pk}",
+    ),
     ConsolePage("suppression", lambda w: "/console/suppression"),
+    ConsolePage("suppression-search", lambda w: "/console/suppression?q=x.example"),
     ConsolePage("usage", lambda w: "/console/usage"),
     ConsolePage("billing", lambda w: "/console/billing"),
     ConsolePage("login", lambda w: "/console/login", **ANONYMOUS),
