@@ -162,7 +162,13 @@ def _text_of(part: Message | None) -> str:
     except (LookupError, UnicodeDecodeError):  # unknown or lying charset: best effort
         raw = part.get_payload(decode=True)
         content = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
-    return content if isinstance(content, str) else ""
+    return _newlines(content) if isinstance(content, str) else ""
+
+
+def _newlines(text: str) -> str:
+    # Mail carries CRLF line ends (SMTP always does); stored text and what the API returns
+    # use "\n", as a body sent through the API does.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def message_parse(raw: bytes) -> ParsedMessage:
@@ -326,7 +332,7 @@ def postmark_message_parse(payload: Mapping[str, Any]) -> ParsedMessage:
         if attachment is not None:
             attachments.append(attachment)
 
-    html, text = _utf8_text(html), _utf8_text(text)
+    html, text = _utf8_text(html), _newlines(_utf8_text(text))
     message_id = _message_ids(_first(items, "Message-ID"))
     reply_to = [
         address
