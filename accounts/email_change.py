@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.models import Account, OversightEmailChange
 from accounts.oversight_addresses import oversight_address_ensure
+from accounts.principals import principal_versions_bump
 from accounts.services import (
     account_update,
     audit_record,
@@ -193,6 +194,7 @@ def email_change_confirm(*, token: str) -> OversightEmailChange:
         )
     account.oversight_email = change.new_email
     account.save(update_fields=["oversight_email"])
+    principal_versions_bump([account.pk])
     change.status = Status.CONFIRMED
     change.confirmed_at = change.decided_at = now
     change.undo_expires_at = now + timedelta(days=UNDO_DAYS)
@@ -238,6 +240,7 @@ def email_change_undo(*, token: str) -> OversightEmailChange:
     ):
         account.oversight_email = change.old_email
         account.save(update_fields=["oversight_email"])
+        principal_versions_bump([account.pk])
         oversight_role_end(account=account, email=change.new_email)
         change.status, change.decided_at = Status.UNDONE, now
         change.save(update_fields=["status", "decided_at"])

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.plans import Plan
-from accounts.principals import principal_versions_bump
 from multimail.ids import new_id
 
 
@@ -15,37 +12,6 @@ class AccountState(models.TextChoices):
     PENDING = "pending_operator_confirmation", "Waiting for the activation code"
     ACTIVE = "active", "Active"
     DEACTIVATED = "deactivated", "Deactivated"
-
-
-class _PrincipalRowsQuerySet(models.QuerySet[Any]):
-    """Writes of accounts and API keys replace the accounts' principal versions
-    (accounts.principals), whoever writes them: the principal that authentication keeps per
-    process must never outlive a change, and a cache that relies on every writer
-    remembering to invalidate it is one forgotten call away from accepting a revoked key.
-    So this is the one place that knows, for every update and delete of these rows."""
-
-    # Writes of these fields alone do not change what authentication decides or returns
-    # (an API key's last use is refreshed on the remembered principal by the request).
-    unversioned_fields: frozenset[str] = frozenset()
-    account_field = "pk"
-
-    def update(self, **kwargs: Any) -> int:
-        if set(kwargs) <= self.unversioned_fields:
-            return super().update(**kwargs)
-        # Read before the update: its filter may stop matching the rows it changes.
-        accounts = set(self.values_list(self.account_field, flat=True))
-        changed = super().update(**kwargs)
-        principal_versions_bump(accounts)
-        return changed
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        principal_versions_bump(set(self.values_list(self.account_field, flat=True)))
-        return super().delete()
-
-
-class _ApiKeyQuerySet(_PrincipalRowsQuerySet):
-    unversioned_fields = frozenset({"last_used_at"})
-    account_field = "account_id"
 
 
 class Account(models.Model):
@@ -82,24 +48,11 @@ class Account(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
 
-    objects = _PrincipalRowsQuerySet.as_manager()
-
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # Not business logic: keeps the per-process principal in step (see the queryset).
-        changed = not self._state.adding
-        super().save(*args, **kwargs)
-        if changed:
-            principal_versions_bump([self.pk])
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        principal_versions_bump([self.pk])
-        return super().delete(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -159,27 +112,11 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = _ApiKeyQuerySet.as_manager()
-
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # Not business logic: keeps the per-process principal in step (see the queryset).
-        fields = kwargs.get("update_fields")
-        changed = not self._state.adding and not (
-            fields is not None and set(fields) <= _ApiKeyQuerySet.unversioned_fields
-        )
-        super().save(*args, **kwargs)
-        if changed:
-            principal_versions_bump([self.account_id])
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        principal_versions_bump([self.account_id])
-        return super().delete(*args, **kwargs)
 
 
 class CodePurpose(models.TextChoices):

@@ -3,9 +3,17 @@
 API-key authentication remembers the principal it resolved (the key and its account) per
 process, so an authenticated request does not look the key up in the database
 (multimail.authentication). What it remembers is only used while the account's version
-here is the one it saw when it loaded it. Every write of an account or of one of its keys
-replaces the version once the write has committed (accounts.models), so a revoked key,
-new scopes or a deactivated account are seen by every process on its very next request.
+here is the one it saw when it loaded it. Every service that writes an account or one of
+its keys calls ``principal_versions_bump`` next to the write, in its transaction, and the
+version is replaced once the write has committed, so a revoked key, new scopes or a
+deactivated account are seen by every process on its very next request.
+
+The call is explicit, not a save()/delete() hook of the models (business rules live in
+services): tests/core/test_principal_writers.py reads the code and fails on a function that
+writes account or key rows without it. Only a key's last use is written without it: the
+request that refreshes it updates the principal it keeps. A write made around the services
+(a shell, SQL) is seen once the remembered principals expire (API_PRINCIPAL_CACHE_SECONDS),
+or at once after ``principal_versions_bump([account_id])``.
 
 A version is a new unique token each time, never a counter: a counter whose key expired
 and was created again could come back to a value a process still remembers.

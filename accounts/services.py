@@ -22,6 +22,7 @@ from accounts.actors import Actor
 from accounts.models import Account, ApiKey, AuditEntry, Operator, Scope
 from accounts.oversight_addresses import oversight_address_ensure
 from accounts.plans import limits_for
+from accounts.principals import principal_versions_bump
 from accounts.selectors import account_export
 from multimail.errors import ApiError, not_found
 
@@ -313,6 +314,7 @@ def account_update(*, actor: Actor, changes: Mapping[str, Any], request_id: str 
         setattr(account, name, "" if value is None and name == "physical_address" else value)
     if fields:
         account.save(update_fields=fields)
+        principal_versions_bump([account.pk])
     audit_record(
         actor=actor,
         action="account.updated",
@@ -341,6 +343,7 @@ def account_delete(*, actor: Actor, request_id: str = "") -> None:
     # cascade from tripping over that order.
     account.mailboxes.all().delete()
     account.delete()
+    principal_versions_bump([actor.account.pk])
     operator_users_prune(user_ids=user_ids)
 
     def notify() -> None:
@@ -477,6 +480,7 @@ def api_key_update(
         fields.append("scopes")
     if fields:
         key.save(update_fields=fields)
+        principal_versions_bump([key.account_id])
     audit_record(
         actor=actor,
         action="api_key.updated",
@@ -496,6 +500,7 @@ def api_key_revoke(*, actor: Actor, key_id: str, request_id: str = "") -> ApiKey
         key.is_active = False
         key.revoked_at = timezone.now()
         key.save(update_fields=["is_active", "revoked_at"])
+        principal_versions_bump([key.account_id])
         audit_record(
             actor=actor,
             action="api_key.revoked",

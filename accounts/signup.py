@@ -25,6 +25,7 @@ from accounts.actors import Actor
 from accounts.codes import ACTIVATION_TARGET, TypedCode, code_issue, code_redeem
 from accounts.creation import FIRST_KEY_SCOPES, Activation, OversightEmailInUse, account_create
 from accounts.models import Account, AccountState, CodePurpose, OneTimeCode
+from accounts.principals import principal_versions_bump
 from accounts.services import api_key_create_audited, audit_record, operator_email_send
 from accounts.slugs import signup_slug
 from mailboxes.models import Mailbox, OversightMode
@@ -284,6 +285,7 @@ def _activate(*, typed: TypedCode, request_id: str) -> Activation | None:
     account.state = AccountState.ACTIVE
     account.activated_at = timezone.now()
     account.save(update_fields=["state", "activated_at"])
+    principal_versions_bump([account.pk])
     actor = Actor.system(account, "activation code")
     audit_record(
         actor=actor,
@@ -348,6 +350,7 @@ def _reissue_activation(*, account_id: str, request_id: str) -> None:
     )
     account.confirmation_sent_at = timezone.now()
     account.save(update_fields=["confirmation_sent_at"])
+    principal_versions_bump([account.pk])
     audit_record(
         actor=Actor.system(account, "resend-confirmation"),
         action="account.confirmation_resent",

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from accounts.actors import Actor
 from accounts.models import Account, AccountState, ApiKey, Scope
+from accounts.principals import principal_versions_bump
 from accounts.services import api_key_create, audit_record, operator_email_send
 from accounts.signup import confirmation_resend
 from multimail.errors import ApiError
@@ -24,6 +25,7 @@ def support_account_deactivate(*, actor: Actor, reason: str) -> Account:
     account.state = AccountState.DEACTIVATED
     account.deactivated_reason = reason.strip()[:200]
     account.save(update_fields=["state", "deactivated_reason"])
+    principal_versions_bump([account.pk])
     audit_record(
         actor=actor,
         action="account.deactivated",
@@ -52,6 +54,7 @@ def support_account_reactivate(*, actor: Actor) -> Account:
     account.state = AccountState.ACTIVE if account.activated_at else AccountState.PENDING
     account.deactivated_reason = ""
     account.save(update_fields=["state", "deactivated_reason"])
+    principal_versions_bump([account.pk])
     audit_record(
         actor=actor, action="account.reactivated", resource_type="account", resource_id=account.pk
     )
@@ -71,6 +74,7 @@ def support_sending_set(*, actor: Actor, disabled: bool, reason: str = "") -> Ac
     account.sending_disabled = disabled
     account.sending_disabled_reason = reason.strip()[:200] if disabled else ""
     account.save(update_fields=["sending_disabled", "sending_disabled_reason"])
+    principal_versions_bump([account.pk])
     audit_record(
         actor=actor,
         action="account.sending_disabled" if disabled else "account.sending_enabled",

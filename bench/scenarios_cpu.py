@@ -138,6 +138,7 @@ def _fresh_and_grown_sends(
     from django.utils import timezone
 
     from accounts.models import Account
+    from accounts.principals import principal_versions_bump
     from accounts.services import api_key_create
     from mailboxes import quotas
     from mailboxes.models import Email
@@ -158,6 +159,7 @@ def _fresh_and_grown_sends(
     Account.objects.filter(pk=grown_account.pk).update(
         created_at=timezone.now() - timedelta(days=40)
     )
+    principal_versions_bump([grown_account.pk])
     have = Email.objects.filter(mailbox=grown_mailbox).count()
     if have < args.sent_before:
         print(f"  generating {args.sent_before - have:,} sent emails ...", file=sys.stderr)

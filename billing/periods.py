@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.plans import Plan
+from accounts.principals import principal_versions_bump
 from billing.models import LIVE_STATUSES
 
 
@@ -61,9 +62,10 @@ def current_period(account: Account, *, now: datetime | None = None) -> tuple[da
     """
     start, end = monthly_window(period_anchor(account), now or timezone.now())
     if account.period_start != start:
-        Account.objects.filter(pk=account.pk, period_start=account.period_start).update(
+        if Account.objects.filter(pk=account.pk, period_start=account.period_start).update(
             period_start=start
-        )
+        ):
+            principal_versions_bump([account.pk])
         account.period_start = start
     return start, end
 

@@ -4,8 +4,8 @@ Each process remembers the principals it resolved (the key and its account rows)
 API request does not look its key up in the database. A remembered principal is used only
 while its account's version (accounts.principals) is the one it was loaded under; the
 version is read in the round trip that counts the request against the key's rate limit,
-so checking it costs no extra trip. Any write of the account or its keys replaces the
-version, and the next request in every process loads the rows again.
+so checking it costs no extra trip. The services that write the account or its keys
+replace the version, and the next request in every process loads the rows again.
 """
 
 from __future__ import annotations

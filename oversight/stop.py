@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.principals import principal_versions_bump
 from accounts.services import audit_record
 from mailboxes.services.outbound.pipeline import deliveries_in_flight_wait
 
@@ -47,6 +48,7 @@ def _stop_record(*, actor: Actor, request_id: str) -> Account:
     if not account.sending_stopped:
         account.sending_stopped, account.sending_stopped_at = True, timezone.now()
         account.save(update_fields=["sending_stopped", "sending_stopped_at"])
+        principal_versions_bump([account.pk])
         audit_record(
             actor=actor,
             action="account.sending_stopped",
@@ -68,6 +70,7 @@ def sending_resume(*, actor: Actor, request_id: str = "") -> Account:
         stopped_at = account.sending_stopped_at
         account.sending_stopped, account.sending_stopped_at = False, None
         account.save(update_fields=["sending_stopped", "sending_stopped_at"])
+        principal_versions_bump([account.pk])
         audit_record(
             actor=actor,
             action="account.sending_resumed",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account, AccountState
+from accounts.principals import principal_versions_bump
 from accounts.services import audit_record, operator_email_send
 from billing.models import PendingSessionKey, SessionKeyStatus, Subscription
 
@@ -50,6 +51,7 @@ def account_reactivate_paid(*, account_id: str) -> None:
     ).update(state=AccountState.ACTIVE, deactivated_reason="")
     if not reactivated:
         return
+    principal_versions_bump([account_id])
     account = Account.objects.get(pk=account_id)
     audit_record(
         actor=Actor.system(account, "stripe"),
@@ -82,6 +84,7 @@ def unpaid_accounts_enforce(*, now: datetime | None = None) -> int:
         expired.filter(status=SessionKeyStatus.PAYMENT_PENDING).values_list("account_id", flat=True)
     )
     Account.objects.filter(pk__in=abandoned, state=AccountState.PENDING).delete()
+    principal_versions_bump(abandoned)
     expired.delete()
     return deactivated
 
@@ -93,6 +96,7 @@ def account_deactivate_unpaid(*, account_id: str) -> bool:
     )
     if not changed:
         return False
+    principal_versions_bump([account_id])
     account = Account.objects.get(pk=account_id)
     audit_record(
         actor=Actor.system(account, "billing"),

@@ -24,6 +24,7 @@ from accounts.creation import (
 )
 from accounts.models import Account, AccountState
 from accounts.plans import limits_for
+from accounts.principals import principal_versions_bump
 from accounts.services import api_key_create_audited, audit_record, operator_email_send
 from accounts.slugs import signup_slug
 from billing.gateway import idempotency_key, price_id, stripe_client, stripe_errors
@@ -218,6 +219,8 @@ def pricing_account_activate(*, pending: PendingSessionKey) -> None:
     activated = Account.objects.filter(pk=pending.account_id, state=AccountState.PENDING).update(
         state=AccountState.ACTIVE, activated_at=now
     )
+    if activated:
+        principal_versions_bump([pending.account_id])
     account = Account.objects.get(pk=pending.account_id)
     actor = Actor.system(account, "stripe checkout")
     _, raw = api_key_create_audited(actor=actor, name="First key", scopes=list(FIRST_KEY_SCOPES))

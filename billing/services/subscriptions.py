@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.actors import Actor
 from accounts.models import Account
 from accounts.plans import PLANS, Plan
+from accounts.principals import principal_versions_bump
 from accounts.services import audit_record
 from billing.gateway import plan_for_price
 from billing.models import LIVE_STATUSES, BillingInterval, Subscription, SubscriptionStatus
@@ -99,5 +100,6 @@ def account_plan_sync(*, subscription: Subscription) -> None:
         )
     account.plan = plan
     account.save(update_fields=["plan"])
+    principal_versions_bump([account.pk])
     account.subscription = subscription  # type: ignore[attr-defined]
     current_period(account)

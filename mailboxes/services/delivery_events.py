@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.models import Account
+from accounts.principals import principal_versions_bump
 from accounts.services import audit_record, operator_email_send
 from mailboxes.events import emit_event
 from mailboxes.models import DeliveryEvent, Direction, Email, Suppression, WebhookEvent
@@ -195,6 +196,7 @@ def account_enforce_reputation(*, account: Account) -> str | None:
     )
     if not changed:
         return None
+    principal_versions_bump([account.pk])
     account.sending_disabled, account.sending_disabled_reason = True, reason[:200]
     audit_record(
         actor=Actor.system(account, "delivery enforcement"),

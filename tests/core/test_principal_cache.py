@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +16,14 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
-from accounts.models import Account, AccountState, ApiKey
+from accounts.models import Account, ApiKey
 from accounts.principals import principal_version_key
-from accounts.services import api_key_revoke, api_key_update
+from accounts.services import account_delete, account_update, api_key_revoke, api_key_update
+from accounts.support import support_account_deactivate, support_sending_set
+from billing.periods import current_period
+from billing.services.enforcement import account_deactivate_unpaid
 from multimail import ratelimit
+from oversight.stop import sending_stop
 from tests.conftest import Tenant, assert_error, client_for, key_for
 
 # Writes must commit for their version to be replaced (on commit), as in production.
@@ -80,28 +85,67 @@ def test_new_scopes_apply_on_the_next_request(
     assert_error(response, "insufficient_permissions")
 
 
+def _deactivate_by_support(account: Account) -> None:
+    support_account_deactivate(actor=Actor.support(account, "staff"), reason="test")
+
+
+def _deactivate_unpaid(account: Account) -> None:
+    account_deactivate_unpaid(account_id=account.pk)
+
+
+def _stop_sending(account: Account) -> None:
+    sending_stop(actor=Actor.system(account, label="test"))
+
+
+def _disable_sending(account: Account) -> None:
+    support_sending_set(actor=Actor.support(account, "staff"), disabled=True, reason="test")
+
+
+def _rename(account: Account) -> None:
+    account_update(actor=Actor.system(account, label="test"), changes={"name": "Renamed"})
+
+
 @pytest.mark.parametrize(
-    "change",
-    [
-        {"state": AccountState.DEACTIVATED},
-        {"state": AccountState.PENDING},
-    ],
+    "write",
+    [_deactivate_by_support, _deactivate_unpaid, _stop_sending, _disable_sending, _rename],
 )
-def test_account_changes_written_anywhere_apply_on_the_next_request(
-    owner: Tenant, remembered: tuple[ApiKey, APIClient], change: dict[str, Any]
+def test_each_account_writer_replaces_the_version(
+    owner: Tenant, write: Callable[[Account], None]
 ) -> None:
-    """Even a write around the services (a queryset update, the admin, a shell)."""
+    """A sample of the services that write accounts (tests/core/test_principal_writers.py
+    checks that every one calls principal_versions_bump)."""
+    before = cache.get(principal_version_key(owner.account.pk))
+    _elsewhere(lambda: write(owner.account))
+    assert cache.get(principal_version_key(owner.account.pk)) not in (None, before)
+
+
+def test_a_period_rollover_replaces_the_version(owner: Tenant) -> None:
+    """The remembered account holds period_start: advancing it is a change (once)."""
+    Account.objects.filter(pk=owner.account.pk).update(
+        period_start=owner.account.created_at - timedelta(days=40)
+    )
+    before = cache.get(principal_version_key(owner.account.pk))
+    _elsewhere(lambda: current_period(Account.objects.get(pk=owner.account.pk)))
+    after = cache.get(principal_version_key(owner.account.pk))
+    assert after not in (None, before)
+    _elsewhere(lambda: current_period(Account.objects.get(pk=owner.account.pk)))
+    assert cache.get(principal_version_key(owner.account.pk)) == after
+
+
+@pytest.mark.parametrize("write", [_deactivate_by_support, _deactivate_unpaid])
+def test_a_deactivated_account_is_refused_on_the_next_request(
+    owner: Tenant, remembered: tuple[ApiKey, APIClient], write: Callable[[Account], None]
+) -> None:
     _, client = remembered
-    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(**change))
-    status, _ = _key_queries(client)
-    assert status == 403
+    _elsewhere(lambda: write(owner.account))
+    assert_error(client.get("/v1/account"), "account_deactivated")
 
 
-def test_a_key_deleted_outright_is_refused(
+def test_the_keys_of_a_deleted_account_are_refused(
     owner: Tenant, remembered: tuple[ApiKey, APIClient]
 ) -> None:
-    key, client = remembered
-    _elsewhere(lambda: ApiKey.objects.filter(pk=key.pk).delete())
+    _, client = remembered
+    _elsewhere(lambda: account_delete(actor=Actor.system(owner.account, label="test")))
     assert_error(client.get("/v1/account"), "invalid_api_key")
 
 
@@ -109,8 +153,8 @@ def test_account_fields_are_fresh_after_a_change(
     owner: Tenant, remembered: tuple[ApiKey, APIClient]
 ) -> None:
     _, client = remembered
-    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(name="Renamed Org"))
-    assert client.get("/v1/account").json()["name"] == "Renamed Org"
+    _elsewhere(lambda: _rename(owner.account))
+    assert client.get("/v1/account").json()["name"] == "Renamed"
     assert _key_queries(client) == (200, 0)  # remembered again under the new version
 
 
@@ -171,5 +215,5 @@ def test_an_account_without_a_version_is_remembered_too(owner: Tenant) -> None:
     for _ in range(2):
         assert client.get("/v1/account").status_code == 200
     assert _key_queries(client) == (200, 0)
-    _elsewhere(lambda: Account.objects.filter(pk=owner.account.pk).update(name="Written"))
-    assert client.get("/v1/account").json()["name"] == "Written"
+    _elsewhere(lambda: _rename(owner.account))
+    assert client.get("/v1/account").json()["name"] == "Renamed"
