@@ -57,6 +57,14 @@ def deliver_email_now(email_id: str) -> None:
     deliver_email.delay(email_id)
 
 
+def deliver_email_later(email_id: str, *, countdown: float) -> None:
+    """Another delivery attempt in ``countdown`` seconds (a worker's first attempt failed
+    and the email stays ``sending``; the sweep covers a broker that is down)."""
+    from mailboxes.tasks import deliver_email
+
+    deliver_email.apply_async((email_id,), countdown=countdown)
+
+
 def deliver_webhook_now(delivery_id: str) -> None:
     from mailboxes.webhook_tasks import deliver_webhook
 

@@ -76,7 +76,7 @@ def _deliver_after_scan(email_id: str) -> None:
         if isinstance(error, TransientSendError):
             pipeline.email_attempt_count(email_id=email_id)
         logger.warning("outbound_retry email=%s error=%r", email_id, error)
-        deliver_email.apply_async((email_id,), countdown=10)
+        enqueue.deliver_email_later(email_id, countdown=10)
 
 
 @shared_task(bind=True, name="mailboxes.tasks.deliver_email", max_retries=MAX_SEND_RETRIES)
