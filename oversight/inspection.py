@@ -8,8 +8,11 @@ visible text or at plain text. A warning is worded for the operator, in one sent
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from email.utils import parseaddr
 from html.parser import HTMLParser
@@ -150,10 +153,36 @@ class _TextOutsideLinks(HTMLParser):
             self.parts.append(data)
 
 
-def body_links(*, html: str, markdown: str, text: str) -> list[LinkFact]:
+# Bodies whose links this process has read: the pending list and the queue show the same
+# held emails poll after poll, and rendering a body to find its links is most of a read.
+_LINKS_REMEMBERED = 2048
+_links_seen: OrderedDict[bytes, tuple[LinkFact, ...]] = OrderedDict()
+_links_lock = threading.Lock()
+
+
+def body_links(*, html: str, markdown: str, text: str) -> tuple[LinkFact, ...]:
     """Every link of the body, each once, in order: the HTML part's anchors (rendered from
     markdown when there is no HTML part), then web addresses written as text, which mail
-    programs turn into links."""
+    programs turn into links. The same body always has the same links, so they are kept
+    per process under the body's digest (the digest, not the body, so memory stays small)."""
+    digest = hashlib.blake2b(
+        b"\0".join(part.encode("utf-8", "surrogatepass") for part in (html, markdown, text)),
+        digest_size=16,
+    ).digest()
+    with _links_lock:
+        known = _links_seen.get(digest)
+        if known is not None:
+            _links_seen.move_to_end(digest)
+            return known
+    links = _links_in(html=html, markdown=markdown, text=text)
+    with _links_lock:
+        _links_seen[digest] = links
+        if len(_links_seen) > _LINKS_REMEMBERED:
+            _links_seen.popitem(last=False)
+    return links
+
+
+def _links_in(*, html: str, markdown: str, text: str) -> tuple[LinkFact, ...]:
     source = html or markdown_render(markdown=markdown or text).html
     pairs = [(href, " ".join(label.split())) for href, label in html_links(source) if href]
     outside = _TextOutsideLinks()
@@ -173,7 +202,7 @@ def body_links(*, html: str, markdown: str, text: str) -> list[LinkFact]:
         seen.add((url, label))
         host, warnings = _link_warnings(label, url)
         facts.append(LinkFact(text=label[:300], url=url.strip(), host=host, warnings=warnings))
-    return facts
+    return tuple(facts)
 
 
 # --- Attachments ---------------------------------------------------------------------------

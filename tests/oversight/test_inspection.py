@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oversight import inspection
 from oversight.inspection import attachment_inspect, body_links
 
 LABEL = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)
@@ -144,3 +149,25 @@ def test_disguised_files_are_marked_and_ordinary_ones_are_not() -> None:
         ("blob", "application/octet-stream", b"\x00\x01"),
     ):
         assert warnings(name, content_type, head) == (), name
+
+
+def test_a_body_is_read_for_links_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    renders: list[str] = []
+    real = inspection.markdown_render
+
+    def counting(*, markdown: str) -> Any:
+        renders.append(markdown)
+        return real(markdown=markdown)
+
+    monkeypatch.setattr(inspection, "markdown_render", counting)
+    monkeypatch.setattr(inspection, "_LINKS_REMEMBERED", 2)
+    monkeypatch.setattr(inspection, "_links_seen", OrderedDict())
+    bodies = [f"Read [this](https://example.org/{n})" for n in range(3)]
+    first = inspection.body_links(html="", markdown=bodies[0], text="")
+    assert inspection.body_links(html="", markdown=bodies[0], text="") == first
+    assert renders == bodies[:1]
+    for body in bodies[1:]:
+        inspection.body_links(html="", markdown=body, text="")
+    # Bounded: the oldest body was forgotten and is read again.
+    assert inspection.body_links(html="", markdown=bodies[0], text="") == first
+    assert renders == [*bodies, bodies[0]]
