@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.context_processors.refresh",
             ],
         },
     },
@@ -345,6 +346,8 @@ EVENTS_RETENTION_HOURS = env_int("EVENTS_RETENTION_HOURS", 72)
 EVENTS_STREAMS_PER_KEY = env_int("EVENTS_STREAMS_PER_KEY", 5)
 EVENTS_HEARTBEAT_SECONDS = float(env_str("EVENTS_HEARTBEAT_SECONDS", "15"))
 EVENTS_POLL_SECONDS = float(env_str("EVENTS_POLL_SECONDS", "1"))
+# How often an open console page asks whether held mail or its counts changed.
+CONSOLE_REFRESH_SECONDS = env_int("CONSOLE_REFRESH_SECONDS", 10)
 # ECDSA P-256 key signing X-MultiMail-Identity (PEM). Unset: generated once into the file.
 MULTIMAIL_SIGNING_KEY_PEM = env_str("MULTIMAIL_SIGNING_KEY_PEM", "").replace("\\n", "\n")
 MULTIMAIL_SIGNING_KEY_FILE = Path(

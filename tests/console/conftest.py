@@ -17,6 +17,13 @@ from tests.conftest import Tenant
 from tests.oversight.conftest import shown_version
 
 
+@pytest.fixture(autouse=True)
+def _quick_refresh(settings: Any) -> None:
+    """Open pages ask for changes every 2 s rather than 10: a browser test that waits for
+    newly held mail waits for one refresh."""
+    settings.CONSOLE_REFRESH_SECONDS = 2
+
+
 def card_version(console: Client, email: Email) -> str:
     """The version the email's queue card decides on (its forms' hidden field)."""
     html = console.get(f"/console/queue/{email.pk}", headers={"HX-Request": "true"})

@@ -209,7 +209,7 @@ def test_new_mail_is_highlighted_and_every_count_agrees(
     arrived = held_email(inbound.mailbox, subject="Arrived while watching",
                          direction=Direction.INBOUND, message_id=new_id())  # fmt: skip
     row = page.locator(f"#row-{arrived.pk}")
-    row.wait_for(timeout=25_000)  # a 10 s poll on a busy machine
+    row.wait_for(timeout=25_000)  # one refresh (2 s here), on a busy machine
     assert "arrived" in (row.get_attribute("class") or "")
     # One refresh brought every count: title, badge, per mailbox, Approvals.
     assert page.locator("#pending-badge").inner_text() == "4"
