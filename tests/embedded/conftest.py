@@ -199,12 +199,19 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
-    base = tmp_path_factory.mktemp("embedded")
+def running_service(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[EmbeddedService]:
+    """A `make run` of its own state directory, killed when the fixture ends."""
+    base = tmp_path_factory.mktemp(name)
     service = EmbeddedService(var_dir=base / "var", log_path=base / "make-run.log")
     service.start()
     try:
         yield service
     finally:
         service.kill()
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
+    yield from running_service(tmp_path_factory, "embedded")

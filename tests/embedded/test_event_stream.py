@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.embedded.conftest import EmbeddedService
+from tests.embedded.conftest import EmbeddedService, running_service
 from tests.events.conftest import Stream
 
 pytestmark = pytest.mark.embedded
@@ -20,13 +20,7 @@ STOP_SECONDS = 5.0
 @pytest.fixture(scope="module")
 def embedded_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedService]:
     # Its own service: the test stops it with a stream open.
-    base = tmp_path_factory.mktemp("embedded-events")
-    service = EmbeddedService(var_dir=base / "var", log_path=base / "make-run.log")
-    service.start()
-    try:
-        yield service
-    finally:
-        service.kill()
+    yield from running_service(tmp_path_factory, "embedded-events")
 
 
 def test_a_stream_under_make_run(embedded_alone: EmbeddedService) -> None:
