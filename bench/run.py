@@ -606,7 +606,14 @@ def cpu_pass(env: dict[str, str], labels: list[str], requests: int) -> dict[str,
     if result.returncode != 0:
         print(f"scenarios_cpu.py failed:\n{result.stderr[-3000:]}", file=sys.stderr)
         return {}
-    return {label: table.Cpu(**cpu) for label, cpu in json.loads(result.stdout).items()}
+    # The figures are the last line: anything a scenario's preparation printed comes before.
+    lines = result.stdout.strip().splitlines()
+    try:
+        figures = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"scenarios_cpu.py printed no figures:\n{result.stdout[-3000:]}", file=sys.stderr)
+        return {}
+    return {label: table.Cpu(**cpu) for label, cpu in figures.items()}
 
 
 # --- Main -----------------------------------------------------------------------------
