@@ -7,7 +7,7 @@ costs the worker, without Celery's own bookkeeping or another process on the cor
 Accepts ``--emails`` sends into an autonomous mailbox of the bench database (with the
 broker set, so nothing runs at accept), then runs, for each email, what the
 process_email task runs in a worker: ``email_process(deliver_here=True)`` and
-``email_deliver``, handing the message over SMTP to a sink in another process (so the
+``email_deliver_claimed``, handing the message over SMTP to a sink in another process (so the
 sink's CPU is not counted). Prints CPU and wall ms per email and the SQL statements of
 one email; ``--profile`` adds a cProfile of the batch, by cumulative time.
 
@@ -89,8 +89,9 @@ def main() -> None:
 
         def one(email_id: str) -> None:
             close_old_connections()  # as the worker's task_prerun does
-            if pipeline.email_process(email_id=email_id, deliver_here=True):
-                pipeline.email_deliver(email_id=email_id)
+            claimed = pipeline.email_process(email_id=email_id, deliver_here=True)
+            if claimed is not None:
+                pipeline.email_deliver_claimed(email=claimed)
 
         one(ids[0])  # the SMTP connection and the first queries' setup are not counted
         with CaptureQueriesContext(connection) as queries:

@@ -12,7 +12,7 @@ from django.db import OperationalError
 from psycopg.errors import DeadlockDetected, SerializationFailure
 
 from mailboxes import enqueue
-from mailboxes.models import EmailStatus
+from mailboxes.models import Email, EmailStatus
 from mailboxes.services.outbound import pipeline, provider
 from mailboxes.services.outbound.provider import PermanentSendError, TransientSendError
 
@@ -52,7 +52,7 @@ def process_email(self: Task[Any, Any], email_id: str) -> None:
     # scan. In-process (no broker) the delivery runs at the commit, as it always did.
     deliver_here = not self.request.is_eager
     try:
-        sending = pipeline.email_process(email_id=email_id, deliver_here=deliver_here)
+        claimed = pipeline.email_process(email_id=email_id, deliver_here=deliver_here)
     except OperationalError as error:
         if not _collided(error):
             raise
@@ -60,16 +60,18 @@ def process_email(self: Task[Any, Any], email_id: str) -> None:
     except Exception as error:  # see _retry_or_give_up
         _retry_or_give_up(self, email_id, EmailStatus.PENDING_SCAN, "preparing it", error)
         return
-    if sending and deliver_here:
-        _deliver_after_scan(email_id)
+    if claimed is not None and deliver_here:
+        _deliver_after_scan(claimed)
 
 
-def _deliver_after_scan(email_id: str) -> None:
-    """The first delivery attempt, in the scan's task. Whatever fails but a refusal is
-    handed to a deliver_email task, which retries (and gives up) as if it had been queued
-    from the start; a worker lost here leaves the email ``sending`` for the sweep."""
+def _deliver_after_scan(email: Email) -> None:
+    """The first delivery attempt, in the scan's task, of the email its scan claimed.
+    Whatever fails but a refusal is handed to a deliver_email task, which retries (and
+    gives up) as if it had been queued from the start; a worker lost here leaves the email
+    ``sending`` and claimed, for the sweep once the claim's lease ran out."""
+    email_id = email.pk
     try:
-        pipeline.email_deliver(email_id=email_id)
+        pipeline.email_deliver_claimed(email=email)
     except PermanentSendError as error:
         pipeline.email_send_failed(email_id=email_id, reason=f"provider refused: {error}")
     except Exception as error:  # a transient provider error, a collision, a bug

@@ -135,7 +135,7 @@ def message_build(*, email: Email, copy_operator: bool) -> BuiltMessage:
     )
     if html:
         message.attach_alternative(html, "text/html")
-    for attachment in email.attachments.all():
+    for attachment in email.attachments.all() if email.has_attachments else ():
         message.attach(attachment.filename, bytes(attachment.content), attachment.content_type)
     # ESPs echo metadata on their delivery events: that is how bounces find this email
     # (services.delivery_events), sturdier than matching provider message ids.

@@ -64,7 +64,8 @@ def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
     switch, which locks the account row, is read as it is now.
 
     True when it is now ``sending``. Its delivery is enqueued for after the commit, unless
-    ``deliver_here``: then the caller delivers it once this commits."""
+    ``deliver_here``: then it is claimed for the caller's delivery in the same UPDATE
+    (``_claim_fields``), and the caller delivers it once this commits."""
     mailbox = email.mailbox
     step = outbound_step(
         email,
@@ -87,10 +88,23 @@ def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
         lifecycle.email_hold(email=email, rule=step.rule, reason=step.hold_reason)
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
-    elif lifecycle.email_move(email, to=EmailStatus.SENDING, **lifecycle.routed_by(step.rule, now)):
+    elif lifecycle.email_move(
+        email,
+        to=EmailStatus.SENDING,
+        **lifecycle.routed_by(step.rule, now),
+        **({"delivery_claimed_at": now} if deliver_here else {}),
+    ):
         if not deliver_here:
             enqueue.deliver_email_after_commit(email.pk)
-        return True
+            return True
+        # What the claim of a delivery checks (_delivery_claim), under the locks this
+        # transaction holds: the mailbox and account rows, FOR NO KEY UPDATE, which the
+        # stop switch's FOR UPDATE waits for (and deliveries_in_flight_wait then sees the
+        # claim).
+        refusal = _delivery_refusal(email)
+        if not refusal:
+            return True
+        lifecycle.email_fail(email=email, reason=refusal)
     return False
 
 
@@ -154,12 +168,16 @@ def content_scan(email: Email) -> str | None:
     rendered = markdown_render(markdown=email.markdown)
     email.html, email.text = rendered.html, rendered.text
     email.size_bytes = sum(len(part.encode()) for part in (email.markdown, email.html, email.text))
-    attachments = [
-        AttachmentInfo(filename=name, content_type=content_type, head=bytes(head or b""))
-        for name, content_type, head in email.attachments.annotate(
-            head=Substr("content", 1, HEAD_BYTES, output_field=BinaryField())
-        ).values_list("filename", "content_type", "head")
-    ]
+    attachments = (
+        [
+            AttachmentInfo(filename=name, content_type=content_type, head=bytes(head or b""))
+            for name, content_type, head in email.attachments.annotate(
+                head=Substr("content", 1, HEAD_BYTES, output_field=BinaryField())
+            ).values_list("filename", "content_type", "head")
+        ]
+        if email.has_attachments
+        else []
+    )
     spam = spam_score(
         signals=SpamSignals(
             subject=email.subject,
@@ -188,31 +206,35 @@ def content_scan(email: Email) -> str | None:
     return report.rejection
 
 
-def email_process(*, email_id: str, deliver_here: bool = False) -> bool:
-    """Render, scan and route a ``pending_scan`` email (the process_email task). True when
-    it became ``sending``: with ``deliver_here`` the caller delivers it next, in the same
-    task, instead of a delivery task queued behind every other scan."""
+def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
+    """Render, scan and route a ``pending_scan`` email (the process_email task). The email
+    when it became ``sending``, else None. With ``deliver_here`` it is returned claimed, and
+    the caller delivers it next, in the same task (``email_deliver_claimed``), instead of a
+    delivery task queued behind every other scan."""
     email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
     if email is None:
-        return False
+        return None
+    stored_size = email.size_bytes
     # Rendering needs no lock: the content of a pending_scan email does not change.
     reason = content_scan(email)
     with transaction.atomic():
-        locked = _locked(email_id, EmailStatus.PENDING_SCAN, mailbox_id=email.mailbox_id)
-        if locked is None:
-            return False
-        grown = email.size_bytes - locked.size_bytes
-        for name in SCANNED_FIELDS:
-            setattr(locked, name, getattr(email, name))
-        locked.save(update_fields=SCANNED_FIELDS)
-        storage_add(account_id=locked.account_id, delta=grown)
+        mailbox = _lock_sender(email.mailbox_id)
+        # The scan's UPDATE is the email's row lock and its compare-and-set: an email that
+        # left pending_scan meanwhile (cancelled, a second task) matches no row.
+        scanned = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).update(
+            **{name: getattr(email, name) for name in SCANNED_FIELDS}
+        )
+        if not scanned:
+            return None
+        email.mailbox, email.account = mailbox, mailbox.account
+        storage_add(account_id=email.account_id, delta=email.size_bytes - stored_size)
         if reason is not None:
             lifecycle.email_move(
-                locked, to=EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
+                email, to=EmailStatus.REJECTED, failure_reason=f"content_rejected: {reason}"
             )
             logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
-            return False
-        return _route(locked, timezone.now(), deliver_here=deliver_here)
+            return None
+        return email if _route(email, timezone.now(), deliver_here=deliver_here) else None
 
 
 def email_release_scheduled(*, email_id: str) -> None:
@@ -318,8 +340,13 @@ def email_deliver(*, email_id: str) -> None:
     Raises TransientSendError for the task to retry (the claim is given back first).
     """
     email = _delivery_claim(email_id)
-    if email is None:
-        return
+    if email is not None:
+        email_deliver_claimed(email=email)
+
+
+def email_deliver_claimed(*, email: Email) -> None:
+    """``email_deliver`` of an email this delivery claimed already (``email_process`` with
+    ``deliver_here``: the scan's transaction claimed it)."""
     try:
         sent = _delivery_send(email)
     except Exception:
@@ -329,7 +356,7 @@ def email_deliver(*, email_id: str) -> None:
         ).update(delivery_claimed_at=None)
         raise
     if sent is not None:
-        logger.info("outbound_sent email=%s local=%d remote=%d provider_id=%s", email_id, *sent)
+        logger.info("outbound_sent email=%s local=%d remote=%d provider_id=%s", email.pk, *sent)
 
 
 def _claim_lease() -> timedelta:
