@@ -61,18 +61,18 @@ def main() -> None:
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(port),
     )
-    import scenarios  # noqa: I001 (sets the broker before Django reads it)
+    import scenarios  # sets the mail and broker environment before Django reads it
 
     os.environ.setdefault("CELERY_BROKER_URL", scenarios.broker_url())
     scenarios._django()
     from django.db import close_old_connections, connection
     from django.test.utils import CaptureQueriesContext
+    from drain import _accept
 
     from accounts.actors import Actor
     from accounts.models import ApiKey
     from mailboxes.models import Email, EmailStatus
     from mailboxes.services.outbound import pipeline, provider
-    from drain import _accept
 
     account, mailbox = scenarios._tenant(
         f"bench-worker-{time.strftime('%m%d%H%M%S')}", mode="autonomous"
