@@ -92,7 +92,7 @@ def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
         email,
         to=EmailStatus.SENDING,
         **lifecycle.routed_by(step.rule, now),
-        **({"delivery_claimed_at": now} if deliver_here else {}),
+        **_claim_fields(now, deliver_here=deliver_here),
     ):
         if not deliver_here:
             enqueue.deliver_email_after_commit(email.pk)
@@ -106,6 +106,12 @@ def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
             return True
         lifecycle.email_fail(email=email, reason=refusal)
     return False
+
+
+def _claim_fields(now: datetime, *, deliver_here: bool) -> dict[str, Any]:
+    """What the move to sending writes besides the routing: the delivery's claim, when the
+    caller delivers the email itself."""
+    return {"delivery_claimed_at": now} if deliver_here else {}
 
 
 def _lock_sender(mailbox_id: str) -> Mailbox:
