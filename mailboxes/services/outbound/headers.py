@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.policy import Policy
+from functools import lru_cache
 
 # RFC 5322 2.1.1: lines SHOULD stay within 78 characters and MUST stay within 998.
 HARD_LINE_LIMIT = 998
@@ -65,8 +66,26 @@ class RawFoldedHeader(UnstructuredHeader):
         return folded
 
 
+class _KeptHeaderRegistry(HeaderRegistry):
+    """Parsing header values is most of building a message, and most values recur from
+    message to message (the sender, the recipients of a thread, every part's MIME
+    headers). A header object is immutable (the generator folds it without changing it),
+    so each (name, value) is parsed once per process and the object shared, bounded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed = lru_cache(maxsize=KEPT_HEADERS)(super().__call__)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        return self._parsed(name, value)  # type: ignore[no-any-return]
+
+
+# Parsed headers kept per worker process: a few hundred bytes each.
+KEPT_HEADERS = 4096
+
+
 def outbound_header_registry() -> HeaderRegistry:
-    registry = HeaderRegistry()
+    registry = _KeptHeaderRegistry()
     for name in RAW_HEADERS:
         registry.map_to_type(name, RawFoldedHeader)  # type: ignore[arg-type]  # a mixin, as in the stdlib
     return registry
