@@ -99,6 +99,9 @@ class Scenario:
     # How long an unpaired scenario's load runs, when --seconds would be too short for it
     # (a backlog big enough to time a drain by).
     load_seconds: int | None = None
+    # Requests at this steady rate (offer_load) instead of as fast as the generator can:
+    # what the pipeline does with a given offered load, not with all it can be sent.
+    offered_per_second: float | None = None
 
 
 # "{n}" in a body is replaced by a per-request number, unique over the whole run: the
@@ -455,6 +458,25 @@ def run_threads(
     )
 
 
+def offer_load(base_url: str, target: Target, per_second: float, seconds: int) -> int:
+    """``target`` at ``per_second`` requests a second for ``seconds``, each sent at its
+    scheduled time (from a pool of threads, so a slow answer does not delay the next
+    request). Returns how many were answered with the expected status."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    total = int(per_second * seconds)
+    start = time.monotonic()
+
+    def one(n: int) -> bool:
+        if (pause := start + n / per_second - time.monotonic()) > 0:
+            time.sleep(pause)
+        status, _, _ = request(base_url, target, PHASE_STARTS["measure"] + n)
+        return status == target.expect_status
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return sum(pool.map(one, range(total)))
+
+
 def load_in_subprocess(
     base_url: str, target: Target, seconds: int, connections: int, use_wrk: bool, start: int = 0
 ) -> Result:
@@ -715,6 +737,14 @@ def main() -> None:
                 scenario.prepare(ctx)
             if scenario.paired:
                 rows.append(run_rounds(base_url, scenario, ctx, args, use_wrk, workers))
+            elif scenario.offered_per_second is not None:
+                target = scenario.build(ctx)
+                offer_load(
+                    base_url,
+                    target,
+                    scenario.offered_per_second,
+                    max(args.seconds, scenario.load_seconds or 0),
+                )
             else:
                 target = scenario.build(ctx)
                 check(base_url, scenario.label, target)
