@@ -24,12 +24,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Account, AccountState
+from accounts.models import Account, AccountState, OversightEmailChange
 from accounts.plans import limits_for
 from billing.periods import current_period, monthly_window, period_anchor
 from mailboxes.models import (
@@ -202,6 +202,59 @@ def account_sending_problems(*, account: Account) -> list[SendingProblem]:
 def storage_used_bytes(*, account: Account) -> int:
     used = StorageUsage.objects.filter(account=account).values_list("used_bytes", flat=True)
     return used.first() or 0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    emails_sent_this_period: int
+    storage_used_bytes: int
+    # The address asked to become the oversight email, not confirmed yet
+    # (accounts.selectors.oversight_email_pending).
+    pending_oversight_email: str | None
+
+
+# What GET /v1/account reads besides the account, as one statement of scalar subqueries:
+# ``emails_sent_this_period`` (the counter, else the rows: COALESCE evaluates the count
+# only when the counter does not count from ``start``), ``storage_used_bytes`` and
+# ``oversight_email_pending``. Written out because building and compiling those three
+# querysets cost most of that request's CPU; tests/outbound/test_account_usage.py holds it
+# equal to them. Portable SQL: it runs on PostgreSQL and on SQLite (embedded mode). One
+# placeholder per NOT_COUNTED status.
+_ACCOUNT_USAGE_SQL = """
+SELECT
+    COALESCE(
+        (SELECT used FROM mailboxes_accountsendcount WHERE account_id = %s AND since = %s),
+        (SELECT COUNT(*) FROM mailboxes_email
+         WHERE account_id = %s AND direction = %s AND received_at >= %s
+           AND status NOT IN (%s, %s))
+    ),
+    (SELECT used_bytes FROM mailboxes_storageusage WHERE account_id = %s),
+    (SELECT new_email FROM accounts_oversightemailchange
+     WHERE account_id = %s AND status = %s AND confirm_expires_at > %s
+     ORDER BY id DESC LIMIT 1)
+"""
+
+
+def account_usage(*, account: Account, now: datetime | None = None) -> AccountUsage:
+    """``emails_sent_this_period``, ``storage_used_bytes`` and the pending oversight email
+    of ``account``, from one statement."""
+    start = current_period(account, now=now)[0]
+    adapt = connection.ops.adapt_datetimefield_value
+    pk = account.pk
+    params = [
+        *(pk, adapt(start)),
+        *(pk, Direction.OUTBOUND.value, adapt(start), *(str(s) for s in NOT_COUNTED)),
+        pk,
+        *(pk, OversightEmailChange.Status.PENDING.value, adapt(now or timezone.now())),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCOUNT_USAGE_SQL, params)
+        sent, stored, pending = cursor.fetchone()
+    return AccountUsage(
+        emails_sent_this_period=int(sent),
+        storage_used_bytes=int(stored or 0),
+        pending_oversight_email=pending,
+    )
 
 
 def _storage_increment(account_id: str, delta: int, *, limit: int | None = None) -> bool:
