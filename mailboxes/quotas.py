@@ -30,7 +30,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account, AccountState, OversightEmailChange
-from accounts.plans import limits_for
+from accounts.plans import Plan, limits_for
+from billing.models import Subscription
 from billing.periods import current_period, monthly_window, period_anchor
 from mailboxes.models import (
     AccountSendCount,
@@ -43,6 +44,7 @@ from mailboxes.models import (
     StorageUsage,
 )
 from multimail.errors import ApiError
+from multimail.statements import CompiledQuery
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
@@ -237,7 +239,8 @@ SELECT
 
 def account_usage(*, account: Account, now: datetime | None = None) -> AccountUsage:
     """``emails_sent_this_period``, ``storage_used_bytes`` and the pending oversight email
-    of ``account``, from one statement."""
+    of ``account``, from one statement (two for a paid plan: its subscription first)."""
+    _subscription_load(account)
     start = current_period(account, now=now)[0]
     adapt = connection.ops.adapt_datetimefield_value
     pk = account.pk
@@ -389,3 +392,26 @@ def send_limits_claim(
             )
 
     _storage_claim(account=account, adding_bytes=adding_bytes, limit=limits.max_storage_bytes)
+
+
+def _subscription_of(*, account_id: str) -> QuerySet[Subscription]:
+    # What the account's reverse one-to-one accessor fetches (its base manager).
+    return Subscription._base_manager.filter(account_id=account_id)
+
+
+_SUBSCRIPTION = CompiledQuery(_subscription_of, params=("account_id",))
+
+
+def _subscription_load(account: Account) -> None:
+    """Cache ``account.subscription``, which ``period_anchor`` reads for a paid plan, the
+    way its accessor caches it (None: there is none), read with a precompiled statement:
+    compiling the accessor's query cost more CPU than the rest of GET /v1/account's reads.
+    Starter counts from the account's creation and reads no subscription."""
+    relation = Account._meta.get_field("subscription")
+    if account.plan == Plan.STARTER or relation.is_cached(account):
+        return
+    found = _SUBSCRIPTION.rows(account_id=account.pk)
+    subscription = found[0] if found else None
+    if subscription is not None:
+        relation.field.set_cached_value(subscription, account)
+    relation.set_cached_value(account, subscription)

@@ -14,8 +14,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import OversightEmailChange
+from accounts.models import Account, OversightEmailChange
+from accounts.plans import Plan
 from accounts.selectors import account_info, oversight_email_pending
+from billing.models import Subscription, SubscriptionStatus
 from billing.periods import current_period
 from mailboxes.models import AccountSendCount, Direction, EmailStatus, StorageUsage
 from mailboxes.quotas import account_usage, emails_sent_this_period, storage_used_bytes
@@ -91,3 +93,79 @@ def test_account_info_reads_its_usage_in_one_query(owner: Tenant) -> None:
     with CaptureQueriesContext(connection) as captured:
         account_info(account=owner.account)
     assert len(captured) == 1  # the usage statement; the period needs no query on starter
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    plan=st.sampled_from(Plan.values),
+    subscription=st.none()
+    | st.tuples(
+        st.sampled_from(SubscriptionStatus.values),
+        st.none() | st.integers(min_value=-90, max_value=0),  # period start, days from now
+    ),
+    sent_days_ago=st.lists(st.integers(min_value=0, max_value=90), max_size=5),
+)
+def test_a_paid_plan_counts_from_the_subscription_as_before(
+    owner: Tenant,
+    plan: str,
+    subscription: tuple[str, int | None] | None,
+    sent_days_ago: list[int],
+) -> None:
+    """The subscription the period counts from is read with a precompiled statement and
+    cached on the account as its accessor caches it: the same period, the same count."""
+    with transaction.atomic():
+        now = timezone.now()
+        Account.objects.filter(pk=owner.account.pk).update(
+            plan=plan, created_at=now - timedelta(days=100)
+        )
+        if subscription is not None:
+            status, start_days = subscription
+            Subscription.objects.create(
+                account=owner.account,
+                plan=plan,
+                status=status,
+                current_period_start=None
+                if start_days is None
+                else now + timedelta(days=start_days, hours=-1),
+            )
+        for days in sent_days_ago:
+            make_email(
+                owner.mailbox,
+                direction=Direction.OUTBOUND,
+                status=EmailStatus.SENT,
+                received_at=now - timedelta(days=days, minutes=30),
+            )
+        primed, lazy = (Account.objects.get(pk=owner.account.pk) for _ in range(2))
+        usage = account_usage(account=primed, now=now)
+        assert usage.emails_sent_this_period == emails_sent_this_period(account=lazy)
+        assert primed.period_start == lazy.period_start
+        if plan != Plan.STARTER:
+            assert _related(primed) == _related(lazy)
+        transaction.set_rollback(True)
+
+
+def _related(account: Account) -> Any:
+    try:
+        subscription = account.subscription  # type: ignore[attr-defined]
+    except Subscription.DoesNotExist:
+        return None
+    return (
+        {k: v for k, v in subscription.__dict__.items() if k != "_state"},
+        subscription._state.adding,
+        subscription._state.db,
+        subscription.account is account,
+    )
+
+
+def test_a_paid_account_info_reads_its_subscription_and_usage_in_two_queries(
+    owner: Tenant,
+) -> None:
+    Account.objects.filter(pk=owner.account.pk).update(plan=Plan.PRO)
+    Subscription.objects.create(account=owner.account, status=SubscriptionStatus.ACTIVE)
+    account_info(account=Account.objects.get(pk=owner.account.pk))  # advances period_start
+    account = Account.objects.get(pk=owner.account.pk)
+    with CaptureQueriesContext(connection) as captured:
+        account_info(account=account)
+    assert len(captured) == 2
