@@ -27,6 +27,7 @@ from weakref import ref as weak_ref
 
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.db.models.base import DEFERRED
 from django.db.models.query import ModelIterable, get_related_populators
 
 # A placeholder's value: unique, so that it cannot be mistaken for a constant of the shape.
@@ -40,8 +41,9 @@ class _Compiled:
     # names (an array parameter such as ``__any_of``).
     slots: tuple[tuple[str, Any], ...]
     init_list: list[str]
-    fields_start: int
-    fields_end: int
+    # Per concrete field of the model, its column in the row, or -1 when deferred: what
+    # Model.from_db works out per row by name.
+    layout: tuple[int, ...]
     related_populators: list[Any]
     converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]
     annotation_col_map: dict[str, int]
@@ -102,13 +104,14 @@ class CompiledQuery[M: Model]:
         select, klass_info = compiler.select, compiler.klass_info
         start = klass_info["select_fields"][0]
         end = klass_info["select_fields"][-1] + 1
+        init_list = [column[0].target.attname for column in select[start:end]]
+        columns = {attname: start + index for index, attname in enumerate(init_list)}
         fetch_mode = state._fetch_mode
         return _Compiled(
             sql=sql,
             slots=slots,
-            init_list=[column[0].target.attname for column in select[start:end]],
-            fields_start=start,
-            fields_end=end,
+            init_list=init_list,
+            layout=tuple(columns.get(f.attname, -1) for f in queryset.model._meta.concrete_fields),
             related_populators=get_related_populators(klass_info, select, using, fetch_mode),
             converters=list(
                 compiler.get_converters([s[0] for s in select[: compiler.col_count]]).items()
@@ -138,7 +141,7 @@ def _fill(kind: str, name: Any, values: dict[str, Any]) -> Any:
 def _instances(compiled: _Compiled, fetched: list[Any], db: str, connection: Any) -> list[Any]:
     """ModelIterable's row-to-instance loop, with everything it computes per query done
     once at compile time."""
-    start, end = compiled.fields_start, compiled.fields_end
+    init_list, layout = compiled.init_list, compiled.layout
     peers: list[Any] = []
     objects = []
     for fetched_row in fetched:
@@ -148,7 +151,7 @@ def _instances(compiled: _Compiled, fetched: list[Any], db: str, connection: Any
             for converter in converters:
                 value = converter(value, expression, connection)
             row[position] = value
-        obj = compiled.from_db(db, compiled.init_list, row[start:end])
+        obj = compiled.from_db(db, init_list, [row[i] if i >= 0 else DEFERRED for i in layout])
         if compiled.track_peers:
             peers.append(weak_ref(obj))
             obj._state.peers = peers
