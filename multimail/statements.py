@@ -36,6 +36,7 @@ _MARK = "\x1fcompiled-query:{}\x1f"
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
+    alias: str
     sql: str
     # One entry per SQL parameter: a constant, a placeholder's name (str) or a list of
     # names (an array parameter such as ``__any_of``).
@@ -66,8 +67,9 @@ class CompiledQuery[M: Model]:
         """The ORM's queryset for these values: what ``rows`` must return."""
         return self._build(**values)
 
-    def rows(self, *, using: str = "default", **values: Any) -> list[M]:
-        """The queryset's instances for these values, from one statement."""
+    def rows(self, *, using: str | None = None, **values: Any) -> list[M]:
+        """The queryset's instances for these values, from one statement, on ``using`` or
+        the database the routers choose for the queryset (asked once per shape)."""
         marked = frozenset(k for k in self._params if values.get(k) is not None)
         shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
         key = (using, shape)
@@ -78,22 +80,27 @@ class CompiledQuery[M: Model]:
             value if kind == "constant" else _fill(kind, value, values)
             for kind, value in compiled.slots
         ]
-        connection = connections[using]
+        connection = connections[compiled.alias]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        return _instances(compiled, fetched, using, connection)
+        return _instances(compiled, fetched, compiled.alias, connection)
 
-    def _compile(self, using: str, shape: dict[str, Any], marked: frozenset[str]) -> _Compiled:
+    def _compile(
+        self, using: str | None, shape: dict[str, Any], marked: frozenset[str]
+    ) -> _Compiled:
         marks = {name: _MARK.format(name) for name in marked}
         queryset = self._build(**shape, **marks)
+        if using is not None:
+            queryset = queryset.using(using)
+        alias = queryset.db
         if queryset._iterable_class is not ModelIterable:
             raise ValueError("CompiledQuery builds model instances only")
         # Private state ModelIterable reads too (django-stubs does not declare it).
         state: Any = queryset
         if state._prefetch_related_lookups or state._known_related_objects:
             raise ValueError("CompiledQuery does not prefetch or set known related objects")
-        compiler = queryset.query.get_compiler(using=using)
+        compiler = queryset.query.get_compiler(using=alias)
         sql, sql_params = compiler.as_sql()
         names = {mark: name for name, mark in marks.items()}
         slots = tuple(_slot(param, names) for param in sql_params)
@@ -102,17 +109,20 @@ class CompiledQuery[M: Model]:
             missing = ", ".join(sorted(marked - used))
             raise ValueError(f"placeholders not passed to the SQL unchanged: {missing}")
         select, klass_info = compiler.select, compiler.klass_info
+        if compiler.has_composite_fields([column[0] for column in select]):
+            raise ValueError("CompiledQuery does not select composite primary keys")
         start = klass_info["select_fields"][0]
         end = klass_info["select_fields"][-1] + 1
         init_list = [column[0].target.attname for column in select[start:end]]
         columns = {attname: start + index for index, attname in enumerate(init_list)}
         fetch_mode = state._fetch_mode
         return _Compiled(
+            alias=alias,
             sql=sql,
             slots=slots,
             init_list=init_list,
             layout=tuple(columns.get(f.attname, -1) for f in queryset.model._meta.concrete_fields),
-            related_populators=get_related_populators(klass_info, select, using, fetch_mode),
+            related_populators=get_related_populators(klass_info, select, alias, fetch_mode),
             converters=list(
                 compiler.get_converters([s[0] for s in select[: compiler.col_count]]).items()
             ),
