@@ -24,7 +24,7 @@ from accounts.models import (
 )
 from accounts.plans import limits_for
 from mailboxes.models import Domain, Email, Mailbox, Suppression, WebhookSubscription
-from mailboxes.quotas import emails_sent_this_period, storage_used_bytes
+from mailboxes.quotas import account_usage, emails_sent_this_period, storage_used_bytes
 from multimail.errors import not_found
 from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate
@@ -76,16 +76,18 @@ def account_sending_stopped(*, account_id: str, lock: bool = False) -> bool:
 
 
 def account_info(*, account: Account) -> dict[str, Any]:
-    """The AccountInfo shape: settings, plan limits and what is used of them."""
+    """The AccountInfo shape: settings, plan limits and what is used of them (read in one
+    statement, ``account_usage``)."""
     limits = limits_for(account.plan)
-    sent = emails_sent_this_period(account=account)
+    usage = account_usage(account=account)
+    sent = usage.emails_sent_this_period
     return {
         "id": account.pk,
         "name": account.name,
         "slug": account.slug,
         "plan": account.plan,
         "oversight_email": account.oversight_email,
-        "pending_oversight_email": oversight_email_pending(account=account),
+        "pending_oversight_email": usage.pending_oversight_email,
         "physical_address": account.physical_address or None,
         "use_case": account.use_case or None,
         "state": account.state,
@@ -100,7 +102,7 @@ def account_info(*, account: Account) -> dict[str, Any]:
         "emails_sent_this_month": sent,
         "emails_remaining_this_month": max(0, limits.monthly_email_quota - sent),
         "max_mailboxes": limits.max_mailboxes,
-        "storage_used_bytes": storage_used_bytes(account=account),
+        "storage_used_bytes": usage.storage_used_bytes,
         "max_storage_bytes": limits.max_storage_bytes,
         "max_api_keys": limits.max_api_keys,
         "created_at": account.created_at,

@@ -24,13 +24,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Account, AccountState
-from accounts.plans import limits_for
+from accounts.models import Account, AccountState, OversightEmailChange
+from accounts.plans import Plan, limits_for
+from billing.models import Subscription
 from billing.periods import current_period, monthly_window, period_anchor
 from mailboxes.models import (
     AccountSendCount,
@@ -43,6 +44,7 @@ from mailboxes.models import (
     StorageUsage,
 )
 from multimail.errors import ApiError
+from multimail.statements import CompiledQuery
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
@@ -204,6 +206,60 @@ def storage_used_bytes(*, account: Account) -> int:
     return used.first() or 0
 
 
+@dataclass(frozen=True, slots=True)
+class AccountUsage:
+    emails_sent_this_period: int
+    storage_used_bytes: int
+    # The address asked to become the oversight email, not confirmed yet
+    # (accounts.selectors.oversight_email_pending).
+    pending_oversight_email: str | None
+
+
+# What GET /v1/account reads besides the account, as one statement of scalar subqueries:
+# ``emails_sent_this_period`` (the counter, else the rows: COALESCE evaluates the count
+# only when the counter does not count from ``start``), ``storage_used_bytes`` and
+# ``oversight_email_pending``. Written out because building and compiling those three
+# querysets cost most of that request's CPU; tests/outbound/test_account_usage.py holds it
+# equal to them. Portable SQL: it runs on PostgreSQL and on SQLite (embedded mode). One
+# placeholder per NOT_COUNTED status.
+_ACCOUNT_USAGE_SQL = """
+SELECT
+    COALESCE(
+        (SELECT used FROM mailboxes_accountsendcount WHERE account_id = %s AND since = %s),
+        (SELECT COUNT(*) FROM mailboxes_email
+         WHERE account_id = %s AND direction = %s AND received_at >= %s
+           AND status NOT IN (%s, %s))
+    ),
+    (SELECT used_bytes FROM mailboxes_storageusage WHERE account_id = %s),
+    (SELECT new_email FROM accounts_oversightemailchange
+     WHERE account_id = %s AND status = %s AND confirm_expires_at > %s
+     ORDER BY id DESC LIMIT 1)
+"""
+
+
+def account_usage(*, account: Account, now: datetime | None = None) -> AccountUsage:
+    """``emails_sent_this_period``, ``storage_used_bytes`` and the pending oversight email
+    of ``account``, from one statement (two for a paid plan: its subscription first)."""
+    _subscription_load(account)
+    start = current_period(account, now=now)[0]
+    adapt = connection.ops.adapt_datetimefield_value
+    pk = account.pk
+    params = [
+        *(pk, adapt(start)),
+        *(pk, Direction.OUTBOUND.value, adapt(start), *(str(s) for s in NOT_COUNTED)),
+        pk,
+        *(pk, OversightEmailChange.Status.PENDING.value, adapt(now or timezone.now())),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCOUNT_USAGE_SQL, params)
+        sent, stored, pending = cursor.fetchone()
+    return AccountUsage(
+        emails_sent_this_period=int(sent),
+        storage_used_bytes=int(stored or 0),
+        pending_oversight_email=pending,
+    )
+
+
 def _storage_increment(account_id: str, delta: int, *, limit: int | None = None) -> bool:
     """Add ``delta`` in place (never read-modify-write: concurrent writers keep each
     other's bytes); with ``limit``, only if the total stays within it. The account's row is
@@ -336,3 +392,26 @@ def send_limits_claim(
             )
 
     _storage_claim(account=account, adding_bytes=adding_bytes, limit=limits.max_storage_bytes)
+
+
+def _subscription_of(*, account_id: str) -> QuerySet[Subscription]:
+    # What the account's reverse one-to-one accessor fetches (its base manager).
+    return Subscription._base_manager.filter(account_id=account_id)
+
+
+_SUBSCRIPTION = CompiledQuery(_subscription_of, params=("account_id",))
+
+
+def _subscription_load(account: Account) -> None:
+    """Cache ``account.subscription``, which ``period_anchor`` reads for a paid plan, the
+    way its accessor caches it (None: there is none), read with a precompiled statement:
+    compiling the accessor's query cost more CPU than the rest of GET /v1/account's reads.
+    Starter counts from the account's creation and reads no subscription."""
+    relation = Account._meta.get_field("subscription")
+    if account.plan == Plan.STARTER or relation.is_cached(account):
+        return
+    found = _SUBSCRIPTION.rows(account_id=account.pk)
+    subscription = found[0] if found else None
+    if subscription is not None:
+        relation.field.set_cached_value(subscription, account)
+    relation.set_cached_value(account, subscription)

@@ -79,15 +79,41 @@ def cursor_paginate(
     """
     limit = parse_limit(params.get("limit"), default=default_limit)
     cursor = params.get("cursor")
-    if cursor:
-        after = "gt" if oldest_first else "lt"
-        queryset = queryset.filter(**{f"{field}__{after}": decode_cursor(cursor)})
+    rows = cursor_page_query(
+        queryset,
+        limit=limit,
+        after=decode_cursor(cursor) if cursor else None,
+        field=field,
+        scope=scope,
+        oldest_first=oldest_first,
+    )
+    return cursor_page(list(rows), limit=limit, field=field)
+
+
+def cursor_page_query(
+    queryset: QuerySet[Any],
+    *,
+    limit: int,
+    after: str | None,
+    field: str = "id",
+    scope: tuple[str, str] | None = None,
+    oldest_first: bool = False,
+) -> QuerySet[Any]:
+    """The rows of a ``cursor_paginate`` page, one more than ``limit`` to tell whether a
+    next page exists; ``after`` is the decoded cursor. For a caller that runs the query
+    itself (multimail.statements) and then makes the page with ``cursor_page``."""
+    if after is not None:
+        queryset = queryset.filter(**{f"{field}__{'gt' if oldest_first else 'lt'}": after})
     ordering = [field if oldest_first else f"-{field}"]
     if scope is not None:
         column, value = scope
         queryset = queryset.filter(**{f"{column}__any_of": [value]})
         ordering.insert(0, column)
-    rows = list(queryset.order_by(*ordering)[: limit + 1])
+    return queryset.order_by(*ordering)[: limit + 1]
+
+
+def cursor_page(rows: list[Any], *, limit: int, field: str = "id") -> Page:
+    """The page of the rows ``cursor_page_query`` selected."""
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(getattr(rows[-1], field)) if has_more and rows else None

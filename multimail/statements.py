@@ -1,0 +1,173 @@
+"""Querysets compiled once per process: the hottest reads skip Django's SQL compiler.
+
+Building and compiling a queryset costs far more CPU than PostgreSQL spends running a
+primary-key or index lookup (the compiler resolves every column, join, ordering and
+converter on each call). A ``CompiledQuery`` builds its queryset once per *shape* with
+placeholder values, compiles it, and remembers the SQL, where each placeholder's value
+goes among the parameters, and how a row becomes model instances. Each later call runs
+that SQL with the real values and builds the instances the way Django's ModelIterable
+does (``from_db``, select_related populators, converters), so callers get the same
+objects from the same single statement.
+
+The queryset stays the one definition: ``queryset(...)`` returns it, and the tests hold
+the compiled results equal to it. A value is a placeholder only if it reaches the SQL
+parameters unchanged (ids, exact matches, ``__any_of``); compiling refuses a shape where
+one is transformed (a LIKE pattern, a date) instead of silently baking it in. Arguments
+that change the SQL itself (a LIMIT, which filters apply) are shape arguments: each
+distinct combination compiles once, so they must come from a small set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from weakref import ref as weak_ref
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.base import DEFERRED
+from django.db.models.query import ModelIterable, get_related_populators
+
+# A placeholder's value: unique, so that it cannot be mistaken for a constant of the shape.
+_MARK = "\x1fcompiled-query:{}\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    alias: str
+    sql: str
+    # One entry per SQL parameter: a constant, a placeholder's name (str) or a list of
+    # names (an array parameter such as ``__any_of``).
+    slots: tuple[tuple[str, Any], ...]
+    init_list: list[str]
+    # Per concrete field of the model, its column in the row, or -1 when deferred: what
+    # Model.from_db works out per row by name.
+    layout: tuple[int, ...]
+    related_populators: list[Any]
+    converters: list[tuple[int, tuple[list[Callable[..., Any]], Any]]]
+    annotation_col_map: dict[str, int]
+    from_db: Callable[..., Any]
+    track_peers: bool
+
+
+class CompiledQuery[M: Model]:
+    """``build(**values)`` returns the queryset; ``params`` names the arguments that are
+    SQL parameters (strings: ids and exact values), every other argument is part of the
+    shape (hashable). A parameter passed as None is part of the shape too: the builder
+    leaves its condition out."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *, params: Sequence[str]) -> None:
+        self._build = build
+        self._params = tuple(params)
+        self._cache: dict[Hashable, _Compiled] = {}
+
+    def queryset(self, **values: Any) -> QuerySet[M]:
+        """The ORM's queryset for these values: what ``rows`` must return."""
+        return self._build(**values)
+
+    def rows(self, *, using: str | None = None, **values: Any) -> list[M]:
+        """The queryset's instances for these values, from one statement, on ``using`` or
+        the database the routers choose for the queryset (asked once per shape)."""
+        marked = frozenset(k for k in self._params if values.get(k) is not None)
+        shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
+        key = (using, shape)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = self._compile(using, dict(shape), marked)
+        params = [
+            value if kind == "constant" else _fill(kind, value, values)
+            for kind, value in compiled.slots
+        ]
+        connection = connections[compiled.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            fetched = cursor.fetchall()
+        return _instances(compiled, fetched, compiled.alias, connection)
+
+    def _compile(
+        self, using: str | None, shape: dict[str, Any], marked: frozenset[str]
+    ) -> _Compiled:
+        marks = {name: _MARK.format(name) for name in marked}
+        queryset = self._build(**shape, **marks)
+        if using is not None:
+            queryset = queryset.using(using)
+        alias = queryset.db
+        if queryset._iterable_class is not ModelIterable:
+            raise ValueError("CompiledQuery builds model instances only")
+        # Private state ModelIterable reads too (django-stubs does not declare it).
+        state: Any = queryset
+        if state._prefetch_related_lookups or state._known_related_objects:
+            raise ValueError("CompiledQuery does not prefetch or set known related objects")
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, sql_params = compiler.as_sql()
+        names = {mark: name for name, mark in marks.items()}
+        slots = tuple(_slot(param, names) for param in sql_params)
+        used = {n for kind, v in slots if kind != "constant" for n in ([v] if kind == "one" else v)}
+        if used != marked:
+            missing = ", ".join(sorted(marked - used))
+            raise ValueError(f"placeholders not passed to the SQL unchanged: {missing}")
+        select, klass_info = compiler.select, compiler.klass_info
+        if compiler.has_composite_fields([column[0] for column in select]):
+            raise ValueError("CompiledQuery does not select composite primary keys")
+        start = klass_info["select_fields"][0]
+        end = klass_info["select_fields"][-1] + 1
+        init_list = [column[0].target.attname for column in select[start:end]]
+        columns = {attname: start + index for index, attname in enumerate(init_list)}
+        fetch_mode = state._fetch_mode
+        return _Compiled(
+            alias=alias,
+            sql=sql,
+            slots=slots,
+            init_list=init_list,
+            layout=tuple(columns.get(f.attname, -1) for f in queryset.model._meta.concrete_fields),
+            related_populators=get_related_populators(klass_info, select, alias, fetch_mode),
+            converters=list(
+                compiler.get_converters([s[0] for s in select[: compiler.col_count]]).items()
+            ),
+            annotation_col_map=dict(compiler.annotation_col_map or {}),
+            from_db=partial(queryset.model.from_db, fetch_mode=fetch_mode),
+            track_peers=fetch_mode.track_peers,
+        )
+
+
+def _slot(param: Any, names: dict[str, str]) -> tuple[str, Any]:
+    if isinstance(param, str) and param in names:
+        return ("one", names[param])
+    if isinstance(param, list | tuple) and param and all(p in names for p in param):
+        return ("many", [names[p] for p in param])
+    if any(mark in str(param) for mark in names):
+        raise ValueError(f"a placeholder reaches the SQL transformed: {param!r}")
+    return ("constant", param)
+
+
+def _fill(kind: str, name: Any, values: dict[str, Any]) -> Any:
+    if kind == "one":
+        return str(values[name])
+    return [str(values[n]) for n in name]
+
+
+def _instances(compiled: _Compiled, fetched: list[Any], db: str, connection: Any) -> list[Any]:
+    """ModelIterable's row-to-instance loop, with everything it computes per query done
+    once at compile time."""
+    init_list, layout = compiled.init_list, compiled.layout
+    peers: list[Any] = []
+    objects = []
+    for fetched_row in fetched:
+        row = list(fetched_row)
+        for position, (converters, expression) in compiled.converters:
+            value = row[position]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            row[position] = value
+        obj = compiled.from_db(db, init_list, [row[i] if i >= 0 else DEFERRED for i in layout])
+        if compiled.track_peers:
+            peers.append(weak_ref(obj))
+            obj._state.peers = peers
+        for populator in compiled.related_populators:
+            populator.populate(row, obj)
+        for attr_name, position in compiled.annotation_col_map.items():
+            setattr(obj, attr_name, row[position])
+        objects.append(obj)
+    return objects
