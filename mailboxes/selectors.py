@@ -366,3 +366,41 @@ def webhook_delivery_get(*, subscription: WebhookSubscription, delivery_id: str)
     if delivery is None:
         raise not_found("webhook", "That webhook delivery does not exist in this account.")
     return delivery
+
+
+# --- The outbound worker's reads (one scan-and-deliver task per email) -----------------
+
+
+def _email_in_status(*, email_id: str, status: str) -> QuerySet[Email]:
+    return Email.objects.filter(pk=email_id, status=status)
+
+
+_EMAIL_IN_STATUS = CompiledQuery(_email_in_status, params=("email_id",))
+
+
+def email_in_status(*, email_id: str, status: EmailStatus) -> Email | None:
+    """The email, if it is still in ``status`` (unlocked): the worker's first read of each
+    email, precompiled (``status`` is part of the shape: a few, fixed)."""
+    found = _EMAIL_IN_STATUS.rows(email_id=email_id, status=str(status))
+    return found[0] if found else None
+
+
+def _sender_for_update(*, mailbox_id: str) -> QuerySet[Mailbox]:
+    return (
+        Mailbox.objects.select_for_update(no_key=True)
+        .select_related("account")
+        .filter(pk=mailbox_id)
+    )
+
+
+_SENDER_FOR_UPDATE = CompiledQuery(_sender_for_update, params=("mailbox_id",))
+
+
+def sender_locked(*, mailbox_id: str) -> Mailbox:
+    """The sending mailbox with its account, both rows locked FOR NO KEY UPDATE in one
+    statement (the caller's transaction keeps the locks), precompiled: every outbound
+    email's scan takes it. Raises Mailbox.DoesNotExist, as ``get`` would."""
+    found = _SENDER_FOR_UPDATE.rows(mailbox_id=mailbox_id)
+    if not found:
+        raise Mailbox.DoesNotExist(f"no mailbox {mailbox_id}")
+    return found[0]

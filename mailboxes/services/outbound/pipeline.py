@@ -30,6 +30,7 @@ from accounts.selectors import account_sending_stopped
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
+from mailboxes.selectors import email_in_status, sender_locked
 from mailboxes.services.attachment_safety import HEAD_BYTES
 from mailboxes.services.content_filter import AttachmentInfo, content_report
 from mailboxes.services.correspondents import correspondents_record
@@ -120,9 +121,7 @@ def _lock_sender(mailbox_id: str) -> Mailbox:
     and the foreign-key checks PostgreSQL runs at commit (rows referencing the mailbox or
     account) are then covered by locks this transaction already holds, so they cannot wait
     in a cycle with another writer."""
-    return (
-        Mailbox.objects.select_for_update(no_key=True).select_related("account").get(pk=mailbox_id)
-    )
+    return sender_locked(mailbox_id=mailbox_id)
 
 
 def _lock_mailboxes(mailbox_ids: set[str]) -> None:
@@ -217,7 +216,7 @@ def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
     when it became ``sending``, else None. With ``deliver_here`` it is returned claimed, and
     the caller delivers it next, in the same task (``email_deliver_claimed``), instead of a
     delivery task queued behind every other scan."""
-    email = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).first()
+    email = email_in_status(email_id=email_id, status=EmailStatus.PENDING_SCAN)
     if email is None:
         return None
     stored_size = email.size_bytes
