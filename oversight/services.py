@@ -19,13 +19,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.actors import Actor
 from accounts.codes import TypedCode, code_issue, code_redeem
 from accounts.models import CodePurpose, OneTimeCode
-from accounts.selectors import account_sending_stopped
 from accounts.services import audit_record, operator_email_send
 from mailboxes import lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
@@ -220,7 +220,12 @@ def _decide(
     )
     if mailbox is None:
         raise not_found("pending_email")
-    email = Email.objects.get(pk=email_id)
+    # The stop switch comes with the email, read as committed once the lock is held (one
+    # statement fewer than reading it apart): an approval racing a stop is held again at
+    # delivery.
+    email = Email.objects.annotate(account_sending_stopped=F("account__sending_stopped")).get(
+        pk=email_id
+    )
     email.account, email.mailbox = actor.account, mailbox
     if email.status not in policy.PENDING_STATUSES:
         raise _not_pending(email)
@@ -242,8 +247,7 @@ def _decide(
         if email.direction == Direction.OUTBOUND:
             # The mailbox may have been lowered to read_only since the email was held.
             policy.ensure_can_send(email.mailbox.oversight_mode)
-            # Read as committed now: an approval racing a stop is held again at delivery.
-            policy.ensure_not_stopped(stopped=account_sending_stopped(account_id=email.account_id))
+            policy.ensure_not_stopped(stopped=email.account_sending_stopped)
         new_status = policy.approved_status(email, now=now)
         result = (
             DecisionStatus.APPROVED_AND_SENT

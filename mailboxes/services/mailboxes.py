@@ -67,15 +67,31 @@ SENDER_FIELDS = {
 WEBHOOK_URL_FIELDS = ("webhook_url", "oversight_webhook_url")
 
 
-def mailbox_get(*, account: Account, mailbox_id: str, for_update: bool = False) -> Mailbox:
+def mailbox_get(
+    *,
+    account: Account,
+    mailbox_id: str,
+    for_update: bool = False,
+    with_subscription: bool = False,
+    annotations: Mapping[str, Any] | None = None,
+) -> Mailbox:
     """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found.
-    ``for_update`` locks the mailbox row and its account row."""
+    ``for_update`` locks the mailbox row and its account row; ``with_subscription`` (with
+    ``for_update``) reads the account's subscription in the same statement, unlocked, and
+    ``annotations`` are values the same statement computes: reads a caller would otherwise
+    make apart."""
     queryset = active_mailboxes(account=account).filter(pk=mailbox_id)
     if for_update:
         # The mailbox and its account in one statement, in the order every writer uses.
         # NO KEY UPDATE: it serializes writers of the mailbox, yet does not block the
         # foreign-key checks of rows that merely reference it (those would deadlock).
-        queryset = queryset.select_for_update(no_key=True).select_related("account")
+        # Only those two rows: the subscription is outer-joined, and read as committed.
+        queryset = queryset.select_for_update(no_key=True, of=("self", "account"))
+        queryset = queryset.select_related(
+            "account", *(["account__subscription"] if with_subscription else [])
+        )
+    if annotations:
+        queryset = queryset.annotate(**annotations)
     mailbox = queryset.first()
     if mailbox is None:
         raise not_found("mailbox")

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing.models import UsageDaily, UsageEventType
 from mailboxes.models import Direction, Email, EmailStatus, SpamVerdict, WebhookDelivery
@@ -273,3 +275,22 @@ def test_message_without_message_id_gets_one(owner: Tenant) -> None:
     assert email.message_id.startswith("<")
     assert email.message_id.endswith(">")
     assert email.markdown == "body"
+
+
+def test_the_mailboxes_and_their_stored_copies_are_one_statement(
+    owner: Tenant, other: Tenant
+) -> None:
+    """One SELECT finds the recipients' mailboxes (with their accounts) and whether each
+    stored the message already; a second delivery reads only the copies it returns."""
+    recipients = [other.mailbox.address, "nobody@nowhere.example", owner.mailbox.address]
+    raw = build_mime(to=", ".join(recipients), message_id="<one-read@example.org>")
+    with CaptureQueriesContext(connection) as first:
+        stored = inbound_receive(raw=raw, recipients=recipients, source="test")
+    assert [email.mailbox_id for email in stored] == [other.mailbox.pk, owner.mailbox.pk]
+    reads = [q["sql"] for q in first.captured_queries if q["sql"].startswith("SELECT")]
+    assert len([sql for sql in reads if 'FROM "mailboxes_mailbox"' in sql]) == 1
+    assert not [sql for sql in reads if sql.startswith('SELECT "mailboxes_email"')]
+    with CaptureQueriesContext(connection) as again:
+        copies = inbound_receive(raw=raw, recipients=recipients[::-1], source="test")
+    assert [email.pk for email in copies] == [email.pk for email in stored[::-1]]
+    assert len(again.captured_queries) == 3

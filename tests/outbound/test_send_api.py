@@ -9,11 +9,15 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import Account
 from accounts.plans import Plan, limits_for
-from mailboxes.models import Direction, Email, EmailStatus, Suppression
+from billing.models import Subscription
+from mailboxes.models import AccountSendCount, Direction, Email, EmailStatus, Suppression
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from multimail.ids import new_id
 from tests.conftest import Tenant, assert_error
@@ -288,3 +292,50 @@ def test_reply_without_a_sender_address(send: Callable[..., Any], owner: Tenant)
     original = _inbound(owner, from_address="undisclosed-recipients:;")
     url = f"/v1/mailboxes/{owner.mailbox.pk}/reply/{original.pk}"
     assert_error(send(url, payload={"markdown": "x"}), "validation_error", param="email_id")
+
+
+def _send_statements(sender: APIClient, owner: Tenant, capture: Any, **overrides: Any) -> Any:
+    """The statements of one send, the pipeline it enqueues left out."""
+    with capture(execute=False), CaptureQueriesContext(connection) as queries:
+        response = sender.post(
+            f"/v1/mailboxes/{owner.mailbox.pk}/send", body(**overrides), format="json"
+        )
+    return response, [q["sql"] for q in queries.captured_queries]
+
+
+def test_the_period_and_the_suppression_list_are_read_with_the_locks(
+    sender: APIClient, owner: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A send's quota period (the subscription, on paid plans) and its recipients'
+    suppression come with the locking statement: no statement of their own."""
+    period_start = timezone.now() - timedelta(days=3)
+    Subscription.objects.create(
+        account=owner.account,
+        plan="pro",
+        status="active",
+        interval="annual",
+        current_period_start=period_start,
+        current_period_end=period_start + timedelta(days=365),
+    )
+    Account.objects.filter(pk=owner.account.pk).update(plan="pro")
+    response, statements = _send_statements(sender, owner, django_capture_on_commit_callbacks)
+    assert response.status_code == 202, response.content
+    (lock,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql]
+    assert '"billing_subscription"' in lock
+    assert '"mailboxes_suppression"' in lock
+    assert not [
+        sql
+        for sql in statements
+        if sql is not lock and ('"billing_subscription"' in sql or '"mailboxes_suppression"' in sql)
+    ]
+    # The quota counts from the subscription's period, as current_period says.
+    assert AccountSendCount.objects.get(account=owner.account).since == period_start
+    Suppression.objects.create(
+        account=owner.account, email_address="gone@example.org", reason="hard_bounce"
+    )
+    refused, statements = _send_statements(
+        sender, owner, django_capture_on_commit_callbacks, to=["Gone@example.org"]
+    )
+    assert_error(refused, "recipient_suppressed", suppressed=["gone@example.org"])
+    # Only a refusal reads which recipients are suppressed.
+    assert len([sql for sql in statements if '"mailboxes_suppression"' in sql]) == 2

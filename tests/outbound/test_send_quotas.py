@@ -4,14 +4,16 @@ always equal to the count of the rows they stand for."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -19,17 +21,20 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
+from accounts.models import Account
 from accounts.plans import Plan, limits_for
 from billing.periods import current_period
-from mailboxes import lifecycle
+from mailboxes import lifecycle, quotas
 from mailboxes.models import (
     AccountSendCount,
     Email,
     EmailStatus,
     MailboxSendCount,
+    StorageUsage,
     Suppression,
 )
 from mailboxes.quotas import counted_sends
+from multimail.errors import ApiError
 from multimail.ids import new_id
 from tests.conftest import Tenant, assert_error
 from tests.outbound.conftest import body, sent_emails
@@ -89,7 +94,9 @@ def test_a_claim_is_one_statement(send: Callable[..., Any], owner: Tenant, tight
         assert send(subject="second").status_code == 202
     touching = [q["sql"] for q in queries if "mailboxes_accountsendcount" in q["sql"]]
     assert len(touching) == 1
-    assert touching[0].startswith("UPDATE")
+    # The counter's UPDATE, with the storage counter's in the same statement.
+    assert touching[0].startswith('WITH counted AS (UPDATE "mailboxes_accountsendcount"')
+    assert 'UPDATE "mailboxes_storageusage"' in touching[0]
     assert not any("COUNT(" in q["sql"] and "mailboxes_email" in q["sql"] for q in queries)
 
 
@@ -242,3 +249,66 @@ def test_the_counter_equals_the_rows(
             )
         counter = AccountSendCount.objects.filter(account=owner.account).first()
         assert (counter.used if counter else 0) == _rows(owner, since=start)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    counter=st.sampled_from(["missing", "this period", "last period"]),
+    used=st.integers(min_value=0, max_value=4),
+    stored=st.one_of(st.none(), st.integers(min_value=0, max_value=120)),
+    adding=st.integers(min_value=0, max_value=60),
+)
+def test_the_claims_in_one_statement_end_as_the_claims_apart(
+    owner: Tenant,
+    tight: int,
+    monkeypatch: pytest.MonkeyPatch,
+    counter: str,
+    used: int,
+    stored: int | None,
+    adding: int,
+) -> None:
+    """``_claims_together`` (the counter's and the storage's UPDATE in one statement) ends
+    every state where the UPDATEs made one by one end it: the same refusal or none, the
+    same counters, and never a statement more."""
+    limits = dataclasses.replace(quotas.limits_for(Plan.STARTER), max_storage_bytes=100)
+    monkeypatch.setattr(quotas, "limits_for", lambda plan: limits)
+    period = current_period(owner.account)
+    account = Account.objects.get(pk=owner.account.pk)
+
+    def claim(together: bool) -> tuple[Any, ...]:
+        with transaction.atomic():
+            AccountSendCount.objects.filter(account=account).delete()
+            StorageUsage.objects.filter(account=account).delete()
+            if counter != "missing":
+                since = period[0] if counter == "this period" else period[0] - timedelta(days=31)
+                AccountSendCount.objects.create(account=account, since=since, used=used)
+            if stored is not None:
+                StorageUsage.objects.create(account=account, used_bytes=stored)
+            refused = None
+            apart = mock.patch.object(quotas, "_claims_together", return_value=(None, None))
+            with (
+                contextlib.nullcontext() if together else apart,
+                CaptureQueriesContext(connection) as queries,
+            ):
+                try:
+                    quotas.send_limits_claim(
+                        account=account, mailbox=owner.mailbox, adding_bytes=adding, period=period
+                    )
+                except ApiError as error:
+                    refused = error.code
+            outcome = (
+                refused,
+                list(AccountSendCount.objects.filter(account=account).values("since", "used")),
+                list(StorageUsage.objects.filter(account=account).values("used_bytes")),
+                len(queries),
+            )
+            transaction.set_rollback(True)
+        return outcome
+
+    apart, together = claim(False), claim(True)
+    assert together[:3] == apart[:3]
+    assert together[3] <= apart[3]

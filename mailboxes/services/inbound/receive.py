@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.services import operator_email_send
@@ -87,8 +88,9 @@ def unsubscribe_address() -> str:
 
 def inbound_accepts(address: str) -> bool:
     """Whether this server takes mail for ``address``: a mailbox, or the unsubscribe address."""
-    return _normalize_address(address) == unsubscribe_address() or bool(
-        _active_mailbox_ids([address])
+    return (
+        _normalize_address(address) == unsubscribe_address()
+        or _active_mailboxes([address]).exists()
     )
 
 
@@ -148,32 +150,36 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
     )
 
 
-def _stored_copy(*, mailbox_id: str, message_id: str) -> Email | None:
+def _stored_copies(*, mailbox_id: str | OuterRef, message_id: str) -> QuerySet[Email]:
     return Email.objects.filter(
         mailbox_id=mailbox_id, direction=Direction.INBOUND, message_id=message_id[:998]
-    ).first()
+    )
 
 
-def _deliver_to_mailbox(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
-    """Store the message in one mailbox, once: a second delivery of the same Message-ID (a
-    retried webhook, the SMTP path) returns the first copy. No row lock: the unique
-    constraint on (mailbox, Message-ID) decides between concurrent deliveries, so deliveries
-    into one mailbox, and sends of its account, proceed side by side."""
-    existing = _stored_copy(mailbox_id=mailbox_id, message_id=parsed.message_id)
+def _deliver_to_mailbox(
+    *, mailbox: Mailbox, stored_copy_id: str | None, parsed: ParsedMessage, source: str
+) -> Email:
+    """Store the message in ``mailbox`` once (``stored_copy_id``: the copy found when the
+    mailbox was read): a second delivery of the same Message-ID (a retried webhook, the
+    SMTP path) returns the first copy. No row lock: the unique constraint on (mailbox,
+    Message-ID) decides between concurrent deliveries, so deliveries into one mailbox, and
+    sends of its account, proceed side by side."""
+    existing = None
+    if stored_copy_id is not None:
+        existing = Email.objects.filter(pk=stored_copy_id).first()
     if existing is None:
         try:
-            return _store(mailbox_id=mailbox_id, parsed=parsed, source=source)
+            return _store(mailbox=mailbox, parsed=parsed, source=source)
         except IntegrityError:  # a concurrent delivery of the same message stored it first
-            existing = _stored_copy(mailbox_id=mailbox_id, message_id=parsed.message_id)
+            existing = _stored_copies(mailbox_id=mailbox.pk, message_id=parsed.message_id).first()
             if existing is None:
                 raise
-    logger.info("inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox_id, existing.pk)
+    logger.info("inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox.pk, existing.pk)
     return existing
 
 
 @transaction.atomic
-def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
-    mailbox = Mailbox.objects.select_related("account").get(pk=mailbox_id)
+def _store(*, mailbox: Mailbox, parsed: ParsedMessage, source: str) -> Email:
     spam = spam_score(signals=_spam_signals(parsed))
     rules = mailbox_rules(mailbox)
     facts = (
@@ -281,15 +287,29 @@ def _store(*, mailbox_id: str, parsed: ParsedMessage, source: str) -> Email:
     return email
 
 
-def _active_mailbox_ids(recipients: list[str]) -> list[str]:
-    """The distinct active mailboxes among ``recipients``, in recipient order, in one query."""
-    addresses = [_normalize_address(address) for address in recipients]
-    found = dict(
-        Mailbox.objects.filter(
-            address__in={address for address in addresses if address}, is_active=True
-        ).values_list("address", "pk")
+def _active_mailboxes(recipients: list[str]) -> QuerySet[Mailbox]:
+    """The active mailboxes among ``recipients`` (the queryset, not yet read)."""
+    addresses = {_normalize_address(address) for address in recipients}
+    return Mailbox.objects.filter(address__in=addresses - {""}, is_active=True)
+
+
+def _recipient_mailboxes(
+    recipients: list[str], *, message_id: str
+) -> list[tuple[Mailbox, str | None]]:
+    """The distinct active mailboxes among ``recipients``, in recipient order, each with its
+    account and the id of the inbound email it already stored under ``message_id`` (None
+    when none): one statement finds the mailboxes, reads what storing needs of them and
+    deduplicates, rather than three."""
+    copies = _stored_copies(mailbox_id=OuterRef("pk"), message_id=message_id)
+    mailboxes = (
+        _active_mailboxes(recipients)
+        .select_related("account")
+        .annotate(stored_copy_id=Subquery(copies.values("pk")[:1]))
     )
-    return list(dict.fromkeys(found[address] for address in addresses if address in found))
+    found = {mailbox.address: (mailbox, mailbox.stored_copy_id) for mailbox in mailboxes}
+    addresses = [_normalize_address(address) for address in recipients]
+    distinct = {found[a][0].pk: found[a] for a in addresses if a in found}
+    return list(distinct.values())
 
 
 def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str) -> list[Email]:
@@ -304,8 +324,12 @@ def inbound_deliver(*, parsed: ParsedMessage, recipients: list[str], source: str
     if unsubscribe_address() in {_normalize_address(address) for address in recipients}:
         unsubscribe_by_mail(subject=parsed.subject)
     return [
-        _deliver_to_mailbox(mailbox_id=mailbox_id, parsed=parsed, source=source)
-        for mailbox_id in _active_mailbox_ids(recipients)
+        _deliver_to_mailbox(
+            mailbox=mailbox, stored_copy_id=stored_copy_id, parsed=parsed, source=source
+        )
+        for mailbox, stored_copy_id in _recipient_mailboxes(
+            recipients, message_id=parsed.message_id
+        )
     ]
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses, make_msgid
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.actors import Actor
@@ -112,6 +113,15 @@ def suppressed_recipients(account: Account, recipients: Sequence[str]) -> list[s
     )
 
 
+def _any_suppressed(recipients: Sequence[str]) -> Exists:
+    """Whether any of ``recipients`` is on the suppression list of the mailbox's account
+    (an annotation of the mailbox)."""
+    lowered = {address.lower() for address in recipients}
+    return Exists(
+        Suppression.objects.filter(account_id=OuterRef("account_id"), email_address__in=lowered)
+    )
+
+
 def email_accept(
     *,
     actor: Actor,
@@ -129,15 +139,21 @@ def email_accept(
 ) -> Accepted:
     """Store an outbound email (a send, or a reply when ``reply_to_email_id`` is given)."""
     attachment_bytes = _attachments_within_limit(attachments)
-    # Read before the row locks below, which serialize the account's sends: the quota period
-    # (a subscription query on paid plans) and, for a send, which recipients are suppressed.
-    # Neither needs the lock; the shorter the locked section, the more sends an account makes.
-    period = current_period(actor.account)
-    suppressed = [] if reply_to_email_id else suppressed_recipients(actor.account, [*to, *cc, *bcc])
+    # A send's recipients are suppressed (rarely): which of them is read only then.
+    annotations = {} if reply_to_email_id else {"any_suppressed": _any_suppressed([*to, *cc, *bcc])}
     with transaction.atomic():
         # The mailbox and account rows stay locked until commit: the quota counts and the
-        # insert below are one step, so concurrent sends cannot overshoot a limit.
-        mailbox = mailbox_get(account=actor.account, mailbox_id=mailbox_id, for_update=True)
+        # insert below are one step, so concurrent sends cannot overshoot a limit. The same
+        # statement reads, unlocked, what needs no lock: the account's subscription (its
+        # quota period on paid plans) and whether a send's recipients are suppressed. The
+        # fewer statements under the lock, the more sends an account makes.
+        mailbox = mailbox_get(
+            account=actor.account,
+            mailbox_id=mailbox_id,
+            for_update=True,
+            with_subscription=True,
+            annotations=annotations,
+        )
         now = timezone.now()
         replayed = _idempotent_replay(mailbox, idempotency_key, now=now)
         if replayed is not None:
@@ -145,6 +161,12 @@ def email_accept(
         _ensure_mailbox_can_send(mailbox, scheduled=send_at is not None)
         if reply_to_email_id is None:
             envelope = _Envelope(to=list(to), cc=list(cc), bcc=list(bcc), subject=subject)
+            any_suppressed: bool = mailbox.any_suppressed  # type: ignore[attr-defined]
+            suppressed = (
+                suppressed_recipients(mailbox.account, envelope.recipients)
+                if any_suppressed
+                else []
+            )
         else:
             envelope = _reply_envelope(mailbox, reply_to_email_id, cc=cc, bcc=bcc)
             # A reply's recipients come from the original, read only now.
@@ -164,7 +186,7 @@ def email_accept(
             account=mailbox.account,
             mailbox=mailbox,
             adding_bytes=body_bytes + attachment_bytes,
-            period=period,
+            period=current_period(mailbox.account),
         )
         email = _store(
             mailbox,
