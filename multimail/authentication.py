@@ -20,10 +20,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Model
+from django.db.models.base import ModelState
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -154,15 +159,31 @@ def _copy(key: ApiKey) -> ApiKey:
     """A request's own instances of the remembered rows: a view that changes one (the period
     start is advanced in place, a related row is cached on it) changes nothing for the next
     request. Mutable field values (the scopes list) are copied too."""
-    account = copy.copy(key.account)
-    account.__dict__ = {k: copy.copy(v) for k, v in account.__dict__.items() if k != "_state"}
-    account._state = copy.copy(key.account._state)
-    account._state.fields_cache = {}
-    mine = copy.copy(key)
-    mine.__dict__ = {k: copy.copy(v) for k, v in key.__dict__.items() if k != "_state"}
-    mine._state = copy.copy(key._state)
-    mine._state.fields_cache = {}
-    mine.account = account
+    mine = _own(key)
+    mine.account = _own(key.account)
+    return mine
+
+
+# Field values a view cannot change in place: shared between the copies, not copied.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, Decimal, UUID})
+
+
+def _own[M: Model](instance: M) -> M:
+    """What ``copy.copy`` of the model instance gives (its own state, no cached related
+    rows), with mutable values copied, built without the pickling round trip a model's
+    copy goes through: every remembered request makes two."""
+    cls = type(instance)
+    mine = cls.__new__(cls)
+    mine.__dict__ = {
+        name: value if type(value) in _IMMUTABLE else copy.copy(value)
+        for name, value in instance.__dict__.items()
+        if name != "_state"
+    }
+    state = ModelState.__new__(ModelState)
+    # As ModelState.__getstate__ leaves them: no weak references to peers.
+    state.__dict__ = {k: v for k, v in instance._state.__dict__.items() if k != "peers"}
+    state.fields_cache = {}
+    mine._state = state
     return mine
 
 
