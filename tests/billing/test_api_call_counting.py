@@ -129,7 +129,7 @@ def test_counted_in_the_round_trip_as_by_the_middleware_alone(
 def test_the_remembered_request_costs_one_round_trip(
     owner: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rate limit, version and API call in one pipeline; nothing of the cache after it."""
+    """Rate limit, version and API call in one command; nothing else of the cache."""
     if not isinstance(caches["default"], RedisCache):
         pytest.skip("needs the Redis cache")
     _, raw = key_for(owner.account, "read")
@@ -137,27 +137,18 @@ def test_the_remembered_request_costs_one_round_trip(
     with override_settings(API_PRINCIPAL_CACHE_SECONDS=600):
         for _ in range(3):  # loaded, confirmed, remembered
             assert client.get("/v1/account").status_code == 200
-        trips: list[int] = []
+        commands: list[tuple[Any, ...]] = []
         redis_client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-        pipeline = redis_client.pipeline
+        execute = redis_client.execute_command
 
-        def counting_pipeline(*args: Any, **kwargs: Any) -> Any:
-            pipe = pipeline(*args, **kwargs)
-            execute = pipe.execute
+        def recorded(*args: Any, **options: Any) -> Any:
+            commands.append(args)
+            return execute(*args, **options)
 
-            def counted_execute(*a: Any, **k: Any) -> Any:
-                trips.append(len(pipe.command_stack))
-                return execute(*a, **k)
-
-            pipe.execute = counted_execute
-            return pipe
-
-        monkeypatch.setattr(redis_client, "pipeline", counting_pipeline)
-        monkeypatch.setattr(redis_client, "get", lambda *a, **k: pytest.fail("a second trip"))
+        monkeypatch.setattr(redis_client, "execute_command", recorded)
         assert client.get("/v1/account").status_code == 200
-    # SET NX + INCRBY for the rate limit, GET for the version, SET NX + INCRBY + SET NX for
-    # the API call.
-    assert trips == [6]
+    # The rate limit's counter, the API calls' counter and its flag, then the version.
+    assert [(c[0], c[2]) for c in commands] == [("EVALSHA", 5)]
 
 
 def test_a_request_refused_after_the_count_is_taken_back(owner: Tenant) -> None:
