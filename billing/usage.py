@@ -8,10 +8,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
 from django.utils import timezone
+from rest_framework.request import Request
 
-from accounts.models import Account
+from accounts.models import Account, ApiKey
 from billing.models import UsageDaily, UsageEventType
-from multimail.cache import counter_add
+from multimail.cache import Counted, Counter, counters_add
+from multimail.exceptions import is_api_path
 
 # Pending API-call counts stay in the cache at most this long; flushes read the last days.
 _API_CALLS_TTL_SECONDS = 3 * 24 * 3600
@@ -42,19 +44,41 @@ def _api_calls_key(account_id: str, day: date) -> str:
     return f"usage:api_calls:{account_id}:{day.isoformat()}"
 
 
+def _api_calls_counter(account_id: str) -> Counter:
+    return Counter(
+        _api_calls_key(account_id, timezone.now().date()),
+        ttl=_API_CALLS_TTL_SECONDS,
+        flag=(f"usage:api_calls:flushed:{account_id}", settings.BILLING_API_CALLS_FLUSH_SECONDS),
+    )
+
+
 def api_call_count(*, account: Account) -> None:
     """Count one authenticated API call: a cache increment per request, and a write to
     UsageDaily at most once per BILLING_API_CALLS_FLUSH_SECONDS per account, so counting
     never costs a database write per request."""
-    pending, new_minute = counter_add(
-        _api_calls_key(account.pk, timezone.now().date()),
-        ttl=_API_CALLS_TTL_SECONDS,
-        flag=(f"usage:api_calls:flushed:{account.pk}", settings.BILLING_API_CALLS_FLUSH_SECONDS),
-    )
-    # A new minute starts: write what accumulated. A lone call (pending == 1) waits for the
-    # next flush or usage read, so an account's first call costs no database write.
-    if new_minute and pending > 1:
+    (counted,), _ = counters_add([_api_calls_counter(account.pk)])
+    api_call_counted(account=account, counted=counted)
+
+
+def api_call_counted(*, account: Account, counted: Counted) -> None:
+    """After the increment (``api_call_count``'s, or authentication's, which makes it in its
+    own round trip): a new minute starts, write what accumulated. A lone call (pending == 1)
+    waits for the next flush or usage read, so an account's first call costs no database
+    write."""
+    if counted.flagged and counted.value > 1:
         api_calls_flush(account=account)
+
+
+def api_call_counter(request: Request, key: ApiKey) -> Counter | None:
+    """The count of an API request that authentication makes in the round trip checking its
+    remembered key (multimail.authentication.api_call_counter_set), so billing adds no trip
+    of its own; the request is counted whatever the view answers, as ApiCallUsageMiddleware
+    counts the others. A view that reports API calls (``reports_api_calls``) is counted
+    after it answers, as before: its answer leaves out the call that asks."""
+    view = (request.parser_context or {}).get("view")
+    if not is_api_path(request._request) or getattr(view, "reports_api_calls", False):
+        return None
+    return _api_calls_counter(key.account_id)
 
 
 def api_calls_flush(*, account: Account) -> None:

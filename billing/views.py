@@ -205,6 +205,8 @@ class StripeWebhookView(PublicView):
 
 class UsageView(APIView):
     required_scopes = {"GET": "read"}
+    # Its answer counts API calls: its own is counted after it answers (billing.usage).
+    reports_api_calls = True
 
     @extend_schema(
         operation_id="usage",

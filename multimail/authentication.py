@@ -6,18 +6,29 @@ while its account's version (accounts.principals) is the one it was loaded under
 version is read in the round trip that counts the request against the key's rate limit,
 so checking it costs no extra trip. The services that write the account or its keys
 replace the version, and the next request in every process loads the rows again.
+
+The same round trip carries the request's count in its account's API calls, which billing
+keeps (``api_call_counter_set``): a remembered principal's request costs one trip to the
+cache for all three.
 """
 
 from __future__ import annotations
 
 import copy
 import hmac
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Model
+from django.db.models.base import ModelState
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -26,8 +37,11 @@ from accounts.actors import Actor
 from accounts.models import AccountState, ApiKey
 from accounts.principals import principal_version_key
 from accounts.services import KEY_PREFIX, LOOKUP_PREFIX_LENGTH, api_key_touch, hash_key
+from multimail.cache import Counted, Counter, counter_add, counters_add
 from multimail.errors import ApiError
 from multimail.ratelimit import Hit, hit_and_read
+
+logger = logging.getLogger("multimail.api")
 
 RATE_WINDOW_SECONDS = 60
 
@@ -55,6 +69,9 @@ class ApiPrincipal:
     # The request's count against the key's rate limit, when authentication already made
     # it (the remembered-principal check); the throttle then uses it instead of counting.
     counted: Hit | None = None
+    # The request's count in its account's API calls, when authentication made it in the
+    # same round trip (``api_call_counter_set``); billing then only finishes it.
+    api_call: Counted | None = None
 
     is_authenticated = True
     is_anonymous = False
@@ -142,16 +159,45 @@ def _copy(key: ApiKey) -> ApiKey:
     """A request's own instances of the remembered rows: a view that changes one (the period
     start is advanced in place, a related row is cached on it) changes nothing for the next
     request. Mutable field values (the scopes list) are copied too."""
-    account = copy.copy(key.account)
-    account.__dict__ = {k: copy.copy(v) for k, v in account.__dict__.items() if k != "_state"}
-    account._state = copy.copy(key.account._state)
-    account._state.fields_cache = {}
-    mine = copy.copy(key)
-    mine.__dict__ = {k: copy.copy(v) for k, v in key.__dict__.items() if k != "_state"}
-    mine._state = copy.copy(key._state)
-    mine._state.fields_cache = {}
-    mine.account = account
+    mine = _own(key)
+    mine.account = _own(key.account)
     return mine
+
+
+# Field values a view cannot change in place: shared between the copies, not copied.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, Decimal, UUID})
+
+
+def _own[M: Model](instance: M) -> M:
+    """What ``copy.copy`` of the model instance gives (its own state, no cached related
+    rows), with mutable values copied, built without the pickling round trip a model's
+    copy goes through: every remembered request makes two."""
+    cls = type(instance)
+    mine = cls.__new__(cls)
+    mine.__dict__ = {
+        name: value if type(value) in _IMMUTABLE else copy.copy(value)
+        for name, value in instance.__dict__.items()
+        if name != "_state"
+    }
+    state = ModelState.__new__(ModelState)
+    # As ModelState.__getstate__ leaves them: no weak references to peers.
+    state.__dict__ = {k: v for k, v in instance._state.__dict__.items() if k != "peers"}
+    state.fields_cache = {}
+    mine._state = state
+    return mine
+
+
+# Which counter, if any, counts a request in its account's API calls (billing sets it): the
+# request and its remembered key in, the counter out (None: not counted before the view).
+ApiCallCounter = Callable[[Request, ApiKey], Counter | None]
+_api_call_counter: ApiCallCounter | None = None
+
+
+def api_call_counter_set(counter: ApiCallCounter) -> None:
+    """Count API calls in the round trip that checks a remembered principal's version
+    (billing calls this once, from its app's ``ready``)."""
+    global _api_call_counter
+    _api_call_counter = counter
 
 
 def _remembered_principal(request: Request, raw: str) -> ApiPrincipal:
@@ -166,24 +212,64 @@ def _remembered_principal(request: Request, raw: str) -> ApiPrincipal:
         _remember(digest, key, _UNCONFIRMED)
         return ApiPrincipal(key)
     version_key = principal_version_key(remembered.key.account_id)
+    api_call = _api_call_counter_for(request, remembered.key)
+    also = [api_call] if api_call is not None else []
     counted: Hit | None = None
     if _counts_the_request(request):
         budget = api_key_budget(remembered.key.pk, str(request.method))
-        counted, version = hit_and_read(
-            budget.bucket, limit=budget.limit, window_seconds=RATE_WINDOW_SECONDS, read=version_key
+        counted, version, added = hit_and_read(
+            budget.bucket,
+            limit=budget.limit,
+            window_seconds=RATE_WINDOW_SECONDS,
+            read=version_key,
+            also=also,
         )
+    elif also:
+        added, version = counters_add(also, read=version_key)
     else:
-        version = cache.get(version_key)
+        added, version = [], cache.get(version_key)
+    api_called = added[0] if added else None
     # No version yet (None: the account was not written since versions expire) matches a
     # principal loaded under none: it is at most API_PRINCIPAL_CACHE_SECONDS old, and a
     # version lives far longer, so it cannot have come and gone since.
     if version == remembered.version:
-        return ApiPrincipal(_copy(remembered.key), counted)
+        return ApiPrincipal(_copy(remembered.key), counted, api_called)
     # Changed since (or never confirmed): the rows again, read after the version, so a
     # change that commits meanwhile replaces the version again and is seen next time.
-    key = _api_key_lookup(raw, digest)
+    try:
+        key = _api_key_lookup(raw, digest)
+    except BaseException:
+        _api_call_uncount(api_called)
+        raise
     _remember(digest, key, version)
-    return ApiPrincipal(key, counted)
+    return ApiPrincipal(key, counted, api_called)
+
+
+def _api_call_counter_for(request: Request, key: ApiKey) -> Counter | None:
+    """The API-call counter to add in the version's round trip. Only for a key usable as
+    remembered: a request refused with it is not an API call, and the rare one refused
+    after all (the version changed, and the rows read again refuse it) is taken back."""
+    if _api_call_counter is None:
+        return None
+    try:
+        api_key_ensure_usable(key)
+    except ApiError:
+        return None
+    return _api_call_counter(request, key)
+
+
+def _api_call_uncount(counted: Counted | None) -> None:
+    """Take back a request's API call counted in the version's round trip, when the request
+    turned out not to be authenticated: it is then no API call, as if never counted."""
+    if counted is None:
+        return
+    counter = counted.counter
+    try:
+        counter_add(counter.key, -counter.amount, ttl=counter.ttl)
+        if counted.flagged and counter.flag is not None:
+            cache.delete(counter.flag[0])
+    except Exception:  # cache backends raise their own errors; the refusal goes on
+        logger.warning("api_call_uncount_failed key=%s", counter.key)
 
 
 def _counts_the_request(request: Request) -> bool:
@@ -226,9 +312,13 @@ class ApiKeyAuthentication(BaseAuthentication):
             return ApiPrincipal(key), key
         principal = _remembered_principal(request, raw)
         key = principal.api_key
-        api_key_ensure_usable(key)
-        touched = key.last_used_at
-        api_key_touch(api_key=key)
+        try:
+            api_key_ensure_usable(key)
+            touched = key.last_used_at
+            api_key_touch(api_key=key)
+        except BaseException:
+            _api_call_uncount(principal.api_call)
+            raise
         if key.last_used_at != touched:  # refreshed: remember it, or every request would
             remembered = _remembered.get(key.key_hash)
             if remembered is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from rest_framework.request import Request
 
-from multimail.cache import counter_add, counter_add_and_read
+from multimail.cache import Counted, Counter, counter_add, counters_add
 
 
 def client_ip(request: HttpRequest | Request) -> str:
@@ -41,14 +42,17 @@ def hit(bucket: str, *, limit: int, window_seconds: int, cost: int = 1) -> Hit:
     return _hit(count, limit=limit, window_start=window_start, window_seconds=window_seconds)
 
 
-def hit_and_read(bucket: str, *, limit: int, window_seconds: int, read: str) -> tuple[Hit, Any]:
-    """``hit``, and the cache value of ``read`` in the same round trip."""
+def hit_and_read(
+    bucket: str, *, limit: int, window_seconds: int, read: str, also: Sequence[Counter] = ()
+) -> tuple[Hit, Any, list[Counted]]:
+    """``hit``, the cache value of ``read`` and the additions to the counters ``also``, in
+    the same round trip."""
     now = int(_now())
     window_start = now - now % window_seconds
-    count, value = counter_add_and_read(
-        f"rl:{bucket}:{window_start}", ttl=window_seconds + 5, read=read
-    )
-    return _hit(count, limit=limit, window_start=window_start, window_seconds=window_seconds), value
+    counter = Counter(f"rl:{bucket}:{window_start}", ttl=window_seconds + 5)
+    (counted, *others), value = counters_add([counter, *also], read=read)
+    hit = _hit(counted.value, limit=limit, window_start=window_start, window_seconds=window_seconds)
+    return hit, value, others
 
 
 def _hit(count: int, *, limit: int, window_start: int, window_seconds: int) -> Hit:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
 from django.core.cache import cache
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from accounts.actors import Actor
@@ -217,3 +219,65 @@ def test_an_account_without_a_version_is_remembered_too(owner: Tenant) -> None:
     assert _key_queries(client) == (200, 0)
     _elsewhere(lambda: _rename(owner.account))
     assert client.get("/v1/account").json()["name"] == "Renamed"
+
+
+def _copy_by_pickling(key: ApiKey) -> ApiKey:
+    """How a request's copies were made before (copy.copy, then each value copied)."""
+    import copy
+
+    account = copy.copy(key.account)
+    account.__dict__ = {k: copy.copy(v) for k, v in account.__dict__.items() if k != "_state"}
+    account._state = copy.copy(key.account._state)
+    account._state.fields_cache = {}
+    mine = copy.copy(key)
+    mine.__dict__ = {k: copy.copy(v) for k, v in key.__dict__.items() if k != "_state"}
+    mine._state = copy.copy(key._state)
+    mine._state.fields_cache = {}
+    mine.account = account
+    return mine
+
+
+def _shape(instance: Any) -> tuple[Any, ...]:
+    # (A pickled model carries the Django version it was pickled with: not a field.)
+    values = {k: v for k, v in instance.__dict__.items() if k not in ("_state", "_django_version")}
+    state = {k: v for k, v in instance._state.__dict__.items() if k != "fields_cache"}
+    return type(instance), values, state, set(instance._state.fields_cache)
+
+
+@pytest.mark.django_db(transaction=False)
+@hypothesis.settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture],
+)
+@hypothesis.given(
+    scopes=st.lists(st.sampled_from(["read", "send", "admin", "oversight"]), max_size=4),
+    name=st.text(max_size=20),
+    used=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+    stopped=st.booleans(),
+    expiry=st.integers(min_value=0, max_value=10_000),
+)
+def test_copies_are_what_copying_by_pickling_gave(
+    owner: Tenant, scopes: list[str], name: str, used: Any, stopped: bool, expiry: int
+) -> None:
+    """The copies are built without pickling: the same values, state and related rows, and
+    nothing mutable shared with the remembered rows."""
+    from multimail import authentication
+
+    key, _ = key_for(owner.account, "read")
+    remembered = ApiKey.objects.select_related("account").get(pk=key.pk)
+    remembered.scopes, remembered.name, remembered.last_used_at = scopes, name, used
+    remembered.account.sending_stopped = stopped
+    remembered.account.approval_expiry_hours = expiry
+    for mine, theirs in [
+        (authentication._copy(remembered), _copy_by_pickling(remembered)) for _ in range(2)
+    ]:
+        assert _shape(mine) == _shape(theirs)
+        assert _shape(mine.account) == _shape(theirs.account)
+        assert mine.account is not remembered.account
+        assert mine.scopes == remembered.scopes
+        assert mine.scopes is not remembered.scopes
+        mine.scopes.append("changed")
+        mine.account.name = "changed"
+        assert "changed" not in remembered.scopes
+        assert remembered.account.name != "changed"
