@@ -116,7 +116,9 @@ def _flag(windows: Sequence[Window]) -> str:
 
 
 def _seconds(ms: float) -> str:
-    return f"{ms / 1000:.1f} s"
+    """A pipeline latency: seconds, or milliseconds below one (a drained pipeline's hand-off
+    takes tens of ms, which one decimal of a second would show as 0.0 s)."""
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 def render(rows: Sequence[Measured | PipelineRow], cpu: dict[str, Cpu], *, baseline: str) -> str:
