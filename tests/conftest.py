@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,6 +55,22 @@ def make_tenant(slug: str, *, plan: str = "starter", mode: str = "autonomous") -
         account=account, address=f"agent@{slug}.multimail.localhost", oversight_mode=mode
     )
     return Tenant(account=account, operator=operator, mailbox=mailbox)
+
+
+def on_annual_pro(account: Account, *, period_start: datetime) -> None:
+    """Put ``account`` on an active annual Pro subscription whose period began at
+    ``period_start``: its quotas then count from there, not from its creation."""
+    from billing.models import Subscription
+
+    Subscription.objects.create(
+        account=account,
+        plan="pro",
+        status="active",
+        interval="annual",
+        current_period_start=period_start,
+        current_period_end=period_start + timedelta(days=365),
+    )
+    Account.objects.filter(pk=account.pk).update(plan="pro")
 
 
 @pytest.fixture(autouse=True)

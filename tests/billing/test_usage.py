@@ -12,13 +12,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import Account
 from accounts.plans import DOMAIN_PLANS, PAID_PLANS, PLANS, limits_for
-from billing.models import Subscription, UsageDaily, UsageEventType
+from billing.models import UsageDaily, UsageEventType
 from billing.periods import current_period, monthly_window
 from billing.selectors import billing_overview
 from billing.usage import api_call_count, api_calls_flush, usage_record
 from mailboxes.quotas import WARMUP_DAILY_CAPS
 from multimail.epoch import epoch_ms
-from tests.conftest import assert_error, client_for, key_for
+from tests.conftest import assert_error, client_for, key_for, on_annual_pro
 
 pytestmark = pytest.mark.django_db
 
@@ -152,15 +152,7 @@ def test_starter_period_advances_lazily_by_whole_months(owner: Any) -> None:
 
 def test_paid_period_follows_the_subscription(owner: Any) -> None:
     period_start = timezone.now() - timedelta(days=3)
-    Subscription.objects.create(
-        account=owner.account,
-        plan="pro",
-        status="active",
-        interval="annual",
-        current_period_start=period_start,
-        current_period_end=period_start + timedelta(days=365),
-    )
-    Account.objects.filter(pk=owner.account.pk).update(plan="pro")
+    on_annual_pro(owner.account, period_start=period_start)
     account = Account.objects.get(pk=owner.account.pk)
     start, end = current_period(account)
     assert start == period_start

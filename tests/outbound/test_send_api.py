@@ -14,13 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import Account
 from accounts.plans import Plan, limits_for
-from billing.models import Subscription
 from mailboxes.models import AccountSendCount, Direction, Email, EmailStatus, Suppression
 from mailboxes.quotas import storage_reconcile, storage_used_bytes
 from multimail.ids import new_id
-from tests.conftest import Tenant, assert_error
+from tests.conftest import Tenant, assert_error, on_annual_pro
 from tests.outbound.conftest import attachment, body, sent_emails
 
 pytestmark = pytest.mark.django_db
@@ -309,15 +307,7 @@ def test_the_period_and_the_suppression_list_are_read_with_the_locks(
     """A send's quota period (the subscription, on paid plans) and its recipients'
     suppression come with the locking statement: no statement of their own."""
     period_start = timezone.now() - timedelta(days=3)
-    Subscription.objects.create(
-        account=owner.account,
-        plan="pro",
-        status="active",
-        interval="annual",
-        current_period_start=period_start,
-        current_period_end=period_start + timedelta(days=365),
-    )
-    Account.objects.filter(pk=owner.account.pk).update(plan="pro")
+    on_annual_pro(owner.account, period_start=period_start)
     response, statements = _send_statements(sender, owner, django_capture_on_commit_callbacks)
     assert response.status_code == 202, response.content
     (lock,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql]
