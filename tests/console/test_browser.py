@@ -94,6 +94,15 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
 
 
+def pane_settled(page) -> None:
+    """Wait until htmx has no request, swap or settle under way: the console marks the
+    list's rows and moves the focus once a swap settles (htmx's settle delay), which a
+    wait for the swapped-in element alone does not cover."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def test_sign_in_by_emailed_code(page, owner):
     mail.outbox.clear()
     page.goto("/console/mailboxes")
@@ -138,16 +147,20 @@ def test_approve_and_reject_from_the_queue(page, live_server, owner):
     assert "cursor" in (row_in.get_attribute("class") or "")
     page.keyboard.press("a")
     page.wait_for_selector(f"#queue-pane #email-{inbound.pk}")
+    pane_settled(page)
     assert Email.objects.get(pk=inbound.pk).status == EmailStatus.PENDING_INBOUND_APPROVAL
     page.keyboard.press("a")
     page.wait_for_selector(f"#pane-outcome[data-decided='{inbound.pk}']")
+    pane_settled(page)
     assert page.locator("#pending-badge").inner_text() == "1"
     page.wait_for_selector(f"#queue-pane #email-{outbound.pk}")
+    pane_settled(page)
     # r focuses the reason; Enter rejects.
     page.keyboard.press("r")
     page.keyboard.type("Not to this client")
     page.keyboard.press("Enter")
     page.wait_for_selector(f"#pane-outcome[data-decided='{outbound.pk}']")
+    pane_settled(page)
     assert "Rejected" in page.locator("#pane-outcome").inner_text()
     assert page.locator("#pending-badge").inner_text() == "0"
     shot(page, "queue-decided")
@@ -431,6 +444,7 @@ def test_a_banner_shows_while_the_account_cannot_send(page, live_server, owner):
     shot(page, "sending-banner")
     page.locator(f"#email-{email.pk}").get_by_role("button", name="Approve").click()
     page.wait_for_selector(f"#pane-outcome[data-decided='{email.pk}']")
+    pane_settled(page)
     outcome = page.locator("#pane-outcome").inner_text()
     assert "Approved, but sending is disabled for this account: complaint rate too high" in outcome
     shot(page, "sending-banner-decided")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import email.policy
 from email.headerregistry import HeaderRegistry
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailboxes.services.outbound.headers import (
@@ -40,12 +41,20 @@ def _fresh() -> HeaderRegistry:
 
 @settings(max_examples=300, deadline=None)
 @given(name=st.sampled_from(NAMES), value=values)
+@example(name="MIME-Version", value="\u00b2")  # found by the generator: int() refuses it
 def test_a_kept_header_folds_as_a_fresh_one(name: str, value: str) -> None:
     kept = outbound_header_registry()
+    try:
+        fresh = _fresh()(name, value)
+    except Exception as error:  # noqa: BLE001 (whatever it is, the kept one must match)
+        # A value the email package cannot parse at all (a MIME-Version of digits that
+        # are not ASCII): the kept registry refuses it the same way, and keeps nothing.
+        with pytest.raises(type(error)):
+            kept(name, value)
+        return
     first = kept(name, value)
     again = kept(name, value)
     assert again is first  # kept, not parsed again
-    fresh = _fresh()(name, value)
     for policy in POLICIES:
         expected = fresh.fold(policy=policy)
         # Folded twice, under each policy in turn: folding never changes the kept object.
