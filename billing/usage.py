@@ -71,7 +71,7 @@ def api_call_counted(*, account: Account, counted: Counted) -> None:
 
 def api_call_counter(request: Request, key: ApiKey) -> Counter | None:
     """The count of an API request that authentication makes in the round trip checking its
-    remembered key (multimail.authentication.api_call_counter_set), so billing adds no trip
+    remembered key (settings.API_CALL_COUNTER names this function), so billing adds no trip
     of its own; the request is counted whatever the view answers, as ApiCallUsageMiddleware
     counts the others. A view that reports API calls (``reports_api_calls``) is counted
     after it answers, as before: its answer leaves out the call that asks."""

@@ -8,7 +8,7 @@ so checking it costs no extra trip. The services that write the account or its k
 replace the version, and the next request in every process loads the rows again.
 
 The same round trip carries the request's count in its account's API calls, which billing
-keeps (``api_call_counter_set``): a remembered principal's request costs one trip to the
+keeps (``settings.API_CALL_COUNTER``): a remembered principal's request costs one trip to the
 cache for all three.
 """
 
@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Model
 from django.db.models.base import ModelState
+from django.utils.module_loading import import_string
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -70,7 +71,7 @@ class ApiPrincipal:
     # it (the remembered-principal check); the throttle then uses it instead of counting.
     counted: Hit | None = None
     # The request's count in its account's API calls, when authentication made it in the
-    # same round trip (``api_call_counter_set``); billing then only finishes it.
+    # same round trip (``settings.API_CALL_COUNTER``); billing then only finishes it.
     api_call: Counted | None = None
 
     is_authenticated = True
@@ -187,17 +188,17 @@ def _own[M: Model](instance: M) -> M:
     return mine
 
 
-# Which counter, if any, counts a request in its account's API calls (billing sets it): the
-# request and its remembered key in, the counter out (None: not counted before the view).
+# Which counter, if any, counts a request in its account's API calls: the request and its
+# remembered key in, the counter out (None: not counted before the view).
 ApiCallCounter = Callable[[Request, ApiKey], Counter | None]
-_api_call_counter: ApiCallCounter | None = None
 
 
-def api_call_counter_set(counter: ApiCallCounter) -> None:
-    """Count API calls in the round trip that checks a remembered principal's version
-    (billing calls this once, from its app's ``ready``)."""
-    global _api_call_counter
-    _api_call_counter = counter
+def _api_call_counter() -> ApiCallCounter | None:
+    """The counter ``settings.API_CALL_COUNTER`` names (billing's), counted in the round
+    trip that checks a remembered principal's version; none when it is empty. Named in
+    settings, as middleware is, because billing sits above this layer."""
+    path = settings.API_CALL_COUNTER
+    return import_string(path) if path else None  # type: ignore[no-any-return]
 
 
 def _remembered_principal(request: Request, raw: str) -> ApiPrincipal:
@@ -249,13 +250,14 @@ def _api_call_counter_for(request: Request, key: ApiKey) -> Counter | None:
     """The API-call counter to add in the version's round trip. Only for a key usable as
     remembered: a request refused with it is not an API call, and the rare one refused
     after all (the version changed, and the rows read again refuse it) is taken back."""
-    if _api_call_counter is None:
+    counter = _api_call_counter()
+    if counter is None:
         return None
     try:
         api_key_ensure_usable(key)
     except ApiError:
         return None
-    return _api_call_counter(request, key)
+    return counter(request, key)
 
 
 def _api_call_uncount(counted: Counted | None) -> None:

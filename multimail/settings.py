@@ -292,6 +292,9 @@ API_RATE_LIMIT_SEND_PER_MINUTE = env_int("API_RATE_LIMIT_SEND_PER_MINUTE", 600)
 # rows are reloaded at least this often anyway. 0 reads the key from the database on every
 # request. Must stay below accounts.principals.VERSION_TTL_SECONDS.
 API_PRINCIPAL_CACHE_SECONDS = env_int("API_PRINCIPAL_CACHE_SECONDS", 600)
+# Counts each remembered principal's request in its account's API calls, in the round trip
+# that checks the principal's version (multimail.authentication); "" counts after the view.
+API_CALL_COUNTER = "billing.usage.api_call_counter"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # A key still claimed this long after its request started belongs to a process that died
 # mid-request: the same request may then claim it again. Well above any request's length.

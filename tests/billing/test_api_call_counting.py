@@ -6,7 +6,7 @@ ApiCallUsageMiddleware counted every call after the view, as it still does witho
 remembered principal. Generated request sequences (successes, refusals by the view, by the
 scope check, by the rate limit, wrong keys, a key revoked and restored, a minute passing)
 leave the same answers, the same counters in the cache and the same UsageDaily rows as
-with the middleware counting them all (no counter set in authentication: the old way).
+with the middleware counting them all (API_CALL_COUNTER empty: the old way).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache, caches
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
@@ -110,15 +111,13 @@ def test_counted_in_the_round_trip_as_by_the_middleware_alone(
     # One rate window for the whole test: both runs see the same budget.
     monkeypatch.setattr(ratelimit, "_now", lambda: 1_800_000_000.0)
     key, raw = key_for(owner.account, "read")
-    counter = authentication._api_call_counter
     runs = []
     for in_the_round_trip in (False, True):
         _fresh(key)
-        monkeypatch.setattr(
-            authentication, "_api_call_counter", counter if in_the_round_trip else None
-        )
         with override_settings(
-            API_PRINCIPAL_CACHE_SECONDS=600, API_RATE_LIMIT_READ_PER_MINUTE=READ_BUDGET
+            API_PRINCIPAL_CACHE_SECONDS=600,
+            API_RATE_LIMIT_READ_PER_MINUTE=READ_BUDGET,
+            API_CALL_COUNTER=django_settings.API_CALL_COUNTER if in_the_round_trip else "",
         ):
             # Loaded, then confirmed: the sequence starts with the principal remembered.
             runs.append(_run(owner, key, raw, ["account", "account", *operations]))
