@@ -16,6 +16,7 @@ from mailboxes.services.attachment_safety import attachment_name_normalize
 from multimail.addresses import AddressField
 from multimail.epoch import epoch_ms
 from multimail.header_fields import HeaderTextField
+from multimail.serializers import CopiedFieldsMixin
 
 MAX_MARKDOWN_BYTES = 256 * 1024
 MAX_RECIPIENTS = 50
@@ -183,7 +184,7 @@ def _recipients(required: bool) -> serializers.ListField:
     )
 
 
-class _BodyMixin(serializers.Serializer):
+class _BodyMixin(CopiedFieldsMixin, serializers.Serializer):
     markdown = serializers.CharField(max_length=MAX_MARKDOWN_BYTES, trim_whitespace=False)
     cc = _recipients(False)
     bcc = _recipients(False)
@@ -229,7 +230,7 @@ class IdempotentReplaySerializer(serializers.Serializer):
     thread_id = serializers.CharField()
 
 
-class ContentEditSerializer(serializers.Serializer):
+class ContentEditSerializer(CopiedFieldsMixin, serializers.Serializer):
     """Corrections to an email's recipients and content, every field optional but at least
     one sent (the schema says so with minProperties): the agent's schedule edit and the
     operator's edit-then-approve take the same fields with the same rules."""

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from mailboxes.models import GateTiming, OversightMode, SpamVerdict
 from mailboxes.serializers_outbound import ContentEditSerializer
 from mailboxes.serializers_reading import OversightDecisionSerializer
+from multimail.serializers import CopiedFieldsMixin
 from oversight.facts import DecisionFacts
 from oversight.services import MAX_BATCH, Action, DecisionStatus
 
@@ -130,7 +131,7 @@ class EditsSerializer(ContentEditSerializer):
     fields of an agent's schedule edit, with the same rules."""
 
 
-class DecideRequestSerializer(serializers.Serializer[Any]):
+class DecideRequestSerializer(CopiedFieldsMixin, serializers.Serializer[Any]):
     email_id = serializers.CharField(max_length=64, required=False)
     email_ids = serializers.ListField(
         child=serializers.CharField(max_length=64),
