@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.db.models import Exists, Model
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -303,3 +304,15 @@ def test_a_datetime_the_backend_transforms_runs_as_the_orm(owner: Tenant) -> Non
     since = timezone.now() - timedelta(days=1)
     assert _ids(on_or_after.rows(since=since)) == _ids(list(on_or_after.queryset(since=since)))
     assert list(on_or_after._cache.values()) == [None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_lock_is_refused_outside_a_transaction() -> None:
+    """As the compiler refuses it on each call: the lock would end with the statement."""
+    locking = CompiledQuery(
+        lambda *, pk: Mailbox.objects.select_for_update().filter(pk=pk), params=("pk",)
+    )
+    with transaction.atomic():
+        assert locking.rows(pk="00NOSUCHMAILBOX") == []
+    with pytest.raises(TransactionManagementError):
+        locking.rows(pk="00NOSUCHMAILBOX")
