@@ -5,12 +5,12 @@ the suppression list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
@@ -404,3 +404,80 @@ def sender_locked(*, mailbox_id: str) -> Mailbox:
     if not found:
         raise Mailbox.DoesNotExist(f"no mailbox {mailbox_id}")
     return found[0]
+
+
+# --- The send's reads (every accepted send takes both) ----------------------------------
+
+
+def _mailbox_locked(
+    *,
+    account_id: str,
+    mailbox_id: str,
+    with_subscription: bool,
+    suppressed_among: Collection[str] | None,
+) -> QuerySet[Mailbox]:
+    # NO KEY UPDATE: it serializes writers of the mailbox, yet does not block the
+    # foreign-key checks of rows that merely reference it (those would deadlock). Only the
+    # mailbox and account rows: the subscription is outer-joined, and read as committed.
+    queryset = (
+        active_mailboxes(account=account_id)
+        .filter(pk=mailbox_id)
+        .select_for_update(no_key=True, of=("self", "account"))
+        .select_related("account", *(["account__subscription"] if with_subscription else []))
+    )
+    if suppressed_among is not None:
+        queryset = queryset.annotate(
+            any_suppressed=Exists(
+                Suppression.objects.filter(
+                    account_id=OuterRef("account_id"), email_address__any_of=suppressed_among
+                )
+            )
+        )
+    return queryset[:1]  # as ``.first()`` sends it (the model's ordering, one row)
+
+
+_MAILBOX_LOCKED = CompiledQuery(
+    _mailbox_locked, params=("account_id", "mailbox_id"), arrays=("suppressed_among",)
+)
+
+
+def mailbox_locked(
+    *,
+    account_id: str,
+    mailbox_id: str,
+    with_subscription: bool = False,
+    suppressed_among: Collection[str] | None = None,
+) -> Mailbox | None:
+    """The active mailbox of the account, its row and the account's locked FOR NO KEY
+    UPDATE in one statement (the caller's transaction keeps the locks), in the order every
+    writer takes them; None when there is none. ``with_subscription`` reads the account's
+    subscription in the same statement; ``suppressed_among`` (lowercased addresses) adds
+    ``any_suppressed``: whether any of them is on the account's suppression list.
+    Precompiled: every send and every change of a mailbox takes it."""
+    found = _MAILBOX_LOCKED.rows(
+        account_id=account_id,
+        mailbox_id=mailbox_id,
+        with_subscription=with_subscription,
+        suppressed_among=suppressed_among,
+    )
+    return found[0] if found else None
+
+
+def _recent_send(*, mailbox_id: str, content_hash: str, since: datetime) -> QuerySet[Email]:
+    # The id only: the row itself (bodies included) is of no use to the duplicate check.
+    return counted_sends(
+        mailbox_id=mailbox_id, content_hash=content_hash, received_at__gte=since
+    ).only("pk")[:1]
+
+
+_RECENT_SEND = CompiledQuery(
+    _recent_send, params=("mailbox_id", "content_hash"), datetimes=("since",)
+)
+
+
+def recent_send_id(*, mailbox_id: str, content_hash: str, since: datetime) -> str | None:
+    """The newest outbound email of the mailbox with this content hash received at or
+    after ``since`` (aware), not refused before leaving (rejected or cancelled mail never
+    left): the duplicate check's read, precompiled."""
+    found = _RECENT_SEND.rows(mailbox_id=mailbox_id, content_hash=content_hash, since=since)
+    return found[0].pk if found else None

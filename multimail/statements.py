@@ -15,12 +15,20 @@ parameters unchanged (ids, exact matches, ``__any_of``); compiling refuses a sha
 one is transformed (a LIKE pattern, a date) instead of silently baking it in. Arguments
 that change the SQL itself (a LIMIT, which filters apply) are shape arguments: each
 distinct combination compiles once, so they must come from a small set.
+
+Two more kinds of placeholder ride on what the database driver adapts itself: an *array*
+(a collection of strings of any length, for ``__any_of``, which PostgreSQL receives as one
+``= ANY(%s)`` parameter) and a *datetime* (aware, compared with a DateTimeField, which
+PostgreSQL's backend passes to the driver as it is). A backend that spells them otherwise
+(SQLite writes one ``%s`` per element of an array and formats a datetime as text) makes
+the SQL depend on the value: that shape is not compiled, and runs as the ORM's queryset.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from weakref import ref as weak_ref
@@ -29,17 +37,22 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.base import DEFERRED
 from django.db.models.query import ModelIterable, get_related_populators
+from django.db.transaction import TransactionManagementError
 
 # A placeholder's value: unique, so that it cannot be mistaken for a constant of the shape.
 _MARK = "\x1fcompiled-query:{}\x1f"
+# A datetime placeholder's value: recognised among the parameters by identity (the n-th
+# declared datetime gets the n-th microsecond of year 1, a date no shape holds anyway).
+_DATETIME_MARK = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     alias: str
     sql: str
-    # One entry per SQL parameter: a constant, a placeholder's name (str) or a list of
-    # names (an array parameter such as ``__any_of``).
+    # One entry per SQL parameter, as (kind, value): a constant, a placeholder's name
+    # ("one", "array", "datetime") or a list of names ("many": an ``__any_of`` list of
+    # placeholders).
     slots: tuple[tuple[str, Any], ...]
     init_list: list[str]
     # Per concrete field of the model, its column in the row, or -1 when deferred: what
@@ -50,18 +63,34 @@ class _Compiled:
     annotation_col_map: dict[str, int]
     from_db: Callable[..., Any]
     track_peers: bool
+    # SELECT ... FOR UPDATE: refused outside a transaction, as the compiler refuses it.
+    locks: bool
 
 
 class CompiledQuery[M: Model]:
     """``build(**values)`` returns the queryset; ``params`` names the arguments that are
-    SQL parameters (strings: ids and exact values), every other argument is part of the
-    shape (hashable). A parameter passed as None is part of the shape too: the builder
-    leaves its condition out."""
+    SQL parameters (strings: ids and exact values), ``arrays`` those that are collections
+    of strings passed as one array (``__any_of``), ``datetimes`` those that are aware
+    datetimes; every other argument is part of the shape (hashable). A parameter passed
+    as None is part of the shape too: the builder leaves its condition out."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *, params: Sequence[str]) -> None:
+    def __init__(
+        self,
+        build: Callable[..., QuerySet[M]],
+        *,
+        params: Sequence[str],
+        arrays: Sequence[str] = (),
+        datetimes: Sequence[str] = (),
+    ) -> None:
         self._build = build
-        self._params = tuple(params)
-        self._cache: dict[Hashable, _Compiled] = {}
+        self._params = (*params, *arrays, *datetimes)
+        self._arrays = frozenset(arrays)
+        self._datetimes = {
+            name: _DATETIME_MARK + timedelta(microseconds=index + 1)
+            for index, name in enumerate(datetimes)
+        }
+        # None: a shape this backend cannot compile (see the module's docstring).
+        self._cache: dict[Hashable, _Compiled | None] = {}
 
     def queryset(self, **values: Any) -> QuerySet[M]:
         """The ORM's queryset for these values: what ``rows`` must return."""
@@ -73,14 +102,23 @@ class CompiledQuery[M: Model]:
         marked = frozenset(k for k in self._params if values.get(k) is not None)
         shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
         key = (using, shape)
-        compiled = self._cache.get(key)
-        if compiled is None:
+        if key in self._cache:
+            compiled = self._cache[key]
+        else:
             compiled = self._cache[key] = self._compile(using, dict(shape), marked)
+        if compiled is None:
+            queryset = self._build(**values)
+            return list(queryset if using is None else queryset.using(using))
         params = [
             value if kind == "constant" else _fill(kind, value, values)
             for kind, value in compiled.slots
         ]
         connection = connections[compiled.alias]
+        if compiled.locks and connection.get_autocommit():
+            # The row locks would end with the statement.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
@@ -88,9 +126,13 @@ class CompiledQuery[M: Model]:
 
     def _compile(
         self, using: str | None, shape: dict[str, Any], marked: frozenset[str]
-    ) -> _Compiled:
-        marks = {name: _MARK.format(name) for name in marked}
-        queryset = self._build(**shape, **marks)
+    ) -> _Compiled | None:
+        marks = {
+            name: self._datetimes[name] if name in self._datetimes else _MARK.format(name)
+            for name in marked
+        }
+        built = {name: [mark] if name in self._arrays else mark for name, mark in marks.items()}
+        queryset = self._build(**shape, **built)
         if using is not None:
             queryset = queryset.using(using)
         alias = queryset.db
@@ -102,9 +144,18 @@ class CompiledQuery[M: Model]:
             raise ValueError("CompiledQuery does not prefetch or set known related objects")
         compiler = queryset.query.get_compiler(using=alias)
         sql, sql_params = compiler.as_sql()
-        names = {mark: name for name, mark in marks.items()}
-        slots = tuple(_slot(param, names) for param in sql_params)
-        used = {n for kind, v in slots if kind != "constant" for n in ([v] if kind == "one" else v)}
+        names = {mark: name for name, mark in marks.items() if isinstance(mark, str)}
+        dates = {id(mark): name for name, mark in marks.items() if isinstance(mark, datetime)}
+        slots = tuple(_slot(param, names, dates, self._arrays) for param in sql_params)
+        used = {
+            n for kind, v in slots if kind != "constant" for n in (v if kind == "many" else [v])
+        }
+        # An array spelled one parameter per element, a datetime the backend formatted:
+        # the SQL holds the value itself, so this backend runs the queryset instead.
+        if any(kind == "one" and v in self._arrays for kind, v in slots) or (
+            set(self._datetimes) & marked - used
+        ):
+            return None
         if used != marked:
             missing = ", ".join(sorted(marked - used))
             raise ValueError(f"placeholders not passed to the SQL unchanged: {missing}")
@@ -129,12 +180,25 @@ class CompiledQuery[M: Model]:
             annotation_col_map=dict(compiler.annotation_col_map or {}),
             from_db=partial(queryset.model.from_db, fetch_mode=fetch_mode),
             track_peers=fetch_mode.track_peers,
+            locks=queryset.query.select_for_update
+            and connections[alias].features.has_select_for_update,
         )
 
 
-def _slot(param: Any, names: dict[str, str]) -> tuple[str, Any]:
+def _slot(
+    param: Any, names: dict[str, str], dates: dict[int, str], arrays: frozenset[str]
+) -> tuple[str, Any]:
     if isinstance(param, str) and param in names:
         return ("one", names[param])
+    if isinstance(param, datetime) and id(param) in dates:
+        return ("datetime", dates[id(param)])
+    if (
+        isinstance(param, list | tuple)
+        and len(param) == 1
+        and isinstance(param[0], str)
+        and names.get(param[0]) in arrays
+    ):
+        return ("array", names[param[0]])
     if isinstance(param, list | tuple) and param and all(p in names for p in param):
         return ("many", [names[p] for p in param])
     if any(mark in str(param) for mark in names):
@@ -145,6 +209,15 @@ def _slot(param: Any, names: dict[str, str]) -> tuple[str, Any]:
 def _fill(kind: str, name: Any, values: dict[str, Any]) -> Any:
     if kind == "one":
         return str(values[name])
+    if kind == "array":
+        return [str(value) for value in values[name]]
+    if kind == "datetime":
+        value = values[name]
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            # The ORM would make a naive one aware in the current time zone; the driver
+            # would not: refused rather than compared at another instant.
+            raise ValueError(f"{name} must be an aware datetime, not {value!r}")
+        return value
     return [str(values[n]) for n in name]
 
 

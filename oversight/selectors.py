@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, F, Max, QuerySet
 
 from accounts.models import Account
 from accounts.selectors import admin_actions_awaiting
-from mailboxes.models import Email
+from mailboxes.models import Email, Mailbox
 from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate
+from multimail.statements import CompiledQuery
 from oversight.facts import FACTS_RELATED
 from oversight.filters import QueueFilter
 from oversight.models import ApprovalLink, OperatorNotification
@@ -159,3 +160,47 @@ def undelivered_notifications(*, email_ids: list[str]) -> dict[str, list[Operato
     for notification in rows:
         found.setdefault(notification.email_id, []).append(notification)
     return found
+
+
+# --- A decision's reads (under its transaction) ------------------------------------------
+
+
+def _decision_mailbox(*, account_id: str, email_id: str) -> QuerySet[Mailbox]:
+    # NO KEY UPDATE, as every writer of the mailbox row takes it: decisions still queue,
+    # but mail stored into the mailbox meanwhile (whose foreign-key check needs KEY SHARE on
+    # this row) is not held up behind them. The mailbox is found through the email in the
+    # locking statement itself.
+    of_email = Email.objects.filter(account_id=account_id, pk=email_id).values("mailbox_id")
+    return Mailbox.objects.select_for_update(no_key=True).filter(pk__in=of_email)[:1]
+
+
+_DECISION_MAILBOX = CompiledQuery(_decision_mailbox, params=("account_id", "email_id"))
+
+
+def decision_mailbox_locked(*, account_id: str, email_id: str) -> Mailbox | None:
+    """The mailbox of the account's email ``email_id``, its row locked FOR NO KEY UPDATE
+    (the caller's transaction keeps the lock); None when the account has no such email.
+    Precompiled: every decision takes it."""
+    found = _DECISION_MAILBOX.rows(account_id=account_id, email_id=email_id)
+    return found[0] if found else None
+
+
+def _decision_email(*, email_id: str) -> QuerySet[Email]:
+    # As ``get`` sends it, less its LIMIT: a primary key matches one row at most.
+    return (
+        Email.objects.annotate(account_sending_stopped=F("account__sending_stopped"))
+        .filter(pk=email_id)
+        .order_by()
+    )
+
+
+_DECISION_EMAIL = CompiledQuery(_decision_email, params=("email_id",))
+
+
+def decision_email(*, email_id: str) -> Email:
+    """The email with its account's stop switch (``account_sending_stopped``), read as
+    committed in one statement, precompiled. Raises Email.DoesNotExist, as ``get`` would."""
+    found = _DECISION_EMAIL.rows(email_id=email_id)
+    if not found:
+        raise Email.DoesNotExist(f"no email {email_id}")
+    return found[0]

@@ -19,7 +19,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -37,7 +36,7 @@ from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
 from oversight.models import ApprovalLink
-from oversight.selectors import approval_link_find
+from oversight.selectors import approval_link_find, decision_email, decision_mailbox_locked
 
 UPGRADE_CODE_TTL = timedelta(hours=24)
 UPGRADE_REQUESTS_PER_HOUR = 3
@@ -208,24 +207,15 @@ def _decide(
     # delivery the winner hands off on commit (which skips locked rows) finds it free.
     # The mailbox is found through the email in the locking statement itself, and the email
     # is read only once the lock is held: one read of each row, never a stale one.
-    # NO KEY UPDATE, as every writer of the mailbox row takes it: decisions still queue, but
-    # mail stored into the mailbox meanwhile (whose foreign-key check needs KEY SHARE on this
-    # row) is not held up behind them.
-    mailbox = (
-        Mailbox.objects.select_for_update(no_key=True)
-        .filter(
-            pk__in=Email.objects.filter(account=actor.account, pk=email_id).values("mailbox_id")
-        )
-        .first()
-    )
+    # NO KEY UPDATE (oversight.selectors): decisions still queue, but mail stored into the
+    # mailbox meanwhile is not held up behind them.
+    mailbox = decision_mailbox_locked(account_id=actor.account.pk, email_id=email_id)
     if mailbox is None:
         raise not_found("pending_email")
     # The stop switch comes with the email, read as committed once the lock is held (one
     # statement fewer than reading it apart): an approval racing a stop is held again at
     # delivery.
-    email = Email.objects.annotate(account_sending_stopped=F("account__sending_stopped")).get(
-        pk=email_id
-    )
+    email = decision_email(email_id=email_id)
     email.account, email.mailbox = actor.account, mailbox
     if email.status not in policy.PENDING_STATUSES:
         raise _not_pending(email)
@@ -247,7 +237,8 @@ def _decide(
         if email.direction == Direction.OUTBOUND:
             # The mailbox may have been lowered to read_only since the email was held.
             policy.ensure_can_send(email.mailbox.oversight_mode)
-            policy.ensure_not_stopped(stopped=email.account_sending_stopped)
+            stopped: bool = email.account_sending_stopped  # type: ignore[attr-defined]
+            policy.ensure_not_stopped(stopped=stopped)
         new_status = policy.approved_status(email, now=now)
         result = (
             DecisionStatus.APPROVED_AND_SENT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from mailboxes.models import (
     Mailbox,
     OversightMode,
 )
-from mailboxes.selectors import active_mailboxes
+from mailboxes.selectors import active_mailboxes, mailbox_locked
 from mailboxes.services.netguard import UnsafeTarget, url_vet
 from multimail.errors import ApiError, not_found
 from oversight.policy import is_upgrade
@@ -73,26 +73,23 @@ def mailbox_get(
     mailbox_id: str,
     for_update: bool = False,
     with_subscription: bool = False,
-    annotations: Mapping[str, Any] | None = None,
+    suppressed_among: Collection[str] | None = None,
 ) -> Mailbox:
     """An active mailbox of ``account``; deleted mailboxes and other tenants' are not_found.
-    ``for_update`` locks the mailbox row and its account row; ``with_subscription`` (with
-    ``for_update``) reads the account's subscription in the same statement, unlocked, and
-    ``annotations`` are values the same statement computes: reads a caller would otherwise
-    make apart."""
-    queryset = active_mailboxes(account=account).filter(pk=mailbox_id)
+    ``for_update`` locks the mailbox row and its account row; with it, ``with_subscription``
+    reads the account's subscription in the same statement, unlocked, and
+    ``suppressed_among`` has it say whether any of those addresses is suppressed
+    (``any_suppressed``): reads a caller would otherwise make apart (see
+    selectors.mailbox_locked)."""
     if for_update:
-        # The mailbox and its account in one statement, in the order every writer uses.
-        # NO KEY UPDATE: it serializes writers of the mailbox, yet does not block the
-        # foreign-key checks of rows that merely reference it (those would deadlock).
-        # Only those two rows: the subscription is outer-joined, and read as committed.
-        queryset = queryset.select_for_update(no_key=True, of=("self", "account"))
-        queryset = queryset.select_related(
-            "account", *(["account__subscription"] if with_subscription else [])
+        mailbox = mailbox_locked(
+            account_id=account.pk,
+            mailbox_id=mailbox_id,
+            with_subscription=with_subscription,
+            suppressed_among=suppressed_among,
         )
-    if annotations:
-        queryset = queryset.annotate(**annotations)
-    mailbox = queryset.first()
+    else:
+        mailbox = active_mailboxes(account=account).filter(pk=mailbox_id).first()
     if mailbox is None:
         raise not_found("mailbox")
     return mailbox

@@ -9,11 +9,13 @@ to the ORM querysets they replaced, over generated mail: several accounts and ma
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from django.db.models import Exists, Model
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -226,3 +228,91 @@ def test_the_compiled_sql_is_the_orms(owner: Tenant) -> None:
     with CaptureQueriesContext(connection) as orm:
         list(selectors._OWNED_PAGE.queryset(**values))
     assert compiled[0]["sql"] == orm[0]["sql"]
+
+
+def _ids(emails: list[Email]) -> list[str]:
+    return [email.pk for email in emails]
+
+
+def test_an_array_placeholder_takes_any_number_of_values(owner: Tenant, other: Tenant) -> None:
+    """One statement for every length of the array (PostgreSQL's ``= ANY(%s)``), each
+    answer the ORM's."""
+    in_mailboxes = CompiledQuery(
+        lambda *, mailbox_ids: Email.objects.filter(mailbox_id__any_of=mailbox_ids),
+        params=(),
+        arrays=("mailbox_ids",),
+    )
+    mailboxes = _mailboxes(owner, other)
+    for index, mailbox in enumerate(mailboxes):
+        for _ in range(index):
+            make_email(mailbox)
+    ids = [mailbox.pk for mailbox in mailboxes]
+    for chosen in ([], ids[:1], ids[1:3], {*ids, "00NOSUCHMAILBOX"}):
+        assert _ids(in_mailboxes.rows(mailbox_ids=chosen)) == _ids(
+            list(in_mailboxes.queryset(mailbox_ids=chosen))
+        )
+    assert len(in_mailboxes._cache) == 1
+    assert None not in in_mailboxes._cache.values()
+
+
+def test_an_array_the_backend_spells_per_element_runs_as_the_orm(owner: Tenant) -> None:
+    """``__in`` writes one ``%s`` per value, as SQLite does for ``__any_of``: the SQL
+    depends on the length, so the shape is not compiled, and answers as the ORM does."""
+    in_ids = CompiledQuery(
+        lambda *, ids: Email.objects.filter(pk__in=ids), params=(), arrays=("ids",)
+    )
+    made = [make_email(owner.mailbox) for _ in range(3)]
+    for chosen in (_ids(made[:1]), _ids(made)):
+        assert _ids(in_ids.rows(ids=chosen)) == _ids(list(in_ids.queryset(ids=chosen)))
+    assert list(in_ids._cache.values()) == [None]
+
+
+def test_a_datetime_placeholder_is_the_same_instant(owner: Tenant) -> None:
+    """Compared as the ORM compares it, to the microsecond, in whatever zone it comes;
+    a naive one is refused (the ORM would read it in the current zone, the driver not)."""
+    since_query = CompiledQuery(
+        lambda *, since: Email.objects.filter(received_at__gte=since).only("pk"),
+        params=(),
+        datetimes=("since",),
+    )
+    now = timezone.now()
+    made = [
+        make_email(owner.mailbox, received_at=now - timedelta(microseconds=offset))
+        for offset in (0, 1, 2)
+    ]
+    assert made
+    for offset in (0, 1, 2, 3):
+        for zone in (UTC, timezone.get_fixed_timezone(-300)):
+            since = (now - timedelta(microseconds=offset)).astimezone(zone)
+            assert _ids(since_query.rows(since=since)) == _ids(
+                list(since_query.queryset(since=since))
+            )
+    assert None not in since_query._cache.values()
+    with pytest.raises(ValueError, match="aware"):
+        since_query.rows(since=now.replace(tzinfo=None))
+
+
+def test_a_datetime_the_backend_transforms_runs_as_the_orm(owner: Tenant) -> None:
+    """A datetime compared with a date is turned into one before it reaches the SQL: it is
+    not the placeholder any more, so the shape runs as the ORM's queryset."""
+    on_or_after = CompiledQuery(
+        lambda *, since: Email.objects.filter(received_at__date__gte=since),
+        params=(),
+        datetimes=("since",),
+    )
+    make_email(owner.mailbox)
+    since = timezone.now() - timedelta(days=1)
+    assert _ids(on_or_after.rows(since=since)) == _ids(list(on_or_after.queryset(since=since)))
+    assert list(on_or_after._cache.values()) == [None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_lock_is_refused_outside_a_transaction() -> None:
+    """As the compiler refuses it on each call: the lock would end with the statement."""
+    locking = CompiledQuery(
+        lambda *, pk: Mailbox.objects.select_for_update().filter(pk=pk), params=("pk",)
+    )
+    with transaction.atomic():
+        assert locking.rows(pk="00NOSUCHMAILBOX") == []
+    with pytest.raises(TransactionManagementError):
+        locking.rows(pk="00NOSUCHMAILBOX")

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses, make_msgid
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.actors import Actor
@@ -25,6 +24,7 @@ from billing.periods import current_period
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Attachment, Direction, Email, EmailStatus, Mailbox, Suppression
 from mailboxes.quotas import send_limits_claim
+from mailboxes.selectors import recent_send_id
 from mailboxes.services.mailboxes import mailbox_get
 from multimail.errors import ApiError, not_found
 from multimail.ids import new_id
@@ -35,8 +35,6 @@ logger = logging.getLogger("multimail.outbound")
 MAX_ATTACHMENTS_BYTES = 10 * 1024 * 1024
 DUPLICATE_WINDOW = timedelta(seconds=60)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-# Counted against neither the duplicate check nor the quotas: they never left.
-_REFUSED = (EmailStatus.REJECTED, EmailStatus.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +111,6 @@ def suppressed_recipients(account: Account, recipients: Sequence[str]) -> list[s
     )
 
 
-def _any_suppressed(recipients: Sequence[str]) -> Exists:
-    """Whether any of ``recipients`` is on the suppression list of the mailbox's account
-    (an annotation of the mailbox)."""
-    lowered = {address.lower() for address in recipients}
-    return Exists(
-        Suppression.objects.filter(account_id=OuterRef("account_id"), email_address__in=lowered)
-    )
-
-
 def email_accept(
     *,
     actor: Actor,
@@ -140,7 +129,9 @@ def email_accept(
     """Store an outbound email (a send, or a reply when ``reply_to_email_id`` is given)."""
     attachment_bytes = _attachments_within_limit(attachments)
     # A send's recipients are suppressed (rarely): which of them is read only then.
-    annotations = {} if reply_to_email_id else {"any_suppressed": _any_suppressed([*to, *cc, *bcc])}
+    suppressed_among = (
+        None if reply_to_email_id else {address.lower() for address in [*to, *cc, *bcc]}
+    )
     with transaction.atomic():
         # The mailbox and account rows stay locked until commit: the quota counts and the
         # insert below are one step, so concurrent sends cannot overshoot a limit. The same
@@ -152,7 +143,7 @@ def email_accept(
             mailbox_id=mailbox_id,
             for_update=True,
             with_subscription=True,
-            annotations=annotations,
+            suppressed_among=suppressed_among,
         )
         now = timezone.now()
         replayed = _idempotent_replay(mailbox, idempotency_key, now=now)
@@ -294,17 +285,8 @@ def _ensure_not_suppressed(suppressed: list[str]) -> None:
 
 def _ensure_not_duplicate(mailbox: Mailbox, digest: str, *, now: datetime) -> None:
     """No identical email left this mailbox in the last 60 seconds (without a key)."""
-    # Only the id: the row itself (bodies included) is of no use here.
-    duplicate_id = (
-        Email.objects.filter(
-            mailbox=mailbox,
-            direction=Direction.OUTBOUND,
-            content_hash=digest,
-            received_at__gte=now - DUPLICATE_WINDOW,
-        )
-        .exclude(status__in=_REFUSED)
-        .values_list("pk", flat=True)
-        .first()
+    duplicate_id = recent_send_id(
+        mailbox_id=mailbox.pk, content_hash=digest, since=now - DUPLICATE_WINDOW
     )
     if duplicate_id is not None:
         raise ApiError(
