@@ -40,6 +40,7 @@ from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
 from mailboxes.versions import email_version_read
+from multimail.statements import CompiledUpdate
 from oversight.policy import (
     STOPPED_HOLD_REASON,
     Outcome,
@@ -166,6 +167,14 @@ SCANNED_FIELDS = (
 )
 
 
+# The scan's compare-and-set (email_process), compiled once per process: it runs once per
+# outbound email.
+_SCANNED = CompiledUpdate(
+    lambda email_id: Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN),
+    params=("email_id",),
+)
+
+
 def content_scan(email: Email) -> str | None:
     """Render the email's markdown into its html and text parts, score it for spam and run
     the content filter (on the instance, not yet saved: SCANNED_FIELDS); returns the
@@ -226,8 +235,8 @@ def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
         mailbox = _lock_sender(email.mailbox_id)
         # The scan's UPDATE is the email's row lock and its compare-and-set: an email that
         # left pending_scan meanwhile (cancelled, a second task) matches no row.
-        scanned = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).update(
-            **{name: getattr(email, name) for name in SCANNED_FIELDS}
+        scanned = _SCANNED.update(
+            {name: getattr(email, name) for name in SCANNED_FIELDS}, email_id=email_id
         )
         if not scanned:
             return None
