@@ -222,8 +222,9 @@ class CompiledUpdate[M: Model]:
     """``build(**values)`` returns the queryset whose ``update(**fields)`` this runs. As in
     CompiledQuery, ``params`` name the arguments that are SQL parameters (ids and exact
     values, and here dates and datetimes too), every other argument is part of the shape,
-    and a parameter passed as None is part of the shape (the builder leaves its condition
-    out). Which fields are set, and any expression set, are part of the shape as well."""
+    and a parameter passed as None is part of the shape (the builder gets the None: it
+    leaves its condition out, or compares IS NULL). Which fields are set, and any
+    expression set, are part of the shape as well."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *, params: Sequence[str]) -> None:
         self._build = build

@@ -1,11 +1,12 @@
 """The precompiled UPDATEs (multimail.statements.CompiledUpdate) do what the ORM does.
 
-The scan's compare-and-set, every move of a loaded email (to sending with the delivery
-claim, to sent under it, ...) and the daily usage counter run SQL compiled once per
-process. Over generated mail and values (every status, a claim that matches or not, SET
-values that are None, datetimes, JSON, an F() expression), each statement is the very one
-the ORM sends, updates the same rows and leaves every row as the ORM's update leaves it.
-Shapes it cannot compile soundly are refused rather than compiled with a value baked in.
+The scan's compare-and-set, a delivery's claim, every move of a loaded email (to sending
+with the delivery claim, to sent under it, ...) and the daily usage counter run SQL
+compiled once per process. Over generated mail and values (every status, a claim that
+matches or not, SET values that are None, datetimes, JSON, an F() expression), each
+statement is the very one the ORM sends, updates the same rows and leaves every row as
+the ORM's update leaves it. Shapes it cannot compile soundly are refused rather than
+compiled with a value baked in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from billing.models import UsageDaily, UsageEventType
 from billing.usage import _USAGE_ROW
 from mailboxes.lifecycle import _LOADED_MOVE
 from mailboxes.models import Attachment, Direction, Email, EmailStatus
-from mailboxes.services.outbound.pipeline import _SCANNED
+from mailboxes.services.outbound.pipeline import _CLAIMED, _SCANNED
 from multimail.statements import CompiledUpdate
 from tests.conftest import Tenant
 from tests.core.test_compiled_queries import _mailboxes
@@ -154,6 +155,41 @@ def test_the_scans_compare_and_set_is_the_orms(
         ]
         for email in made:
             _both(_SCANNED, Email, fields, email_id=email.pk)
+        transaction.set_rollback(True)
+
+
+@_HYPOTHESIS
+@given(
+    emails=st.lists(
+        st.tuples(st.sampled_from(EmailStatus.values), st.sampled_from(["none", "same", "other"])),
+        min_size=1,
+        max_size=5,
+    ),
+    previous=st.sampled_from(["none", "same", "other"]),
+    now=_times,
+)
+def test_a_deliverys_claim_is_the_orms(
+    owner: Tenant, emails: list[Any], previous: str, now: datetime
+) -> None:
+    claims = {"none": None, "same": _CLAIM, "other": _CLAIM - timedelta(minutes=5)}
+    with transaction.atomic():
+        made = [
+            make_email(
+                owner.mailbox,
+                direction=Direction.OUTBOUND,
+                status=status,
+                delivery_claimed_at=claims[claim],
+            )
+            for status, claim in emails
+        ]
+        for email in made:
+            _both(
+                _CLAIMED,
+                Email,
+                {"delivery_claimed_at": now},
+                email_id=email.pk,
+                previous=claims[previous],
+            )
         transaction.set_rollback(True)
 
 

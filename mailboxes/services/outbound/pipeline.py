@@ -383,6 +383,17 @@ def _claim_lease() -> timedelta:
 IN_FLIGHT_WAIT = timedelta(seconds=30)
 
 
+# The claim's compare-and-set (_delivery_claim): the sending email still under the claim it
+# was read with (none, or one whose lease ran out). It runs once per delivery task, so it
+# is compiled once per process.
+_CLAIMED = CompiledUpdate(
+    lambda email_id, previous: Email.objects.filter(
+        pk=email_id, status=EmailStatus.SENDING, delivery_claimed_at=previous
+    ),
+    params=("email_id", "previous"),
+)
+
+
 def _delivery_claim(email_id: str) -> Email | None:
     """Claim a ``sending`` email for this delivery; None when there is nothing to send (it
     moved on, another delivery has it, it may not leave: failed or held instead)."""
@@ -410,9 +421,9 @@ def _delivery_claim(email_id: str) -> Email | None:
         if account_sending_stopped(account_id=email.account_id, lock=True):
             lifecycle.email_hold(email=email, reason=STOPPED_HOLD_REASON)
             return None
-        claimed = Email.objects.filter(
-            pk=email_id, status=EmailStatus.SENDING, delivery_claimed_at=previous
-        ).update(delivery_claimed_at=now)
+        claimed = _CLAIMED.update(
+            {"delivery_claimed_at": now}, email_id=email_id, previous=previous
+        )
     if not claimed:
         return None
     email.delivery_claimed_at = now
