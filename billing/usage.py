@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,6 +15,7 @@ from accounts.models import Account, ApiKey
 from billing.models import UsageDaily, UsageEventType
 from multimail.cache import Counted, Counter, counters_add
 from multimail.exceptions import is_api_path
+from multimail.statements import CompiledUpdate
 
 # Pending API-call counts stay in the cache at most this long; flushes read the last days.
 _API_CALLS_TTL_SECONDS = 3 * 24 * 3600
@@ -26,18 +28,32 @@ def usage_record(*, account: Account, event_type: UsageEventType, count: int = 1
 
 
 def _usage_add(*, account: Account, day: date, event_type: UsageEventType, count: int) -> None:
-    updated = UsageDaily.objects.filter(account=account, date=day, event_type=event_type).update(
-        count=F("count") + count
-    )
-    if updated:
+    row = {"account_id": account.pk, "day": day, "event_type": event_type}
+    if _usage_increment(row, count):
         return
     _, created = UsageDaily.objects.get_or_create(
         account=account, date=day, event_type=event_type, defaults={"count": count}
     )
     if not created:  # another request created today's row between our update and insert
-        UsageDaily.objects.filter(account=account, date=day, event_type=event_type).update(
-            count=F("count") + count
-        )
+        _usage_increment(row, count)
+
+
+# An account's counter of one event type for one day. Its increment by one runs with every
+# email sent or received, so it is compiled once per process: the increment is part of its
+# shape, so the larger counts of a flush (any number) run through the queryset's own update.
+_USAGE_ROW = CompiledUpdate(
+    lambda account_id, day, event_type: UsageDaily.objects.filter(
+        account_id=account_id, date=day, event_type=event_type
+    ),
+    params=("account_id", "day"),
+)
+
+
+def _usage_increment(row: dict[str, Any], count: int) -> int:
+    increment = {"count": F("count") + count}
+    if count == 1:
+        return _USAGE_ROW.update(increment, **row)
+    return _USAGE_ROW.queryset(**row).update(**increment)
 
 
 def _api_calls_key(account_id: str, day: date) -> str:

@@ -56,6 +56,7 @@ from mailboxes import enqueue
 from mailboxes.events import emit_event
 from mailboxes.models import DecidedBy, Direction, Email, EmailStatus, Mailbox, WebhookEvent
 from mailboxes.quotas import NOT_COUNTED, sends_uncount
+from multimail.statements import CompiledUpdate
 from oversight.holds import failure_announce, hold_announce, hold_reannounce
 from oversight.policy import PENDING_STATUSES, held_status, rule_refusal_reason
 
@@ -143,13 +144,13 @@ def _move_where(
     uncounted: Sequence[tuple[str, str, str]] | None = None,
     **fields: Any,
 ) -> int:
-    """The one UPDATE of every status change. An outbound email that ends rejected or
-    cancelled stops counting against the send quotas: its slot goes back in the same
-    transaction. ``uncounted`` names those emails when the caller knows them (one loaded
-    email); otherwise the moving outbound rows are locked and read first, so that exactly
-    the rows read are the rows moved."""
+    """The UPDATE of every status change of emails not loaded (``_move_if`` has the one of
+    a loaded email). An outbound email that ends rejected or cancelled stops counting
+    against the send quotas: its slot goes back in the same transaction. ``uncounted``
+    names those emails when the caller knows them; otherwise the moving outbound rows are
+    locked and read first, so that exactly the rows read are the rows moved."""
     _check(from_, to)
-    leaving = emails.filter(status__in=list(from_))
+    leaving = _leaving(emails, from_)
     if to in NOT_COUNTED and uncounted is None:
         uncounted = list(
             leaving.filter(direction=Direction.OUTBOUND)
@@ -157,9 +158,32 @@ def _move_where(
             .values_list("pk", "account_id", "mailbox_id")
         )
     changed = leaving.update(status=to, status_changed_at=at, **fields)
+    _uncount(changed, to, uncounted or ())
+    return changed
+
+
+def _leaving(emails: QuerySet[Email], from_: Collection[str]) -> QuerySet[Email]:
+    return emails.filter(status__in=list(from_))
+
+
+def _uncount(changed: int, to: EmailStatus, uncounted: Sequence[tuple[str, str, str]]) -> None:
     if changed and to in NOT_COUNTED and uncounted:
         sends_uncount(uncounted)
-    return changed
+
+
+# The UPDATE of every move of a loaded email (``_move_if``): its row while still in a status
+# it may leave (``leaving``) and, for a delivery's record, still under that delivery's
+# claim. It runs several times per email, so it is compiled once per shape (the statuses
+# left, the fields written).
+_LOADED_MOVE = CompiledUpdate(
+    lambda email_id, leaving, claimed_at=None: _leaving(
+        Email.objects.filter(
+            pk=email_id, **({} if claimed_at is None else {"delivery_claimed_at": claimed_at})
+        ),
+        leaving,
+    ),
+    params=("email_id", "claimed_at"),
+)
 
 
 def _move(
@@ -172,30 +196,31 @@ def _move(
 ) -> bool:
     """Compare-and-set ``email`` from ``from_`` (by default its status as loaded) to ``to``,
     writing ``fields`` with it; on success the instance shows the new values too."""
-    return _move_if(Email.objects.filter(pk=email.pk), email, to=to, from_=from_, at=at, **fields)
+    return _move_if(email, to=to, from_=from_, at=at, **fields)
 
 
 def _move_if(
-    row: QuerySet[Email],
     email: Email,
     *,
     to: EmailStatus,
     from_: Collection[str] | None = None,
     at: datetime | None = None,
+    claimed_at: datetime | None = None,
     **fields: Any,
 ) -> bool:
-    """``_move`` of the email's ``row``, filtered further by the caller."""
+    """``_move``, only while the email is under the delivery claim ``claimed_at`` (when
+    given)."""
     now = at or timezone.now()
-    leaving = (email.status,) if from_ is None else from_
-    outbound = email.direction == Direction.OUTBOUND
-    changed = _move_where(
-        row,
-        from_=leaving,
-        to=to,
-        at=now,
-        uncounted=[(email.pk, email.account_id, email.mailbox_id)] if outbound else [],
-        **fields,
+    leaving = tuple((email.status,) if from_ is None else from_)
+    _check(leaving, to)
+    changed = _LOADED_MOVE.update(
+        {"status": to, "status_changed_at": now, **fields},
+        email_id=email.pk,
+        leaving=leaving,
+        claimed_at=claimed_at,
     )
+    if email.direction == Direction.OUTBOUND:
+        _uncount(changed, to, [(email.pk, email.account_id, email.mailbox_id)])
     if changed:
         email.status, email.status_changed_at = to, now
         for name, value in fields.items():
@@ -524,12 +549,9 @@ def email_mark_sent(
     ``message.sent`` is emitted. False when it was not ``sending`` any more, or (with
     ``claimed_at``) when another delivery claimed it since."""
     now = timezone.now()
-    row = Email.objects.filter(pk=email.pk)
-    if claimed_at is not None:
-        row = row.filter(delivery_claimed_at=claimed_at)
     won = _move_if(
-        row,
         email,
+        claimed_at=claimed_at,
         to=S.SENT,
         from_=(S.SENDING,),
         at=now,

@@ -26,17 +26,21 @@ the SQL depend on the value: that shape is not compiled, and runs as the ORM's q
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 from weakref import ref as weak_ref
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.base import DEFERRED
+from django.db.models.expressions import Col, Expression
+from django.db.models.lookups import Exact
 from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.sql import UpdateQuery
+from django.db.models.sql.where import WhereNode
 from django.db.transaction import TransactionManagementError
 
 # A placeholder's value: unique, so that it cannot be mistaken for a constant of the shape.
@@ -244,3 +248,231 @@ def _instances(compiled: _Compiled, fetched: list[Any], db: str, connection: Any
             setattr(obj, attr_name, row[position])
         objects.append(obj)
     return objects
+
+
+# --- Updates -----------------------------------------------------------------------------
+#
+# The UPDATE counterpart: compiling ``queryset.update(**fields)`` costs the same resolving
+# of every filter and value as a SELECT does, for a statement PostgreSQL runs on one row.
+# The WHERE placeholders are CompiledQuery's (strings that reach the SQL unchanged), and
+# dates and datetimes compared with ``=``, which go through their field's preparation at
+# run time, as their lookup prepares them. A plain SET value goes through its field's
+# get_db_prep_save at run time, as the compiler does; an expression in SET (``F("n") + 1``)
+# is part of the shape, so it must come from a small set.
+
+# Typed placeholders: values their fields' preparation keeps as they are (aware, and far
+# from any date a shape compares with); the n-th placeholder of a shape is n days later.
+_MARK_DATE = date(1, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledUpdate:
+    alias: str
+    sql: str
+    # One entry per SQL parameter: a constant, a string placeholder ("one", "many": as in
+    # _Compiled), ("lookup", (name, lookup)) for a date its lookup prepares, or ("save",
+    # (name, field)) for a SET value its field prepares.
+    slots: tuple[tuple[str, Any], ...]
+
+
+class _SetSlot(Expression):
+    """A plain SET value while the statement compiles: one ``%s`` whose parameter is this
+    object, so that its place among the parameters is known."""
+
+    contains_aggregate = False
+    contains_over_clause = False
+
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> _SetSlot:
+        return self
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        return "%s", [self]
+
+
+class CompiledUpdate[M: Model]:
+    """``build(**values)`` returns the queryset whose ``update(**fields)`` this runs. As in
+    CompiledQuery, ``params`` name the arguments that are SQL parameters (ids and exact
+    values, and here dates and datetimes too), every other argument is part of the shape,
+    and a parameter passed as None is part of the shape (the builder gets the None: it
+    leaves its condition out, or compares IS NULL). Which fields are set, and any
+    expression set, are part of the shape as well."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *, params: Sequence[str]) -> None:
+        self._build = build
+        self._params = tuple(params)
+        self._cache: dict[Hashable, _CompiledUpdate] = {}
+
+    def queryset(self, **values: Any) -> QuerySet[M]:
+        """The ORM's queryset for these values: ``update(fields, **values)`` runs what its
+        ``update(**fields)`` runs."""
+        return self._build(**values)
+
+    def update(self, fields: Mapping[str, Any], *, using: str | None = None, **values: Any) -> int:
+        """The number of rows ``queryset(**values).update(**fields)`` updates, from the same
+        single statement."""
+        marked = {k: _kind(values[k]) for k in self._params if values.get(k) is not None}
+        shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
+        sets = tuple(
+            (name, value if hasattr(value, "resolve_expression") else None)
+            for name, value in fields.items()
+        )
+        key = (using, shape, tuple(sorted(marked.items())), sets)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = self._compile(using, dict(shape), marked, sets)
+        connection = connections[compiled.alias]
+        params = [
+            value if kind == "constant" else _update_param(kind, value, values, fields, connection)
+            for kind, value in compiled.slots
+        ]
+        with (
+            transaction.mark_for_rollback_on_error(using=compiled.alias),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(compiled.sql, params)
+            return int(cursor.rowcount)
+
+    def _compile(
+        self,
+        using: str | None,
+        shape: dict[str, Any],
+        marked: dict[str, str],
+        sets: tuple[tuple[str, Any], ...],
+    ) -> _CompiledUpdate:
+        marks = {name: _update_mark(kind, n) for n, (name, kind) in enumerate(marked.items())}
+        queryset = self._build(**shape, **marks)
+        if using is not None:
+            queryset = queryset.using(using)
+        state: Any = queryset  # what QuerySet.update sets first (django-stubs omits it)
+        state._for_write = True
+        alias = queryset.db
+        query = queryset.query
+        if query.is_sliced or query.distinct_fields or query.combinator or query.order_by:
+            raise ValueError("CompiledUpdate updates filtered rows only")
+        update: Any = query.chain(UpdateQuery)  # an UpdateQuery (django-stubs: a Query)
+        set_slots = {name: _SetSlot() for name, expression in sets if expression is None}
+        update.add_update_values({name: set_slots.get(name, value) for name, value in sets})
+        update.clear_select_clause()
+        if update.related_updates:
+            raise ValueError("CompiledUpdate updates the queryset's own table only")
+        set_fields: dict[int, tuple[str, Any]] = {}
+        for field, _, value in update.values:
+            if getattr(field, "get_placeholder_sql", None) is not None:
+                raise ValueError(f"{field.name} is written through a placeholder of its own")
+            for name, slot in set_slots.items():
+                if value is slot:
+                    set_fields[id(slot)] = (name, field)
+        compiler = update.get_compiler(using=alias)
+        sql, sql_params = compiler.as_sql()
+        connection = connections[alias]
+        typed = _typed_lookups(update.where, marks, marked, compiler, connection)
+        names = {mark: name for name, mark in marks.items() if marked[name] == "str"}
+        slots = tuple(_update_slot(param, names, set_fields, typed) for param in sql_params)
+        written = {value[0] for kind, value in slots if kind == "save"}
+        placed = {value[0] for kind, value in slots if kind == "lookup"}
+        placed |= {n for kind, v in slots if kind in ("one", "many") for n in _slot_names(kind, v)}
+        if written != set(set_slots) or placed != set(marked):
+            missing = ", ".join(sorted((set(set_slots) - written) | (set(marked) - placed)))
+            raise ValueError(
+                f"values not passed to the SQL as their fields prepare them: {missing}"
+            )
+        return _CompiledUpdate(alias=alias, sql=sql, slots=slots)
+
+
+def _kind(value: Any) -> str:
+    # datetime before date: a datetime is a date too.
+    if isinstance(value, datetime):
+        return "datetime"
+    return "date" if isinstance(value, date) else "str"
+
+
+def _update_mark(kind: str, n: int) -> Any:
+    if kind == "datetime":
+        return _DATETIME_MARK + timedelta(days=n)
+    if kind == "date":
+        return _MARK_DATE + timedelta(days=n)
+    return _MARK.format(n)
+
+
+def _slot_names(kind: str, value: Any) -> list[str]:
+    return [value] if kind == "one" else list(value)
+
+
+def _typed_lookups(
+    where: WhereNode, marks: dict[str, Any], marked: dict[str, str], compiler: Any, connection: Any
+) -> list[tuple[Any, str, Exact]]:
+    """The parameter each date or datetime placeholder became, with its name and lookup:
+    only an ``=`` on a column, whose preparation ``_lookup_param`` repeats at run time."""
+    typed = {id(marks[name]): name for name, kind in marked.items() if kind != "str"}
+    found: list[tuple[Any, str, Exact]] = []
+    for lookup in _leaves(where):
+        name = typed.get(id(getattr(lookup, "rhs", None)))
+        if name is None:
+            continue
+        if (
+            type(lookup) is not Exact
+            or not isinstance(lookup.lhs, Col)
+            or lookup.bilateral_transforms
+        ):
+            raise ValueError(f"{name} is compared other than with = on a column")
+        _, params = lookup.process_rhs(compiler, connection)
+        param = _lookup_param(lookup, marks[name], connection)
+        if list(params) != [param]:
+            raise ValueError(f"{name} is not prepared as an = on its column prepares it")
+        found.append((param, name, lookup))
+    if sorted(name for _, name, _ in found) != sorted(typed.values()):
+        raise ValueError("each date placeholder must be compared exactly once")
+    return found
+
+
+def _leaves(node: WhereNode) -> Iterator[Any]:
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            yield from _leaves(child)
+        else:
+            yield child
+
+
+def _lookup_param(lookup: Exact, value: Any, connection: Any) -> Any:
+    """What an ``=`` lookup on a column makes of ``value`` (Lookup.get_prep_lookup, then
+    its get_db_prep_lookup)."""
+    prepared = lookup.lhs.output_field.get_prep_value(value)
+    return lookup.get_db_prep_lookup(prepared, connection)[1][0]
+
+
+def _update_slot(
+    param: Any,
+    names: dict[str, str],
+    set_fields: dict[int, tuple[str, Any]],
+    typed: list[tuple[Any, str, Exact]],
+) -> tuple[str, Any]:
+    if isinstance(param, _SetSlot):
+        return ("save", set_fields[id(param)])
+    for prepared, name, lookup in typed:
+        if type(param) is type(prepared) and param == prepared:
+            return ("lookup", (name, lookup))
+    return _slot(param, names, {}, frozenset())
+
+
+def _update_param(
+    kind: str, slot: Any, values: dict[str, Any], fields: Mapping[str, Any], connection: Any
+) -> Any:
+    if kind == "save":
+        name, field = slot
+        return _save_param(field, fields[name], connection)
+    if kind == "lookup":
+        name, lookup = slot
+        return _lookup_param(lookup, values[name], connection)
+    return _fill(kind, slot, values)
+
+
+def _save_param(field: Any, value: Any, connection: Any) -> Any:
+    """What SQLUpdateCompiler.as_sql makes of a plain value."""
+    if hasattr(value, "prepare_database_save"):
+        if not field.remote_field:
+            raise TypeError(f"Tried to update field {field} with a model instance, {value!r}")
+        value = value.prepare_database_save(field)
+    prepared = field.get_db_prep_save(value, connection=connection)
+    if hasattr(prepared, "as_sql"):
+        raise ValueError(f"{field.name}: a value that compiles is part of the shape")
+    return prepared

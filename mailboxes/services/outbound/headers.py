@@ -66,6 +66,20 @@ class RawFoldedHeader(UnstructuredHeader):
         return folded
 
 
+class _KeptFold:
+    """Folding a header is most of flattening a message. A kept header object (see
+    _KeptHeaderRegistry) is immutable and so is a policy, so its folded form under a
+    policy is computed once: the last policy's is kept on the object (a message's
+    headers are folded under the one policy of its flattening)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        kept = self.__dict__.get("_kept_fold")
+        if kept is None or kept[0] is not policy:
+            kept = (policy, super().fold(policy=policy))  # type: ignore[misc]
+            self._kept_fold = kept
+        return kept[1]  # type: ignore[no-any-return]
+
+
 class _KeptHeaderRegistry(HeaderRegistry):
     """Parsing header values is most of building a message, and most values recur from
     message to message (the sender, the recipients of a thread, every part's MIME
@@ -75,9 +89,24 @@ class _KeptHeaderRegistry(HeaderRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._parsed = lru_cache(maxsize=KEPT_HEADERS)(super().__call__)
+        self._classes: dict[type, type[BaseHeader]] = {}
 
     def __call__(self, name: str, value: str) -> BaseHeader:
         return self._parsed(name, value)  # type: ignore[no-any-return]
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # The stdlib's class for the name, with the fold kept (_KeptFold); made once per
+        # header type rather than once per header.
+        kind = self.registry.get(name.lower(), self.default_class)
+        made = self._classes.get(kind)
+        if made is None:
+            made = type(f"_{kind.__name__}", (_KeptFold, kind, self.base_class), {})
+            self._classes[kind] = made
+        return made
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        super().map_to_type(name, cls)
+        self._classes.clear()
 
 
 # Parsed headers kept per worker process: a few hundred bytes each.

@@ -6,8 +6,9 @@ import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
 from email.utils import formataddr, formatdate
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
@@ -47,7 +48,7 @@ class OutboundMessage(EmailMultiAlternatives):
         # Every backend (file outbox, SMTP, local delivery) passes or defaults its policy;
         # the header registry is swapped in whichever it is.
         base = email.policy.default if policy is None else policy
-        return super().message(policy=base.clone(header_factory=OUTBOUND_HEADERS))  # type: ignore[no-any-return]
+        return super().message(policy=_outbound_policy(base))  # type: ignore[no-any-return]
 
     def _add_attachment(
         self, msg: EmailMessage, filename: Any, content: Any, mimetype: Any
@@ -74,6 +75,13 @@ class OutboundMessage(EmailMultiAlternatives):
             cte="base64",
             params=params or None,
         )
+
+
+@lru_cache(maxsize=8)
+def _outbound_policy(base: EmailPolicy[Any]) -> EmailPolicy[Any]:
+    """``base`` with the outbound header registry: one policy object per base (policies
+    are immutable), so that a kept header's fold under it is reused (headers._KeptFold)."""
+    return base.clone(header_factory=OUTBOUND_HEADERS)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from mailboxes.services.outbound.provider import provider_send
 from mailboxes.services.rendering import markdown_render
 from mailboxes.services.spam import SpamSignals, spam_score
 from mailboxes.versions import email_version_read
+from multimail.statements import CompiledUpdate
 from oversight.policy import (
     STOPPED_HOLD_REASON,
     Outcome,
@@ -166,6 +167,14 @@ SCANNED_FIELDS = (
 )
 
 
+# The scan's compare-and-set (email_process), compiled once per process: it runs once per
+# outbound email.
+_SCANNED = CompiledUpdate(
+    lambda email_id: Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN),
+    params=("email_id",),
+)
+
+
 def content_scan(email: Email) -> str | None:
     """Render the email's markdown into its html and text parts, score it for spam and run
     the content filter (on the instance, not yet saved: SCANNED_FIELDS); returns the
@@ -226,8 +235,8 @@ def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
         mailbox = _lock_sender(email.mailbox_id)
         # The scan's UPDATE is the email's row lock and its compare-and-set: an email that
         # left pending_scan meanwhile (cancelled, a second task) matches no row.
-        scanned = Email.objects.filter(pk=email_id, status=EmailStatus.PENDING_SCAN).update(
-            **{name: getattr(email, name) for name in SCANNED_FIELDS}
+        scanned = _SCANNED.update(
+            {name: getattr(email, name) for name in SCANNED_FIELDS}, email_id=email_id
         )
         if not scanned:
             return None
@@ -374,6 +383,17 @@ def _claim_lease() -> timedelta:
 IN_FLIGHT_WAIT = timedelta(seconds=30)
 
 
+# The claim's compare-and-set (_delivery_claim): the sending email still under the claim it
+# was read with (none, or one whose lease ran out). It runs once per delivery task, so it
+# is compiled once per process.
+_CLAIMED = CompiledUpdate(
+    lambda email_id, previous: Email.objects.filter(
+        pk=email_id, status=EmailStatus.SENDING, delivery_claimed_at=previous
+    ),
+    params=("email_id", "previous"),
+)
+
+
 def _delivery_claim(email_id: str) -> Email | None:
     """Claim a ``sending`` email for this delivery; None when there is nothing to send (it
     moved on, another delivery has it, it may not leave: failed or held instead)."""
@@ -401,9 +421,9 @@ def _delivery_claim(email_id: str) -> Email | None:
         if account_sending_stopped(account_id=email.account_id, lock=True):
             lifecycle.email_hold(email=email, reason=STOPPED_HOLD_REASON)
             return None
-        claimed = Email.objects.filter(
-            pk=email_id, status=EmailStatus.SENDING, delivery_claimed_at=previous
-        ).update(delivery_claimed_at=now)
+        claimed = _CLAIMED.update(
+            {"delivery_claimed_at": now}, email_id=email_id, previous=previous
+        )
     if not claimed:
         return None
     email.delivery_claimed_at = now
