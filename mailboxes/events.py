@@ -24,6 +24,7 @@ from mailboxes.models import (
     WebhookSubscription,
 )
 from multimail.ids import new_id
+from multimail.inserts import insert_columns, insert_values
 from oversight.policy import event_hidden_from_agent
 
 
@@ -121,19 +122,13 @@ def record_and_read(
     gives it is not read back, nobody uses it), the rows read those of ``subscriptions_of``
     (tests/events/test_record_and_read.py holds both equal)."""
     quote = connection.ops.quote_name
-    fields = [
-        (field, field.column)
-        for field in AccountEvent._meta.concrete_fields
-        if field.column and not field.primary_key
-    ]
-    values = [
-        field.get_db_prep_save(field.pre_save(event, add=True), connection) for field, _ in fields
-    ]
+    columns = insert_columns(AccountEvent)
+    values = insert_values(event, connection)
     scope = "mailbox_id IS NULL" + (" OR mailbox_id = %s" if mailbox_id is not None else "")
     sql = (
         f"WITH recorded AS (INSERT INTO {quote(AccountEvent._meta.db_table)} "  # noqa: S608 (model names only)
-        f"({', '.join(quote(column) for _, column in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})) "
+        f"({', '.join(quote(str(field.column)) for field in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})) "
         "SELECT id, url, events::text "
         f"FROM {quote(WebhookSubscription._meta.db_table)} "
         f"WHERE account_id = %s AND is_active AND ({scope}) ORDER BY id DESC"

@@ -5,12 +5,12 @@ the suppression list.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Account
@@ -481,3 +481,67 @@ def recent_send_id(*, mailbox_id: str, content_hash: str, since: datetime) -> st
     left): the duplicate check's read, precompiled."""
     found = _RECENT_SEND.rows(mailbox_id=mailbox_id, content_hash=content_hash, since=since)
     return found[0].pk if found else None
+
+
+# --- Inbound recipients ---------------------------------------------------------------
+
+
+def inbound_copies(*, mailbox_id: str | OuterRef, message_id: str) -> QuerySet[Email]:
+    """The inbound email ``mailbox_id`` stored under ``message_id`` (one at most: the
+    (mailbox, Message-ID) constraint), as stored: cut to the column's 998 characters."""
+    return Email.objects.filter(
+        mailbox_id=mailbox_id, direction=Direction.INBOUND, message_id=message_id[:998]
+    )
+
+
+# Distinct addresses the precompiled recipient statement takes, one SQL parameter each (a
+# shape per count, so few): mail to more runs the same queryset through the ORM.
+RECIPIENT_SLOTS = 8
+_RECIPIENT_PARAMS = tuple(f"address{index}" for index in range(RECIPIENT_SLOTS))
+
+
+def mailboxes_at(addresses: Collection[str]) -> QuerySet[Mailbox]:
+    """The active mailboxes at ``addresses`` (normalized: lowercase; the queryset, not yet
+    read): where this server delivers mail. An empty address is nobody's."""
+    # In the order given, so that a precompiled statement binds its values where the
+    # ORM's statement has them.
+    distinct = [address for address in dict.fromkeys(addresses) if address]
+    return Mailbox.objects.filter(address__in=distinct, is_active=True)
+
+
+def _recipient_mailboxes(*, message_id: str, **addresses: str | None) -> QuerySet[Mailbox]:
+    copies = inbound_copies(mailbox_id=OuterRef("pk"), message_id=message_id)
+    # In slot order, whatever order the keywords came in: the statement lists them as the
+    # ORM's would.
+    ordered = [addresses[f"address{index}"] for index in range(len(addresses))]
+    return (
+        mailboxes_at([address for address in ordered if address is not None])
+        .select_related("account")
+        .annotate(stored_copy_id=Subquery(copies.values("pk")[:1]))
+    )
+
+
+_RECIPIENT_MAILBOXES = CompiledQuery(
+    _recipient_mailboxes, params=("message_id", *_RECIPIENT_PARAMS)
+)
+
+
+def recipient_mailboxes(
+    *, addresses: Iterable[str], message_id: str
+) -> list[tuple[Mailbox, str | None]]:
+    """The active mailboxes at ``addresses`` (normalized), each with its account and the id
+    of the inbound email it already stored under ``message_id`` (None when none). One
+    statement, precompiled: compiling it cost more CPU than storing the email."""
+    distinct = [address for address in dict.fromkeys(addresses) if address]
+    if not distinct:
+        return []  # nothing can match: no statement, as the ORM's empty IN sends none
+    if len(distinct) > RECIPIENT_SLOTS:
+        named = {f"address{index}": address for index, address in enumerate(distinct)}
+        found = list(_RECIPIENT_MAILBOXES.queryset(message_id=message_id, **named))
+    else:
+        # Every slot is passed, the unused ones as None: which are used is the shape.
+        slots: dict[str, str | None] = dict.fromkeys(_RECIPIENT_PARAMS)
+        slots.update(zip(_RECIPIENT_PARAMS, distinct, strict=False))
+        # The builder cuts the Message-ID as stored; a placeholder's value goes in as given.
+        found = _RECIPIENT_MAILBOXES.rows(message_id=message_id[:998], **slots)
+    return [(mailbox, mailbox.stored_copy_id) for mailbox in found]  # type: ignore[attr-defined]

@@ -105,7 +105,9 @@ class CompiledQuery[M: Model]:
         the database the routers choose for the queryset (asked once per shape)."""
         marked = frozenset(k for k in self._params if values.get(k) is not None)
         shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
-        key = (using, shape)
+        # Which parameters are given is part of the key: a parameter left out is in neither
+        # the shape nor the marks, and its condition is not in the SQL.
+        key = (using, shape, marked)
         if key in self._cache:
             compiled = self._cache[key]
         else:

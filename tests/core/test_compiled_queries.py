@@ -316,3 +316,17 @@ def test_a_compiled_lock_is_refused_outside_a_transaction() -> None:
         assert locking.rows(pk="00NOSUCHMAILBOX") == []
     with pytest.raises(TransactionManagementError):
         locking.rows(pk="00NOSUCHMAILBOX")
+
+
+def test_a_parameter_left_out_is_its_own_shape(owner: Tenant) -> None:
+    """A call without a parameter builds SQL without its condition: it must not run (or be
+    run as) the SQL of a call that gave it."""
+    made = [make_email(owner.mailbox) for _ in range(2)]
+    by_ids = CompiledQuery(
+        lambda **ids: Email.objects.filter(**{"pk__in": [v for v in ids.values() if v]}),
+        params=("first", "second"),
+    )
+    first, second = made[0].pk, made[1].pk
+    assert _ids(by_ids.rows(first=first)) == [first]
+    assert sorted(_ids(by_ids.rows(first=first, second=second))) == sorted([first, second])
+    assert _ids(by_ids.rows(first=second)) == [second]

@@ -17,7 +17,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.services import operator_email_send
@@ -34,6 +33,7 @@ from mailboxes.models import (
     WebhookEvent,
 )
 from mailboxes.quotas import storage_add
+from mailboxes.selectors import inbound_copies, mailboxes_at, recipient_mailboxes
 from mailboxes.services.attachment_safety import HEAD_BYTES
 from mailboxes.services.compliance import unsubscribe_by_mail
 from mailboxes.services.correspondents import correspondents_record
@@ -90,7 +90,7 @@ def inbound_accepts(address: str) -> bool:
     """Whether this server takes mail for ``address``: a mailbox, or the unsubscribe address."""
     return (
         _normalize_address(address) == unsubscribe_address()
-        or _active_mailboxes([address]).exists()
+        or mailboxes_at([_normalize_address(address)]).exists()
     )
 
 
@@ -150,12 +150,6 @@ def _forward_to_operator(*, email: Email, parsed: ParsedMessage) -> None:
     )
 
 
-def _stored_copies(*, mailbox_id: str | OuterRef, message_id: str) -> QuerySet[Email]:
-    return Email.objects.filter(
-        mailbox_id=mailbox_id, direction=Direction.INBOUND, message_id=message_id[:998]
-    )
-
-
 def _deliver_to_mailbox(
     *, mailbox: Mailbox, stored_copy_id: str | None, parsed: ParsedMessage, source: str
 ) -> Email:
@@ -171,7 +165,7 @@ def _deliver_to_mailbox(
         try:
             return _store(mailbox=mailbox, parsed=parsed, source=source)
         except IntegrityError:  # a concurrent delivery of the same message stored it first
-            existing = _stored_copies(mailbox_id=mailbox.pk, message_id=parsed.message_id).first()
+            existing = inbound_copies(mailbox_id=mailbox.pk, message_id=parsed.message_id).first()
             if existing is None:
                 raise
     logger.info("inbound_duplicate source=%s mailbox=%s email=%s", source, mailbox.pk, existing.pk)
@@ -287,12 +281,6 @@ def _store(*, mailbox: Mailbox, parsed: ParsedMessage, source: str) -> Email:
     return email
 
 
-def _active_mailboxes(recipients: list[str]) -> QuerySet[Mailbox]:
-    """The active mailboxes among ``recipients`` (the queryset, not yet read)."""
-    addresses = {_normalize_address(address) for address in recipients}
-    return Mailbox.objects.filter(address__in=addresses - {""}, is_active=True)
-
-
 def _recipient_mailboxes(
     recipients: list[str], *, message_id: str
 ) -> list[tuple[Mailbox, str | None]]:
@@ -300,14 +288,13 @@ def _recipient_mailboxes(
     account and the id of the inbound email it already stored under ``message_id`` (None
     when none): one statement finds the mailboxes, reads what storing needs of them and
     deduplicates, rather than three."""
-    copies = _stored_copies(mailbox_id=OuterRef("pk"), message_id=message_id)
-    mailboxes = (
-        _active_mailboxes(recipients)
-        .select_related("account")
-        .annotate(stored_copy_id=Subquery(copies.values("pk")[:1]))
-    )
-    found = {mailbox.address: (mailbox, mailbox.stored_copy_id) for mailbox in mailboxes}
     addresses = [_normalize_address(address) for address in recipients]
+    found = {
+        mailbox.address: (mailbox, stored_copy_id)
+        for mailbox, stored_copy_id in recipient_mailboxes(
+            addresses=addresses, message_id=message_id
+        )
+    }
     distinct = {found[a][0].pk: found[a] for a in addresses if a in found}
     return list(distinct.values())
 

@@ -1,0 +1,123 @@
+"""Rows written by SQL built once (multimail.inserts) are the rows ``save`` writes.
+
+``row_insert`` writes every new email (``lifecycle.email_create``); the account event's
+INSERT (``events.record_and_read``) is built from the same columns and values. Over
+generated emails (every direction and status, text, lists and mappings in the JSON
+columns, empty and set optional columns), the row in the database and the instance in
+memory are the same as ``Email.objects.create`` leaves; the save signals are sent as
+``save`` sends them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.db.models import Model
+from django.db.models.signals import post_save, pre_save
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailboxes.models import Correspondent, Direction, Email, EmailStatus, Mailbox
+from multimail.ids import new_id
+from multimail.inserts import insert_columns, row_insert
+from tests.conftest import Tenant
+
+pytestmark = pytest.mark.django_db
+
+# PostgreSQL stores no NUL character in text, nor a lone surrogate.
+_text = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    max_size=30,
+)
+_moment = st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+)
+_fields = st.fixed_dictionaries(
+    {
+        "direction": st.sampled_from(Direction.values),
+        "status": st.sampled_from(EmailStatus.values),
+        "from_address": _text,
+        "to": st.lists(_text, max_size=3),
+        "cc": st.lists(_text, max_size=2),
+        "subject": _text,
+        "markdown": _text,
+        "html": _text,
+        "message_id": _text,
+        "thread_id": st.just("01THREAD"),
+        "received_at": _moment,
+        "status_changed_at": _moment,
+        "send_at": st.one_of(st.none(), _moment),
+        "spam_score": st.one_of(st.none(), st.integers(-1000, 1000)),
+        "spam_reasons": st.lists(_text, max_size=2),
+        "headers": st.dictionaries(_text, _text, max_size=3),
+        "tags": st.dictionaries(_text, st.one_of(_text, st.integers(), st.booleans())),
+        "has_attachments": st.booleans(),
+        "size_bytes": st.integers(0, 2**40),
+        "idempotency_key": st.one_of(st.none(), _text),
+        "send_attempts": st.integers(0, 100),
+    },
+    optional={"text": _text, "edited_by_operator": st.booleans()},
+)
+
+
+def _memory(obj: Model) -> Any:
+    """The instance's values and state but its id and mailbox (each copy has its own: a
+    Message-ID is stored once per mailbox)."""
+    state = {k: v for k, v in obj.__dict__.items() if k not in ("_state", "id", "mailbox_id")}
+    return state, obj._state.adding, obj._state.db, sorted(obj._state.fields_cache)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fields=_fields)
+def test_an_inserted_email_is_the_saved_email(owner: Tenant, fields: dict[str, Any]) -> None:
+    with transaction.atomic():
+        second = Mailbox.objects.create(account=owner.account, address="second@acme.example")
+        common = {"account": owner.account, **fields}
+        saved = Email.objects.create(id=new_id(), mailbox=owner.mailbox, **common)
+        inserted = row_insert(Email(id=new_id(), mailbox=second, **common))
+        rows = {
+            row.pop("id"): {**row, "mailbox_id": None}
+            for row in Email.objects.filter(pk__in=[saved.pk, inserted.pk]).values()
+        }
+        assert rows[inserted.pk] == rows[saved.pk]
+        assert _memory(inserted) == _memory(saved)
+        transaction.set_rollback(True)
+
+
+def test_the_save_signals_are_sent(owner: Tenant) -> None:
+    heard: list[tuple[str, Any]] = []
+
+    def before(sender: Any, instance: Email, **kwargs: Any) -> None:
+        heard.append(("pre_save", (instance._state.adding, kwargs["update_fields"])))
+
+    def after(sender: Any, instance: Email, **kwargs: Any) -> None:
+        heard.append(("post_save", (instance._state.adding, kwargs["created"])))
+
+    pre_save.connect(before, sender=Email)
+    post_save.connect(after, sender=Email)
+    try:
+        row_insert(
+            Email(
+                account=owner.account,
+                mailbox=owner.mailbox,
+                direction=Direction.INBOUND,
+                status=EmailStatus.UNREAD,
+                thread_id=new_id(),
+            )
+        )
+    finally:
+        pre_save.disconnect(before, sender=Email)
+        post_save.disconnect(after, sender=Email)
+    assert heard == [("pre_save", (True, None)), ("post_save", (False, True))]
+
+
+def test_a_row_numbered_by_the_database_is_refused(owner: Tenant) -> None:
+    """Its id would have to be read back, which ``row_insert`` does not do."""
+    assert Correspondent._meta.auto_field not in insert_columns(Correspondent)
+    with pytest.raises(ValueError, match="primary key"):
+        row_insert(Correspondent(account=owner.account, address="a@b.example"))
