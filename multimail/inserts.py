@@ -56,6 +56,9 @@ def row_insert[M: Model](obj: M) -> M:
     model = type(obj)
     if model._meta.auto_field is not None and model._meta.pk is model._meta.auto_field:
         raise ValueError("row_insert writes rows whose primary key is set before the INSERT")
+    if any(field.has_db_default() for field in insert_columns(model)):
+        # save writes DEFAULT and reads the value back; this statement does neither.
+        raise ValueError("row_insert writes rows of models without database defaults")
     obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
     alias = router.db_for_write(model, instance=obj)
     connection = connections[alias]

@@ -121,3 +121,13 @@ def test_a_row_numbered_by_the_database_is_refused(owner: Tenant) -> None:
     assert Correspondent._meta.auto_field not in insert_columns(Correspondent)
     with pytest.raises(ValueError, match="primary key"):
         row_insert(Correspondent(account=owner.account, address="a@b.example"))
+
+
+def test_a_model_with_a_database_default_is_refused(
+    owner: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``save`` writes DEFAULT for such a column and reads the value back; this INSERT
+    would write the expression as a value instead."""
+    monkeypatch.setattr(Email._meta.get_field("subject"), "has_db_default", lambda: True)
+    with pytest.raises(ValueError, match="database defaults"):
+        row_insert(Email(account=owner.account, mailbox=owner.mailbox, id=new_id()))
