@@ -494,35 +494,25 @@ def inbound_copies(*, mailbox_id: str | OuterRef, message_id: str) -> QuerySet[E
     )
 
 
-# Distinct addresses the precompiled recipient statement takes, one SQL parameter each (a
-# shape per count, so few): mail to more runs the same queryset through the ORM.
-RECIPIENT_SLOTS = 8
-_RECIPIENT_PARAMS = tuple(f"address{index}" for index in range(RECIPIENT_SLOTS))
-
-
 def mailboxes_at(addresses: Collection[str]) -> QuerySet[Mailbox]:
     """The active mailboxes at ``addresses`` (normalized: lowercase; the queryset, not yet
     read): where this server delivers mail. An empty address is nobody's."""
-    # In the order given, so that a precompiled statement binds its values where the
-    # ORM's statement has them.
     distinct = [address for address in dict.fromkeys(addresses) if address]
-    return Mailbox.objects.filter(address__in=distinct, is_active=True)
+    return Mailbox.objects.filter(address__any_of=distinct, is_active=True)
 
 
-def _recipient_mailboxes(*, message_id: str, **addresses: str | None) -> QuerySet[Mailbox]:
+def _recipient_mailboxes(*, message_id: str, addresses: Collection[str]) -> QuerySet[Mailbox]:
     copies = inbound_copies(mailbox_id=OuterRef("pk"), message_id=message_id)
-    # In slot order, whatever order the keywords came in: the statement lists them as the
-    # ORM's would.
-    ordered = [addresses[f"address{index}"] for index in range(len(addresses))]
     return (
-        mailboxes_at([address for address in ordered if address is not None])
+        mailboxes_at(addresses)
         .select_related("account")
         .annotate(stored_copy_id=Subquery(copies.values("pk")[:1]))
     )
 
 
+# One shape whatever the number of recipients: they are one array parameter.
 _RECIPIENT_MAILBOXES = CompiledQuery(
-    _recipient_mailboxes, params=("message_id", *_RECIPIENT_PARAMS)
+    _recipient_mailboxes, params=("message_id",), arrays=("addresses",)
 )
 
 
@@ -535,13 +525,6 @@ def recipient_mailboxes(
     distinct = [address for address in dict.fromkeys(addresses) if address]
     if not distinct:
         return []  # nothing can match: no statement, as the ORM's empty IN sends none
-    if len(distinct) > RECIPIENT_SLOTS:
-        named = {f"address{index}": address for index, address in enumerate(distinct)}
-        found = list(_RECIPIENT_MAILBOXES.queryset(message_id=message_id, **named))
-    else:
-        # Every slot is passed, the unused ones as None: which are used is the shape.
-        slots: dict[str, str | None] = dict.fromkeys(_RECIPIENT_PARAMS)
-        slots.update(zip(_RECIPIENT_PARAMS, distinct, strict=False))
-        # The builder cuts the Message-ID as stored; a placeholder's value goes in as given.
-        found = _RECIPIENT_MAILBOXES.rows(message_id=message_id[:998], **slots)
+    # The builder cuts the Message-ID as stored; a placeholder's value goes in as given.
+    found = _RECIPIENT_MAILBOXES.rows(message_id=message_id[:998], addresses=distinct)
     return [(mailbox, mailbox.stored_copy_id) for mailbox in found]  # type: ignore[attr-defined]
