@@ -142,24 +142,24 @@ def _move_where(
     from_: Collection[str],
     to: EmailStatus,
     at: datetime,
-    uncounted: Sequence[tuple[str, str, str]] | None = None,
     **fields: Any,
 ) -> int:
     """The UPDATE of every status change of emails not loaded (``_move_if`` has the one of
     a loaded email). An outbound email that ends rejected or cancelled stops counting
-    against the send quotas: its slot goes back in the same transaction. ``uncounted``
-    names those emails when the caller knows them; otherwise the moving outbound rows are
-    locked and read first, so that exactly the rows read are the rows moved."""
+    against the send quotas: its slot goes back in the same transaction. The moving
+    outbound rows are then locked and read first, so that exactly the rows read are the
+    rows moved."""
     _check(from_, to)
     leaving = _leaving(emails, from_)
-    if to in NOT_COUNTED and uncounted is None:
+    uncounted: list[tuple[str, str, str]] = []
+    if to in NOT_COUNTED:
         uncounted = list(
             leaving.filter(direction=Direction.OUTBOUND)
             .select_for_update()
             .values_list("pk", "account_id", "mailbox_id")
         )
     changed = leaving.update(status=to, status_changed_at=at, **fields)
-    _uncount(changed, to, uncounted or ())
+    _uncount(changed, to, uncounted)
     return changed
 
 
