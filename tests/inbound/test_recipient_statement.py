@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Model, OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from mailboxes import selectors
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from tests.conftest import Tenant
+from tests.core.test_compiled_queries import _snapshot
 from tests.inbound.conftest import make_email
 
 pytestmark = pytest.mark.django_db
@@ -62,24 +63,6 @@ def _orm_recipient_mailboxes(*, addresses: list[str], message_id: str) -> QueryS
         Mailbox.objects.filter(address__in=set(addresses) - {""}, is_active=True)
         .select_related("account")
         .annotate(stored_copy_id=Subquery(copies.values("pk")[:1]))
-    )
-
-
-def _snapshot(obj: Model) -> Any:
-    """Everything an instance holds: loaded fields, deferred ones, state, related rows."""
-    fields = {
-        f.attname: obj.__dict__[f.attname]
-        for f in obj._meta.concrete_fields
-        if f.attname in obj.__dict__
-    }
-    related = {name: _snapshot(value) for name, value in obj._state.fields_cache.items()}
-    return (
-        type(obj),
-        fields,
-        sorted(obj.get_deferred_fields()),
-        obj._state.adding,
-        obj._state.db,
-        related,
     )
 
 

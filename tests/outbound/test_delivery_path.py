@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 
 from mailboxes.models import Email, EmailStatus
 from mailboxes.services.outbound import pipeline, provider
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, database_dsn, make_tenant
 from tests.outbound.conftest import WORKER_REDIS_DB, body
 from tests.reliability.conftest import free_port
 
@@ -168,17 +168,6 @@ def test_a_dropped_connection_is_replaced_before_sending(
     assert len(relay.messages) == 2
 
 
-def _dsn() -> str:
-    settings_dict = connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
-        dbname=settings_dict["NAME"],
-        user=settings_dict.get("USER") or "postgres",
-        password=settings_dict.get("PASSWORD") or None,
-        host=settings_dict.get("HOST") or "localhost",
-        port=settings_dict.get("PORT") or 5432,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_no_row_lock_is_held_while_the_relay_works(relay: Relay) -> None:
     """While the relay sits on the message's DATA, another connection may lock the email,
@@ -223,7 +212,7 @@ def test_no_row_lock_is_held_while_the_relay_works(relay: Relay) -> None:
     worker.start()
     try:
         assert relay.in_data.wait(20), "the delivery never reached DATA"
-        with psycopg.connect(_dsn()) as other:
+        with psycopg.connect(database_dsn()) as other:
             for table, pk in (
                 ("mailboxes_email", email_id),
                 ("mailboxes_mailbox", tenant.mailbox.pk),

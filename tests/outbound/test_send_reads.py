@@ -27,7 +27,7 @@ from billing.models import Subscription
 from mailboxes import selectors
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox, Suppression
 from mailboxes.selectors import active_mailboxes, mailbox_locked, recent_send_id
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, database_dsn, make_tenant
 from tests.core.test_compiled_queries import _mailboxes
 from tests.inbound.conftest import make_email
 
@@ -229,16 +229,6 @@ def test_the_compiled_sql_is_the_orms(owner: Tenant) -> None:
     assert compiled[0]["sql"] == orm[0]["sql"]
 
 
-def _dsn() -> str:
-    settings_dict = connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
-        dbname=settings_dict["NAME"],
-        user=settings_dict.get("USER") or "postgres",
-        host=settings_dict.get("HOST") or "localhost",
-        port=settings_dict.get("PORT") or 5432,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_mailbox_and_account_stay_locked_and_the_subscription_does_not() -> None:
     if connection.vendor != "postgresql":
@@ -252,7 +242,7 @@ def test_the_mailbox_and_account_stay_locked_and_the_subscription_does_not() -> 
             with_subscription=True,
             suppressed_among={"a@example.org"},
         )
-        with psycopg.connect(_dsn()) as peer:
+        with psycopg.connect(database_dsn()) as peer:
             for table, pk in (
                 ("mailboxes_mailbox", tenant.mailbox.pk),
                 ("accounts_account", tenant.account.pk),

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.selectors import email_in_status, sender_locked
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, database_dsn, make_tenant
 from tests.core.test_compiled_queries import _mailboxes, _snapshot
 from tests.inbound.conftest import make_email
 
@@ -77,16 +77,6 @@ def test_each_is_one_statement(owner: Tenant) -> None:
     assert len(queries) == 2, [q["sql"] for q in queries.captured_queries]
 
 
-def _dsn() -> str:
-    settings_dict = connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
-        dbname=settings_dict["NAME"],
-        user=settings_dict.get("USER") or "postgres",
-        host=settings_dict.get("HOST") or "localhost",
-        port=settings_dict.get("PORT") or 5432,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_sender_and_its_account_stay_locked_until_the_commit() -> None:
     if connection.vendor != "postgresql":
@@ -94,7 +84,7 @@ def test_the_sender_and_its_account_stay_locked_until_the_commit() -> None:
     tenant = make_tenant("locker")
     with transaction.atomic():
         sender_locked(mailbox_id=tenant.mailbox.pk)
-        with psycopg.connect(_dsn()) as other:
+        with psycopg.connect(database_dsn()) as other:
             for table, pk in (
                 ("mailboxes_mailbox", tenant.mailbox.pk),
                 ("accounts_account", tenant.account.pk),

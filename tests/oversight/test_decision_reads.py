@@ -23,7 +23,7 @@ from accounts.models import Account
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from oversight import selectors
 from oversight.selectors import decision_email, decision_mailbox_locked
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, database_dsn, make_tenant
 from tests.core.test_compiled_queries import _mailboxes, _snapshot
 from tests.inbound.conftest import make_email
 
@@ -113,16 +113,6 @@ def test_each_is_one_compiled_statement(owner: Tenant) -> None:
         assert None not in compiled._cache.values()
 
 
-def _dsn() -> str:
-    settings_dict = connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
-        dbname=settings_dict["NAME"],
-        user=settings_dict.get("USER") or "postgres",
-        host=settings_dict.get("HOST") or "localhost",
-        port=settings_dict.get("PORT") or 5432,
-    )
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_mailbox_stays_locked_and_the_email_does_not() -> None:
     """The decision queues on the mailbox row; the email row stays free for the delivery
@@ -136,7 +126,7 @@ def test_the_mailbox_stays_locked_and_the_email_does_not() -> None:
     with transaction.atomic():
         decision_mailbox_locked(account_id=tenant.account.pk, email_id=email.pk)
         decision_email(email_id=email.pk)
-        with psycopg.connect(_dsn()) as peer:
+        with psycopg.connect(database_dsn()) as peer:
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 peer.execute(
                     "SELECT id FROM mailboxes_mailbox WHERE id = %s FOR UPDATE NOWAIT",
