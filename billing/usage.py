@@ -38,9 +38,8 @@ def _usage_add(*, account: Account, day: date, event_type: UsageEventType, count
         _usage_increment(row, count)
 
 
-# An account's counter of one event type for one day. Its increment by one runs with every
-# email sent or received, so it is compiled once per process: the increment is part of its
-# shape, so the larger counts of a flush (any number) run through the queryset's own update.
+# An account's counter of one event type for one day. Its increment runs with every email
+# sent or received, so it is compiled once per process (the count is a parameter).
 _USAGE_ROW = CompiledUpdate(
     lambda account_id, day, event_type: UsageDaily.objects.filter(
         account_id=account_id, date=day, event_type=event_type
@@ -50,10 +49,7 @@ _USAGE_ROW = CompiledUpdate(
 
 
 def _usage_increment(row: dict[str, Any], count: int) -> int:
-    increment = {"count": F("count") + count}
-    if count == 1:
-        return _USAGE_ROW.update(increment, **row)
-    return _USAGE_ROW.queryset(**row).update(**increment)
+    return _USAGE_ROW.update({"count": F("count") + count}, **row)
 
 
 def _api_calls_key(account_id: str, day: date) -> str:

@@ -44,7 +44,7 @@ from mailboxes.models import (
     StorageUsage,
 )
 from multimail.errors import ApiError
-from multimail.statements import CompiledQuery
+from multimail.statements import CompiledQuery, CompiledUpdate
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
@@ -84,6 +84,17 @@ def _sent_since(account: Account, start: datetime) -> int:
 _SendCount = type[AccountSendCount] | type[MailboxSendCount]
 
 
+# A send counter's row while it counts from ``since`` and has a free slot below ``below``:
+# its one-slot claim runs with every send of a mailbox still warming up, and with every
+# send where the monthly claim cannot share the storage claim's statement.
+_SLOT_FREE = CompiledUpdate(
+    lambda counter, owner_field, owner_id, since, below: counter.objects.filter(
+        **{owner_field: owner_id}, since=since, used__lt=below
+    ),
+    params=("owner_id", "since", "below"),
+)
+
+
 def _count_claim(
     model: _SendCount, owner: dict[str, Any], *, since: datetime, limit: int, tried: bool = False
 ) -> int | None:
@@ -95,7 +106,15 @@ def _count_claim(
     the recount, a statement of its own, sees what that transaction committed. ``tried``:
     the conditional UPDATE already matched nothing (``_claims_together``)."""
     rows = model.objects.filter(**owner)
-    if not tried and rows.filter(since=since, used__lt=limit).update(used=F("used") + 1):
+    ((owner_field, owner_id),) = owner.items()
+    if not tried and _SLOT_FREE.update(
+        {"used": F("used") + 1},
+        counter=model,
+        owner_field=owner_field,
+        owner_id=owner_id,
+        since=since,
+        below=limit,
+    ):
         return None
     # ON CONFLICT DO NOTHING: two first claims at once cannot fail on each other.
     blank: Any = model(**owner)
@@ -274,23 +293,24 @@ def _storage_increment(
     return _storage_update(account_id, delta, limit=limit)
 
 
+# The account's stored-bytes counter, and with ``at_most`` only while the bytes it holds
+# leave room for the change. Every stored email claims or adds its bytes through it, so it
+# is compiled once per process (the change and the bound are parameters).
+_STORED_BYTES = CompiledUpdate(
+    lambda account_id, at_most=None: StorageUsage.objects.filter(
+        account_id=account_id, **({} if at_most is None else {"used_bytes__lte": at_most})
+    ),
+    params=("account_id", "at_most"),
+)
+
+
 def _storage_update(account_id: str, delta: int, *, limit: int | None) -> bool:
-    """The UPDATE ``StorageUsage.objects.filter(account_id=..., [used_bytes__lte=limit -
-    delta]).update(used_bytes=F("used_bytes") + delta)`` sends, written out: built by the
-    ORM it cost three times the CPU of running it, and every stored email makes one
-    (tests/outbound/test_storage_update.py holds the two equal)."""
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(StorageUsage._meta.db_table)} SET used_bytes = used_bytes + %s "  # noqa: S608 (model names only)
-        "WHERE account_id = %s"
+    at_most = None if limit is None else limit - delta
+    return bool(
+        _STORED_BYTES.update(
+            {"used_bytes": F("used_bytes") + delta}, account_id=account_id, at_most=at_most
+        )
     )
-    params: list[Any] = [delta, account_id]
-    if limit is not None:
-        sql += " AND used_bytes <= %s"
-        params.append(limit - delta)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return bool(cursor.rowcount)
 
 
 def _storage_row_ensure(account_id: str) -> None:

@@ -34,10 +34,10 @@ from typing import Any
 from weakref import ref as weak_ref
 
 from django.db import connections, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import IntegerField, Model, QuerySet
 from django.db.models.base import DEFERRED
-from django.db.models.expressions import Col, Expression
-from django.db.models.lookups import Exact
+from django.db.models.expressions import Col, Expression, Value
+from django.db.models.lookups import Exact, IntegerFieldOverflow
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import UpdateQuery
 from django.db.models.sql.where import WhereNode
@@ -258,9 +258,11 @@ def _instances(compiled: _Compiled, fetched: list[Any], db: str, connection: Any
 # of every filter and value as a SELECT does, for a statement PostgreSQL runs on one row.
 # The WHERE placeholders are CompiledQuery's (strings that reach the SQL unchanged), and
 # dates and datetimes compared with ``=``, which go through their field's preparation at
-# run time, as their lookup prepares them. A plain SET value goes through its field's
-# get_db_prep_save at run time, as the compiler does; an expression in SET (``F("n") + 1``)
-# is part of the shape, so it must come from a small set.
+# run time, as their lookup prepares them, and integers compared with a column (``=``,
+# ``<=``, ...), which their lookup prepares at run time too. A plain SET value goes through
+# its field's get_db_prep_save at run time, as the compiler does. In an expression in SET
+# (``F("n") + 5``) each integer literal is a parameter as well, prepared as its Value is:
+# the rest of the expression is part of the shape, so it must come from a small set.
 
 # Typed placeholders: values their fields' preparation keeps as they are (aware, and far
 # from any date a shape compares with); the n-th placeholder of a shape is n days later.
@@ -272,8 +274,10 @@ class _CompiledUpdate:
     alias: str
     sql: str
     # One entry per SQL parameter: a constant, a string placeholder ("one", "many": as in
-    # _Compiled), ("lookup", (name, lookup)) for a date its lookup prepares, or ("save",
-    # (name, field)) for a SET value its field prepares.
+    # _Compiled), ("lookup", (name, lookup)) for a date its lookup prepares, ("int", (name,
+    # lookup)) for an integer its lookup prepares, ("save", (name, field)) for a SET value
+    # its field prepares, or ("literal", (n, field)) for the n-th integer literal of the
+    # SET expressions.
     slots: tuple[tuple[str, Any], ...]
 
 
@@ -291,13 +295,37 @@ class _SetSlot(Expression):
         return "%s", [self]
 
 
+class _IntSlot(Value):
+    """An integer while the statement compiles: a named parameter (``key``, its name) that
+    a lookup compares with a column, or the ``key``-th integer literal of the SET
+    expressions. One ``%s`` whose parameter is this object, so that its place among the
+    parameters is known. A Value, so that a lookup writes it as it writes an integer (no
+    parentheses), and an integer's output field, so that an expression around it resolves
+    its type as around the literal."""
+
+    def __init__(self, key: str | int) -> None:
+        super().__init__(None, output_field=IntegerField())
+        self.key = key
+
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> _IntSlot:
+        return self
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        return "%s", [self]
+
+
+class _OutOfRange(Exception):
+    """An integer beyond its column's range: the ORM sends no parameter for that comparison
+    (it is true or false of every row), so the compiled statement does not apply."""
+
+
 class CompiledUpdate[M: Model]:
     """``build(**values)`` returns the queryset whose ``update(**fields)`` this runs. As in
     CompiledQuery, ``params`` name the arguments that are SQL parameters (ids and exact
-    values, and here dates and datetimes too), every other argument is part of the shape,
-    and a parameter passed as None is part of the shape (the builder gets the None: it
-    leaves its condition out, or compares IS NULL). Which fields are set, and any
-    expression set, are part of the shape as well."""
+    values, and here dates, datetimes and integers too), every other argument is part of
+    the shape, and a parameter passed as None is part of the shape (the builder gets the
+    None: it leaves its condition out, or compares IS NULL). Which fields are set, and any
+    expression set but for its integer literals, are part of the shape as well."""
 
     def __init__(self, build: Callable[..., QuerySet[M]], *, params: Sequence[str]) -> None:
         self._build = build
@@ -314,8 +342,9 @@ class CompiledUpdate[M: Model]:
         single statement."""
         marked = {k: _kind(values[k]) for k in self._params if values.get(k) is not None}
         shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
+        literals: list[int] = []
         sets = tuple(
-            (name, value if hasattr(value, "resolve_expression") else None)
+            (name, _literals_out(value, literals) if hasattr(value, "resolve_expression") else None)
             for name, value in fields.items()
         )
         key = (using, shape, tuple(sorted(marked.items())), sets)
@@ -323,10 +352,16 @@ class CompiledUpdate[M: Model]:
         if compiled is None:
             compiled = self._cache[key] = self._compile(using, dict(shape), marked, sets)
         connection = connections[compiled.alias]
-        params = [
-            value if kind == "constant" else _update_param(kind, value, values, fields, connection)
-            for kind, value in compiled.slots
-        ]
+        try:
+            params = [
+                value
+                if kind == "constant"
+                else _update_param(kind, value, values, fields, literals, connection)
+                for kind, value in compiled.slots
+            ]
+        except _OutOfRange:
+            queryset = self._build(**values)
+            return (queryset if using is None else queryset.using(using)).update(**fields)
         with (
             transaction.mark_for_rollback_on_error(using=compiled.alias),
             connection.cursor() as cursor,
@@ -341,7 +376,7 @@ class CompiledUpdate[M: Model]:
         marked: dict[str, str],
         sets: tuple[tuple[str, Any], ...],
     ) -> _CompiledUpdate:
-        marks = {name: _update_mark(kind, n) for n, (name, kind) in enumerate(marked.items())}
+        marks = {name: _update_mark(kind, n, name) for n, (name, kind) in enumerate(marked.items())}
         queryset = self._build(**shape, **marks)
         if using is not None:
             queryset = queryset.using(using)
@@ -368,10 +403,13 @@ class CompiledUpdate[M: Model]:
         sql, sql_params = compiler.as_sql()
         connection = connections[alias]
         typed = _typed_lookups(update.where, marks, marked, compiler, connection)
+        compared = _int_lookups(update.where, marks, marked)
         names = {mark: name for name, mark in marks.items() if marked[name] == "str"}
-        slots = tuple(_update_slot(param, names, set_fields, typed) for param in sql_params)
+        slots = tuple(
+            _update_slot(param, names, set_fields, typed, compared) for param in sql_params
+        )
         written = {value[0] for kind, value in slots if kind == "save"}
-        placed = {value[0] for kind, value in slots if kind == "lookup"}
+        placed = {value[0] for kind, value in slots if kind in ("lookup", "int")}
         placed |= {n for kind, v in slots if kind in ("one", "many") for n in _slot_names(kind, v)}
         if written != set(set_slots) or placed != set(marked):
             missing = ", ".join(sorted((set(set_slots) - written) | (set(marked) - placed)))
@@ -382,13 +420,17 @@ class CompiledUpdate[M: Model]:
 
 
 def _kind(value: Any) -> str:
-    # datetime before date: a datetime is a date too.
+    # datetime before date: a datetime is a date too; a bool is an int, but no integer.
     if isinstance(value, datetime):
         return "datetime"
+    if type(value) is int:
+        return "int"
     return "date" if isinstance(value, date) else "str"
 
 
-def _update_mark(kind: str, n: int) -> Any:
+def _update_mark(kind: str, n: int, name: str) -> Any:
+    if kind == "int":
+        return _IntSlot(name)
     if kind == "datetime":
         return _DATETIME_MARK + timedelta(days=n)
     if kind == "date":
@@ -405,7 +447,7 @@ def _typed_lookups(
 ) -> list[tuple[Any, str, Exact]]:
     """The parameter each date or datetime placeholder became, with its name and lookup:
     only an ``=`` on a column, whose preparation ``_lookup_param`` repeats at run time."""
-    typed = {id(marks[name]): name for name, kind in marked.items() if kind != "str"}
+    typed = {id(marks[name]): name for name, kind in marked.items() if kind in ("date", "datetime")}
     found: list[tuple[Any, str, Exact]] = []
     for lookup in _leaves(where):
         name = typed.get(id(getattr(lookup, "rhs", None)))
@@ -425,6 +467,46 @@ def _typed_lookups(
     if sorted(name for _, name, _ in found) != sorted(typed.values()):
         raise ValueError("each date placeholder must be compared exactly once")
     return found
+
+
+def _int_lookups(where: WhereNode, marks: dict[str, Any], marked: dict[str, str]) -> dict[str, Any]:
+    """The lookup that compares each integer placeholder, by name: only with a column,
+    once, and not through a transform (whose preparation ``_lookup_param`` would skip)."""
+    found: dict[str, Any] = {}
+    for lookup in _leaves(where):
+        slot = getattr(lookup, "rhs", None)
+        name = str(slot.key) if isinstance(slot, _IntSlot) else None
+        if name is None or slot is not marks.get(name):
+            continue
+        if not isinstance(lookup.lhs, Col) or lookup.bilateral_transforms or name in found:
+            raise ValueError(f"{name} is compared other than once with a column")
+        found[name] = lookup
+    if set(found) != {name for name, kind in marked.items() if kind == "int"}:
+        raise ValueError("each integer placeholder must be compared with a column")
+    return found
+
+
+def _literals_out(expression: Any, literals: list[int]) -> Any:
+    """``expression`` with each integer literal (a plain ``Value`` of an int, as ``F("n") +
+    5`` makes) replaced by the next _IntSlot, its value appended to ``literals``: equal
+    for every expression that differs from it only in those literals, so it is the key.
+    Rebuilt from its constructor's arguments (what ``deconstruct`` returns) only where a
+    literal is replaced."""
+    if type(expression) is Value and type(expression.value) is int:
+        if expression.deconstruct()[2]:  # an output field of its own: part of the shape
+            return expression
+        literals.append(expression.value)
+        return _IntSlot(len(literals) - 1)
+    if not hasattr(expression, "resolve_expression") or not hasattr(expression, "deconstruct"):
+        return expression
+    _, args, kwargs = expression.deconstruct()
+    new_args = [_literals_out(arg, literals) for arg in args]
+    new_kwargs = {name: _literals_out(arg, literals) for name, arg in kwargs.items()}
+    if all(new is old for new, old in zip(new_args, args, strict=True)) and all(
+        new_kwargs[name] is arg for name, arg in kwargs.items()
+    ):
+        return expression
+    return type(expression)(*new_args, **new_kwargs)
 
 
 def _leaves(node: WhereNode) -> Iterator[Any]:
@@ -447,9 +529,14 @@ def _update_slot(
     names: dict[str, str],
     set_fields: dict[int, tuple[str, Any]],
     typed: list[tuple[Any, str, Exact]],
+    compared: dict[str, Any],
 ) -> tuple[str, Any]:
     if isinstance(param, _SetSlot):
         return ("save", set_fields[id(param)])
+    if isinstance(param, _IntSlot):
+        if isinstance(param.key, int):
+            return ("literal", (param.key, param.output_field))
+        return ("int", (param.key, compared[param.key]))
     for prepared, name, lookup in typed:
         if type(param) is type(prepared) and param == prepared:
             return ("lookup", (name, lookup))
@@ -457,7 +544,12 @@ def _update_slot(
 
 
 def _update_param(
-    kind: str, slot: Any, values: dict[str, Any], fields: Mapping[str, Any], connection: Any
+    kind: str,
+    slot: Any,
+    values: dict[str, Any],
+    fields: Mapping[str, Any],
+    literals: list[int],
+    connection: Any,
 ) -> Any:
     if kind == "save":
         name, field = slot
@@ -465,7 +557,25 @@ def _update_param(
     if kind == "lookup":
         name, lookup = slot
         return _lookup_param(lookup, values[name], connection)
+    if kind == "int":
+        name, lookup = slot
+        return _int_param(lookup, values[name], connection)
+    if kind == "literal":
+        # What Value.as_sql sends for the literal in a SET (resolved for saving).
+        index, field = slot
+        return field.get_db_prep_save(literals[index], connection=connection)
     return _fill(kind, slot, values)
+
+
+def _int_param(lookup: Any, value: int, connection: Any) -> Any:
+    """What a lookup comparing a column with ``value`` sends; _OutOfRange where it sends
+    nothing (IntegerFieldOverflow: beyond the column's range the comparison is decided)."""
+    if isinstance(lookup, IntegerFieldOverflow):  # a mixin of Lookup classes
+        internal_type = lookup.lhs.output_field.get_internal_type()  # type: ignore[attr-defined]
+        least, most = connection.ops.integer_field_range(internal_type)
+        if (least is not None and value < least) or (most is not None and value > most):
+            raise _OutOfRange
+    return _lookup_param(lookup, value, connection)
 
 
 def _save_param(field: Any, value: Any, connection: Any) -> Any:

@@ -1,12 +1,13 @@
 """The precompiled UPDATEs (multimail.statements.CompiledUpdate) do what the ORM does.
 
 The scan's compare-and-set, a delivery's claim, every move of a loaded email (to sending
-with the delivery claim, to sent under it, ...) and the daily usage counter run SQL
-compiled once per process. Over generated mail and values (every status, a claim that
-matches or not, SET values that are None, datetimes, JSON, an F() expression), each
-statement is the very one the ORM sends, updates the same rows and leaves every row as
-the ORM's update leaves it. Shapes it cannot compile soundly are refused rather than
-compiled with a value baked in.
+with the delivery claim, to sent under it, ...), the daily usage counter, the send
+counters' slot claim and the stored-bytes counter run SQL compiled once per process. Over
+generated mail and values (every status, a claim that matches or not, SET values that are
+None, datetimes, JSON, F() expressions with integer literals, integer bounds inside and
+beyond their column's range), each statement is the very one the ORM sends, updates the
+same rows and leaves every row as the ORM's update leaves it. Shapes it cannot compile
+soundly are refused rather than compiled with a value baked in.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db.models import Case, F, Model, QuerySet, Value, When
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +25,15 @@ from hypothesis import strategies as st
 from billing.models import UsageDaily, UsageEventType
 from billing.usage import _USAGE_ROW
 from mailboxes.lifecycle import _LOADED_MOVE
-from mailboxes.models import Attachment, Direction, Email, EmailStatus
+from mailboxes.models import (
+    AccountSendCount,
+    Attachment,
+    Direction,
+    Email,
+    EmailStatus,
+    MailboxSendCount,
+)
+from mailboxes.quotas import _SLOT_FREE
 from mailboxes.services.outbound.pipeline import _CLAIMED, _SCANNED
 from multimail.statements import CompiledUpdate
 from tests.conftest import Tenant
@@ -49,12 +58,15 @@ def _both(
     """The ORM's update and the compiled one, each rolled back: the same SQL sent, the same
     count, the same rows afterwards."""
 
-    def run(update: Any) -> tuple[int, str, list[dict[str, Any]]]:
-        with transaction.atomic(), CaptureQueriesContext(connection) as captured:
-            count = update()
+    def run(update: Any) -> tuple[int, list[str], list[dict[str, Any]]]:
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as captured:
+                count = update()
             rows = list(model._default_manager.order_by("pk").values())
             transaction.set_rollback(True)
-        return count, captured[0]["sql"], rows
+        # No statement at all where the ORM decides a condition itself (a bound beyond
+        # its column's range).
+        return count, [query["sql"] for query in captured], rows
 
     queryset: QuerySet[Any] = compiled.queryset(**values)
     assert run(lambda: compiled.update(fields, **values)) == run(lambda: queryset.update(**fields))
@@ -206,9 +218,10 @@ def test_a_deliverys_claim_is_the_orms(
     ),
     day=st.dates(min_value=date(2025, 12, 30), max_value=date(2026, 1, 2)),
     event_type=st.sampled_from(UsageEventType.values),
+    count=st.integers(min_value=1, max_value=10**6),
 )
 def test_the_usage_counters_increment_is_the_orms(
-    owner: Tenant, other: Tenant, rows: list[Any], day: date, event_type: str
+    owner: Tenant, other: Tenant, rows: list[Any], day: date, event_type: str, count: int
 ) -> None:
     with transaction.atomic():
         for owners, on, kind in rows:
@@ -218,12 +231,100 @@ def test_the_usage_counters_increment_is_the_orms(
             _both(
                 _USAGE_ROW,
                 UsageDaily,
-                {"count": F("count") + 1},
+                {"count": F("count") + count},
                 account_id=account.pk,
                 day=day,
                 event_type=UsageEventType(event_type),
             )
         transaction.set_rollback(True)
+
+
+# Integers around the edges of a BigIntegerField's range, and beyond them, where the ORM
+# sends no comparison at all.
+_BIG = 2**63
+_bounds = st.one_of(
+    st.integers(min_value=-3, max_value=12),
+    st.integers(min_value=_BIG - 3, max_value=_BIG + 2),
+    st.integers(min_value=-_BIG - 2, max_value=-_BIG + 2),
+)
+
+
+@_HYPOTHESIS
+@given(
+    counters=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=10), st.booleans()),  # used, counts since
+        min_size=2,
+        max_size=2,
+    ),
+    below=_bounds,
+    since_matches=st.booleans(),
+    mailboxes=st.booleans(),
+)
+def test_a_send_counters_slot_claim_is_the_orms(
+    owner: Tenant,
+    other: Tenant,
+    counters: list[Any],
+    below: int,
+    since_matches: bool,
+    mailboxes: bool,
+) -> None:
+    since = _CLAIM if since_matches else _CLAIM - timedelta(days=30)
+    model: Any = MailboxSendCount if mailboxes else AccountSendCount
+    owner_field = "mailbox_id" if mailboxes else "account_id"
+    with transaction.atomic():
+        owners = [
+            tenant.mailbox.pk if mailboxes else tenant.account.pk for tenant in (owner, other)
+        ]
+        for owner_id, (used, counts_since) in zip(owners, counters, strict=True):
+            model.objects.update_or_create(
+                **{owner_field: owner_id},
+                defaults={"used": used, "since": _CLAIM if counts_since else since},
+            )
+        for owner_id in owners:
+            _both(
+                _SLOT_FREE,
+                model,
+                {"used": F("used") + 1},
+                counter=model,
+                owner_field=owner_field,
+                owner_id=owner_id,
+                since=since,
+                below=below,
+            )
+        transaction.set_rollback(True)
+
+
+@_HYPOTHESIS
+@given(
+    expression=st.sampled_from(["sum", "product", "case"]),
+    # The counter stays positive (its column's constraint) from 5000.
+    first=st.integers(min_value=-1000, max_value=1000),
+    second=st.integers(min_value=0, max_value=1000),
+)
+def test_the_integer_literals_of_a_set_expression_are_parameters(
+    owner: Tenant, expression: str, first: int, second: int
+) -> None:
+    """Every literal of these expressions is a parameter: the statement is the ORM's for
+    any of them, and each expression compiles once whatever its literals."""
+    fields = {
+        "sum": {"count": F("count") + first + second},
+        "product": {"count": F("count") * abs(first) + second},
+        "case": {
+            "count": Case(When(count__gt=0, then=F("count") + Value(first)), default=Value(second))
+        },
+    }[expression]
+    counter = CompiledUpdate(
+        lambda account_id: UsageDaily.objects.filter(account_id=account_id),
+        params=("account_id",),
+    )
+    with transaction.atomic():
+        UsageDaily.objects.create(
+            account=owner.account, date=date(2026, 1, 1), event_type="email_sent", count=5000
+        )
+        _both(counter, UsageDaily, fields, account_id=owner.account.pk)
+        _both(counter, UsageDaily, {"count": fields["count"] + 1}, account_id=owner.account.pk)
+        transaction.set_rollback(True)
+    assert len(counter._cache) == 2
 
 
 def test_each_shape_compiles_once_and_runs_as_one_statement(owner: Tenant) -> None:
@@ -261,6 +362,23 @@ def test_a_value_the_sql_would_not_get_as_passed_is_refused(owner: Tenant) -> No
             CompiledUpdate(lambda *, day: UsageDaily.objects.filter(date=day), params=("day",)),
             {"count": 1},
             {"day": now},
+        ),
+        # An integer compared through a transform.
+        (
+            CompiledUpdate(
+                lambda *, year: Email.objects.filter(received_at__year=year), params=("year",)
+            ),
+            {"subject": "x"},
+            {"year": 2026},
+        ),
+        # An integer compared with a column twice.
+        (
+            CompiledUpdate(
+                lambda *, size: Email.objects.filter(size_bytes__gte=size, spam_score=size),
+                params=("size",),
+            ),
+            {"subject": "x"},
+            {"size": 3},
         ),
         # A LIKE pattern.
         (

@@ -1,10 +1,11 @@
-"""The stored-bytes counter's UPDATE, written as SQL, does what the ORM's UPDATE did.
+"""The stored-bytes counter's compiled UPDATE does what the ORM's UPDATE does.
 
-``mailboxes.quotas._storage_update`` replaced ``StorageUsage.objects.filter(account_id=...,
+``mailboxes.quotas._storage_update`` runs ``StorageUsage.objects.filter(account_id=...,
 [used_bytes__lte=limit - delta]).update(used_bytes=F("used_bytes") + delta)``, the plain
-increment (bytes stored or freed) and the conditional claim (the bytes fit the plan).
-Over generated counters and changes, the same sequence run through each answers the same
-(whether the row took the change) and leaves the same rows.
+increment (bytes stored or freed) and the conditional claim (the bytes fit the plan),
+through a statement compiled once per process, with the change and the bound as its
+parameters. Over generated counters and changes, the same sequence run through each
+answers the same (whether the row took the change) and leaves the same rows.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _orm_update(account_id: str, delta: int, *, limit: int | None) -> bool:
-    """The UPDATE as the ORM sent it before it was written out."""
+    """The UPDATE as the ORM builds and sends it."""
     rows = StorageUsage.objects.filter(account_id=account_id)
     if limit is not None:
         rows = rows.filter(used_bytes__lte=limit - delta)
