@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from typing import NoReturn
 
 # How soon a stop signal taken by another thread is noticed.
@@ -18,11 +18,12 @@ def wait_for_stop_signal() -> int:
     neither ends the process with a KeyboardInterrupt traceback from wherever it landed;
     the caller then stops its work in order."""
     received: list[int] = []
-    stop = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
+        # Only an append, which takes no lock. A handler runs between two bytecodes of the
+        # main thread, wherever it is: one that set a threading.Event deadlocked when it
+        # ran while the main thread, waiting on that Event, held the Event's own lock.
         received.append(signum)
-        stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handle)
@@ -30,8 +31,8 @@ def wait_for_stop_signal() -> int:
     # SMTP listener's event loop, the scheduler's) takes it, Python only records it, and runs
     # the handler once the main thread next runs Python code: a wait without a timeout would
     # never return. Waking up now and then lets the handler run.
-    while not stop.wait(timeout=SIGNAL_CHECK_SECONDS):
-        pass
+    while not received:
+        time.sleep(SIGNAL_CHECK_SECONDS)
     return received[0]
 
 
