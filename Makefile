@@ -8,6 +8,9 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@localhost:5432/multimail
 TEST_REDIS_URL ?= redis://localhost:6379/15
 PYTEST_ARGS ?=
+# pytest-xdist processes for make test: one per CPU, at most 8 (tests/xdist_redis.py gives
+# each two Redis indexes of its own below REDIS_URL's). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 # Where the embedded default keeps its state (the SQLite files, the outbox, demo.env).
 export MULTIMAIL_VAR_DIR ?= $(CURDIR)/var
 
@@ -40,7 +43,7 @@ run: setup
 
 test: setup
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	  $(VENV)/bin/pytest $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest --numprocesses $(TEST_WORKERS) --maxprocesses 8 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -29,7 +29,7 @@ from accounts.services import api_key_create
 from mailboxes.models import Email, EmailStatus, Mailbox
 from tests.conftest import make_tenant, start_and_join
 from tests.embedded.conftest import free_port
-from tests.outbound.conftest import WORKER_REDIS_DB, _database_url
+from tests.outbound.conftest import _database_url, worker_broker_url
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -68,7 +68,7 @@ class Process:
 def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("the cluster runs on PostgreSQL")
-    broker = f"redis://localhost:6379/{WORKER_REDIS_DB}"
+    broker = worker_broker_url()
     redis.Redis.from_url(broker).flushdb()
     outbox = tmp_path / "outbox"
     env = {

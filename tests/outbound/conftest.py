@@ -27,11 +27,17 @@ from rest_framework.test import APIClient
 from mailboxes.models import Direction, Email, EmailStatus
 from multimail.ids import new_id
 from tests.conftest import Tenant
+from tests.xdist_redis import index_below
 
 ROOT = Path(__file__).resolve().parents[2]
-# Next to make test's cache index (15), never the same: the suite flushes its cache index
-# between tests, which would drop the worker's queued tasks.
-WORKER_REDIS_DB = os.environ.get("OUTBOUND_WORKER_REDIS_DB", "14")
+
+
+def worker_broker_url() -> str:
+    """The real workers' broker: the Redis index just below the suite's cache index (15 in
+    make test, so 14), never the same, since the suite empties its cache index between tests,
+    which would drop the worker's queued tasks. tests/xdist_redis.py keeps both indexes
+    apart between xdist workers."""
+    return index_below(settings.REDIS_URL or "redis://localhost:6379/15", 1)
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -161,7 +167,7 @@ def _database_url() -> str:
 def celery_worker_process(
     transactional_db: Any, tmp_path: Path, settings: Any
 ) -> Iterator[WorkerProcess]:
-    """A real worker on Redis (index OUTBOUND_WORKER_REDIS_DB) and the test database.
+    """A real worker on Redis (``worker_broker_url``) and the test database.
 
     The test process enqueues through the same broker (CELERY_TASK_ALWAYS_EAGER is turned
     off for the test), and rows are committed (transactional_db) so the worker sees them.
@@ -171,7 +177,7 @@ def celery_worker_process(
         pytest.skip("the worker test needs PostgreSQL")
     from multimail.celery import app
 
-    broker = f"redis://localhost:6379/{WORKER_REDIS_DB}"
+    broker = worker_broker_url()
     _purge(broker)
     previous = (app.conf.broker_url, app.conf.task_always_eager)
     app.conf.broker_url = broker

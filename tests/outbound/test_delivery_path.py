@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from mailboxes.models import Email, EmailStatus
 from mailboxes.services.outbound import pipeline, provider
 from tests.conftest import Tenant, database_dsn, make_tenant
-from tests.outbound.conftest import WORKER_REDIS_DB, body
+from tests.outbound.conftest import body, worker_broker_url
 from tests.reliability.conftest import free_port
 
 # Today's counts: a change that adds a statement to every email must say so here. The scan
@@ -242,7 +242,7 @@ def test_deliveries_are_served_before_a_backlog_of_scans(settings: Any) -> None:
     from mailboxes import tasks
     from multimail.celery import app
 
-    broker = f"redis://localhost:6379/{WORKER_REDIS_DB}"
+    broker = worker_broker_url()
     redis.Redis.from_url(broker).flushdb()
     previous = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = broker, False
