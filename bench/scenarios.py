@@ -226,7 +226,7 @@ def _bulk_insert(
         params += values
     sql = (
         f"INSERT INTO {Email._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 (fixed names)
-        f"SELECT {', '.join(expressions)} FROM generate_series(%s, %s) AS g(n)"
+        f"SELECT {', '.join(expressions)} FROM generate_series(%s::bigint, %s::bigint) AS g(n)"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, first, last])
