@@ -134,17 +134,6 @@ if _EMBEDDED:
     # Covering columns (INCLUDE) of the quota indexes are a PostgreSQL optimization; SQLite
     # builds the same indexes without them, which is all the embedded mode needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
-elif env_bool("DATABASE_SERVER_SIDE_BINDING", True):
-    # Parameters travel beside the SQL instead of being quoted into it in Python, and a
-    # statement a connection has run DATABASE_PREPARE_THRESHOLD times is prepared:
-    # PostgreSQL then skips parsing it and, where its generic plan is as good, planning it.
-    # Behind PgBouncer in transaction mode this needs PgBouncer 1.21 or later with
-    # max_prepared_statements set; DATABASE_PREPARE_THRESHOLD=off prepares nothing.
-    _threshold = env_str("DATABASE_PREPARE_THRESHOLD", "5")
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True,
-        prepare_threshold=None if _threshold == "off" else int(_threshold),
-    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks -------------------------------------------------------------
