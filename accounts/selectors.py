@@ -28,6 +28,7 @@ from mailboxes.quotas import account_usage, emails_sent_this_period, storage_use
 from multimail.errors import not_found
 from multimail.filters import filtered
 from multimail.pagination import Page, cursor_paginate
+from multimail.statements import hot_cursor
 
 AUDIT_PAGE_SIZE = 50
 
@@ -63,7 +64,7 @@ def account_sending_stopped(*, account_id: str, lock: bool = False) -> bool:
     has no KEY SHARE: the statement is written out. SQLite has no row locks (writes are
     serialized by the database), so there it is a plain read."""
     if lock and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(
                 "SELECT sending_stopped FROM accounts_account WHERE id = %s FOR KEY SHARE",
                 [account_id],

@@ -25,6 +25,7 @@ from mailboxes.models import (
 )
 from multimail.ids import new_id
 from multimail.inserts import insert_columns, insert_values
+from multimail.statements import hot_cursor
 from oversight.policy import event_hidden_from_agent
 
 
@@ -134,7 +135,7 @@ def record_and_read(
         f"WHERE account_id = %s AND is_active AND ({scope}) ORDER BY id DESC"
     )
     params = [*values, account_id, *([mailbox_id] if mailbox_id is not None else [])]
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [(id_, url, json.loads(events)) for id_, url, events in rows]

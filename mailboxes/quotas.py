@@ -44,7 +44,7 @@ from mailboxes.models import (
     StorageUsage,
 )
 from multimail.errors import ApiError
-from multimail.statements import CompiledQuery, CompiledUpdate
+from multimail.statements import CompiledQuery, CompiledUpdate, hot_cursor
 
 # Outbound emails that count against the monthly quota: everything accepted that was not
 # refused before leaving (rejected by the filter or operator, cancelled).
@@ -270,7 +270,7 @@ def account_usage(*, account: Account, now: datetime | None = None) -> AccountUs
         pk,
         *(pk, OversightEmailChange.Status.PENDING.value, adapt(now or timezone.now())),
     ]
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(_ACCOUNT_USAGE_SQL, params)
         sent, stored, pending = cursor.fetchone()
     return AccountUsage(
@@ -501,7 +501,7 @@ def _claims_together(
         "AND EXISTS (SELECT 1 FROM counted) RETURNING 1) "
         "SELECT EXISTS (SELECT 1 FROM counted), EXISTS (SELECT 1 FROM stored)"
     )
-    with connection.cursor() as cursor:
+    with hot_cursor(connection) as cursor:
         cursor.execute(
             sql, [account_id, since, limit, adding_bytes, account_id, max_bytes - adding_bytes]
         )

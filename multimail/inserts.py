@@ -18,6 +18,8 @@ from django.db import connections, router, transaction
 from django.db.models import Field, Model
 from django.db.models.signals import post_save, pre_save
 
+from multimail.statements import hot_cursor
+
 
 @cache
 def insert_columns(model: type[Model]) -> tuple[Field[Any, Any], ...]:
@@ -64,7 +66,7 @@ def row_insert[M: Model](obj: M) -> M:
     connection = connections[alias]
     pre_save.send(sender=model, instance=obj, raw=False, using=alias, update_fields=None)
     values = insert_values(obj, connection)
-    with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(alias), hot_cursor(connection) as cursor:
         cursor.execute(_insert_sql(model, alias), values)
     obj._state.adding = False
     obj._state.db = alias

@@ -134,6 +134,15 @@ if _EMBEDDED:
     # Covering columns (INCLUDE) of the quota indexes are a PostgreSQL optimization; SQLite
     # builds the same indexes without them, which is all the embedded mode needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
+else:
+    # The hot id-keyed statements (multimail.statements.hot_cursor) are prepared on a
+    # connection from their third run there, so PostgreSQL stops planning them per request.
+    # -1 turns preparing off: a transaction-mode pooler older than PgBouncer 1.21 routes a
+    # connection's statements to server connections that never saw the PREPARE.
+    _prepare_after = env_int("DATABASE_PREPARE_THRESHOLD", 2)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        _prepare_after if _prepare_after >= 0 else None
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks -------------------------------------------------------------
