@@ -25,6 +25,7 @@ from accounts.plans import limits_for
 from accounts.principals import principal_versions_bump
 from accounts.selectors import account_export
 from multimail.errors import ApiError, not_found
+from multimail.inserts import row_insert
 
 logger = logging.getLogger("multimail.accounts")
 
@@ -93,16 +94,19 @@ def audit_record(
     metadata: dict[str, Any] | None = None,
     request_id: str = "",
 ) -> AuditEntry:
-    return AuditEntry.objects.create(
-        account=actor.account,
-        action=action,
-        resource_type=resource_type,
-        resource_id=str(resource_id),
-        actor_kind=actor.kind,
-        actor_key=actor.api_key,
-        actor_label=actor.display,
-        metadata=metadata,
-        request_id=request_id,
+    # Decisions and admin actions each write one: the INSERT is built once per process.
+    return row_insert(
+        AuditEntry(
+            account=actor.account,
+            action=action,
+            resource_type=resource_type,
+            resource_id=str(resource_id),
+            actor_kind=actor.kind,
+            actor_key=actor.api_key,
+            actor_label=actor.display,
+            metadata=metadata,
+            request_id=request_id,
+        )
     )
 
 

@@ -23,8 +23,8 @@ from accounts.actors import Actor
 from accounts.models import Account
 from mailboxes import lifecycle
 from mailboxes.models import Email, EmailStatus, Mailbox
-from oversight.holds import expiry_remind
-from oversight.models import ApprovalLink, OperatorNotification
+from oversight.holds import approval_links_spend, expiry_remind
+from oversight.models import OperatorNotification
 from oversight.policy import PENDING_STATUSES
 
 logger = logging.getLogger("multimail.oversight")
@@ -107,7 +107,7 @@ def email_expire(*, email_id: str, hours: int, now: datetime) -> bool:
         at=now,
     )
     if won:
-        ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
+        approval_links_spend(email_id=email.pk, now=now)
     return won
 
 

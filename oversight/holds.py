@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 
 from mailboxes.models import Direction, Email
+from multimail.statements import CompiledUpdate
 from oversight.models import ApprovalLink, OperatorNotification
 from oversight.selectors import token_hash
 
@@ -29,6 +30,18 @@ def _live_links(email: Email, now: datetime) -> QuerySet[ApprovalLink]:
     return ApprovalLink.objects.filter(
         email=email, used_at__isnull=True, replaced_at__isnull=True, expires_at__gt=now
     )
+
+
+# The unused links of an email: every decision spends them, so compiled once per process.
+_UNUSED_LINKS = CompiledUpdate(
+    lambda email_id: ApprovalLink.objects.filter(email_id=email_id, used_at__isnull=True),
+    params=("email_id",),
+)
+
+
+def approval_links_spend(*, email_id: str, now: datetime) -> None:
+    """Once a held email is decided, by whatever path, its emailed links stop working."""
+    _UNUSED_LINKS.update({"used_at": now}, email_id=email_id)
 
 
 def _subject(email: Email, kind: str, changed: Sequence[str]) -> str:

@@ -35,7 +35,7 @@ from mailboxes.versions import email_version_read
 from multimail import ratelimit
 from multimail.errors import ApiError, not_found
 from oversight import policy
-from oversight.models import ApprovalLink
+from oversight.holds import approval_links_spend
 from oversight.selectors import approval_link_find, decision_email, decision_mailbox_locked
 
 UPGRADE_CODE_TTL = timedelta(hours=24)
@@ -263,8 +263,7 @@ def _decide(
     if not won:
         email.refresh_from_db()
         raise _not_pending(email)
-    # Whatever path decided, the emailed link stops working.
-    ApprovalLink.objects.filter(email=email, used_at__isnull=True).update(used_at=now)
+    approval_links_spend(email_id=email.pk, now=now)
     if action == Action.APPROVE and email.direction == Direction.OUTBOUND:
         pipeline.email_release(email=email)
     return Decision(result, email, None)

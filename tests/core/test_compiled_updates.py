@@ -36,6 +36,8 @@ from mailboxes.models import (
 from mailboxes.quotas import _SLOT_FREE
 from mailboxes.services.outbound.pipeline import _CLAIMED, _SCANNED
 from multimail.statements import CompiledUpdate
+from oversight.holds import _UNUSED_LINKS
+from oversight.models import ApprovalLink
 from tests.conftest import Tenant
 from tests.core.test_compiled_queries import _mailboxes
 from tests.inbound.conftest import make_email
@@ -202,6 +204,31 @@ def test_a_deliverys_claim_is_the_orms(
                 email_id=email.pk,
                 previous=claims[previous],
             )
+        transaction.set_rollback(True)
+
+
+@_HYPOTHESIS
+@given(
+    links=st.lists(
+        st.tuples(st.booleans(), st.one_of(st.none(), _times)),  # which email, used_at
+        max_size=5,
+    ),
+    now=_times,
+)
+def test_spending_an_emails_approval_links_is_the_orms(
+    owner: Tenant, links: list[Any], now: datetime
+) -> None:
+    with transaction.atomic():
+        emails = [make_email(owner.mailbox), make_email(owner.mailbox)]
+        for index, (second, used_at) in enumerate(links):
+            ApprovalLink.objects.create(
+                email=emails[second],
+                token_hash=f"{index:064}",
+                expires_at=now + timedelta(days=7),
+                used_at=used_at,
+            )
+        for email in emails:
+            _both(_UNUSED_LINKS, ApprovalLink, {"used_at": now}, email_id=email.pk)
         transaction.set_rollback(True)
 
 

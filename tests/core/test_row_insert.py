@@ -20,6 +20,9 @@ from django.db.models.signals import post_save, pre_save
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.actors import Actor
+from accounts.models import AuditEntry
+from accounts.services import api_key_create, audit_record
 from mailboxes.models import Correspondent, Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
 from multimail.inserts import insert_columns, row_insert
@@ -87,6 +90,48 @@ def test_an_inserted_email_is_the_saved_email(owner: Tenant, fields: dict[str, A
         assert rows[inserted.pk] == rows[saved.pk]
         assert _memory(inserted) == _memory(saved)
         transaction.set_rollback(True)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    by_key=st.booleans(),
+    metadata=st.one_of(st.none(), st.dictionaries(_text, st.one_of(_text, st.integers()))),
+    texts=st.tuples(_text, _text, _text),
+)
+def test_an_inserted_audit_entry_is_the_saved_one(
+    owner: Tenant, by_key: bool, metadata: Any, texts: tuple[str, str, str]
+) -> None:
+    """``audit_record`` writes every audit entry with ``row_insert``."""
+    action, resource_id, request_id = texts
+    with transaction.atomic():
+        key = api_key_create(account=owner.account, name="k", scopes=["send"])[0]
+        actor = Actor.for_key(key) if by_key else Actor.system(owner.account)
+        common = {"action": action, "resource_type": "email", "metadata": metadata}
+        saved = AuditEntry.objects.create(
+            account=actor.account,
+            resource_id=resource_id,
+            actor_kind=actor.kind,
+            actor_key=actor.api_key,
+            actor_label=actor.display,
+            request_id=request_id,
+            **common,
+        )
+        inserted = audit_record(
+            actor=actor, resource_id=resource_id, request_id=request_id, **common
+        )
+        rows = {row.pop("id"): row for row in AuditEntry.objects.values()}
+        for row in rows.values():
+            row.pop("created_at")
+        assert rows[inserted.pk] == rows[saved.pk]
+        assert _memory_but(inserted, "created_at") == _memory_but(saved, "created_at")
+        transaction.set_rollback(True)
+
+
+def _memory_but(obj: Model, *names: str) -> Any:
+    state, adding, db, cached = _memory(obj)
+    return {k: v for k, v in state.items() if k not in names}, adding, db, cached
 
 
 def test_the_save_signals_are_sent(owner: Tenant) -> None:
