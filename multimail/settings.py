@@ -134,7 +134,7 @@ if _EMBEDDED:
     # Covering columns (INCLUDE) of the quota indexes are a PostgreSQL optimization; SQLite
     # builds the same indexes without them, which is all the embedded mode needs.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
-else:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The hot id-keyed statements (multimail.statements.hot_cursor) are prepared on a
     # connection from their third run there, so PostgreSQL stops planning them per request.
     # -1 turns preparing off: a transaction-mode pooler older than PgBouncer 1.21 routes a

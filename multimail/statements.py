@@ -37,6 +37,7 @@ from functools import partial
 from typing import Any
 from weakref import ref as weak_ref
 
+import psycopg
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
@@ -96,7 +97,12 @@ class _ServerBoundDebugWrapper(PostgresDebugWrapper):
     keeps the log readable and the compiled statements comparable with the ORM's)."""
 
     def execute(self, sql: Any, params: Any = None) -> Any:
-        logged = sql if params is None else self.db.ops.compose_sql(sql, params)
+        try:
+            logged = sql if params is None else self.db.ops.compose_sql(sql, params)
+        except psycopg.DataError:
+            # A value PostgreSQL refuses (a NUL in text): the statement itself fails with
+            # Django's DataError below, as it does when nothing is logged.
+            logged = sql
         with self.debug_sql(logged, params):
             return CursorWrapper.execute(self, sql, params)
 

@@ -10,9 +10,11 @@ does, prepared or not, is held by test_compiled_queries and test_compiled_update
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.test.utils import CaptureQueriesContext
 
@@ -90,3 +92,14 @@ def test_the_hot_cursor_binds_on_the_server_and_the_default_one_on_the_client() 
         assert isinstance(cursor.cursor, ServerBindingCursor)
     with connection.cursor() as cursor:
         assert not isinstance(cursor.cursor, ServerBindingCursor)
+
+
+@pytest.mark.parametrize("logged", [True, False])
+def test_a_value_postgresql_refuses_fails_as_djangos_data_error_logged_or_not(
+    owner: Tenant, logged: bool
+) -> None:
+    """The query log writes values in before the statement runs; a value it cannot write
+    (a NUL in text) must still fail as the statement does unlogged."""
+    log = CaptureQueriesContext(connection) if logged else nullcontext()
+    with log, pytest.raises(DataError), transaction.atomic():
+        _MAILBOX.rows(mailbox_id="nul\x00")
