@@ -501,6 +501,24 @@ def mailboxes_at(addresses: Collection[str]) -> QuerySet[Mailbox]:
     return Mailbox.objects.filter(address__any_of=distinct, is_active=True)
 
 
+def _mailbox_ids_at(*, addresses: Collection[str]) -> QuerySet[Mailbox]:
+    return mailboxes_at(addresses).only("pk", "address")
+
+
+# One shape whatever the number of addresses: they are one array parameter.
+_MAILBOX_IDS_AT = CompiledQuery(_mailbox_ids_at, params=(), arrays=("addresses",))
+
+
+def mailbox_ids_at(*, addresses: Iterable[str]) -> dict[str, str]:
+    """The id of each active mailbox at ``addresses`` (normalized), by address: which of
+    an outbound email's recipients this server delivers to itself. Precompiled: every
+    delivery asks, and compiling the queryset cost more CPU than running it."""
+    distinct = [address for address in dict.fromkeys(addresses) if address]
+    if not distinct:
+        return {}
+    return {mailbox.address: mailbox.pk for mailbox in _MAILBOX_IDS_AT.rows(addresses=distinct)}
+
+
 def _recipient_mailboxes(*, message_id: str, addresses: Collection[str]) -> QuerySet[Mailbox]:
     copies = inbound_copies(mailbox_id=OuterRef("pk"), message_id=message_id)
     return (

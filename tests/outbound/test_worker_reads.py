@@ -1,7 +1,8 @@
 """The outbound worker's precompiled reads return what the ORM's querysets returned.
 
 Each email's scan reads it in pending_scan (``email_in_status``) and locks its sender
-(``sender_locked``: the mailbox and its account, FOR NO KEY UPDATE, in one statement).
+(``sender_locked``: the mailbox and its account, FOR NO KEY UPDATE, in one statement);
+its delivery looks up which recipients are mailboxes of this server (``mailbox_ids_at``).
 Over generated mail (several mailboxes of two accounts, every direction and status), the
 instances, every loaded field and the joined account are the ORM's, and the lock is
 really taken.
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
-from mailboxes.selectors import email_in_status, sender_locked
+from mailboxes.selectors import email_in_status, mailbox_ids_at, sender_locked
 from tests.conftest import Tenant, database_dsn, make_tenant
 from tests.core.test_compiled_queries import _mailboxes, _snapshot
 from tests.inbound.conftest import make_email
@@ -66,6 +67,24 @@ def test_the_workers_reads_are_the_orms(
 
 
 @pytest.mark.django_db
+@_HYPOTHESIS
+@given(picked=st.lists(st.integers(min_value=0, max_value=5), max_size=8))
+def test_the_local_recipients_are_the_orms(owner: Tenant, other: Tenant, picked: list[int]) -> None:
+    with transaction.atomic():
+        mailboxes = _mailboxes(owner, other)
+        # Every mailbox's address (one of them deleted), an unknown one and an empty one.
+        candidates = [m.address for m in mailboxes] + ["nobody@nowhere.example", ""]
+        addresses = [candidates[index] for index in picked]
+        orm = dict(
+            Mailbox.objects.filter(address__in=addresses, is_active=True).values_list(
+                "address", "pk"
+            )
+        )
+        assert mailbox_ids_at(addresses=addresses) == orm
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
 def test_each_is_one_statement(owner: Tenant) -> None:
     email = make_email(owner.mailbox, direction=Direction.OUTBOUND, status=EmailStatus.PENDING_SCAN)
     with transaction.atomic():
@@ -74,7 +93,8 @@ def test_each_is_one_statement(owner: Tenant) -> None:
         with CaptureQueriesContext(connection) as queries:
             email_in_status(email_id=email.pk, status=EmailStatus.PENDING_SCAN)
             sender_locked(mailbox_id=owner.mailbox.pk)
-    assert len(queries) == 2, [q["sql"] for q in queries.captured_queries]
+            mailbox_ids_at(addresses=[owner.mailbox.address, "nobody@nowhere.example"])
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]
 
 
 @pytest.mark.django_db(transaction=True)

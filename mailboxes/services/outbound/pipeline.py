@@ -30,7 +30,7 @@ from accounts.selectors import account_sending_stopped
 from mailboxes import enqueue, lifecycle
 from mailboxes.models import Direction, Email, EmailStatus, Mailbox
 from mailboxes.quotas import storage_add
-from mailboxes.selectors import email_in_status, sender_locked
+from mailboxes.selectors import email_in_status, mailbox_ids_at, sender_locked
 from mailboxes.services.attachment_safety import HEAD_BYTES
 from mailboxes.services.content_filter import AttachmentInfo, content_report
 from mailboxes.services.correspondents import correspondents_record
@@ -447,11 +447,7 @@ def _delivery_send(email: Email) -> tuple[int, int, str] | None:
         )
         return None
     recipients = built.recipients
-    local_mailboxes = dict(
-        Mailbox.objects.filter(
-            address__in=[a.lower() for a in recipients], is_active=True
-        ).values_list("address", "pk")
-    )
+    local_mailboxes = mailbox_ids_at(addresses=[a.lower() for a in recipients])
     local = [a for a in recipients if a.lower() in local_mailboxes]
     remote = [a for a in recipients if a.lower() not in local_mailboxes]
     raw = built.raw  # before provider_send narrows the message's recipients
