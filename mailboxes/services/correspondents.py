@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailboxes.models import Correspondent
+from multimail.inserts import rows_upsert
 
 
 def normalized_address(value: str) -> str:
@@ -42,7 +43,7 @@ def correspondents_record(
     def write() -> None:
         now = timezone.now()
         # Sorted: two upserts of overlapping addresses take the key locks in one order.
-        Correspondent.objects.bulk_create(
+        rows_upsert(
             [
                 Correspondent(
                     account_id=account_id,
@@ -55,7 +56,6 @@ def correspondents_record(
                 )
                 for address in normalized
             ],
-            update_conflicts=True,
             unique_fields=["account", "address", "direction"],
             update_fields=["last_email_id", "last_at"],
         )

@@ -1,7 +1,9 @@
 """Rows written by SQL built once (multimail.inserts) are the rows ``save`` writes.
 
 ``row_insert`` writes every new email (``lifecycle.email_create``); the account event's
-INSERT (``events.record_and_read``) is built from the same columns and values. Over
+INSERT (``events.record_and_read``) is built from the same columns and values, and so is
+``rows_upsert``, which records correspondents as ``bulk_create(update_conflicts=True)``
+did. Over
 generated emails (every direction and status, text, lists and mappings in the JSON
 columns, empty and set optional columns), the row in the database and the instance in
 memory are the same as ``Email.objects.create`` leaves; the save signals are sent as
@@ -25,7 +27,7 @@ from accounts.models import AuditEntry
 from accounts.services import api_key_create, audit_record
 from mailboxes.models import Correspondent, Direction, Email, EmailStatus, Mailbox
 from multimail.ids import new_id
-from multimail.inserts import insert_columns, row_insert
+from multimail.inserts import insert_columns, row_insert, rows_upsert
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -176,3 +178,66 @@ def test_a_model_with_a_database_default_is_refused(
     monkeypatch.setattr(Email._meta.get_field("subject"), "has_db_default", lambda: True)
     with pytest.raises(ValueError, match="database defaults"):
         row_insert(Email(account=owner.account, mailbox=owner.mailbox, id=new_id()))
+    with pytest.raises(ValueError, match="database defaults"):
+        rows_upsert(
+            [Email(account=owner.account, mailbox=owner.mailbox, id=new_id())],
+            unique_fields=["id"],
+            update_fields=["subject"],
+        )
+
+
+_ADDRESSES = [f"r{index}@example.org" for index in range(5)]
+_rows = st.lists(
+    st.tuples(st.sampled_from(_ADDRESSES), st.sampled_from(Direction.values)),
+    unique=True,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(existing=_rows, written=_rows, moment=_moment)
+def test_an_upsert_leaves_the_rows_bulk_create_leaves(
+    owner: Tenant,
+    other: Tenant,
+    existing: list[tuple[str, str]],
+    written: list[tuple[str, str]],
+    moment: datetime,
+) -> None:
+    """Over rows already there (of this account and another) and rows written, some the
+    same (account, address, direction): the table afterwards is the ORM's, but the ids."""
+
+    def correspondents(account: Any, pairs: list[tuple[str, str]], email_id: str) -> list[Any]:
+        return [
+            Correspondent(
+                account=account,
+                address=address,
+                direction=direction,
+                first_email_id=email_id,
+                last_email_id=email_id,
+                first_at=moment,
+                last_at=moment,
+            )
+            for address, direction in pairs
+        ]
+
+    def table() -> list[dict[str, Any]]:
+        rows = Correspondent.objects.order_by("account_id", "address", "direction").values()
+        return [{k: v for k, v in row.items() if k != "id"} for row in rows]
+
+    upsert = {"unique_fields": ["account", "address", "direction"]}
+    upsert["update_fields"] = ["last_email_id", "last_at"]
+    outcomes = []
+    for write in (
+        lambda objs: Correspondent.objects.bulk_create(objs, update_conflicts=True, **upsert),
+        lambda objs: rows_upsert(objs, **upsert),
+    ):
+        with transaction.atomic():
+            for account in (owner.account, other.account):
+                Correspondent.objects.bulk_create(correspondents(account, existing, "01OLD"))
+            objs = correspondents(owner.account, written, "01NEW")
+            write(objs)
+            outcomes.append((table(), [obj._state.adding for obj in objs]))
+            transaction.set_rollback(True)
+    assert outcomes[1] == outcomes[0]
