@@ -46,7 +46,7 @@ from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.backends.utils import CursorWrapper
 from django.db.models import IntegerField, Model, QuerySet
 from django.db.models.base import DEFERRED
-from django.db.models.expressions import Col, Expression, Value
+from django.db.models.expressions import Col, CombinedExpression, Expression, F, Value
 from django.db.models.lookups import Exact, IntegerFieldOverflow
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.models.sql import UpdateQuery
@@ -401,13 +401,17 @@ class CompiledUpdate[M: Model]:
         shape = tuple(sorted((k, v) for k, v in values.items() if k not in marked))
         literals: list[int] = []
         sets = tuple(
-            (name, _literals_out(value, literals) if hasattr(value, "resolve_expression") else None)
+            (name, _set_shape(value, literals) if hasattr(value, "resolve_expression") else None)
             for name, value in fields.items()
         )
         key = (using, shape, tuple(sorted(marked.items())), sets)
         compiled = self._cache.get(key)
         if compiled is None:
-            compiled = self._cache[key] = self._compile(using, dict(shape), marked, sets)
+            slotted = tuple(
+                (name, None if set_key is None else _literals_out(fields[name], []))
+                for name, set_key in sets
+            )
+            compiled = self._cache[key] = self._compile(using, dict(shape), marked, slotted)
         connection = connections[compiled.alias]
         try:
             params = [
@@ -541,6 +545,37 @@ def _int_lookups(where: WhereNode, marks: dict[str, Any], marked: dict[str, str]
     if set(found) != {name for name, kind in marked.items() if kind == "int"}:
         raise ValueError("each integer placeholder must be compared with a column")
     return found
+
+
+def _set_shape(expression: Any, literals: list[int]) -> Hashable:
+    """The part of a SET expression's key that is not its integer literals, which are
+    appended to ``literals`` in the order ``_literals_out`` takes them. For what the
+    counters write (F, integer literals, arithmetic between them) a tuple of names, cheap
+    to build and hash; for any other expression ``_literals_out``'s expression, whose hash
+    Django works out from its constructor's arguments on every call."""
+    start = len(literals)
+    shape = _arithmetic_shape(expression, literals)
+    if shape is not None:
+        return shape
+    del literals[start:]
+    return _literals_out(expression, literals)
+
+
+def _arithmetic_shape(expression: Any, literals: list[int]) -> Hashable | None:
+    kind = type(expression)
+    if kind is F:
+        return ("F", expression.name)
+    # An output field given to the constructor is part of the shape (as in _literals_out):
+    # such expressions are left to the general key.
+    own_field = "output_field" in expression.__dict__
+    if kind is Value and type(expression.value) is int and not own_field:
+        literals.append(expression.value)
+        return ("literal",)
+    if kind is CombinedExpression and not own_field:
+        lhs = _arithmetic_shape(expression.lhs, literals)
+        rhs = None if lhs is None else _arithmetic_shape(expression.rhs, literals)
+        return None if rhs is None else ("combined", expression.connector, lhs, rhs)
+    return None
 
 
 def _literals_out(expression: Any, literals: list[int]) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import Case, F, Model, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, Model, QuerySet, Value, When
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,7 +35,7 @@ from mailboxes.models import (
 )
 from mailboxes.quotas import _SLOT_FREE
 from mailboxes.services.outbound.pipeline import _CLAIMED, _SCANNED
-from multimail.statements import CompiledUpdate
+from multimail.statements import CompiledUpdate, _literals_out, _set_shape
 from oversight.holds import _UNUSED_LINKS
 from oversight.models import ApprovalLink
 from tests.conftest import Tenant
@@ -423,3 +423,39 @@ def test_a_value_the_sql_would_not_get_as_passed_is_refused(owner: Tenant) -> No
     content = CompiledUpdate(lambda *, pk: Attachment.objects.filter(pk=pk), params=("pk",))
     with pytest.raises(ValueError, match="placeholder of its own"):
         content.update({"content": b"bytes"}, pk="01NOSUCHATTACHMENT00000000")
+
+
+_integer = st.integers(min_value=-(2**40), max_value=2**40)
+_leaf = st.one_of(
+    st.sampled_from(["count", "used"]).map(F),
+    _integer.map(Value),
+    # An output field of its own, and a Value around a bool: both part of the shape.
+    _integer.map(lambda n: Value(n, output_field=IntegerField())),
+    st.booleans().map(Value),
+)
+_arithmetic = st.recursive(
+    _leaf,
+    lambda inner: st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(
+        lambda parts: {"+": parts[0] + parts[2], "-": parts[0] - parts[2]}.get(
+            parts[1], parts[0] * parts[2]
+        )
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_arithmetic, second=_arithmetic)
+def test_a_set_expressions_cheap_key_keys_what_it_compiles_to(first: Any, second: Any) -> None:
+    """The key of a SET expression (``_set_shape``) takes out the literals
+    ``_literals_out`` takes out, in its order; and two expressions with one key compile
+    to one statement (their ``_literals_out`` expressions are equal)."""
+    keys, slotted = [], []
+    for expression in (first, second):
+        literals: list[int] = []
+        reference: list[int] = []
+        keys.append(_set_shape(expression, literals))
+        slotted.append(_literals_out(expression, reference))
+        assert literals == reference
+    if keys[0] == keys[1]:
+        assert slotted[0] == slotted[1]
