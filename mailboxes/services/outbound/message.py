@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
@@ -48,7 +49,14 @@ class OutboundMessage(EmailMultiAlternatives):
         # Every backend (file outbox, SMTP, local delivery) passes or defaults its policy;
         # the header registry is swapped in whichever it is.
         base = email.policy.default if policy is None else policy
-        return super().message(policy=_outbound_policy(base))  # type: ignore[no-any-return]
+        built: EmailMessage = super().message(policy=_outbound_policy(base))
+        for part in built.walk():
+            if part.is_multipart() and part.get_boundary() is None:
+                # The generator would pick one at random and compile a regular expression
+                # for it to make sure no line of the parts is the boundary; with 128 random
+                # bits no content can hold it by chance, nor a sender guess it.
+                part.set_boundary(f"=_mm{secrets.token_hex(16)}")
+        return built
 
     def _add_attachment(
         self, msg: EmailMessage, filename: Any, content: Any, mimetype: Any
