@@ -25,12 +25,11 @@ from tests.outbound.conftest import body, worker_broker_url
 from tests.reliability.conftest import free_port
 
 # Today's counts: a change that adds a statement to every email must say so here. The scan
-# reads the email, locks the sender, writes the scan (the email's lock and its
-# compare-and-set), the storage counter and the move to sending, which claims the delivery
-# too. Delivery reads the local recipients, then records the email sent with the usage
+# reads the email, locks the sender, writes the scan with the move to sending (the email's
+# lock and its compare-and-set, which claims the delivery too) and the storage counter. Delivery reads the local recipients, then records the email sent with the usage
 # counter (the first email of the day inserts its row: two more statements), the event and
 # the webhook targets. An email without attachments reads none.
-PROCESS_STATEMENTS = 5
+PROCESS_STATEMENTS = 4
 DELIVER_STATEMENTS = 7
 
 

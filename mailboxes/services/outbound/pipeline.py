@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from mailboxes.versions import email_version_read
 from multimail.statements import CompiledUpdate
 from oversight.policy import (
     STOPPED_HOLD_REASON,
+    OutboundDecision,
     Outcome,
     mailbox_rules,
     outbound_decision,
@@ -59,23 +61,32 @@ STUCK_AFTER = timedelta(minutes=3)
 GIVE_UP_AFTER = timedelta(hours=6)
 
 
-def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
-    """Ask the policy where an email (scanned, or scheduled and due) goes next: its mode,
-    or the first of its mailbox's oversight rules that matches. The caller holds the
-    email's row lock, after its mailbox's and account's (``_lock_sender``): the stop
-    switch, which locks the account row, is read as it is now.
-
-    True when it is now ``sending``. Its delivery is enqueued for after the commit, unless
-    ``deliver_here``: then it is claimed for the caller's delivery in the same UPDATE
-    (``_claim_fields``), and the caller delivers it once this commits."""
+def _step(email: Email, now: datetime) -> OutboundDecision:
+    """What the policy does with an email (scanned, or scheduled and due) now: its mode, or
+    the first of its mailbox's oversight rules that matches. The caller holds the sender's
+    locks (``_lock_sender``): the stop switch, which locks the account row, is read as it
+    is now."""
     mailbox = email.mailbox
-    step = outbound_step(
+    return outbound_step(
         email,
         mailbox.oversight_mode,
         now=now,
         rules=mailbox_rules(mailbox),
         stopped=email.account.sending_stopped,
     )
+
+
+def _route(
+    email: Email,
+    now: datetime,
+    *,
+    deliver_here: bool = False,
+    step: OutboundDecision | None = None,
+) -> bool:
+    """Move an email where the policy sends it (``step``, or ``_step`` now), under its row
+    lock, taken after its mailbox's and account's. True when it is now ``sending``
+    (``_handed_on``)."""
+    step = step or _step(email, now)
     if step.outcome == Outcome.REFUSE and step.rule is not None:
         lifecycle.email_refuse_by_rule(email=email, rule=step.rule, at=now)
     elif step.outcome == Outcome.REFUSE:
@@ -90,23 +101,45 @@ def _route(email: Email, now: datetime, *, deliver_here: bool = False) -> bool:
         lifecycle.email_hold(email=email, rule=step.rule, reason=step.hold_reason)
     elif step.outcome == Outcome.WAIT:
         lifecycle.email_move(email, to=EmailStatus.SCHEDULED)
-    elif lifecycle.email_move(
+    elif _sending_move(email, step, now, deliver_here=deliver_here):
+        return _handed_on(email, deliver_here=deliver_here)
+    return False
+
+
+def _sending_move(
+    email: Email,
+    step: OutboundDecision,
+    now: datetime,
+    *,
+    deliver_here: bool,
+    written_with: Mapping[str, Any] | None = None,
+) -> bool:
+    """Move an email the policy lets leave to ``sending``: a compare-and-set from its
+    status as loaded, writing who decided, the delivery's claim when the caller delivers
+    it itself (``_claim_fields``), and ``written_with``. False when it had moved on."""
+    return lifecycle.email_move(
         email,
         to=EmailStatus.SENDING,
         **lifecycle.routed_by(step.rule, now),
         **_claim_fields(now, deliver_here=deliver_here),
-    ):
-        if not deliver_here:
-            enqueue.deliver_email_after_commit(email.pk)
-            return True
-        # What the claim of a delivery checks (_delivery_claim), under the locks this
-        # transaction holds: the mailbox and account rows, FOR NO KEY UPDATE, which the
-        # stop switch's FOR UPDATE waits for (and deliveries_in_flight_wait then sees the
-        # claim).
-        refusal = _delivery_refusal(email)
-        if not refusal:
-            return True
-        lifecycle.email_fail(email=email, reason=refusal)
+        **(written_with or {}),
+    )
+
+
+def _handed_on(email: Email, *, deliver_here: bool) -> bool:
+    """An email that just became ``sending``: its delivery is enqueued for after the commit,
+    unless ``deliver_here``, when the caller delivers it once this commits. True unless a
+    check of its claim failed it."""
+    if not deliver_here:
+        enqueue.deliver_email_after_commit(email.pk)
+        return True
+    # What the claim of a delivery checks (_delivery_claim), under the locks this
+    # transaction holds: the mailbox and account rows, FOR NO KEY UPDATE, which the stop
+    # switch's FOR UPDATE waits for (and deliveries_in_flight_wait then sees the claim).
+    refusal = _delivery_refusal(email)
+    if not refusal:
+        return True
+    lifecycle.email_fail(email=email, reason=refusal)
     return False
 
 
@@ -231,16 +264,23 @@ def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
     stored_size = email.size_bytes
     # Rendering needs no lock: the content of a pending_scan email does not change.
     reason = content_scan(email)
+    scanned = {name: getattr(email, name) for name in SCANNED_FIELDS}
     with transaction.atomic():
         mailbox = _lock_sender(email.mailbox_id)
+        email.mailbox, email.account = mailbox, mailbox.account
+        now = timezone.now()
+        step = _step(email, now) if reason is None else None
+        if step is not None and step.outcome == Outcome.SEND:
+            # Most mail: the scan's results written with the move to sending, in one UPDATE
+            # that is the email's row lock and its compare-and-set.
+            if not _sending_move(email, step, now, deliver_here=deliver_here, written_with=scanned):
+                return None  # it left pending_scan meanwhile (cancelled, a second task)
+            storage_add(account_id=email.account_id, delta=email.size_bytes - stored_size)
+            return email if _handed_on(email, deliver_here=deliver_here) else None
         # The scan's UPDATE is the email's row lock and its compare-and-set: an email that
         # left pending_scan meanwhile (cancelled, a second task) matches no row.
-        scanned = _SCANNED.update(
-            {name: getattr(email, name) for name in SCANNED_FIELDS}, email_id=email_id
-        )
-        if not scanned:
+        if not _SCANNED.update(scanned, email_id=email_id):
             return None
-        email.mailbox, email.account = mailbox, mailbox.account
         storage_add(account_id=email.account_id, delta=email.size_bytes - stored_size)
         if reason is not None:
             lifecycle.email_move(
@@ -248,7 +288,7 @@ def email_process(*, email_id: str, deliver_here: bool = False) -> Email | None:
             )
             logger.info("outbound_rejected email=%s reason=%s", email_id, reason)
             return None
-        return email if _route(email, timezone.now(), deliver_here=deliver_here) else None
+        return email if _route(email, now, deliver_here=deliver_here, step=step) else None
 
 
 def email_release_scheduled(*, email_id: str) -> None:
