@@ -26,9 +26,10 @@ from tests.reliability.conftest import free_port
 
 # Today's counts: a change that adds a statement to every email must say so here. The scan
 # reads the email, locks the sender, writes the scan with the move to sending (the email's
-# lock and its compare-and-set, which claims the delivery too) and the storage counter. Delivery reads the local recipients, then records the email sent with the usage
-# counter (the first email of the day inserts its row: two more statements), the event and
-# the webhook targets. An email without attachments reads none.
+# lock and its compare-and-set, which claims the delivery too) and the storage counter.
+# Delivery reads the local recipients, then records the email sent with the usage counter
+# (the first email of the day inserts its row: two more statements), the event and the
+# webhook targets. An email without attachments reads none.
 PROCESS_STATEMENTS = 4
 DELIVER_STATEMENTS = 7
 

@@ -83,12 +83,15 @@ def test_each_multipart_has_its_own_boundary_and_reads_back(
     first, second = (message_build(email=sent, copy_operator=False) for _ in range(2))
     parsed = email.message_from_bytes(first.raw, policy=email.policy.default)
     boundaries = [part.get_boundary() for part in parsed.walk() if part.is_multipart()]
-    assert boundaries and all(boundaries) and len(set(boundaries)) == len(boundaries)
+    assert boundaries
+    assert all(boundaries)
+    assert len(set(boundaries)) == len(boundaries)
     again = email.message_from_bytes(second.raw, policy=email.policy.default)
     assert not set(boundaries) & {p.get_boundary() for p in again.walk() if p.is_multipart()}
     plain = parsed.get_body(preferencelist=("plain",))
     rich = parsed.get_body(preferencelist=("html",))
-    assert plain is not None and rich is not None
+    assert plain is not None
+    assert rich is not None
     # Each as written, then the mailbox's compliance footer.
     assert plain.get_content().replace("\r\n", "\n").startswith(f"{text.rstrip()}\n\n-- \n")
     assert rich.get_content().replace("\r\n", "\n").startswith(html)
