@@ -86,7 +86,8 @@ def _route(
     """Move an email where the policy sends it (``step``, or ``_step`` now), under its row
     lock, taken after its mailbox's and account's. True when it is now ``sending``
     (``_handed_on``)."""
-    step = step or _step(email, now)
+    if step is None:
+        step = _step(email, now)
     if step.outcome == Outcome.REFUSE and step.rule is not None:
         lifecycle.email_refuse_by_rule(email=email, rule=step.rule, at=now)
     elif step.outcome == Outcome.REFUSE:
